@@ -1,0 +1,35 @@
+{
+  "targets": [
+    {
+      "target_name": "acceptpool",
+      "cflags_cc": ["-std=c++17", "-O2", "-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-rtti"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "sources": [
+        "native/core/command_queue.cc",
+        "native/core/engine.cc",
+        "native/core/event_batch.cc",
+        "native/core/pool_policy.cc",
+        "native/core/send_queue.cc",
+        "native/core/session_table.cc",
+        "native/core/status.cc",
+        "native/addon/addon.cc",
+        "native/addon/native_server.cc",
+        "native/addon/drivers.cc"
+      ],
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": [
+            "native/backends/epoll/epoll_backend.cc",
+            "native/backends/posix/socket_address.cc",
+            "native/backends/posix/sys_errors.cc"
+          ]
+        }]
+      ]
+    }
+  ]
+}

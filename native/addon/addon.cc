@@ -1,0 +1,32 @@
+// Module entry: the NativeServer class and the tables JS needs to decode
+// events (error names by SysError index).
+#include <napi.h>
+
+#include "addon/native_server.h"
+#include "core/status.h"
+
+namespace acceptpool {
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeServer", NativeServer::Define(env));
+  Napi::Array names = Napi::Array::New(env);
+  for (uint32_t i = 0; i < static_cast<uint32_t>(SysError::kCount); ++i) {
+    names.Set(i, Napi::String::New(env, SysErrorName(static_cast<SysError>(i))));
+  }
+  exports.Set("errorNames", names);
+#if defined(__linux__)
+  exports.Set("platformBackend", Napi::String::New(env, "epoll"));
+#endif
+  return exports;
+}
+
+}  // namespace
+}  // namespace acceptpool
+
+// The macro pastes its second argument into a name: it must be unqualified.
+static Napi::Object InitAcceptPool(Napi::Env env, Napi::Object exports) {
+  return acceptpool::Init(env, exports);
+}
+
+NODE_API_MODULE(acceptpool, InitAcceptPool)

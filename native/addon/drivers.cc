@@ -1,0 +1,371 @@
+#include "addon/drivers.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/command_queue.h"
+
+namespace acceptpool {
+namespace {
+
+// Owns a libuv handle. uv_close() is asynchronous, so the memory is handed to
+// the close callback, which frees it.
+template <typename T>
+class UvHandle {
+ public:
+  UvHandle() : handle_(std::make_unique<T>()) {}
+  UvHandle(const UvHandle&) = delete;
+  UvHandle& operator=(const UvHandle&) = delete;
+  ~UvHandle() { Close(); }
+
+  T* get() { return handle_.get(); }
+  uv_handle_t* base() { return reinterpret_cast<uv_handle_t*>(handle_.get()); }
+  void MarkInitialized() { initialized_ = true; }
+  bool initialized() const { return initialized_; }
+
+  void Close() {
+    if (!handle_ || !initialized_) return;
+    initialized_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_.release()),
+             [](uv_handle_t* h) { std::unique_ptr<T> owned(reinterpret_cast<T*>(h)); });
+  }
+
+ private:
+  std::unique_ptr<T> handle_;
+  bool initialized_ = false;
+};
+
+Status UvStatus(int rc, const char* call) {
+  return Status::System(SysError::kUnknown, rc, call);
+}
+
+// ---------------------------------------------------------------- inline
+
+class InlineDriver final : public Driver {
+ public:
+  InlineDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
+      : engine_(engine), batch_(limits.records, limits.data_bytes), deliver_(std::move(deliver)) {
+    engine_->SetBatch(&batch_);
+  }
+  ~InlineDriver() override { Stop(); }
+
+  const char* name() const override { return "inline"; }
+
+  Status Start(uv_loop_t* loop) override {
+    int rc = uv_poll_init(loop, poll_.get(), engine_->backend().PollDescriptor());
+    if (rc != 0) return UvStatus(rc, "uv_poll_init");
+    poll_.MarkInitialized();
+    poll_.get()->data = this;
+    rc = uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
+      static_cast<InlineDriver*>(h->data)->RunRounds();
+    });
+    if (rc != 0) return UvStatus(rc, "uv_poll_start");
+    return Status::Ok();
+  }
+
+  SendResult Send(SessionId id, const char* data, size_t size) override {
+    return engine_->Send(id, data, size);
+  }
+  bool Close(SessionId id, CloseMode mode) override { return engine_->Close(id, mode); }
+  uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
+    return engine_->Broadcast(data, size, ids, count);
+  }
+  int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
+  void Shutdown() override { engine_->Shutdown(); }
+  Stats GetStats() override { return engine_->SnapshotStats(); }
+  void SetRef(bool ref) override {
+    if (!poll_.initialized()) return;
+    if (ref) {
+      uv_ref(poll_.base());
+    } else {
+      uv_unref(poll_.base());
+    }
+  }
+  void Stop() override {
+    stopped_ = true;
+    poll_.Close();
+  }
+
+ private:
+  // A few poll rounds per wakeup, then back to Node's loop so timers and
+  // other I/O get their turn; level-triggered epoll calls us again.
+  static constexpr int kMaxRounds = 8;
+
+  void RunRounds() {
+    for (int i = 0; i < kMaxRounds && !stopped_; ++i) {
+      engine_->Poll(0);
+      if (batch_.empty()) break;
+      engine_->SetDispatching(true);
+      deliver_(batch_);
+      engine_->SetDispatching(false);
+      if (engine_->closed()) break;
+    }
+    // Events queued by JS that no round has written yet.
+    if (!stopped_ && (engine_->HasPending() || !batch_.empty())) engine_->backend().Wake();
+  }
+
+  Engine* engine_;
+  EventBatch batch_;
+  DeliverFn deliver_;
+  UvHandle<uv_poll_t> poll_;
+  bool stopped_ = false;
+};
+
+// ---------------------------------------------------------------- threaded
+
+class ThreadedDriver final : public Driver {
+ public:
+  // Batches in flight between the threads; when all are with JS, the I/O
+  // thread stops reading and accepting until one comes back.
+  static constexpr size_t kBatches = 4;
+  static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
+
+  ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
+      : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
+    for (size_t i = 0; i < kBatches; ++i) {
+      batches_.push_back(std::make_unique<EventBatch>(limits.records, limits.data_bytes));
+      spare_.push_back(batches_.back().get());
+    }
+    current_ = spare_.back();
+    spare_.pop_back();
+    engine_->SetBatch(current_);
+    // One counter per possible slot. calloc'ed so untouched pages cost no
+    // memory; std::atomic<uint32_t> is lock-free with an all-zero
+    // representation on every platform we build for.
+    counters_size_ = engine_->config().pool.max_sessions + engine_->config().pool.chunk;
+    counters_.reset(static_cast<std::atomic<uint32_t>*>(
+        std::calloc(counters_size_, sizeof(std::atomic<uint32_t>))));
+    if (counters_) engine_->SetSharedBuffered(counters_.get(), counters_size_);
+    engine_->SetWakeHandler([](void* self) { static_cast<ThreadedDriver*>(self)->RunCommands(); },
+                            this);
+    published_ = engine_->SnapshotStats();
+  }
+  ~ThreadedDriver() override { Stop(); }
+
+  const char* name() const override { return "threaded"; }
+
+  Status Start(uv_loop_t* loop) override {
+    if (!counters_) return Status::Of(Code::kNoMemory);
+    int rc = uv_async_init(loop, async_.get(), [](uv_async_t* h) {
+      static_cast<ThreadedDriver*>(h->data)->DeliverReady();
+    });
+    if (rc != 0) return UvStatus(rc, "uv_async_init");
+    async_.MarkInitialized();
+    async_.get()->data = this;
+    thread_ = std::thread([this] { Run(); });
+    return Status::Ok();
+  }
+
+  SendResult Send(SessionId id, const char* data, size_t size) override {
+    uint32_t slot = SlotOf(id);
+    if (slot >= counters_size_) {
+      engine_stale_js_.fetch_add(1, std::memory_order_relaxed);
+      return SendResult::kStale;
+    }
+    uint32_t before = counters_[slot].fetch_add(static_cast<uint32_t>(size), std::memory_order_acq_rel);
+    bool pressure = before + size > engine_->config().high_water_mark;
+    Command c{};
+    c.kind = CommandKind::kSend;
+    c.pressure = pressure;
+    c.id = id;
+    Push(c, data, size);
+    return pressure ? SendResult::kBackpressure : SendResult::kOk;
+  }
+
+  bool Close(SessionId id, CloseMode mode) override {
+    Command c{};
+    c.kind = CommandKind::kClose;
+    c.mode = static_cast<uint8_t>(mode);
+    c.id = id;
+    Push(c, nullptr, 0);
+    return true;
+  }
+
+  uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
+    Command c{};
+    c.kind = CommandKind::kBroadcast;
+    c.id_count = ids != nullptr ? count : 0;
+    Push(c, data, size, ids, ids != nullptr ? count * sizeof(SessionId) : 0);
+    if (ids != nullptr) return static_cast<uint32_t>(count);
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<uint32_t>(published_.in_use);
+  }
+
+  int64_t BufferedAmount(SessionId id) override {
+    uint32_t slot = SlotOf(id);
+    if (slot >= counters_size_) return -1;
+    return counters_[slot].load(std::memory_order_acquire);
+  }
+
+  void Shutdown() override {
+    Command c{};
+    c.kind = CommandKind::kShutdown;
+    Push(c, nullptr, 0);
+  }
+
+  Stats GetStats() override {
+    Stats s;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      s = published_;
+    }
+    s.stale_commands += engine_stale_js_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  void SetRef(bool ref) override {
+    if (!async_.initialized()) return;
+    if (ref) {
+      uv_ref(async_.base());
+    } else {
+      uv_unref(async_.base());
+    }
+  }
+
+  void Stop() override {
+    if (thread_.joinable()) {
+      stop_.store(true, std::memory_order_release);
+      commands_.Close();
+      space_.notify_all();
+      engine_->backend().Wake();
+      thread_.join();
+    }
+    async_.Close();
+  }
+
+ private:
+  void Push(const Command& c, const void* a, size_t a_size, const void* b = nullptr,
+            size_t b_size = 0) {
+    if (commands_.Push(c, a, a_size, b, b_size)) engine_->backend().Wake();
+  }
+
+  // ---- I/O thread ----
+
+  void Run() {
+    while (!stop_.load(std::memory_order_acquire)) {
+      engine_->Poll(-1);
+      HandOff();
+    }
+  }
+
+  void RunCommands() {
+    while (commands_.Take(&work_)) {
+      for (const Command& c : work_.commands) Execute(c);
+      work_.Clear();
+    }
+  }
+
+  void Execute(const Command& c) {
+    const char* payload = work_.bytes.data() + c.offset;
+    switch (c.kind) {
+      case CommandKind::kSend:
+        engine_->Send(c.id, payload, c.size, c.pressure);
+        break;
+      case CommandKind::kClose:
+        engine_->Close(c.id, static_cast<CloseMode>(c.mode));
+        break;
+      case CommandKind::kBroadcast:
+        if (c.id_count == 0) {
+          engine_->Broadcast(payload, c.size, nullptr, 0);
+        } else {
+          // The ids follow the payload unaligned; copy them out.
+          ids_.resize(c.id_count);
+          std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
+          engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
+        }
+        break;
+      case CommandKind::kShutdown:
+        engine_->Shutdown();
+        break;
+    }
+  }
+
+  // Hands the filled batch to JS and takes a spare one. With none spare, JS
+  // is behind: keep executing commands (they need no batch) but do no I/O
+  // until JS returns a batch.
+  void HandOff() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    published_ = engine_->SnapshotStats();
+    if (current_->empty()) return;
+    ready_.push_back(current_);
+    current_ = nullptr;
+    engine_->SetBatch(nullptr);
+    lock.unlock();
+    uv_async_send(async_.get());
+    lock.lock();
+    while (spare_.empty() && !stop_.load(std::memory_order_acquire)) {
+      space_.wait_for(lock, std::chrono::milliseconds(2));
+      lock.unlock();
+      RunCommands();
+      lock.lock();
+    }
+    if (spare_.empty()) return;  // stopping
+    current_ = spare_.back();
+    spare_.pop_back();
+    current_->Clear();
+    engine_->SetBatch(current_);
+  }
+
+  // ---- JS thread ----
+
+  void DeliverReady() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      delivering_.swap(ready_);
+    }
+    for (EventBatch* batch : delivering_) {
+      deliver_(*batch);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        spare_.push_back(batch);
+      }
+      space_.notify_one();
+    }
+    delivering_.clear();
+  }
+
+  struct FreeDeleter {
+    void operator()(std::atomic<uint32_t>* p) const { std::free(p); }
+  };
+
+  Engine* engine_;
+  DeliverFn deliver_;
+  CommandQueue commands_;
+  CommandQueue::Side work_;
+  std::vector<SessionId> ids_;
+  std::vector<std::unique_ptr<EventBatch>> batches_;
+
+  std::mutex mutex_;
+  std::condition_variable space_;
+  std::vector<EventBatch*> ready_;  // guarded by mutex_
+  std::vector<EventBatch*> spare_;  // guarded by mutex_
+  std::vector<EventBatch*> delivering_;  // JS thread only
+  Stats published_;                 // guarded by mutex_
+  EventBatch* current_ = nullptr;   // I/O thread only (after Start)
+
+  std::unique_ptr<std::atomic<uint32_t>[], FreeDeleter> counters_;
+  size_t counters_size_ = 0;
+  std::atomic<uint64_t> engine_stale_js_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  UvHandle<uv_async_t> async_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakeInlineDriver(Engine* engine, const BatchLimits& limits,
+                                         DeliverFn deliver) {
+  return std::make_unique<InlineDriver>(engine, limits, std::move(deliver));
+}
+
+std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& limits,
+                                           DeliverFn deliver) {
+  return std::make_unique<ThreadedDriver>(engine, limits, std::move(deliver));
+}
+
+}  // namespace acceptpool

@@ -1,0 +1,55 @@
+// The two ways to drive an engine, behind one interface.
+//
+// Inline: the backend's descriptor is watched by Node's own loop (uv_poll);
+// polling and dispatch happen on the JS thread, commands act at once.
+// Threaded: an I/O thread blocks in the backend; JS commands travel through a
+// bounded CommandQueue and batches come back through a bounded set of
+// EventBatches and one uv_async wake per hand-off.
+#ifndef ACCEPTPOOL_ADDON_DRIVERS_H_
+#define ACCEPTPOOL_ADDON_DRIVERS_H_
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+
+#include "core/engine.h"
+#include "core/event_batch.h"
+
+namespace acceptpool {
+
+// Copies a batch to JS and clears it (before JS runs, so commands issued by
+// handlers write their events into the emptied batch).
+using DeliverFn = std::function<void(EventBatch&)>;
+
+struct BatchLimits {
+  size_t records = 8192;
+  size_t data_bytes = 512 * 1024;
+};
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  virtual const char* name() const = 0;
+  // Starts driving an engine that is already listening.
+  virtual Status Start(uv_loop_t* loop) = 0;
+  virtual SendResult Send(SessionId id, const char* data, size_t size) = 0;
+  virtual bool Close(SessionId id, CloseMode mode) = 0;
+  // Sessions reached (the threaded driver can only count the ids it was
+  // given, or the open sessions it last knew of).
+  virtual uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) = 0;
+  virtual int64_t BufferedAmount(SessionId id) = 0;
+  virtual void Shutdown() = 0;
+  virtual Stats GetStats() = 0;
+  virtual void SetRef(bool ref) = 0;
+  // Stops at once (environment teardown); no more events.
+  virtual void Stop() = 0;
+};
+
+std::unique_ptr<Driver> MakeInlineDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver);
+std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& limits,
+                                           DeliverFn deliver);
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_ADDON_DRIVERS_H_

@@ -1,0 +1,376 @@
+#include "addon/native_server.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/epoll/epoll_backend.h"
+
+namespace acceptpool {
+namespace {
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+Napi::Value ThrowInvalid(Napi::Env env, const std::string& message) {
+  Napi::TypeError error = Napi::TypeError::New(env, message);
+  error.Set("code", Napi::String::New(env, "ERR_ACCEPTPOOL_INVALID_ARG"));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowState(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// An integer option within [min, max], or `fallback` when absent.
+bool ReadOption(Napi::Object options, const char* key, double min, double max, double fallback,
+                double* out) {
+  Napi::Value v = options.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    *out = fallback;
+    return true;
+  }
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < min || d > max || std::floor(d) != d) return false;
+  *out = d;
+  return true;
+}
+
+bool ReadId(Napi::Value v, SessionId* out) {
+  if (!v.IsNumber()) return false;
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > kMaxSafeInteger || std::floor(d) != d) return false;
+  *out = static_cast<SessionId>(d);
+  return true;
+}
+
+// Bytes of a Buffer / TypedArray / DataView / ArrayBuffer.
+bool ReadBytes(Napi::Value v, const char** data, size_t* size) {
+  if (v.IsTypedArray()) {
+    Napi::TypedArray t = v.As<Napi::TypedArray>();
+    *data = static_cast<const char*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+    *size = t.ByteLength();
+    return true;
+  }
+  if (v.IsDataView()) {
+    Napi::DataView d = v.As<Napi::DataView>();
+    *data = static_cast<const char*>(d.ArrayBuffer().Data()) + d.ByteOffset();
+    *size = d.ByteLength();
+    return true;
+  }
+  if (v.IsArrayBuffer()) {
+    Napi::ArrayBuffer a = v.As<Napi::ArrayBuffer>();
+    *data = static_cast<const char*>(a.Data());
+    *size = a.ByteLength();
+    return true;
+  }
+  return false;
+}
+
+bool ParseAddress(const std::string& host, uint16_t port, SocketAddress* out) {
+  out->port = port;
+  if (inet_pton(AF_INET, host.c_str(), out->addr) == 1) {
+    out->family = 4;
+    return true;
+  }
+  std::string ip = host;
+  size_t pct = ip.find('%');
+  if (pct != std::string::npos) {
+    std::string zone = ip.substr(pct + 1);
+    out->scope_id = if_nametoindex(zone.c_str());
+    if (out->scope_id == 0) out->scope_id = static_cast<uint32_t>(std::strtoul(zone.c_str(), nullptr, 10));
+    ip = ip.substr(0, pct);
+  }
+  if (inet_pton(AF_INET6, ip.c_str(), out->addr) == 1) {
+    out->family = 6;
+    return true;
+  }
+  return false;
+}
+
+std::string FormatAddress(const SocketAddress& a) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(a.family == 6 ? AF_INET6 : AF_INET, a.addr, text, sizeof(text));
+  return text;
+}
+
+Napi::Object SystemErrorInfo(Napi::Env env, const Status& st) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("code", Napi::String::New(env, SysErrorName(st.sys)));
+  o.Set("errno", Napi::Number::New(env, -st.raw));
+  o.Set("syscall", Napi::String::New(env, st.syscall != nullptr ? st.syscall : "unknown"));
+  return o;
+}
+
+}  // namespace
+
+Napi::Function NativeServer::Define(Napi::Env env) {
+  return DefineClass(env, "NativeServer",
+                     {
+                         InstanceMethod<&NativeServer::Listen>("listen"),
+                         InstanceMethod<&NativeServer::Send>("send"),
+                         InstanceMethod<&NativeServer::CloseSession>("closeSession"),
+                         InstanceMethod<&NativeServer::Broadcast>("broadcast"),
+                         InstanceMethod<&NativeServer::BufferedAmount>("bufferedAmount"),
+                         InstanceMethod<&NativeServer::Shutdown>("shutdown"),
+                         InstanceMethod<&NativeServer::GetStats>("stats"),
+                         InstanceMethod<&NativeServer::SetRef>("setRef"),
+                         InstanceMethod<&NativeServer::Destroy>("destroy"),
+                     });
+}
+
+NativeServer::NativeServer(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<NativeServer>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsTypedArray() ||
+      !info[2].IsFunction()) {
+    ThrowInvalid(env, "NativeServer(options, records, onBatch)");
+    return;
+  }
+  Napi::TypedArray records = info[1].As<Napi::TypedArray>();
+  if (records.TypedArrayType() != napi_float64_array || records.ElementLength() < 64) {
+    ThrowInvalid(env, "records must be a Float64Array of at least 64 elements");
+    return;
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
+      idle_timeout, shrink_ticks, read_chunk;
+  bool ok = ReadOption(o, "maxConnections", 1, kMaxSlots, 1 << 20, &max_connections) &&
+            ReadOption(o, "poolSize", 1, kMaxSlots, 1024, &pool_size) &&
+            ReadOption(o, "poolGrowth", 1, kMaxSlots, 1024, &pool_growth) &&
+            ReadOption(o, "backlog", 1, 65535, 511, &backlog) &&
+            ReadOption(o, "highWaterMark", 0, 1u << 30, 64 * 1024, &hwm) &&
+            ReadOption(o, "maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued) &&
+            ReadOption(o, "acceptBatch", 1, 65536, 128, &accept_batch) &&
+            ReadOption(o, "idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout) &&
+            ReadOption(o, "shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks) &&
+            ReadOption(o, "readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
+  if (!ok) {
+    ThrowInvalid(env, "invalid native server option");
+    return;
+  }
+  config_.pool.max_sessions = static_cast<uint32_t>(max_connections);
+  config_.pool.initial = static_cast<uint32_t>(pool_size);
+  config_.pool.chunk = static_cast<uint32_t>(pool_growth);
+  config_.pool.low_water = std::max<uint32_t>(1, config_.pool.chunk / 16);
+  config_.pool.shrink_idle_ticks = static_cast<uint32_t>(shrink_ticks);
+  config_.listen.backlog = static_cast<int>(backlog);
+  config_.high_water_mark = static_cast<size_t>(hwm);
+  config_.max_queued_bytes = static_cast<size_t>(max_queued);
+  config_.accept_batch = static_cast<uint32_t>(accept_batch);
+  config_.idle_timeout_ticks = static_cast<uint32_t>(idle_timeout);
+  config_.read_chunk = static_cast<size_t>(read_chunk);
+  config_.no_delay = !o.Get("noDelay").IsBoolean() || o.Get("noDelay").As<Napi::Boolean>().Value();
+  threaded_ = o.Get("driver").IsString() &&
+              o.Get("driver").As<Napi::String>().Utf8Value() == "threaded";
+
+  records_capacity_ = records.ElementLength() / 4;
+  records_ = reinterpret_cast<double*>(static_cast<char*>(records.ArrayBuffer().Data()) +
+                                       records.ByteOffset());
+  records_ref_ = Napi::Reference<Napi::Float64Array>::New(records.As<Napi::Float64Array>(), 1);
+  on_batch_ = Napi::Persistent(info[2].As<Napi::Function>());
+  async_context_ = std::make_unique<Napi::AsyncContext>(env, "acceptpool:batch");
+  limits_.records = records_capacity_;
+
+  engine_ = std::make_unique<Engine>(config_, MakeEpollBackend());
+  Status st = engine_->Init();
+  if (!st.ok()) {
+    Napi::Object e = SystemErrorInfo(env, st);
+    ThrowState(env, e.Get("code").As<Napi::String>().Utf8Value().c_str(),
+               std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
+    engine_.reset();
+    return;
+  }
+  napi_add_env_cleanup_hook(env, &NativeServer::CleanupHook, this);
+  hook_added_ = true;
+}
+
+NativeServer::~NativeServer() {
+  StopAll();
+  if (hook_added_) napi_remove_env_cleanup_hook(env_, &NativeServer::CleanupHook, this);
+}
+
+void NativeServer::CleanupHook(void* self) {
+  NativeServer* server = static_cast<NativeServer*>(self);
+  server->hook_added_ = false;
+  server->StopAll();
+}
+
+void NativeServer::StopAll() {
+  destroyed_ = true;
+  if (driver_) driver_->Stop();
+  driver_.reset();
+  engine_.reset();
+}
+
+Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (listening_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening");
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    return ThrowInvalid(env, "listen(host: string, port: number)");
+  }
+  double port = info[1].As<Napi::Number>().DoubleValue();
+  if (!(port >= 0 && port <= 65535) || std::floor(port) != port) {
+    return ThrowInvalid(env, "port must be an integer from 0 to 65535");
+  }
+  SocketAddress address;
+  if (!ParseAddress(info[0].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(port), &address)) {
+    return ThrowInvalid(env, "host must be a numeric IPv4 or IPv6 address");
+  }
+  config_.listen.ipv6_only = info.Length() > 2 && info[2].ToBoolean().Value();
+  SocketAddress bound;
+  Status st = engine_->Listen(address, &bound);
+  if (!st.ok()) {
+    if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
+    return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "listen failed");
+  }
+  auto deliver = [this](EventBatch& batch) { Deliver(batch); };
+  driver_ = threaded_ ? MakeThreadedDriver(engine_.get(), limits_, deliver)
+                      : MakeInlineDriver(engine_.get(), limits_, deliver);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  st = driver_->Start(loop);
+  if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
+  listening_ = true;
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("address", Napi::String::New(env, FormatAddress(bound)));
+  result.Set("family", Napi::String::New(env, bound.family == 6 ? "IPv6" : "IPv4"));
+  result.Set("port", Napi::Number::New(env, bound.port));
+  return result;
+}
+
+void NativeServer::Deliver(EventBatch& batch) {
+  Napi::Env env = env_;
+  Napi::HandleScope scope(env);
+  size_t count = batch.count();
+  std::memcpy(records_, batch.records(), count * sizeof(EventRecord));
+  Napi::Value data = env.Undefined();
+  if (batch.data_used() > 0) data = Napi::Buffer<char>::Copy(env, batch.data(), batch.data_used());
+  batch.Clear();
+  on_batch_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(count)), data},
+                         *async_context_);
+  if (env.IsExceptionPending()) {
+    // The facade catches handler errors itself; anything else is a bug that
+    // must surface as an uncaught exception, not vanish.
+    Napi::Error error = env.GetAndClearPendingException();
+    napi_fatal_exception(env, error.Value());
+  }
+}
+
+Napi::Value NativeServer::Send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionId id;
+  const char* data;
+  size_t size;
+  if (info.Length() < 2 || !ReadId(info[0], &id)) return ThrowInvalid(env, "session id must be a non-negative integer");
+  if (!ReadBytes(info[1], &data, &size)) return ThrowInvalid(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
+  if (!driver_) return Napi::Number::New(env, static_cast<double>(SendResult::kStale));
+  return Napi::Number::New(env, static_cast<double>(driver_->Send(id, data, size)));
+}
+
+Napi::Value NativeServer::CloseSession(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionId id;
+  if (info.Length() < 1 || !ReadId(info[0], &id)) return ThrowInvalid(env, "session id must be a non-negative integer");
+  double mode = 0;
+  if (info.Length() > 1 && info[1].IsNumber()) mode = info[1].As<Napi::Number>().DoubleValue();
+  if (mode != 0 && mode != 1 && mode != 2) return ThrowInvalid(env, "close mode must be 0, 1 or 2");
+  if (!driver_) return Napi::Boolean::New(env, false);
+  return Napi::Boolean::New(env, driver_->Close(id, static_cast<CloseMode>(static_cast<int>(mode))));
+}
+
+Napi::Value NativeServer::Broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* data;
+  size_t size;
+  if (info.Length() < 1 || !ReadBytes(info[0], &data, &size)) {
+    return ThrowInvalid(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
+  }
+  std::vector<SessionId> ids;
+  bool all = info.Length() < 2 || info[1].IsUndefined() || info[1].IsNull();
+  if (!all) {
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      return ThrowInvalid(env, "ids must be a Float64Array");
+    }
+    Napi::Float64Array list = info[1].As<Napi::Float64Array>();
+    ids.reserve(list.ElementLength());
+    for (size_t i = 0; i < list.ElementLength(); ++i) {
+      SessionId id;
+      if (!ReadId(Napi::Number::New(env, list[i]), &id)) return ThrowInvalid(env, "every id must be a non-negative integer");
+      ids.push_back(id);
+    }
+  }
+  if (!driver_) return Napi::Number::New(env, 0);
+  uint32_t reached = driver_->Broadcast(data, size, all ? nullptr : ids.data(), ids.size());
+  return Napi::Number::New(env, reached);
+}
+
+Napi::Value NativeServer::BufferedAmount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionId id;
+  if (info.Length() < 1 || !ReadId(info[0], &id)) return ThrowInvalid(env, "session id must be a non-negative integer");
+  if (!driver_) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, static_cast<double>(driver_->BufferedAmount(id)));
+}
+
+Napi::Value NativeServer::Shutdown(const Napi::CallbackInfo& info) {
+  if (driver_) driver_->Shutdown();
+  return Napi::Boolean::New(info.Env(), driver_ != nullptr);
+}
+
+Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Stats s;
+  if (driver_) {
+    s = driver_->GetStats();
+  } else if (engine_) {
+    s = engine_->SnapshotStats();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  auto put = [&](const char* key, uint64_t value) {
+    o.Set(key, Napi::Number::New(env, static_cast<double>(value)));
+  };
+  put("poolSize", s.pool_size);
+  put("poolFree", s.pool_free);
+  put("inUse", s.in_use);
+  put("peakInUse", s.peak_in_use);
+  put("growths", s.growths);
+  put("shrinks", s.shrinks);
+  put("accepts", s.accepts);
+  put("acceptErrors", s.accept_errors);
+  put("emfile", s.emfile);
+  put("shed", s.shed);
+  put("acceptPauses", s.accept_pauses);
+  put("staleCommands", s.stale_commands);
+  put("overflows", s.overflows);
+  put("timeouts", s.timeouts);
+  put("bytesIn", s.bytes_in);
+  put("bytesOut", s.bytes_out);
+  put("sendBlocks", s.send_blocks);
+  o.Set("backend", Napi::String::New(env, engine_ ? engine_->backend().name() : "none"));
+  o.Set("driver", Napi::String::New(env, threaded_ ? "threaded" : "inline"));
+  return o;
+}
+
+Napi::Value NativeServer::SetRef(const Napi::CallbackInfo& info) {
+  if (driver_) driver_->SetRef(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value NativeServer::Destroy(const Napi::CallbackInfo& info) {
+  StopAll();
+  return info.Env().Undefined();
+}
+
+}  // namespace acceptpool

@@ -1,0 +1,391 @@
+#include "backends/epoll/epoll_backend.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+
+#include "backends/posix/socket_address.h"
+#include "backends/posix/sys_errors.h"
+
+namespace acceptpool {
+namespace {
+
+// epoll_event.data for sessions is generation << 32 | slot, so an event
+// that was queued for a slot's previous occupant is recognised and skipped.
+// Generations are below 2^29, so these tags never collide with a session.
+constexpr uint64_t kTagListener = ~0ull;
+constexpr uint64_t kTagWake = ~0ull - 1;
+constexpr uint64_t kTagTick = ~0ull - 2;
+constexpr uint64_t kTagBackoff = ~0ull - 3;
+
+constexpr int kMaxEvents = 512;
+constexpr int kMaxSlices = 64;
+constexpr int kMinBackoffMs = 10;
+constexpr int kMaxBackoffMs = 1000;
+// Connections closed per EMFILE episode before backing off.
+constexpr int kMaxShedPerEpisode = 64;
+
+uint64_t SessionTag(const Session& s) {
+  return (static_cast<uint64_t>(s.generation) << 32) | s.slot;
+}
+
+void ArmTimer(int fd, int first_ms, int interval_ms) {
+  itimerspec spec{};
+  spec.it_value.tv_sec = first_ms / 1000;
+  spec.it_value.tv_nsec = static_cast<long>(first_ms % 1000) * 1000000L;
+  spec.it_interval.tv_sec = interval_ms / 1000;
+  spec.it_interval.tv_nsec = static_cast<long>(interval_ms % 1000) * 1000000L;
+  timerfd_settime(fd, 0, &spec, nullptr);
+}
+
+void DrainCounter(int fd) {
+  uint64_t value;
+  while (read(fd, &value, sizeof(value)) == sizeof(value)) {
+  }
+}
+
+class EpollBackend final : public Backend {
+ public:
+  const char* name() const override { return "epoll"; }
+
+  Status Init(BackendEvents* events, SessionTable* table) override {
+    events_ = events;
+    table_ = table;
+    epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_.valid()) return ErrnoStatus(errno, "epoll_create1");
+    wake_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_.valid()) return ErrnoStatus(errno, "eventfd");
+    tick_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    backoff_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!tick_.valid() || !backoff_.valid()) return ErrnoStatus(errno, "timerfd_create");
+    for (auto [fd, tag] : {std::pair<int, uint64_t>{wake_.get(), kTagWake},
+                           {tick_.get(), kTagTick},
+                           {backoff_.get(), kTagBackoff}}) {
+      Status st = Control(EPOLL_CTL_ADD, fd, EPOLLIN, tag);
+      if (!st.ok()) return st;
+    }
+    ArmTimer(tick_.get(), 1000, 1000);
+    return Status::Ok();
+  }
+
+  Status Listen(const SocketAddress& address, const ListenOptions& options,
+                SocketAddress* bound) override {
+    int family = address.family == 6 ? AF_INET6 : AF_INET;
+    UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return ErrnoStatus(errno, "socket");
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (options.reuse_port) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (family == AF_INET6) {
+      int v6only = options.ipv6_only ? 1 : 0;
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    sockaddr_storage ss;
+    socklen_t len = ToSockaddr(address, &ss);
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return ErrnoStatus(errno, "bind");
+    if (listen(fd.get(), options.backlog) != 0) return ErrnoStatus(errno, "listen");
+    len = sizeof(ss);
+    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return ErrnoStatus(errno, "getsockname");
+    }
+    *bound = FromSockaddr(ss);
+    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN, kTagListener);
+    if (!st.ok()) return st;
+    // The reserve descriptor that EMFILE handling gives up for a moment.
+    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    listener_ = std::move(fd);
+    listener_armed_ = true;
+    engine_accepting_ = true;
+    return Status::Ok();
+  }
+
+  void SetAccepting(bool on) override {
+    engine_accepting_ = on;
+    UpdateListener();
+  }
+
+  void StopListening() override {
+    listener_.reset();
+    listener_armed_ = false;
+  }
+
+  void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
+
+  Status Attach(Session& s, bool no_delay) override {
+    int fd = static_cast<int>(s.socket);
+    if (no_delay) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return Control(EPOLL_CTL_ADD, fd, EPOLLIN, SessionTag(s));
+  }
+
+  Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override {
+    *sent = 0;
+    for (;;) {
+      ssize_t n = ::send(static_cast<int>(s.socket), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        *sent = static_cast<size_t>(n);
+        return Status::Ok();
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::Ok();
+      return ErrnoStatus(errno, "send");
+    }
+  }
+
+  Status Flush(Session& s, size_t* sent) override {
+    *sent = 0;
+    IoSlice slices[kMaxSlices];
+    iovec iov[kMaxSlices];
+    int count = s.queue.Peek(slices, kMaxSlices);
+    size_t total = 0;
+    for (int i = 0; i < count; ++i) {
+      iov[i].iov_base = const_cast<char*>(slices[i].data);
+      iov[i].iov_len = slices[i].size;
+      total += slices[i].size;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    ssize_t n;
+    do {
+      n = sendmsg(static_cast<int>(s.socket), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoStatus(errno, "sendmsg");
+      n = 0;
+    }
+    *sent = static_cast<size_t>(n);
+    // Bytes left (in this gather or beyond it): wait for writability.
+    bool more = static_cast<size_t>(n) < total || s.queue.bytes() > total;
+    return SetFlag(s, kWantWritable, more);
+  }
+
+  void SetReading(Session& s, bool on) override { SetFlag(s, kReadPaused, !on); }
+
+  Status ShutdownWrite(Session& s) override {
+    if (shutdown(static_cast<int>(s.socket), SHUT_WR) != 0 && errno != ENOTCONN) {
+      return ErrnoStatus(errno, "shutdown");
+    }
+    return Status::Ok();
+  }
+
+  void Close(Session& s, bool abort) override {
+    int fd = static_cast<int>(s.socket);
+    if (fd >= 0) {
+      if (abort) {
+        // SO_LINGER 0: the close sends RST and discards unsent data.
+        linger lg{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      }
+      ::close(fd);  // also removes it from the epoll set
+    }
+    s.socket = kNoSocket;
+    events_->OnReleased(s);
+  }
+
+  Status PollOnce(int timeout_ms) override {
+    int n = epoll_wait(epoll_.get(), events_buf_, kMaxEvents, timeout_ms);
+    if (n < 0) return errno == EINTR ? Status::Ok() : ErrnoStatus(errno, "epoll_wait");
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events_buf_[i].data.u64;
+      uint32_t ev = events_buf_[i].events;
+      switch (tag) {
+        case kTagListener:
+          AcceptSome();
+          break;
+        case kTagWake:
+          DrainCounter(wake_.get());
+          events_->OnWake();
+          break;
+        case kTagTick:
+          DrainCounter(tick_.get());
+          events_->OnTick();
+          break;
+        case kTagBackoff:
+          DrainCounter(backoff_.get());
+          in_backoff_ = false;
+          UpdateListener();
+          break;
+        default:
+          HandleSession(tag, ev);
+          break;
+      }
+    }
+    return Status::Ok();
+  }
+
+  void Wake() override {
+    uint64_t one = 1;
+    ssize_t r = write(wake_.get(), &one, sizeof(one));
+    (void)r;  // EAGAIN means a wake is already pending
+  }
+
+  int PollDescriptor() const override { return epoll_.get(); }
+
+ private:
+  Status Control(int op, int fd, uint32_t events, uint64_t tag) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = tag;
+    if (epoll_ctl(epoll_.get(), op, fd, &ev) != 0) return ErrnoStatus(errno, "epoll_ctl");
+    return Status::Ok();
+  }
+
+  // Sets or clears an interest flag and updates the epoll set if it changed.
+  Status SetFlag(Session& s, SessionFlag flag, bool on) {
+    if (s.has(flag) == on) return Status::Ok();
+    if (on) {
+      s.set(flag);
+    } else {
+      s.clear(flag);
+    }
+    if (s.socket == kNoSocket) return Status::Ok();
+    uint32_t want = (s.has(kReadPaused) ? 0u : static_cast<uint32_t>(EPOLLIN)) |
+                    (s.has(kWantWritable) ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+    return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, SessionTag(s));
+  }
+
+  void UpdateListener() {
+    if (!listener_.valid()) return;
+    bool want = engine_accepting_ && !in_backoff_;
+    if (want == listener_armed_) return;
+    listener_armed_ = want;
+    Control(EPOLL_CTL_MOD, listener_.get(), want ? static_cast<uint32_t>(EPOLLIN) : 0u, kTagListener);
+  }
+
+  void AcceptSome() {
+    uint32_t budget = events_->AcceptBudget();
+    while (budget > 0 && listener_.valid()) {
+      sockaddr_storage ss;
+      socklen_t len = sizeof(ss);
+      int fd = accept4(listener_.get(), reinterpret_cast<sockaddr*>(&ss), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) return;
+        if (err == EMFILE || err == ENFILE) {
+          uint32_t shed = Shed();
+          events_->OnAcceptError(ErrnoStatus(err, "accept"), shed);
+          StartBackoff();
+          return;
+        }
+        events_->OnAcceptError(ErrnoStatus(err, "accept"), 0);
+        // Errors of one connection (aborted before accept) do not stop the
+        // others; resource errors back off like EMFILE does.
+        if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+        StartBackoff();
+        return;
+      }
+      backoff_ms_ = 0;
+      --budget;
+      events_->OnAccepted(fd, FromSockaddr(ss));
+    }
+  }
+
+  // libuv's trick: give up the reserve descriptor so one accept can succeed,
+  // and close what it accepts, so waiting clients fail fast instead of
+  // hanging in the backlog.
+  uint32_t Shed() {
+    uint32_t shed = 0;
+    if (!reserve_.valid()) return 0;
+    reserve_.reset();
+    while (shed < kMaxShedPerEpisode) {
+      int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      ::close(fd);
+      ++shed;
+    }
+    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return shed;
+  }
+
+  void StartBackoff() {
+    backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+    in_backoff_ = true;
+    ArmTimer(backoff_.get(), backoff_ms_, 0);
+    UpdateListener();
+  }
+
+  void HandleSession(uint64_t tag, uint32_t ev) {
+    Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
+    if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32) ||
+        s->socket == kNoSocket) {
+      return;  // the event was for an earlier occupant
+    }
+    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing) return;
+    int fd = static_cast<int>(s->socket);
+    if ((ev & EPOLLERR) != 0) {
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        events_->OnSessionError(*s, ErrnoStatus(err, "read"));
+        return;
+      }
+    }
+    if ((ev & (EPOLLIN | EPOLLHUP)) != 0 && !s->has(kReadPaused)) {
+      if (!ReadOnce(*s)) return;
+    } else if ((ev & EPOLLHUP) != 0 && s->has(kReadPaused)) {
+      // Both directions are gone while we no longer read: nothing more can
+      // happen on this connection.
+      events_->OnSessionError(*s, ErrnoStatus(ECONNRESET, "read"));
+      return;
+    }
+    if ((ev & EPOLLOUT) != 0 && s->socket != kNoSocket) events_->OnSendProgress(*s, 0);
+  }
+
+  // One read per session per round keeps rounds fair. False if the session
+  // was closed.
+  bool ReadOnce(Session& s) {
+    char* space;
+    size_t room;
+    if (!events_->ReadSpace(&space, &room)) return true;  // batch full: next round
+    ssize_t n;
+    do {
+      n = recv(static_cast<int>(s.socket), space, room, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      events_->OnReceived(s, static_cast<size_t>(n));
+      return true;
+    }
+    if (n == 0) {
+      events_->OnPeerEnd(s);
+      return s.socket != kNoSocket;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+    events_->OnSessionError(s, ErrnoStatus(errno, "read"));
+    return false;
+  }
+
+  BackendEvents* events_ = nullptr;
+  SessionTable* table_ = nullptr;
+  UniqueFd epoll_;
+  UniqueFd wake_;
+  UniqueFd tick_;
+  UniqueFd backoff_;
+  UniqueFd listener_;
+  UniqueFd reserve_;
+  bool listener_armed_ = false;
+  bool engine_accepting_ = false;
+  bool in_backoff_ = false;
+  int backoff_ms_ = 0;
+  epoll_event events_buf_[kMaxEvents];
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeEpollBackend() { return std::make_unique<EpollBackend>(); }
+
+}  // namespace acceptpool

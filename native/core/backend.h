@@ -1,0 +1,111 @@
+// The backend contract: what an OS backend (epoll, io_uring, IOCP) does for
+// the engine, and what it reports back.
+//
+// It is written for completion-based I/O. A backend *delivers* received bytes
+// (into the space the engine lends it), *takes* bytes from a session's send
+// queue and reports when they have left, and reports when a closed session's
+// last operation has finished. A readiness backend (epoll) adapts: it reads
+// when readable and writes when writable, and finishes closes at once.
+//
+// Every call happens on the engine's thread. A backend never allocates per
+// connection on the hot path and never frees a session: it calls
+// OnReleased() and the engine decides.
+#ifndef ACCEPTPOOL_CORE_BACKEND_H_
+#define ACCEPTPOOL_CORE_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/address.h"
+#include "core/send_queue.h"
+#include "core/session_table.h"
+#include "core/status.h"
+
+namespace acceptpool {
+
+struct ListenOptions {
+  int backlog = 511;
+  bool ipv6_only = false;
+  bool reuse_port = false;
+};
+
+// What the engine does with what a backend reports.
+class BackendEvents {
+ public:
+  virtual ~BackendEvents() = default;
+  // How many connections the backend may take now (0 = none: leave them in
+  // the backlog or pending).
+  virtual uint32_t AcceptBudget() = 0;
+  // A connection arrived; the engine binds it to a slot and calls Attach().
+  virtual void OnAccepted(SocketHandle socket, const SocketAddress& peer) = 0;
+  // accept() failed. For EMFILE/ENFILE the backend has already shed `shed`
+  // waiting connections and started its back-off.
+  virtual void OnAcceptError(const Status& status, uint32_t shed) = 0;
+  // Where the next received bytes may land; false = no room this round (a
+  // readiness backend simply reads later).
+  virtual bool ReadSpace(char** data, size_t* size) = 0;
+  // `size` bytes landed in the space from ReadSpace().
+  virtual void OnReceived(Session& s, size_t size) = 0;
+  // The peer half-closed (FIN).
+  virtual void OnPeerEnd(Session& s) = 0;
+  // `sent` bytes from the head of the send queue have left (the engine
+  // consumes them from the queue), or with 0 the socket can take more; the
+  // engine flushes again.
+  virtual void OnSendProgress(Session& s, size_t sent) = 0;
+  // The connection failed (reset, timeout, ...).
+  virtual void OnSessionError(Session& s, const Status& status) = 0;
+  // The backend holds nothing of this session any more.
+  virtual void OnReleased(Session& s) = 0;
+  // About once a second.
+  virtual void OnTick() = 0;
+  // Wake() was called (commands from another thread may be waiting).
+  virtual void OnWake() = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const char* name() const = 0;
+  // Backend-private bytes the session table keeps per slot.
+  virtual size_t SessionExtBytes() const { return 0; }
+
+  virtual Status Init(BackendEvents* events, SessionTable* table) = 0;
+  // Binds and listens; `bound` receives the real address (port 0 resolved).
+  virtual Status Listen(const SocketAddress& address, const ListenOptions& options,
+                        SocketAddress* bound) = 0;
+  // Pause or resume taking connections (pool at its limit, shutting down).
+  virtual void SetAccepting(bool on) = 0;
+  virtual void StopListening() = 0;
+
+  // Closes a socket that never became a session.
+  virtual void DiscardSocket(SocketHandle socket) = 0;
+  // Starts I/O on a session the engine has just bound to an accepted socket.
+  virtual Status Attach(Session& s, bool no_delay) = 0;
+  // Optional fast path: send from the caller's memory right now, without
+  // queueing. Returns bytes sent (0 if it would block or the backend cannot);
+  // an error status means the connection is broken.
+  virtual Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) = 0;
+  // Start (or continue) sending from the head of s.queue without consuming
+  // it: a readiness backend sends now and reports `sent` (which the engine
+  // consumes); a completion backend posts the send and reports through
+  // OnSendProgress. The backend asks for writability itself when bytes remain.
+  virtual Status Flush(Session& s, size_t* sent) = 0;
+  virtual void SetReading(Session& s, bool on) = 0;
+  virtual Status ShutdownWrite(Session& s) = 0;
+  // Closes the socket (abort = reset). OnReleased follows once no operation
+  // is outstanding (at once for readiness backends).
+  virtual void Close(Session& s, bool abort) = 0;
+
+  // Waits up to timeout_ms (-1 = forever, 0 = not at all) and reports.
+  virtual Status PollOnce(int timeout_ms) = 0;
+  // Makes PollOnce return soon and report OnWake; safe from any thread.
+  virtual void Wake() = 0;
+  // A descriptor that becomes readable when PollOnce has work, for Node's
+  // loop to watch (-1 if the backend has none, e.g. IOCP).
+  virtual int PollDescriptor() const = 0;
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_BACKEND_H_

@@ -1,0 +1,69 @@
+// Commands from the JS thread to an I/O thread (threaded driver).
+//
+// Double-buffered: the producer appends to one side under the lock; the
+// consumer swaps sides and works through its side without the lock. Both
+// sides keep their capacity, so steady traffic allocates nothing. The bound is
+// on queued bytes: a producer that would pass it waits until the consumer has
+// swapped, which it always does without waiting on JS, so this cannot
+// deadlock.
+#ifndef ACCEPTPOOL_CORE_COMMAND_QUEUE_H_
+#define ACCEPTPOOL_CORE_COMMAND_QUEUE_H_
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace acceptpool {
+
+enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown };
+
+struct Command {
+  CommandKind kind;
+  uint8_t mode;        // CloseMode for kClose
+  bool pressure;       // kSend: JS already reported backpressure
+  uint64_t id;
+  size_t offset;       // into the side's bytes
+  size_t size;         // payload bytes
+  size_t id_count;     // kBroadcast: ids follow the payload (0 = everyone)
+};
+
+class CommandQueue {
+ public:
+  struct Side {
+    std::vector<Command> commands;
+    std::vector<char> bytes;
+    void Clear() {
+      commands.clear();
+      bytes.clear();
+    }
+  };
+
+  explicit CommandQueue(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Appends a command whose payload is `a` then `b`. Blocks while the
+  // queue is over its byte bound (unless it is empty: one oversized command
+  // always fits). Returns true if the queue was empty before (the caller
+  // then wakes the consumer).
+  bool Push(Command command, const void* a, size_t a_size, const void* b = nullptr,
+            size_t b_size = 0);
+
+  // Consumer: swaps in everything queued so far. `out` must be cleared by
+  // the caller after use; returns false if there was nothing.
+  bool Take(Side* out);
+
+  // Wakes producers waiting in Push (for shutdown).
+  void Close();
+
+ private:
+  size_t max_bytes_;
+  std::mutex mutex_;
+  std::condition_variable space_;
+  Side incoming_;
+  bool closed_ = false;
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_COMMAND_QUEUE_H_

@@ -1,0 +1,480 @@
+#include "core/engine.h"
+
+#include <algorithm>
+
+namespace acceptpool {
+
+namespace {
+
+// A read needs at least this much arena; below it the batch counts as full
+// and the backend reads in the next round.
+constexpr size_t kMinReadRoom = 4096;
+// Arena bytes one kSession record takes (address plus alignment).
+constexpr size_t kSessionRecordBytes = sizeof(SocketAddress) + 8;
+
+double CloseWord(const Session& s) {
+  return static_cast<double>(s.close_reason | (static_cast<uint32_t>(s.close_error) << 8));
+}
+
+}  // namespace
+
+Engine::Engine(const EngineConfig& config, std::unique_ptr<Backend> backend)
+    : config_(config), backend_(std::move(backend)), policy_(config.pool) {
+  config_.pool = policy_.config();
+}
+
+Engine::~Engine() {
+  // Close what is still open while the table exists, then drop the backend
+  // before the table it points into.
+  if (table_) {
+    table_->ForEachLive([this](Session& s) {
+      s.queue.Clear(blocks_);
+      if (s.socket != kNoSocket) backend_->DiscardSocket(s.socket);
+      s.socket = kNoSocket;
+    });
+  }
+  backend_.reset();
+  table_.reset();
+}
+
+Status Engine::Init() {
+  table_ = std::make_unique<SessionTable>(policy_.config().chunk, backend_->SessionExtBytes());
+  return backend_->Init(this, table_.get());
+}
+
+Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
+  if (listening_ || shutting_down_) return Status::Of(Code::kInvalid);
+  // The initial pool exists before the first client arrives.
+  while (table_->capacity() < policy_.config().initial) {
+    if (!table_->Grow()) return Status::Of(Code::kNoMemory);
+  }
+  Status st = backend_->Listen(address, config_.listen, bound);
+  if (!st.ok()) return st;
+  listening_ = true;
+  accepting_ = true;
+  return st;
+}
+
+Status Engine::Poll(int timeout_ms) {
+  in_poll_ = true;
+  Status st = backend_->PollOnce(HasPending() ? 0 : timeout_ms);
+  EmitPending();
+  in_poll_ = false;
+  return st;
+}
+
+// ---- accepting ----
+
+void Engine::GrowIfNeeded() {
+  if (policy_.ChunksToGrow(table_->capacity(), table_->free_slots()) == 0) return;
+  if (table_->Grow()) {
+    ++stats_.growths;
+    policy_.NotePressure();
+  }
+}
+
+void Engine::UpdateAccepting() {
+  bool want = listening_ && !shutting_down_ && table_->in_use() < policy_.config().max_sessions;
+  if (want == accepting_) return;
+  accepting_ = want;
+  if (!want) ++stats_.accept_pauses;
+  backend_->SetAccepting(want);
+}
+
+uint32_t Engine::AcceptBudget() {
+  if (!accepting_ || batch_ == nullptr) return 0;
+  GrowIfNeeded();
+  uint32_t in_use = table_->in_use();
+  uint32_t max = policy_.config().max_sessions;
+  if (in_use >= max || table_->free_slots() == 0) {
+    UpdateAccepting();
+    return 0;
+  }
+  size_t budget = std::min<size_t>({table_->free_slots(), max - in_use, config_.accept_batch});
+  // Every accept writes a kSession record; keep one record spare for data.
+  size_t records = 0;
+  while (records < budget && batch_->HasRecordRoom(records + 2)) ++records;
+  budget = std::min(budget, records);
+  budget = std::min(budget, batch_->ReadRoom() / kSessionRecordBytes);
+  return static_cast<uint32_t>(budget);
+}
+
+void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
+  Session* s = table_->Acquire();
+  if (s == nullptr) {
+    // AcceptBudget() promised a slot; never leak the socket if it lied.
+    backend_->DiscardSocket(socket);
+    ++stats_.accept_errors;
+    return;
+  }
+  s->socket = socket;
+  s->last_active = tick_;
+  Status st = backend_->Attach(*s, config_.no_delay);
+  if (!st.ok()) {
+    // JS never heard of it, so no close event: release as soon as the
+    // backend lets go.
+    ++stats_.accept_errors;
+    s->state = SessionState::kReleasing;
+    backend_->Close(*s, true);
+    return;
+  }
+  batch_->AddCopy(EventType::kSession, s->id(), &peer, sizeof(peer));
+  ++stats_.accepts;
+  uint64_t in_use = table_->in_use();
+  if (in_use > stats_.peak_in_use) stats_.peak_in_use = in_use;
+}
+
+void Engine::OnAcceptError(const Status& status, uint32_t shed) {
+  ++stats_.accept_errors;
+  if (status.sys == SysError::kMFile || status.sys == SysError::kNFile) ++stats_.emfile;
+  stats_.shed += shed;
+}
+
+// ---- receiving ----
+
+bool Engine::ReadSpace(char** data, size_t* size) {
+  if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return false;
+  size_t room = batch_->ReadRoom();
+  if (room < kMinReadRoom) return false;
+  *data = batch_->ReadSpace();
+  *size = std::min(room, config_.read_chunk);
+  return true;
+}
+
+void Engine::OnReceived(Session& s, size_t size) {
+  batch_->AddData(s.id(), size);
+  stats_.bytes_in += size;
+  s.last_active = tick_;
+}
+
+void Engine::OnPeerEnd(Session& s) {
+  if (s.state == SessionState::kReleasing || s.has(kReadEof)) return;
+  s.set(kReadEof);
+  backend_->SetReading(s, false);
+  if (s.has(kWriteShut)) {
+    // We half-closed first; the peer has now finished too.
+    CloseSession(s, CloseReason::kLocal, Status::Ok(), false);
+    return;
+  }
+  s.set(kEndPending);
+  QueuePending(s);
+}
+
+// ---- sending ----
+
+size_t Engine::BufferedBytes(const Session& s) const {
+  if (shared_buffered_ != nullptr && s.slot < shared_size_) {
+    return shared_buffered_[s.slot].load(std::memory_order_acquire);
+  }
+  return s.queue.bytes();
+}
+
+void Engine::Unaccount(uint32_t slot, size_t bytes) {
+  if (bytes == 0 || shared_buffered_ == nullptr || slot >= shared_size_) return;
+  shared_buffered_[slot].fetch_sub(static_cast<uint32_t>(bytes), std::memory_order_acq_rel);
+}
+
+void Engine::NoteSent(Session& s, size_t bytes, bool from_queue) {
+  if (from_queue) s.queue.Consume(blocks_, bytes);
+  stats_.bytes_out += bytes;
+  s.last_active = tick_;
+  Unaccount(s.slot, bytes);
+}
+
+void Engine::CheckDrain(Session& s) {
+  if (!s.has(kAboveHighWater) || s.state != SessionState::kOpen) return;
+  if (BufferedBytes(s) > config_.high_water_mark) return;
+  s.clear(kAboveHighWater);
+  s.set(kDrainPending);
+  QueuePending(s);
+}
+
+SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpressure_seen) {
+  Session* s = table_->Lookup(id);
+  if (s == nullptr) {
+    ++stats_.stale_commands;
+    Unaccount(SlotOf(id), size);
+    return SendResult::kStale;
+  }
+  if (s->state != SessionState::kOpen || s->has(kEndAfterFlush) || s->has(kWriteShut)) {
+    Unaccount(s->slot, size);
+    return SendResult::kClosed;
+  }
+  size_t done = 0;
+  bool was_empty = s->queue.empty();
+  if (was_empty && size > 0) {
+    Status st = backend_->SendDirect(*s, data, size, &done);
+    if (done > 0) NoteSent(*s, done, false);
+    if (!st.ok()) {
+      Unaccount(s->slot, size - done);
+      OnSessionError(*s, st);
+      return SendResult::kClosed;
+    }
+  }
+  size_t rest = size - done;
+  if (rest > 0) {
+    if (s->queue.bytes() + rest > config_.max_queued_bytes) {
+      Unaccount(s->slot, rest);
+      ++stats_.overflows;
+      CloseSession(*s, CloseReason::kOverflow, Status::Ok(), true);
+      return SendResult::kOverflow;
+    }
+    if (!s->queue.Append(blocks_, data + done, rest)) {
+      Unaccount(s->slot, rest);
+      CloseSession(*s, CloseReason::kError, Status::System(SysError::kNoMem, 0, "send"), true);
+      return SendResult::kOverflow;
+    }
+    stats_.send_blocks = blocks_.allocated();
+    if (was_empty) {
+      FlushSession(*s);
+      if (s->state != SessionState::kOpen) return SendResult::kClosed;
+    }
+  }
+  if (backpressure_seen || BufferedBytes(*s) > config_.high_water_mark) {
+    s->set(kAboveHighWater);
+    // The threaded driver may report pressure that has already eased.
+    CheckDrain(*s);
+    return SendResult::kBackpressure;
+  }
+  return SendResult::kOk;
+}
+
+uint32_t Engine::Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) {
+  uint32_t reached = 0;
+  auto send_one = [&](SessionId id, uint32_t slot) {
+    // The threaded driver counted nothing for a broadcast: count it here so
+    // the engine's later decrements balance.
+    if (shared_buffered_ != nullptr && slot < shared_size_) {
+      shared_buffered_[slot].fetch_add(static_cast<uint32_t>(size), std::memory_order_acq_rel);
+    }
+    SendResult r = Send(id, data, size);
+    if (r == SendResult::kOk || r == SendResult::kBackpressure) ++reached;
+  };
+  if (ids != nullptr) {
+    for (size_t i = 0; i < count; ++i) send_one(ids[i], SlotOf(ids[i]));
+  } else {
+    table_->ForEachLive([&](Session& s) {
+      if (s.state == SessionState::kOpen) send_one(s.id(), s.slot);
+    });
+  }
+  return reached;
+}
+
+void Engine::FlushSession(Session& s) {
+  if (!s.queue.empty()) {
+    size_t sent = 0;
+    Status st = backend_->Flush(s, &sent);
+    if (sent > 0) NoteSent(s, sent, true);
+    if (!st.ok()) {
+      OnSessionError(s, st);
+      return;
+    }
+  }
+  AfterSend(s);
+}
+
+void Engine::AfterSend(Session& s) {
+  if (s.queue.empty()) {
+    if (s.state == SessionState::kClosing) {
+      CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), s.has(kCloseAbort));
+      return;
+    }
+    if (s.state == SessionState::kOpen && s.has(kEndAfterFlush) && !s.has(kWriteShut)) {
+      s.clear(kEndAfterFlush);
+      s.set(kWriteShut);
+      Status st = backend_->ShutdownWrite(s);
+      if (!st.ok()) {
+        OnSessionError(s, st);
+        return;
+      }
+      if (s.has(kReadEof)) {
+        // The peer ended first and we have now answered with our FIN.
+        CloseSession(s, CloseReason::kRemote, Status::Ok(), false);
+        return;
+      }
+    }
+  }
+  CheckDrain(s);
+}
+
+void Engine::OnSendProgress(Session& s, size_t sent) {
+  if (sent > 0) NoteSent(s, sent, true);
+  if (s.state == SessionState::kOpen || s.state == SessionState::kClosing) FlushSession(s);
+}
+
+// ---- closing ----
+
+bool Engine::Close(SessionId id, CloseMode mode) {
+  Session* s = table_->Lookup(id);
+  if (s == nullptr) {
+    ++stats_.stale_commands;
+    return false;
+  }
+  switch (mode) {
+    case CloseMode::kAbort:
+      CloseSession(*s, CloseReason::kLocal, Status::Ok(), true);
+      break;
+    case CloseMode::kGraceful:
+      if (s->state == SessionState::kClosing) break;
+      s->state = SessionState::kClosing;
+      s->close_reason = static_cast<uint8_t>(CloseReason::kLocal);
+      AfterSend(*s);
+      break;
+    case CloseMode::kEnd:
+      if (s->has(kWriteShut) || s->has(kEndAfterFlush) || s->state != SessionState::kOpen) break;
+      s->set(kEndAfterFlush);
+      AfterSend(*s);
+      break;
+  }
+  return true;
+}
+
+void Engine::OnSessionError(Session& s, const Status& status) {
+  CloseReason reason = CloseReason::kError;
+  if (status.sys == SysError::kConnReset || status.sys == SysError::kPipe ||
+      status.sys == SysError::kConnAborted) {
+    reason = CloseReason::kReset;
+  } else if (status.sys == SysError::kTimedOut) {
+    reason = CloseReason::kTimeout;
+  }
+  CloseSession(s, reason, status, true);
+}
+
+void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, bool abort) {
+  if (s.state == SessionState::kReleasing || s.state == SessionState::kFree) return;
+  Unaccount(s.slot, s.queue.bytes());
+  s.queue.Clear(blocks_);
+  s.state = SessionState::kReleasing;
+  s.close_reason = static_cast<uint8_t>(reason);
+  s.close_error = static_cast<uint8_t>(error.sys);
+  s.close_raw = error.raw;
+  if (reason == CloseReason::kTimeout) ++stats_.timeouts;
+  s.clear(kDrainPending);
+  s.set(kClosePending);
+  // Queue the event before the backend lets go, so the slot cannot be
+  // released (and reused) before JS hears of the close.
+  QueuePending(s);
+  backend_->Close(s, abort);
+}
+
+void Engine::OnReleased(Session& s) {
+  s.set(kBackendReleased);
+  MaybeRelease(s);
+}
+
+void Engine::MaybeRelease(Session& s) {
+  if (s.state != SessionState::kReleasing || !s.has(kBackendReleased) || s.has(kInPendingList)) {
+    return;
+  }
+  table_->Release(&s);
+  UpdateAccepting();
+  CheckServerClosed();
+}
+
+void Engine::Shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  if (listening_) {
+    backend_->StopListening();
+    listening_ = false;
+    accepting_ = false;
+  }
+  table_->ForEachLive([this](Session& s) {
+    if (s.state == SessionState::kOpen || s.state == SessionState::kClosing) {
+      CloseSession(s, CloseReason::kShutdown, Status::Ok(), false);
+    }
+  });
+  if (!in_poll_ && !dispatching_) backend_->Wake();
+}
+
+void Engine::CheckServerClosed() {
+  if (!shutting_down_ || server_closed_emitted_ || table_->in_use() != 0) return;
+  if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return;
+  batch_->Add(EventType::kServerClosed, 0);
+  server_closed_emitted_ = true;
+}
+
+// ---- pending events ----
+
+void Engine::QueuePending(Session& s) {
+  if (s.has(kInPendingList)) return;
+  s.set(kInPendingList);
+  s.next_pending = nullptr;
+  bool was_empty = pending_head_ == nullptr;
+  if (pending_tail_ != nullptr) {
+    pending_tail_->next_pending = &s;
+  } else {
+    pending_head_ = &s;
+  }
+  pending_tail_ = &s;
+  // Outside a poll round nothing would write these events: have the backend
+  // report soon.
+  if (was_empty && !in_poll_ && !dispatching_) backend_->Wake();
+}
+
+void Engine::EmitPending() {
+  if (batch_ == nullptr) return;
+  // Up to three records per session, plus kServerClosed.
+  while (pending_head_ != nullptr && batch_->HasRecordRoom(4)) {
+    Session& s = *pending_head_;
+    pending_head_ = s.next_pending;
+    if (pending_head_ == nullptr) pending_tail_ = nullptr;
+    s.next_pending = nullptr;
+    s.clear(kInPendingList);
+    SessionId id = s.id();
+    if (s.has(kDrainPending)) {
+      s.clear(kDrainPending);
+      if (s.state == SessionState::kOpen) batch_->Add(EventType::kDrain, id);
+    }
+    if (s.has(kEndPending)) {
+      s.clear(kEndPending);
+      s.set(kEofReported);
+      batch_->Add(EventType::kEnd, id);
+    }
+    if (s.has(kClosePending)) {
+      s.clear(kClosePending);
+      batch_->Add(EventType::kClose, id, CloseWord(s), s.close_raw);
+      MaybeRelease(s);
+    }
+  }
+  CheckServerClosed();
+}
+
+// ---- housekeeping ----
+
+void Engine::OnTick() {
+  ++tick_;
+  if (config_.idle_timeout_ticks > 0) {
+    uint32_t limit = config_.idle_timeout_ticks;
+    table_->ForEachLive([&](Session& s) {
+      if (s.state == SessionState::kOpen && tick_ - s.last_active >= limit) {
+        CloseSession(s, CloseReason::kTimeout, Status::Ok(), false);
+      }
+    });
+  }
+  if (policy_.TickShouldShrink(table_->capacity(), table_->free_slots()) && table_->ShrinkTop()) {
+    ++stats_.shrinks;
+  }
+  blocks_.Trim(blocks_.spare() / 2);
+  stats_.send_blocks = blocks_.allocated();
+}
+
+void Engine::OnWake() {
+  if (wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+}
+
+int64_t Engine::BufferedAmount(SessionId id) {
+  Session* s = table_->Lookup(id);
+  if (s == nullptr) return -1;
+  return static_cast<int64_t>(BufferedBytes(*s));
+}
+
+Stats Engine::SnapshotStats() const {
+  Stats out = stats_;
+  out.pool_size = table_->capacity();
+  out.pool_free = table_->free_slots();
+  out.in_use = table_->in_use();
+  return out;
+}
+
+}  // namespace acceptpool

@@ -1,0 +1,166 @@
+// The engine: one server's sessions, pool, send queues and event batches,
+// driven by one backend on one thread. It is what both drivers run: inline on
+// the JS thread, or on an I/O thread behind a command queue.
+//
+// Event order per session is kSession, kData..., then kDrain/kEnd/kClose.
+// Drain, end and close events go through a pending list and are written to a
+// batch when it has room; a closed slot is reused only after its close event
+// has been written AND the backend has released it, so JS always hears of an
+// occupant's end before a new occupant of the same slot appears.
+#ifndef ACCEPTPOOL_CORE_ENGINE_H_
+#define ACCEPTPOOL_CORE_ENGINE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/backend.h"
+#include "core/event_batch.h"
+#include "core/pool_policy.h"
+#include "core/send_queue.h"
+#include "core/session_table.h"
+#include "core/stats.h"
+#include "core/status.h"
+
+namespace acceptpool {
+
+struct EngineConfig {
+  PoolConfig pool;
+  ListenOptions listen;
+  bool no_delay = true;
+  size_t high_water_mark = 64 * 1024;
+  size_t max_queued_bytes = 4 * 1024 * 1024;
+  uint32_t accept_batch = 128;   // accepts per wakeup, for fairness
+  size_t read_chunk = 64 * 1024; // bytes read per session per round
+  uint32_t idle_timeout_ticks = 0;  // 0 = never time out
+};
+
+enum class SendResult : uint8_t {
+  kOk = 0,           // sent or queued, below the high-water mark
+  kBackpressure = 1, // queued, above the high-water mark: wait for drain
+  kStale = 2,        // id of a closed session: dropped and counted
+  kClosed = 3,       // the session is ending (end()/close() called)
+  kOverflow = 4,     // hard limit hit: the session was closed ('overflow')
+};
+
+enum class CloseMode : uint8_t {
+  kGraceful = 0,  // flush the queue, then close
+  kAbort = 1,     // drop the queue, reset the connection
+  kEnd = 2,       // flush the queue, then half-close (FIN)
+};
+
+class Engine final : public BackendEvents {
+ public:
+  Engine(const EngineConfig& config, std::unique_ptr<Backend> backend);
+  ~Engine() override;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Status Init();
+  Status Listen(const SocketAddress& address, SocketAddress* bound);
+
+  // The batch that events are written to. The driver owns batches and swaps
+  // them when it hands one to JS; null while it has none (events then wait
+  // in the pending list, and no I/O is polled).
+  void SetBatch(EventBatch* batch) { batch_ = batch; }
+  EventBatch* batch() const { return batch_; }
+
+  // One round: poll the backend, then write pending events.
+  Status Poll(int timeout_ms);
+  // Writes as many pending drain/end/close events as the batch takes.
+  void EmitPending();
+  bool HasPending() const { return pending_head_ != nullptr; }
+
+  // Commands. Each checks the id's generation here, where it acts.
+  SendResult Send(SessionId id, const char* data, size_t size, bool backpressure_seen = false);
+  // Sends to every listed id (or every open session when ids is null);
+  // returns how many were reached.
+  uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count);
+  // False if the id is stale.
+  bool Close(SessionId id, CloseMode mode);
+  // Bytes queued for the session, or -1 when the id is stale.
+  int64_t BufferedAmount(SessionId id);
+  // Stops accepting and closes every session (reason 'shutdown'); a
+  // kServerClosed event follows the last close.
+  void Shutdown();
+  void CountStale(uint64_t n) { stats_.stale_commands += n; }
+
+  // For the threaded driver: a slot-indexed counter of bytes that JS has
+  // handed over and that are not yet sent or dropped. The engine decrements
+  // it; the driver increments it.
+  void SetSharedBuffered(std::atomic<uint32_t>* counters, size_t size) {
+    shared_buffered_ = counters;
+    shared_size_ = size;
+  }
+  // The driver is handing a batch to JS and will call EmitPending() after:
+  // no need to wake the backend for events queued meanwhile.
+  void SetDispatching(bool on) { dispatching_ = on; }
+  // Called from OnWake.
+  void SetWakeHandler(void (*fn)(void*), void* ctx) {
+    wake_fn_ = fn;
+    wake_ctx_ = ctx;
+  }
+
+  Backend& backend() { return *backend_; }
+  Stats SnapshotStats() const;
+  const EngineConfig& config() const { return config_; }
+  bool shutting_down() const { return shutting_down_; }
+  bool closed() const { return server_closed_emitted_; }
+
+  // BackendEvents.
+  uint32_t AcceptBudget() override;
+  void OnAccepted(SocketHandle socket, const SocketAddress& peer) override;
+  void OnAcceptError(const Status& status, uint32_t shed) override;
+  bool ReadSpace(char** data, size_t* size) override;
+  void OnReceived(Session& s, size_t size) override;
+  void OnPeerEnd(Session& s) override;
+  void OnSendProgress(Session& s, size_t sent) override;
+  void OnSessionError(Session& s, const Status& status) override;
+  void OnReleased(Session& s) override;
+  void OnTick() override;
+  void OnWake() override;
+
+ private:
+  void QueuePending(Session& s);
+  size_t BufferedBytes(const Session& s) const;
+  void CheckDrain(Session& s);
+  // Bytes of a send that the engine did not keep (dropped, or the queue
+  // cleared), taken off the shared counter.
+  void Unaccount(uint32_t slot, size_t bytes);
+  void CloseSession(Session& s, CloseReason reason, const Status& error, bool abort);
+  void AfterSend(Session& s);
+  void FlushSession(Session& s);
+  void MaybeRelease(Session& s);
+  void NoteSent(Session& s, size_t bytes, bool from_queue);
+  void CheckServerClosed();
+  void UpdateAccepting();
+  void GrowIfNeeded();
+
+  EngineConfig config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<SessionTable> table_;
+  PoolPolicy policy_;
+  BlockPool blocks_;
+  EventBatch* batch_ = nullptr;
+  Stats stats_;
+  uint32_t tick_ = 0;
+  bool listening_ = false;
+  bool accepting_ = false;
+  bool shutting_down_ = false;
+  bool server_closed_emitted_ = false;
+  bool in_poll_ = false;
+  bool dispatching_ = false;
+
+  Session* pending_head_ = nullptr;
+  Session* pending_tail_ = nullptr;
+
+  std::atomic<uint32_t>* shared_buffered_ = nullptr;
+  size_t shared_size_ = 0;
+  void (*wake_fn_)(void*) = nullptr;
+  void* wake_ctx_ = nullptr;
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_ENGINE_H_

@@ -1,0 +1,93 @@
+// A batch of session events on their way to JavaScript, which takes a whole
+// batch in one call. Received bytes are read straight into the batch's data
+// arena: that arena is the shared receive buffer of the loop, so an idle
+// connection owns no receive memory.
+//
+// Records are four doubles so JS can read them from one Float64Array:
+//   kSession: id, a = data offset of a SocketAddress, b = its size
+//   kData:    id, a = data offset,                  b = length
+//   kDrain:   id
+//   kEnd:     id                                     (peer half-closed)
+//   kClose:   id, a = reason | SysError << 8,        b = raw OS code
+//   kStale:   id, a = command kind that was refused  (threaded driver)
+//   kServerClosed: server finished shutting down
+#ifndef ACCEPTPOOL_CORE_EVENT_BATCH_H_
+#define ACCEPTPOOL_CORE_EVENT_BATCH_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/session_table.h"
+
+namespace acceptpool {
+
+enum class EventType : uint8_t {
+  kSession = 1,
+  kData = 2,
+  kDrain = 3,
+  kEnd = 4,
+  kClose = 5,
+  kStale = 6,
+  kServerClosed = 7,
+};
+
+// Order matches the JS CloseReason list.
+enum class CloseReason : uint8_t {
+  kRemote = 0,
+  kReset = 1,
+  kLocal = 2,
+  kTimeout = 3,
+  kShutdown = 4,
+  kOverflow = 5,
+  kError = 6,
+};
+
+struct EventRecord {
+  double type;
+  double id;
+  double a;
+  double b;
+};
+
+class EventBatch {
+ public:
+  EventBatch(size_t max_records, size_t data_bytes);
+  EventBatch(const EventBatch&) = delete;
+  EventBatch& operator=(const EventBatch&) = delete;
+
+  void Clear() {
+    count_ = 0;
+    used_ = 0;
+  }
+  bool empty() const { return count_ == 0; }
+  size_t count() const { return count_; }
+  size_t data_used() const { return used_; }
+  const EventRecord* records() const { return records_.get(); }
+  const char* data() const { return data_.get(); }
+
+  // Room for a record? (Callers check before doing I/O whose result must be
+  // recorded.)
+  bool HasRecordRoom(size_t n = 1) const { return count_ + n <= max_records_; }
+  // Where the next read may land, and how much fits there.
+  char* ReadSpace() { return data_.get() + used_; }
+  size_t ReadRoom() const { return data_bytes_ - used_; }
+
+  void Add(EventType type, SessionId id, double a = 0, double b = 0);
+  // Records `length` bytes already read into ReadSpace().
+  void AddData(SessionId id, size_t length);
+  // Copies bytes into the arena and records them (false if no room).
+  bool AddCopy(EventType type, SessionId id, const void* bytes, size_t length);
+
+ private:
+  size_t max_records_;
+  size_t data_bytes_;
+  size_t count_ = 0;
+  size_t used_ = 0;
+  std::unique_ptr<EventRecord[]> records_;
+  std::unique_ptr<char[]> data_;
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_EVENT_BATCH_H_

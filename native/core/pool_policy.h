@@ -1,0 +1,51 @@
+// When the session pool grows and when it shrinks. Pure arithmetic so it can
+// be tested on its own; the engine (and the IOCP accept pool) apply it.
+//
+// Grow: when free slots fall under the low-water mark, add a chunk, up to
+// max_sessions. At the maximum, accepting pauses and connections wait in the
+// kernel backlog.
+// Shrink: only after `shrink_idle_ticks` ticks without growth pressure, at
+// most one chunk per tick, and never below the initial size or while less
+// than two chunks are free (hysteresis, so a steady load does not flap).
+#ifndef ACCEPTPOOL_CORE_POOL_POLICY_H_
+#define ACCEPTPOOL_CORE_POOL_POLICY_H_
+
+#include <cstdint>
+
+namespace acceptpool {
+
+struct PoolConfig {
+  uint32_t initial = 1024;     // slots allocated at listen
+  uint32_t chunk = 1024;       // growth step
+  uint32_t max_sessions = 1u << 20;
+  uint32_t low_water = 64;     // grow when fewer free slots than this
+  uint32_t shrink_idle_ticks = 30;
+};
+
+// Rounds the configuration into a consistent one (chunk >= 1, initial a whole
+// number of chunks no larger than max, low water below a chunk).
+PoolConfig NormalizePoolConfig(PoolConfig c);
+
+class PoolPolicy {
+ public:
+  explicit PoolPolicy(const PoolConfig& config) : config_(NormalizePoolConfig(config)) {}
+
+  const PoolConfig& config() const { return config_; }
+
+  // Chunks to add now for a pool of `capacity` slots with `free_slots` free.
+  uint32_t ChunksToGrow(uint32_t capacity, uint32_t free_slots) const;
+  // True when accepting must wait because no slot is free and none may be added.
+  bool AtLimit(uint32_t capacity, uint32_t free_slots) const;
+  // Call once per tick; true when one chunk should be given back now.
+  bool TickShouldShrink(uint32_t capacity, uint32_t free_slots);
+  // Any growth or accept pressure resets the idle countdown.
+  void NotePressure() { idle_ticks_ = 0; }
+
+ private:
+  PoolConfig config_;
+  uint32_t idle_ticks_ = 0;
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_POOL_POLICY_H_

@@ -1,0 +1,111 @@
+#include "core/session_table.h"
+
+#include <cstring>
+#include <new>
+
+namespace acceptpool {
+
+SessionTable::SessionTable(uint32_t chunk_size, size_t ext_bytes)
+    : chunk_size_(chunk_size == 0 ? 1 : chunk_size), ext_bytes_(ext_bytes) {}
+
+SessionTable::~SessionTable() = default;
+
+bool SessionTable::Grow() {
+  uint64_t new_capacity = static_cast<uint64_t>(capacity()) + chunk_size_;
+  if (new_capacity > kMaxSlots) return false;
+  Chunk chunk;
+  chunk.sessions.reset(new (std::nothrow) Session[chunk_size_]);
+  if (!chunk.sessions) return false;
+  if (ext_bytes_ > 0) {
+    chunk.ext.reset(new (std::nothrow) unsigned char[ext_bytes_ * chunk_size_]());
+    if (!chunk.ext) return false;
+  }
+  uint32_t first_slot = capacity();
+  if (generations_.size() < new_capacity) {
+    // Slots seen for the first time start at generation 1; 0 is never valid.
+    generations_.resize(new_capacity, 1);
+  }
+  for (uint32_t i = 0; i < chunk_size_; ++i) {
+    Session& s = chunk.sessions[i];
+    s.slot = first_slot + i;
+    s.generation = generations_[s.slot];
+    s.next_free = (i + 1 < chunk_size_) ? i + 2 : 0;
+  }
+  chunk.free_head = 1;
+  chunk.free_count = chunk_size_;
+  chunks_.push_back(std::move(chunk));
+  free_ += chunk_size_;
+  if (chunks_[lowest_free_chunk_].free_count == 0) lowest_free_chunk_ = chunks_.size() - 1;
+  return true;
+}
+
+bool SessionTable::ShrinkTop() {
+  if (chunks_.empty()) return false;
+  Chunk& top = chunks_.back();
+  if (top.free_count != chunk_size_) return false;
+  // Generations stay in generations_, already bumped by Release().
+  free_ -= chunk_size_;
+  chunks_.pop_back();
+  if (lowest_free_chunk_ >= chunks_.size()) lowest_free_chunk_ = chunks_.empty() ? 0 : chunks_.size() - 1;
+  return true;
+}
+
+Session* SessionTable::Acquire() {
+  if (free_ == 0) return nullptr;
+  while (lowest_free_chunk_ < chunks_.size() && chunks_[lowest_free_chunk_].free_count == 0) {
+    ++lowest_free_chunk_;
+  }
+  Chunk& chunk = chunks_[lowest_free_chunk_];
+  Session* s = &chunk.sessions[chunk.free_head - 1];
+  chunk.free_head = s->next_free;
+  --chunk.free_count;
+  --free_;
+  s->next_free = 0;
+  s->state = SessionState::kOpen;
+  s->flags = 0;
+  s->close_reason = 0;
+  s->close_error = 0;
+  s->close_raw = 0;
+  s->next_pending = nullptr;
+  s->pending_ops = 0;
+  s->last_active = 0;
+  return s;
+}
+
+void SessionTable::Release(Session* s) {
+  uint32_t next = s->generation + 1;
+  if (next >= kGenerationLimit) next = 1;
+  s->generation = next;
+  generations_[s->slot] = next;
+  s->state = SessionState::kFree;
+  s->socket = kNoSocket;
+  s->flags = 0;
+  size_t c = s->slot / chunk_size_;
+  Chunk& chunk = chunks_[c];
+  s->next_free = chunk.free_head;
+  chunk.free_head = s->slot % chunk_size_ + 1;
+  ++chunk.free_count;
+  ++free_;
+  if (c < lowest_free_chunk_) lowest_free_chunk_ = c;
+}
+
+Session* SessionTable::AtSlot(uint32_t slot) {
+  size_t c = slot / chunk_size_;
+  if (c >= chunks_.size()) return nullptr;
+  return &chunks_[c].sessions[slot % chunk_size_];
+}
+
+Session* SessionTable::Lookup(SessionId id) {
+  Session* s = AtSlot(SlotOf(id));
+  if (s == nullptr || s->generation != GenerationOf(id)) return nullptr;
+  if (s->state != SessionState::kOpen && s->state != SessionState::kClosing) return nullptr;
+  return s;
+}
+
+void* SessionTable::Ext(const Session& s) {
+  if (ext_bytes_ == 0) return nullptr;
+  Chunk& chunk = chunks_[s.slot / chunk_size_];
+  return chunk.ext.get() + (s.slot % chunk_size_) * ext_bytes_;
+}
+
+}  // namespace acceptpool

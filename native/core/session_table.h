@@ -1,0 +1,150 @@
+// Session slots and their generations: the heart of the safe-handle promise.
+//
+// A session id is `generation * 2^24 + slot`, a JS-safe integer. Releasing a
+// slot bumps its generation, so every id handed out for the previous occupant
+// stops matching before the slot can be taken again. Lookup(id) is the one
+// gate every command passes through, at the moment it acts.
+//
+// Slots live in equal chunks allocated ahead of demand (growth), and a fully
+// free top chunk can be handed back (shrink). Generations live in their own
+// array that never shrinks, so a slot that disappears and comes back still
+// refuses ids from before.
+#ifndef ACCEPTPOOL_CORE_SESSION_TABLE_H_
+#define ACCEPTPOOL_CORE_SESSION_TABLE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/send_queue.h"
+
+namespace acceptpool {
+
+using SessionId = uint64_t;
+
+constexpr uint32_t kSlotBits = 24;
+constexpr uint32_t kMaxSlots = 1u << kSlotBits;
+// Keeps generation * 2^24 + slot below 2^53.
+constexpr uint32_t kGenerationLimit = 1u << 29;
+
+inline SessionId MakeSessionId(uint32_t slot, uint32_t generation) {
+  return (static_cast<uint64_t>(generation) << kSlotBits) | slot;
+}
+inline uint32_t SlotOf(SessionId id) { return static_cast<uint32_t>(id & (kMaxSlots - 1)); }
+inline uint32_t GenerationOf(SessionId id) { return static_cast<uint32_t>(id >> kSlotBits); }
+
+// Opaque OS socket (fd or SOCKET) as the core sees it.
+using SocketHandle = intptr_t;
+constexpr SocketHandle kNoSocket = -1;
+
+enum class SessionState : uint8_t {
+  kFree,       // in the free list
+  kOpen,       // connected, JS may use it
+  kClosing,    // local close requested, flushing the queue first
+  kReleasing,  // socket closed, waiting for the backend's outstanding ops
+};
+
+// Bits of Session::flags.
+enum SessionFlag : uint16_t {
+  kWantWritable = 1 << 0,    // queue not empty, writable readiness requested
+  kReadEof = 1 << 1,         // the peer sent FIN
+  kWriteShut = 1 << 2,       // we sent FIN
+  kEndAfterFlush = 1 << 3,   // send FIN once the queue drains
+  kAboveHighWater = 1 << 4,  // a send reported backpressure; emit drain later
+  kReadPaused = 1 << 5,      // not reading (JS behind, or EOF seen)
+  kEofReported = 1 << 6,     // the end event went to JS
+  kDrainPending = 1 << 7,    // events waiting in the engine's pending list
+  kEndPending = 1 << 8,
+  kClosePending = 1 << 9,
+  kInPendingList = 1 << 10,
+  kBackendReleased = 1 << 11,  // the backend holds nothing of the session
+  kCloseAbort = 1 << 12,       // reset instead of FIN when the close happens
+};
+
+struct Session {
+  SocketHandle socket = kNoSocket;
+  Session* next_pending = nullptr;
+  uint32_t slot = 0;
+  uint32_t generation = 1;
+  uint32_t next_free = 0;
+  uint32_t last_active = 0;  // engine tick of the last read or write
+  SessionState state = SessionState::kFree;
+  uint8_t close_reason = 0;
+  uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
+  int32_t close_raw = 0;    // the OS code behind close_error
+  uint16_t flags = 0;
+  uint16_t pending_ops = 0;  // in-flight backend operations (completion backends)
+  SendQueue queue;
+
+  SessionId id() const { return MakeSessionId(slot, generation); }
+  bool has(SessionFlag f) const { return (flags & f) != 0; }
+  void set(SessionFlag f) { flags = static_cast<uint16_t>(flags | f); }
+  void clear(SessionFlag f) { flags = static_cast<uint16_t>(flags & ~f); }
+};
+
+class SessionTable {
+ public:
+  // `chunk_size` slots per chunk; `ext_bytes` of backend-private storage per
+  // slot (for example OVERLAPPED structures), zeroed on growth.
+  SessionTable(uint32_t chunk_size, size_t ext_bytes);
+  SessionTable(const SessionTable&) = delete;
+  SessionTable& operator=(const SessionTable&) = delete;
+  ~SessionTable();
+
+  // Adds one chunk. False if at kMaxSlots or out of memory.
+  bool Grow();
+  // Releases the top chunk if every slot in it is free. True if it did.
+  bool ShrinkTop();
+
+  // Takes the lowest free slot (so high chunks empty out and can shrink), or
+  // null. The slot comes back in state kOpen with flags cleared.
+  Session* Acquire();
+  // Returns a slot to the free list and bumps its generation. The caller must
+  // have cleared its queue and seen all its backend operations complete.
+  void Release(Session* s);
+
+  // The session an id names, or null if the id is stale, out of range or not
+  // open (kOpen or kClosing).
+  Session* Lookup(SessionId id);
+  // Slot by index regardless of state, or null if out of range.
+  Session* AtSlot(uint32_t slot);
+  void* Ext(const Session& s);
+
+  // Calls fn(Session&) for every slot that is not free.
+  template <typename Fn>
+  void ForEachLive(Fn&& fn) {
+    for (size_t c = 0; c < chunks_.size(); ++c) {
+      if (chunks_[c].free_count == chunk_size_) continue;
+      Session* base = chunks_[c].sessions.get();
+      for (uint32_t i = 0; i < chunk_size_; ++i) {
+        if (base[i].state != SessionState::kFree) fn(base[i]);
+      }
+    }
+  }
+
+  uint32_t capacity() const { return static_cast<uint32_t>(chunks_.size()) * chunk_size_; }
+  uint32_t in_use() const { return capacity() - free_; }
+  uint32_t free_slots() const { return free_; }
+  uint32_t chunk_size() const { return chunk_size_; }
+  uint32_t chunks() const { return static_cast<uint32_t>(chunks_.size()); }
+
+ private:
+  struct Chunk {
+    std::unique_ptr<Session[]> sessions;
+    std::unique_ptr<unsigned char[]> ext;
+    uint32_t free_head = 0;  // slot index within chunk + 1; 0 = none
+    uint32_t free_count = 0;
+  };
+
+  uint32_t chunk_size_;
+  size_t ext_bytes_;
+  std::vector<Chunk> chunks_;
+  std::vector<uint32_t> generations_;  // by slot; never shrinks
+  uint32_t free_ = 0;
+  size_t lowest_free_chunk_ = 0;  // no chunk below this one has a free slot
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_SESSION_TABLE_H_

@@ -1,0 +1,31 @@
+// Counters one engine keeps; JS reads a snapshot.
+#ifndef ACCEPTPOOL_CORE_STATS_H_
+#define ACCEPTPOOL_CORE_STATS_H_
+
+#include <cstdint>
+
+namespace acceptpool {
+
+struct Stats {
+  uint64_t pool_size = 0;  // slots allocated
+  uint64_t pool_free = 0;
+  uint64_t in_use = 0;     // sessions open or closing
+  uint64_t peak_in_use = 0;
+  uint64_t growths = 0;
+  uint64_t shrinks = 0;
+  uint64_t accepts = 0;
+  uint64_t accept_errors = 0;
+  uint64_t emfile = 0;         // EMFILE/ENFILE seen by accept
+  uint64_t shed = 0;           // connections closed at once to get past EMFILE
+  uint64_t accept_pauses = 0;  // times accepting paused at maxConnections
+  uint64_t stale_commands = 0;
+  uint64_t overflows = 0;
+  uint64_t timeouts = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t send_blocks = 0;    // send-queue blocks allocated
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_STATS_H_

@@ -1,0 +1,89 @@
+// Portable status and error codes. Backends translate their OS errors
+// (errno, WSA, NTSTATUS) into SysError exactly once, keeping the raw number so
+// JavaScript can still report it.
+#ifndef ACCEPTPOOL_CORE_STATUS_H_
+#define ACCEPTPOOL_CORE_STATUS_H_
+
+#include <cstdint>
+
+namespace acceptpool {
+
+// X(name, node-style code string). The order is the wire format to JS: append
+// only.
+#define ACCEPTPOOL_SYS_ERRORS(X)  \
+  X(kNone, "OK")                  \
+  X(kUnknown, "EUNKNOWN")         \
+  X(kAgain, "EAGAIN")             \
+  X(kConnReset, "ECONNRESET")     \
+  X(kConnAborted, "ECONNABORTED") \
+  X(kConnRefused, "ECONNREFUSED") \
+  X(kPipe, "EPIPE")               \
+  X(kTimedOut, "ETIMEDOUT")       \
+  X(kAddrInUse, "EADDRINUSE")     \
+  X(kAddrNotAvail, "EADDRNOTAVAIL") \
+  X(kAccess, "EACCES")            \
+  X(kPerm, "EPERM")               \
+  X(kMFile, "EMFILE")             \
+  X(kNFile, "ENFILE")             \
+  X(kNoBufs, "ENOBUFS")           \
+  X(kNoMem, "ENOMEM")             \
+  X(kInval, "EINVAL")             \
+  X(kAfNoSupport, "EAFNOSUPPORT") \
+  X(kNetUnreach, "ENETUNREACH")   \
+  X(kHostUnreach, "EHOSTUNREACH") \
+  X(kNotConn, "ENOTCONN")         \
+  X(kShutdown, "ESHUTDOWN")       \
+  X(kCanceled, "ECANCELED")       \
+  X(kBadF, "EBADF")               \
+  X(kProto, "EPROTO")
+
+enum class SysError : uint8_t {
+#define ACCEPTPOOL_ENUM_ENTRY(name, text) name,
+  ACCEPTPOOL_SYS_ERRORS(ACCEPTPOOL_ENUM_ENTRY)
+#undef ACCEPTPOOL_ENUM_ENTRY
+      kCount
+};
+
+// The Node-style name of an error ("ECONNRESET").
+const char* SysErrorName(SysError e);
+
+// What an operation came to. Library-level outcomes first, then kSystem for an
+// OS failure, whose details travel in `sys` and `raw`.
+enum class Code : uint8_t {
+  kOk = 0,
+  kWouldBlock,   // nothing done now; the backend will report readiness
+  kStale,        // the session id names an earlier occupant of the slot
+  kOverflow,     // a send queue hit its hard limit
+  kClosed,       // the server or session is closing or closed
+  kInvalid,      // a bad argument reached the core
+  kPoolFull,     // maxConnections reached
+  kNoMemory,     // an allocation failed
+  kSystem,       // see sys/raw
+};
+
+struct Status {
+  Code code = Code::kOk;
+  SysError sys = SysError::kNone;
+  int raw = 0;                    // errno or WSA code, as the OS gave it
+  const char* syscall = nullptr;  // static string naming the failing call
+
+  static Status Ok() { return Status(); }
+  static Status Of(Code c) {
+    Status s;
+    s.code = c;
+    return s;
+  }
+  static Status System(SysError e, int raw_code, const char* call) {
+    Status s;
+    s.code = Code::kSystem;
+    s.sys = e;
+    s.raw = raw_code;
+    s.syscall = call;
+    return s;
+  }
+  bool ok() const { return code == Code::kOk; }
+};
+
+}  // namespace acceptpool
+
+#endif  // ACCEPTPOOL_CORE_STATUS_H_

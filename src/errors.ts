@@ -1,0 +1,62 @@
+/**
+ * Every error acceptpool throws or emits. Match on `code`, never on message.
+ *
+ * - `AcceptPoolError` subclasses carry `ERR_ACCEPTPOOL_*` codes for misuse.
+ * - `AcceptPoolSystemError` carries the OS error's name (`EADDRINUSE`, ...)
+ *   with `errno` and `syscall`, like Node's own system errors.
+ */
+
+export class AcceptPoolError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An argument of the wrong type or out of range. */
+export class InvalidArgumentError extends AcceptPoolError {
+  constructor(message: string) {
+    super('ERR_ACCEPTPOOL_INVALID_ARG', message);
+  }
+}
+
+/** The server (or client) was closed, so the call cannot proceed. */
+export class ServerClosedError extends AcceptPoolError {
+  constructor(message = 'the server is closed') {
+    super('ERR_ACCEPTPOOL_SERVER_CLOSED', message);
+  }
+}
+
+/** The call does not fit the object's state (e.g. listen() twice). */
+export class InvalidStateError extends AcceptPoolError {
+  constructor(message: string) {
+    super('ERR_ACCEPTPOOL_INVALID_STATE', message);
+  }
+}
+
+export interface SystemErrorInfo {
+  code: string;
+  errno: number;
+  syscall: string;
+  address?: string;
+  port?: number;
+}
+
+/** An operating-system failure, shaped like Node's system errors. */
+export class AcceptPoolSystemError extends AcceptPoolError {
+  readonly errno: number;
+  readonly syscall: string;
+  readonly address?: string;
+  readonly port?: number;
+
+  constructor(info: SystemErrorInfo) {
+    const where = info.address !== undefined ? ` ${info.address}${info.port !== undefined ? `:${info.port}` : ''}` : '';
+    super(info.code, `${info.syscall} ${info.code}${where}`);
+    this.errno = info.errno;
+    this.syscall = info.syscall;
+    if (info.address !== undefined) this.address = info.address;
+    if (info.port !== undefined) this.port = info.port;
+  }
+}

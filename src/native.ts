@@ -1,0 +1,117 @@
+/** Loads the compiled addon and describes its (private) interface. */
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+
+/** The record layout the native side writes: [type, id, a, b] per event. */
+export const enum EventType {
+  Session = 1,
+  Data = 2,
+  Drain = 3,
+  End = 4,
+  Close = 5,
+  Stale = 6,
+  ServerClosed = 7,
+}
+
+export const enum SendResult {
+  Ok = 0,
+  Backpressure = 1,
+  Stale = 2,
+  Closed = 3,
+  Overflow = 4,
+}
+
+export const enum CloseMode {
+  Graceful = 0,
+  Abort = 1,
+  End = 2,
+}
+
+export interface NativeStats {
+  poolSize: number;
+  poolFree: number;
+  inUse: number;
+  peakInUse: number;
+  growths: number;
+  shrinks: number;
+  accepts: number;
+  acceptErrors: number;
+  emfile: number;
+  shed: number;
+  acceptPauses: number;
+  staleCommands: number;
+  overflows: number;
+  timeouts: number;
+  bytesIn: number;
+  bytesOut: number;
+  sendBlocks: number;
+  backend: string;
+  driver: string;
+}
+
+export interface NativeListenResult {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
+}
+
+export interface NativeErrorInfo {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+export type Bytes = ArrayBufferView | ArrayBuffer;
+
+export interface NativeServerOptions {
+  maxConnections: number;
+  poolSize: number;
+  poolGrowth: number;
+  backlog: number;
+  highWaterMark: number;
+  maxQueuedBytes: number;
+  acceptBatch: number;
+  idleTimeoutSeconds: number;
+  shrinkDelaySeconds: number;
+  noDelay: boolean;
+  driver: 'inline' | 'threaded';
+}
+
+export interface NativeServer {
+  listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
+  send(id: number, data: Bytes): SendResult;
+  closeSession(id: number, mode: CloseMode): boolean;
+  broadcast(data: Bytes, ids?: Float64Array): number;
+  bufferedAmount(id: number): number;
+  shutdown(): boolean;
+  stats(): NativeStats;
+  setRef(ref: boolean): void;
+  destroy(): void;
+}
+
+export interface NativeBinding {
+  NativeServer: new (
+    options: NativeServerOptions,
+    records: Float64Array,
+    onBatch: (count: number, data: Buffer | undefined) => void,
+  ) => NativeServer;
+  errorNames: string[];
+  platformBackend?: string;
+}
+
+function load(): NativeBinding {
+  const override = process.env.ACCEPTPOOL_NATIVE;
+  const root = path.resolve(__dirname, '..', '..');
+  const candidates = override
+    ? [path.resolve(override)]
+    : [path.join(root, 'build', 'Release', 'acceptpool.node'), path.join(root, 'build', 'Debug', 'acceptpool.node')];
+  for (const file of candidates) {
+    if (fs.existsSync(file)) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(file) as NativeBinding;
+    }
+  }
+  throw new Error(`acceptpool: native addon not found (looked in ${candidates.join(', ')}); run npm install`);
+}
+
+export const binding: NativeBinding = load();

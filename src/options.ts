@@ -1,0 +1,131 @@
+/** Server options: their types, defaults and up-front validation. */
+import { InvalidArgumentError } from './errors';
+import type { NativeServerOptions } from './native';
+
+export type Driver = 'inline' | 'threaded';
+
+export interface ServerOptions {
+  /** Most sessions open at once; beyond it accepting pauses (default 1,048,576). */
+  maxConnections?: number;
+  /** Session slots allocated at listen, before any client (default 1024). */
+  poolSize?: number;
+  /** Slots added per growth step when free slots run low (default 1024). */
+  poolGrowth?: number;
+  /** listen() backlog (default 511). */
+  backlog?: number;
+  /** TCP_NODELAY on accepted sockets (default true). */
+  noDelay?: boolean;
+  /** Queued bytes above which send() returns false and 'drain' follows (default 64 KiB). */
+  highWaterMark?: number;
+  /** Queued bytes at which the session is closed with reason 'overflow' (default 4 MiB). */
+  maxQueuedBytes?: number;
+  /** 'inline' (on Node's loop) or 'threaded' (an I/O thread). */
+  driver?: Driver;
+  /** 0 = inline, 1 = threaded; the same choice as `driver`. */
+  threads?: number;
+  /** Close sessions idle this many milliseconds (reason 'timeout'); 0 = never (default). Resolution 1 s. */
+  idleTimeout?: number;
+  /** Keep a session open for sending after the peer half-closes (default false). */
+  allowHalfOpen?: boolean;
+  /** For IPv6 hosts: accept IPv6 only (default false: dual-stack). */
+  ipv6Only?: boolean;
+  /** Accepts taken per wakeup, for fairness with established sessions (default 128). */
+  acceptBatch?: number;
+  /** Milliseconds without pool pressure before unused chunks are released (default 30,000). */
+  shrinkDelay?: number;
+}
+
+export interface ResolvedServerOptions {
+  native: NativeServerOptions;
+  allowHalfOpen: boolean;
+  ipv6Only: boolean;
+}
+
+/** The Linux default, chosen by benchmarks/ (see README). */
+export const DEFAULT_DRIVER: Driver = 'inline';
+
+const KEYS = new Set([
+  'maxConnections', 'poolSize', 'poolGrowth', 'backlog', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
+  'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'ipv6Only', 'acceptBatch', 'shrinkDelay',
+]);
+
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function optionalInteger(o: ServerOptions, key: keyof ServerOptions, min: number, max: number, fallback: number): number {
+  const v = o[key];
+  return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
+}
+
+function optionalBoolean(o: ServerOptions, key: keyof ServerOptions, fallback: boolean): boolean {
+  const v = o[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`options.${key} must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+export function resolveServerOptions(options: ServerOptions | undefined): ResolvedServerOptions {
+  if (options === undefined) options = {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KEYS.has(key)) throw new InvalidArgumentError(`unknown option ${JSON.stringify(key)}`);
+  }
+  const MAX_SLOTS = 2 ** 24;
+  const maxConnections = optionalInteger(options, 'maxConnections', 1, MAX_SLOTS, 2 ** 20);
+  const poolGrowth = optionalInteger(options, 'poolGrowth', 1, MAX_SLOTS, Math.min(1024, maxConnections));
+  const poolSize = optionalInteger(options, 'poolSize', 1, MAX_SLOTS, Math.min(1024, maxConnections));
+  const highWaterMark = optionalInteger(options, 'highWaterMark', 0, 2 ** 30, 64 * 1024);
+  const maxQueuedBytes = optionalInteger(options, 'maxQueuedBytes', 1, 2 ** 30, Math.max(4 * 1024 * 1024, highWaterMark + 1));
+  if (maxQueuedBytes <= highWaterMark) {
+    throw new InvalidArgumentError(`options.maxQueuedBytes (${maxQueuedBytes}) must exceed options.highWaterMark (${highWaterMark})`);
+  }
+  let driver: Driver = DEFAULT_DRIVER;
+  if (options.driver !== undefined) {
+    if (options.driver !== 'inline' && options.driver !== 'threaded') {
+      throw new InvalidArgumentError(`options.driver must be 'inline' or 'threaded', got ${describe(options.driver)}`);
+    }
+    driver = options.driver;
+  }
+  if (options.threads !== undefined) {
+    const threads = checkInteger('options.threads', options.threads, 0, 1);
+    const fromThreads: Driver = threads === 0 ? 'inline' : 'threaded';
+    if (options.driver !== undefined && options.driver !== fromThreads) {
+      throw new InvalidArgumentError(`options.threads (${threads}) contradicts options.driver (${options.driver})`);
+    }
+    driver = fromThreads;
+  }
+  const idleTimeout = optionalInteger(options, 'idleTimeout', 0, 2 ** 31 - 1, 0);
+  const shrinkDelay = optionalInteger(options, 'shrinkDelay', 0, 2 ** 31 - 1, 30_000);
+  return {
+    native: {
+      maxConnections,
+      poolSize,
+      poolGrowth,
+      backlog: optionalInteger(options, 'backlog', 1, 65535, 511),
+      highWaterMark,
+      maxQueuedBytes,
+      acceptBatch: optionalInteger(options, 'acceptBatch', 1, 65536, 128),
+      idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
+      shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
+      noDelay: optionalBoolean(options, 'noDelay', true),
+      driver,
+    },
+    allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', false),
+    ipv6Only: optionalBoolean(options, 'ipv6Only', false),
+  };
+}

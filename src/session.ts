@@ -1,0 +1,92 @@
+/**
+ * One connection as JavaScript sees it: a small plain object, not an
+ * EventEmitter. Its `id` (slot + generation) stays tied to this connection for
+ * ever; once the connection has closed, every call through the id is refused
+ * in native code, even after the slot serves a new client.
+ */
+import { formatIPv4, formatIPv6 } from './address';
+import type { SystemErrorInfo } from './errors';
+
+export type CloseReason = 'remote' | 'reset' | 'local' | 'timeout' | 'shutdown' | 'overflow' | 'error';
+
+/** Index = the native CloseReason value. */
+export const CLOSE_REASONS: readonly CloseReason[] = ['remote', 'reset', 'local', 'timeout', 'shutdown', 'overflow', 'error'];
+
+export type SendData = ArrayBufferView | ArrayBuffer | string;
+
+/** What a Session needs from its server or client. */
+export interface SessionOwner {
+  send(id: number, data: SendData): boolean;
+  closeSession(id: number): boolean;
+  /** @internal */ abortSession(id: number): boolean;
+  /** @internal */ endSession(id: number): boolean;
+  /** @internal */ bufferedAmountOf(id: number): number;
+}
+
+export type { SystemErrorInfo };
+
+export class Session {
+  /** slot + generation * 2^24; unique for the life of the server. */
+  readonly id: number;
+  readonly remotePort: number;
+  readonly remoteFamily: 'IPv4' | 'IPv6';
+  /** True once 'sessionClose' has been emitted for this session. */
+  closed = false;
+  /** Per-session handlers: optional, free when unset. */
+  ondata: ((chunk: Buffer) => void) | null = null;
+  ondrain: (() => void) | null = null;
+  onend: (() => void) | null = null;
+  onclose: ((reason: CloseReason, err?: Error) => void) | null = null;
+
+  private readonly owner: SessionOwner;
+  // IPv4 peers keep a number; the string is made on first use.
+  private readonly addr4: number;
+  private addrText: string | null;
+
+  /** @internal Built from a session record's 24 address bytes. */
+  constructor(owner: SessionOwner, id: number, bytes: Buffer, offset: number) {
+    this.owner = owner;
+    this.id = id;
+    const family = bytes[offset];
+    this.remotePort = bytes.readUInt16LE(offset + 2);
+    if (family === 6) {
+      this.remoteFamily = 'IPv6';
+      this.addr4 = 0;
+      this.addrText = formatIPv6(bytes, offset + 8);
+    } else {
+      this.remoteFamily = 'IPv4';
+      this.addr4 = bytes.readUInt32BE(offset + 8);
+      this.addrText = null;
+    }
+  }
+
+  get remoteAddress(): string {
+    if (this.addrText === null) this.addrText = formatIPv4(this.addr4);
+    return this.addrText;
+  }
+
+  /** Sends (or queues) bytes. False when the session is gone or the queue is above highWaterMark. */
+  send(data: SendData): boolean {
+    return this.owner.send(this.id, data);
+  }
+
+  /** Flushes what is queued, then closes (reason 'local'). */
+  close(): boolean {
+    return this.owner.closeSession(this.id);
+  }
+
+  /** Closes at once with a reset, dropping anything queued. */
+  destroy(): boolean {
+    return this.owner.abortSession(this.id);
+  }
+
+  /** Half-close: flush, then send FIN; receiving goes on until the peer ends. */
+  end(): boolean {
+    return this.owner.endSession(this.id);
+  }
+
+  /** Bytes accepted by send() and not yet written to the socket (0 once closed). */
+  get bufferedAmount(): number {
+    return this.closed ? 0 : Math.max(0, this.owner.bufferedAmountOf(this.id));
+  }
+}
