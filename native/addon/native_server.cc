@@ -203,11 +203,17 @@ NativeServer::~NativeServer() {
 void NativeServer::CleanupHook(void* self) {
   NativeServer* server = static_cast<NativeServer*>(self);
   server->hook_added_ = false;
+  // The environment is going away: no reference juggling, just stop.
+  server->listening_ = false;
   server->StopAll();
 }
 
 void NativeServer::StopAll() {
   destroyed_ = true;
+  if (listening_) {
+    listening_ = false;
+    Unref();
+  }
   if (driver_) driver_->Stop();
   driver_.reset();
   engine_.reset();
@@ -243,6 +249,9 @@ Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   st = driver_->Start(loop);
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
   listening_ = true;
+  // A listening server stays alive without JS references, as net.Server
+  // does; StopAll() lets go.
+  Ref();
   Napi::Object result = Napi::Object::New(env);
   result.Set("address", Napi::String::New(env, FormatAddress(bound)));
   result.Set("family", Napi::String::New(env, bound.family == 6 ? "IPv6" : "IPv4"));

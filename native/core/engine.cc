@@ -447,8 +447,11 @@ void Engine::OnTick() {
   if (config_.idle_timeout_ticks > 0) {
     uint32_t limit = config_.idle_timeout_ticks;
     table_->ForEachLive([&](Session& s) {
-      if (s.state == SessionState::kOpen && tick_ - s.last_active >= limit) {
-        CloseSession(s, CloseReason::kTimeout, Status::Ok(), false);
+      // A closing session that cannot flush (peer not reading) times out too,
+      // or it would hold its slot for ever.
+      if ((s.state == SessionState::kOpen || s.state == SessionState::kClosing) &&
+          tick_ - s.last_active >= limit) {
+        CloseSession(s, CloseReason::kTimeout, Status::Ok(), s.state == SessionState::kClosing);
       }
     });
   }

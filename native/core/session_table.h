@@ -83,6 +83,9 @@ struct Session {
   void clear(SessionFlag f) { flags = static_cast<uint16_t>(flags & ~f); }
 };
 
+// Memory per slot is part of the idle-connection budget (README).
+static_assert(sizeof(Session) <= 72, "keep Session small");
+
 class SessionTable {
  public:
   // `chunk_size` slots per chunk; `ext_bytes` of backend-private storage per

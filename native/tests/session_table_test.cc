@@ -1,0 +1,338 @@
+// The session table: ids, slots, generations, growth and shrink.
+#include "core/session_table.h"
+
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include "test_main.h"
+
+using namespace acceptpool;
+
+namespace {
+
+constexpr uint64_t kJsSafeLimit = 1ull << 53;
+
+}  // namespace
+
+TEST(IdPacksSlotAndGenerationAndUnpacksThem) {
+  SessionId id = MakeSessionId(12345, 678);
+  EXPECT_EQ(SlotOf(id), 12345u);
+  EXPECT_EQ(GenerationOf(id), 678u);
+  EXPECT_EQ(id, static_cast<uint64_t>(678) * (1ull << 24) + 12345u);
+}
+
+TEST(LargestIdStaysBelowTwoToThe53) {
+  SessionId id = MakeSessionId(kMaxSlots - 1, kGenerationLimit - 1);
+  EXPECT(id < kJsSafeLimit);
+  // ... and survives the round trip through a double, as it does in JS.
+  EXPECT_EQ(static_cast<SessionId>(static_cast<double>(id)), id);
+  EXPECT_EQ(SlotOf(id), kMaxSlots - 1);
+  EXPECT_EQ(GenerationOf(id), kGenerationLimit - 1);
+}
+
+TEST(NewTableHasNoSlotsUntilItGrows) {
+  SessionTable table(4, 0);
+  EXPECT_EQ(table.capacity(), 0u);
+  EXPECT_EQ(table.free_slots(), 0u);
+  EXPECT(table.Acquire() == nullptr);
+  EXPECT(table.Lookup(MakeSessionId(0, 1)) == nullptr);
+  EXPECT(table.AtSlot(0) == nullptr);
+}
+
+TEST(AcquireTakesLowestFreeSlotFirst) {
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  for (uint32_t i = 0; i < 8; ++i) {
+    Session* s = table.Acquire();
+    ASSERT(s != nullptr);
+    EXPECT_EQ(s->slot, i);
+    EXPECT(s->state == SessionState::kOpen);
+  }
+  EXPECT(table.Acquire() == nullptr);
+  // Free 6, 2, 5 in that order: they come back lowest first.
+  table.Release(table.AtSlot(6));
+  table.Release(table.AtSlot(2));
+  table.Release(table.AtSlot(5));
+  EXPECT_EQ(table.Acquire()->slot, 2u);
+  EXPECT_EQ(table.Acquire()->slot, 5u);
+  EXPECT_EQ(table.Acquire()->slot, 6u);
+}
+
+TEST(AcquireStaysLowestFirstAfterGrowthWhileLowerChunkIsFull) {
+  // The lowest chunk is full, the next one still has a free slot, and the
+  // table grows: that free slot must still be found (and found first).
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  for (int i = 0; i < 7; ++i) ASSERT(table.Acquire() != nullptr);  // slots 0..6
+  table.Release(table.AtSlot(0));
+  Session* again = table.Acquire();  // refills chunk 0
+  ASSERT(again != nullptr);
+  EXPECT_EQ(again->slot, 0u);
+  ASSERT(table.Grow());  // chunk 2; slot 7 is still free in chunk 1
+  EXPECT_EQ(table.free_slots(), 5u);
+  Session* next = table.Acquire();
+  ASSERT(next != nullptr);
+  EXPECT_EQ(next->slot, 7u);
+  // Every free slot must stay reachable: take them all.
+  uint32_t taken = next != nullptr ? 1 : 0;
+  while (table.free_slots() > 0) {
+    Session* s = table.Acquire();
+    if (!EXPECT(s != nullptr)) break;
+    ++taken;
+  }
+  EXPECT_EQ(taken, 5u);
+  EXPECT_EQ(table.in_use(), 12u);
+}
+
+TEST(LookupFindsOpenAndClosingSessionsOnly) {
+  SessionTable table(2, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  ASSERT(s != nullptr);
+  SessionId id = s->id();
+  EXPECT(table.Lookup(id) == s);
+  s->state = SessionState::kClosing;
+  EXPECT(table.Lookup(id) == s);
+  s->state = SessionState::kReleasing;
+  EXPECT(table.Lookup(id) == nullptr);
+  // Out of range slots are refused, not read.
+  EXPECT(table.Lookup(MakeSessionId(2, 1)) == nullptr);
+  EXPECT(table.Lookup(MakeSessionId(kMaxSlots - 1, 1)) == nullptr);
+}
+
+TEST(ReleaseBumpsGenerationAndStaleLookupReturnsNull) {
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  ASSERT(s != nullptr);
+  SessionId first = s->id();
+  EXPECT_EQ(GenerationOf(first), 1u);
+  table.Release(s);
+  EXPECT(table.Lookup(first) == nullptr);
+  Session* again = table.Acquire();
+  ASSERT(again == s);  // same slot, new occupant
+  SessionId second = again->id();
+  EXPECT_NE(second, first);
+  EXPECT_EQ(SlotOf(second), SlotOf(first));
+  EXPECT_EQ(GenerationOf(second), 2u);
+  EXPECT(table.Lookup(first) == nullptr);
+  EXPECT(table.Lookup(second) == again);
+}
+
+TEST(FreeSlotIdIsRefusedEvenWithCurrentGeneration) {
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  // Slot 3 was never taken; its current generation is 1.
+  EXPECT(table.Lookup(MakeSessionId(3, 1)) == nullptr);
+  EXPECT(table.Lookup(MakeSessionId(3, 0)) == nullptr);
+}
+
+TEST(GenerationsSurviveShrinkAndRegrowth) {
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  std::vector<SessionId> old_ids;
+  std::vector<Session*> taken;
+  for (int i = 0; i < 8; ++i) {
+    Session* s = table.Acquire();
+    ASSERT(s != nullptr);
+    old_ids.push_back(s->id());
+    taken.push_back(s);
+  }
+  for (Session* s : taken) table.Release(s);
+  EXPECT(table.ShrinkTop());
+  EXPECT_EQ(table.capacity(), 4u);
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.capacity(), 8u);
+  // The regrown chunk's slots remember their generations.
+  for (SessionId id : old_ids) EXPECT(table.Lookup(id) == nullptr);
+  std::set<SessionId> new_ids;
+  for (int i = 0; i < 8; ++i) {
+    Session* s = table.Acquire();
+    ASSERT(s != nullptr);
+    EXPECT_EQ(s->generation, 2u);
+    new_ids.insert(s->id());
+  }
+  for (SessionId id : old_ids) {
+    EXPECT(new_ids.count(id) == 0);
+    EXPECT(table.Lookup(id) == nullptr);
+  }
+}
+
+TEST(ShrinkTopOnlyWhenTopChunkIsWhollyFree) {
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  for (int i = 0; i < 5; ++i) ASSERT(table.Acquire() != nullptr);  // slot 4 is in the top chunk
+  EXPECT_FALSE(table.ShrinkTop());
+  EXPECT_EQ(table.capacity(), 8u);
+  table.Release(table.AtSlot(4));
+  EXPECT(table.ShrinkTop());
+  EXPECT_EQ(table.capacity(), 4u);
+  EXPECT_EQ(table.free_slots(), 0u);
+  EXPECT_FALSE(table.ShrinkTop());  // chunk 0 is full
+  EXPECT(table.AtSlot(4) == nullptr);
+}
+
+TEST(ShrinkToNothingThenGrowAgain) {
+  SessionTable table(3, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  ASSERT(s != nullptr);
+  SessionId id = s->id();
+  table.Release(s);
+  EXPECT(table.ShrinkTop());
+  EXPECT_EQ(table.capacity(), 0u);
+  EXPECT(table.Acquire() == nullptr);
+  ASSERT(table.Grow());
+  Session* again = table.Acquire();
+  ASSERT(again != nullptr);
+  EXPECT_EQ(again->slot, 0u);
+  EXPECT_EQ(again->generation, 2u);
+  EXPECT(table.Lookup(id) == nullptr);
+}
+
+TEST(GenerationWrapsToOneAndStaysBelowLimit) {
+  SessionTable table(1, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  ASSERT(s != nullptr);
+  // Pretend the slot has been reused almost 2^29 times.
+  s->generation = kGenerationLimit - 2;
+  table.Release(s);
+  EXPECT_EQ(s->generation, kGenerationLimit - 1);
+  s = table.Acquire();
+  ASSERT(s != nullptr);
+  SessionId last = s->id();
+  EXPECT(last < kJsSafeLimit);
+  table.Release(s);
+  EXPECT_EQ(s->generation, 1u);  // never 0, never 2^29
+  EXPECT(table.Lookup(last) == nullptr);
+  s = table.Acquire();
+  ASSERT(s != nullptr);
+  EXPECT(s->generation >= 1u);
+  EXPECT(s->generation < kGenerationLimit);
+  EXPECT(table.Lookup(s->id()) == s);
+  // The wrapped generation also survives a shrink and regrowth.
+  table.Release(s);
+  EXPECT(table.ShrinkTop());
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.AtSlot(0)->generation, 2u);
+}
+
+TEST(ForEachLiveVisitsExactlyTheTakenSlots) {
+  SessionTable table(4, 0);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  std::vector<Session*> taken;
+  for (int i = 0; i < 10; ++i) taken.push_back(table.Acquire());
+  table.Release(taken[1]);
+  table.Release(taken[5]);
+  table.Release(taken[9]);
+  taken[3]->state = SessionState::kReleasing;  // not free yet: still visited
+  std::set<uint32_t> seen;
+  int calls = 0;
+  table.ForEachLive([&](Session& s) {
+    ++calls;
+    seen.insert(s.slot);
+  });
+  std::set<uint32_t> expected = {0, 2, 3, 4, 6, 7, 8};
+  EXPECT_EQ(calls, 7);
+  EXPECT(seen == expected);
+}
+
+TEST(CapacityAndFreeCountsAddUp) {
+  SessionTable table(5, 0);
+  EXPECT_EQ(table.chunk_size(), 5u);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.capacity(), 10u);
+  EXPECT_EQ(table.chunks(), 2u);
+  EXPECT_EQ(table.free_slots(), 10u);
+  EXPECT_EQ(table.in_use(), 0u);
+  std::vector<Session*> taken;
+  for (int i = 0; i < 7; ++i) taken.push_back(table.Acquire());
+  EXPECT_EQ(table.in_use(), 7u);
+  EXPECT_EQ(table.free_slots(), 3u);
+  table.Release(taken[2]);
+  EXPECT_EQ(table.in_use(), 6u);
+  EXPECT_EQ(table.in_use() + table.free_slots(), table.capacity());
+}
+
+TEST(ZeroChunkSizeIsTreatedAsOne) {
+  SessionTable table(0, 0);
+  EXPECT_EQ(table.chunk_size(), 1u);
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.capacity(), 1u);
+}
+
+TEST(AcquireResetsFlagsAndCloseDetails) {
+  SessionTable table(1, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  ASSERT(s != nullptr);
+  s->flags = 0xffff;
+  s->close_reason = 3;
+  s->close_error = 4;
+  s->close_raw = 104;
+  s->pending_ops = 2;
+  s->last_active = 99;
+  s->pending_ops = 0;
+  table.Release(s);
+  s = table.Acquire();
+  ASSERT(s != nullptr);
+  EXPECT_EQ(s->flags, 0u);
+  EXPECT_EQ(s->close_reason, 0u);
+  EXPECT_EQ(s->close_error, 0u);
+  EXPECT_EQ(s->close_raw, 0);
+  EXPECT_EQ(s->pending_ops, 0u);
+  EXPECT_EQ(s->last_active, 0u);
+  EXPECT(s->next_pending == nullptr);
+  EXPECT_EQ(s->socket, kNoSocket);
+}
+
+TEST(ExtBytesAreZeroedAndDistinctPerSlot) {
+  constexpr size_t kExt = 40;
+  SessionTable table(3, kExt);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  std::set<void*> seen;
+  for (uint32_t slot = 0; slot < 6; ++slot) {
+    Session* s = table.AtSlot(slot);
+    ASSERT(s != nullptr);
+    auto* ext = static_cast<unsigned char*>(table.Ext(*s));
+    ASSERT(ext != nullptr);
+    for (size_t i = 0; i < kExt; ++i) EXPECT_EQ(ext[i], 0);
+    seen.insert(ext);
+    std::memset(ext, static_cast<int>(slot + 1), kExt);  // must not bleed into neighbours
+  }
+  EXPECT_EQ(seen.size(), 6u);
+  for (uint32_t slot = 0; slot < 6; ++slot) {
+    auto* ext = static_cast<unsigned char*>(table.Ext(*table.AtSlot(slot)));
+    for (size_t i = 0; i < kExt; ++i) EXPECT_EQ(ext[i], static_cast<unsigned char>(slot + 1));
+  }
+  // A regrown chunk's ext bytes are zero again.
+  ASSERT(table.ShrinkTop());
+  ASSERT(table.Grow());
+  auto* ext = static_cast<unsigned char*>(table.Ext(*table.AtSlot(4)));
+  for (size_t i = 0; i < kExt; ++i) EXPECT_EQ(ext[i], 0);
+}
+
+TEST(NoExtBytesMeansNullExt) {
+  SessionTable table(2, 0);
+  ASSERT(table.Grow());
+  EXPECT(table.Ext(*table.AtSlot(0)) == nullptr);
+}
+
+TEST(GrowRefusesAChunkThatWouldPassMaxSlots) {
+  SessionTable table(kMaxSlots + 1, 0);
+  EXPECT_FALSE(table.Grow());
+  EXPECT_EQ(table.capacity(), 0u);
+  EXPECT_EQ(table.free_slots(), 0u);
+}
+
+int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }
