@@ -276,7 +276,7 @@ void Engine::FlushSession(Session& s) {
 void Engine::AfterSend(Session& s) {
   if (s.queue.empty()) {
     if (s.state == SessionState::kClosing) {
-      CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), s.has(kCloseAbort));
+      CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), false);
       return;
     }
     if (s.state == SessionState::kOpen && s.has(kEndAfterFlush) && !s.has(kWriteShut)) {

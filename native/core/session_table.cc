@@ -35,7 +35,6 @@ bool SessionTable::Grow() {
   chunk.free_count = chunk_size_;
   chunks_.push_back(std::move(chunk));
   free_ += chunk_size_;
-  if (chunks_[lowest_free_chunk_].free_count == 0) lowest_free_chunk_ = chunks_.size() - 1;
   return true;
 }
 

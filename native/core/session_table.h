@@ -59,7 +59,6 @@ enum SessionFlag : uint16_t {
   kClosePending = 1 << 9,
   kInPendingList = 1 << 10,
   kBackendReleased = 1 << 11,  // the backend holds nothing of the session
-  kCloseAbort = 1 << 12,       // reset instead of FIN when the close happens
 };
 
 struct Session {
@@ -100,8 +99,8 @@ class SessionTable {
   // Releases the top chunk if every slot in it is free. True if it did.
   bool ShrinkTop();
 
-  // Takes the lowest free slot (so high chunks empty out and can shrink), or
-  // null. The slot comes back in state kOpen with flags cleared.
+  // Takes a free slot from the lowest chunk that has one (so high chunks
+  // empty out and can shrink), or null. The slot comes back in state kOpen with flags cleared.
   Session* Acquire();
   // Returns a slot to the free list and bumps its generation. The caller must
   // have cleared its queue and seen all its backend operations complete.

@@ -209,6 +209,14 @@ TEST(CloseReleasesWaitingProducers) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(finished.load(), 3);
+  // If Close did not release them, a take does, so the test ends instead of
+  // hanging.
+  CommandQueue::Side side;
+  while (finished.load() < 3) {
+    q.Take(&side);
+    side.Clear();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   for (auto& t : producers) t.join();
   // A closed queue no longer blocks anyone.
   q.Push(Send(99), "0123456789", 10);

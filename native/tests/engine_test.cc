@@ -1,0 +1,1307 @@
+// The engine against a fake backend: accept, receive, send, backpressure,
+// close ordering, the generation check on every command, pool growth and
+// shrink, shutdown, idle timeouts, and a randomised hammer that checks the
+// invariants after every step.
+#include "core/engine.h"
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fake_backend.h"
+#include "test_main.h"
+
+using namespace acceptpool;
+using acceptpool_test::FakeBackend;
+using acceptpool_test::FakeSocket;
+
+namespace {
+
+struct Event {
+  EventType type;
+  SessionId id;
+  double a;
+  double b;
+  std::string data;  // kSession: the address bytes; kData: the received bytes
+
+  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
+  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+};
+
+EngineConfig SmallConfig() {
+  EngineConfig c;
+  c.pool.initial = 4;
+  c.pool.chunk = 4;
+  c.pool.max_sessions = 64;
+  c.pool.low_water = 1;
+  c.pool.shrink_idle_ticks = 1000;
+  c.high_water_mark = 1000;
+  c.max_queued_bytes = 100000;
+  c.accept_batch = 16;
+  c.read_chunk = 64 * 1024;
+  return c;
+}
+
+// Plays the driver and the JS side: owns the batch, polls, and collects what
+// the engine wrote.
+struct Rig {
+  explicit Rig(const EngineConfig& config, size_t records = 256, size_t arena = 1 << 20)
+      : batch(records, arena) {
+    auto backend = std::make_unique<FakeBackend>();
+    fake = backend.get();
+    engine = std::make_unique<Engine>(config, std::move(backend));
+    init_status = engine->Init();
+    engine->SetBatch(&batch);
+    SocketAddress any;
+    any.addr[0] = 127;
+    any.addr[3] = 1;
+    listen_status = engine->Listen(any, &bound);
+  }
+
+  // One round; then JS takes the batch.
+  std::vector<Event> Poll() {
+    engine->Poll(0);
+    return Collect();
+  }
+  std::vector<Event> Collect() {
+    std::vector<Event> out;
+    for (size_t i = 0; i < batch.count(); ++i) {
+      const EventRecord& r = batch.records()[i];
+      Event e{static_cast<EventType>(static_cast<int>(r.type)), static_cast<SessionId>(r.id), r.a,
+              r.b, std::string()};
+      if (e.type == EventType::kSession || e.type == EventType::kData) {
+        e.data.assign(batch.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b));
+      }
+      out.push_back(e);
+      all.push_back(e);
+    }
+    batch.Clear();
+    return out;
+  }
+  // Accepts one connection and returns its id (0 if none came).
+  SessionId Accept(SocketHandle* handle = nullptr) {
+    SocketHandle h = fake->Connect();
+    if (handle != nullptr) *handle = h;
+    for (const Event& e : Poll()) {
+      if (e.type == EventType::kSession) return e.id;
+    }
+    return 0;
+  }
+  Stats stats() const { return engine->SnapshotStats(); }
+
+  EventBatch batch;
+  FakeBackend* fake = nullptr;
+  std::unique_ptr<Engine> engine;
+  Status init_status;
+  Status listen_status;
+  SocketAddress bound;
+  std::vector<Event> all;
+};
+
+std::string Bytes(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 747796405u + 2891336453u;
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    s[i] = static_cast<char>(x);
+  }
+  return s;
+}
+
+const Event* FindEvent(const std::vector<Event>& events, EventType type, SessionId id) {
+  for (const Event& e : events) {
+    if (e.type == type && e.id == id) return &e;
+  }
+  return nullptr;
+}
+
+int IndexOf(const std::vector<Event>& events, EventType type, SessionId id) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].type == type && events[i].id == id) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool NoViolations(const FakeBackend& fake) {
+  for (const std::string& v : fake.violations) std::fprintf(stderr, "  violation: %s\n", v.c_str());
+  return fake.violations.empty();
+}
+
+}  // namespace
+
+TEST(InitAndListenCreateTheInitialPool) {
+  Rig rig(SmallConfig());
+  EXPECT(rig.init_status.ok());
+  EXPECT(rig.listen_status.ok());
+  EXPECT_EQ(rig.bound.port, 4242u);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.pool_size, 4u);
+  EXPECT_EQ(st.pool_free, 4u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT(rig.fake->listening);
+  SocketAddress again;
+  EXPECT(rig.engine->Listen(rig.bound, &again).code == Code::kInvalid);
+}
+
+TEST(AcceptEmitsSessionRecordWithPeerAddress) {
+  Rig rig(SmallConfig());
+  SocketHandle h = rig.fake->Connect();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  const Event& e = events[0];
+  EXPECT(e.type == EventType::kSession);
+  EXPECT_EQ(SlotOf(e.id), 0u);
+  EXPECT_EQ(GenerationOf(e.id), 1u);
+  ASSERT_EQ(e.data.size(), sizeof(SocketAddress));
+  SocketAddress peer;
+  std::memcpy(&peer, e.data.data(), sizeof(peer));
+  const SocketAddress& want = rig.fake->Sock(h).peer;
+  EXPECT_EQ(peer.family, 4);
+  EXPECT_EQ(peer.port, want.port);
+  EXPECT(std::memcmp(peer.addr, want.addr, 16) == 0);
+  EXPECT_EQ(static_cast<size_t>(e.a) % 8, 0u);
+  FakeSocket& sock = rig.fake->Sock(h);
+  EXPECT(sock.attached);
+  EXPECT_EQ(sock.id, e.id);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.accepts, 1u);
+  EXPECT_EQ(st.in_use, 1u);
+  EXPECT_EQ(st.peak_in_use, 1u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(ManyAcceptsInOneRoundGetDistinctIdsLowestSlotsFirst) {
+  Rig rig(SmallConfig());
+  for (int i = 0; i < 3; ++i) rig.fake->Connect();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 3u);
+  for (uint32_t i = 0; i < 3; ++i) {
+    EXPECT(events[i].type == EventType::kSession);
+    EXPECT_EQ(SlotOf(events[i].id), i);
+  }
+}
+
+TEST(AcceptBatchCapsAcceptsPerRound) {
+  EngineConfig config = SmallConfig();
+  config.accept_batch = 2;
+  Rig rig(config);
+  for (int i = 0; i < 5; ++i) rig.fake->Connect();
+  EXPECT_EQ(rig.Poll().size(), 2u);
+  EXPECT_EQ(rig.Poll().size(), 2u);
+  EXPECT_EQ(rig.Poll().size(), 1u);
+}
+
+TEST(ReceivedBytesBecomeDataRecordWithExactBytes) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  ASSERT(id != 0);
+  std::string hello = "hello, acceptpool";
+  rig.fake->PeerSend(h, hello);
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kData);
+  EXPECT_EQ(events[0].id, id);
+  EXPECT_EQ(events[0].data, hello);
+  EXPECT_EQ(rig.stats().bytes_in, hello.size());
+}
+
+TEST(LargeReceiveArrivesInReadChunksInOrder) {
+  EngineConfig config = SmallConfig();
+  config.read_chunk = 16 * 1024;
+  Rig rig(config);
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  std::string big = Bytes(100000, 1);
+  rig.fake->PeerSend(h, big);
+  std::string got;
+  for (int i = 0; i < 20 && got.size() < big.size(); ++i) {
+    for (const Event& e : rig.Poll()) {
+      EXPECT(e.type == EventType::kData);
+      EXPECT_EQ(e.id, id);
+      EXPECT(e.data.size() <= config.read_chunk);
+      got += e.data;
+    }
+  }
+  EXPECT_EQ(got, big);
+}
+
+TEST(DataFromTwoSessionsIsAttributedToEach) {
+  Rig rig(SmallConfig());
+  SocketHandle ha, hb;
+  SessionId a = rig.Accept(&ha);
+  SessionId b = rig.Accept(&hb);
+  rig.fake->PeerSend(ha, "from-a");
+  rig.fake->PeerSend(hb, "from-b");
+  std::vector<Event> events = rig.Poll();
+  const Event* ea = FindEvent(events, EventType::kData, a);
+  const Event* eb = FindEvent(events, EventType::kData, b);
+  ASSERT(ea != nullptr && eb != nullptr);
+  EXPECT_EQ(ea->data, std::string("from-a"));
+  EXPECT_EQ(eb->data, std::string("from-b"));
+}
+
+TEST(ReadWaitsWhileBatchArenaIsFull) {
+  // An arena with room for one read only: the second session's bytes wait
+  // for the next batch instead of being lost or overwritten.
+  Rig rig(SmallConfig(), 64, 8192);
+  SocketHandle ha, hb;
+  SessionId a = rig.Accept(&ha);
+  SessionId b = rig.Accept(&hb);
+  rig.fake->PeerSend(ha, Bytes(6000, 2));
+  rig.fake->PeerSend(hb, Bytes(3000, 3));
+  std::vector<Event> first = rig.Poll();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].id, a);
+  EXPECT_EQ(first[0].data, Bytes(6000, 2));
+  std::vector<Event> second = rig.Poll();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, b);
+  EXPECT_EQ(second[0].data, Bytes(3000, 3));
+}
+
+TEST(SendToLiveIdGoesStraightToTheSocket) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  EXPECT(rig.engine->Send(id, "abc", 3) == SendResult::kOk);
+  FakeSocket& sock = rig.fake->Sock(h);
+  EXPECT_EQ(sock.send_direct_calls, 1);
+  EXPECT_EQ(sock.flush_calls, 0);
+  EXPECT_EQ(sock.written, std::string("abc"));
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 0);
+  EXPECT_EQ(rig.stats().bytes_out, 3u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(SendQueuesWhatTheSocketDoesNotTakeAndFlushesInOrder) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 10);
+  std::string a = Bytes(500, 4);
+  std::string b = Bytes(300, 5);
+  EXPECT(rig.engine->Send(id, a.data(), a.size()) == SendResult::kOk);
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 490);
+  // The queue is not empty: the next send is queued behind it, not sent
+  // around it.
+  EXPECT(rig.engine->Send(id, b.data(), b.size()) == SendResult::kOk);
+  EXPECT_EQ(rig.fake->Sock(h).send_direct_calls, 1);
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 790);
+  rig.fake->AddWritable(h, 100000);
+  rig.Poll();
+  EXPECT_EQ(rig.fake->Sock(h).written, a + b);
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 0);
+}
+
+TEST(WithoutDirectSendsEverythingGoesThroughTheQueue) {
+  Rig rig(SmallConfig());
+  rig.fake->direct_sends = false;
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  std::string a = Bytes(40000, 6);
+  EXPECT(rig.engine->Send(id, a.data(), a.size()) == SendResult::kOk);
+  EXPECT_EQ(rig.fake->Sock(h).written, a);
+  EXPECT(rig.fake->Sock(h).flush_calls >= 1);
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 0);
+}
+
+TEST(SendToStaleIdIsRefusedCountedAndNeverReachesTheNewOccupant) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 1;
+  config.pool.chunk = 1;
+  config.pool.max_sessions = 1;
+  Rig rig(config);
+  SocketHandle ha, hb;
+  SessionId a = rig.Accept(&ha);
+  ASSERT(a != 0);
+  EXPECT(rig.engine->Close(a, CloseMode::kAbort));
+  std::vector<Event> closed = rig.Poll();
+  ASSERT(FindEvent(closed, EventType::kClose, a) != nullptr);
+  SessionId b = rig.Accept(&hb);
+  ASSERT(b != 0);
+  EXPECT_EQ(SlotOf(b), SlotOf(a));  // the same slot, reused
+  EXPECT_NE(b, a);
+  EXPECT_EQ(GenerationOf(b), GenerationOf(a) + 1);
+
+  EXPECT(rig.engine->Send(a, "for-a", 5) == SendResult::kStale);
+  EXPECT_EQ(rig.stats().stale_commands, 1u);
+  EXPECT_FALSE(rig.engine->Close(a, CloseMode::kAbort));
+  EXPECT_FALSE(rig.engine->Close(a, CloseMode::kGraceful));
+  EXPECT_EQ(rig.stats().stale_commands, 3u);
+  EXPECT_EQ(rig.engine->BufferedAmount(a), -1);
+  rig.Poll();
+  FakeSocket& sb = rig.fake->Sock(hb);
+  EXPECT_EQ(sb.written, std::string());
+  EXPECT_EQ(sb.send_direct_calls, 0);
+  EXPECT_FALSE(sb.closed);  // the stale close did not close the new occupant
+  EXPECT(rig.engine->Send(b, "for-b", 5) == SendResult::kOk);
+  EXPECT_EQ(sb.written, std::string("for-b"));
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(SendToSessionWhoseCloseIsNotYetReportedIsStale) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->PeerError(h, SysError::kConnReset, 104);
+  rig.engine->Poll(0);  // the close is in the batch, JS has not seen it
+  EXPECT(rig.engine->Send(id, "late", 4) == SendResult::kStale);
+  EXPECT_EQ(rig.fake->Sock(h).written, std::string());
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(CloseIsEmittedBeforeTheSlotIsReused) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 1;
+  config.pool.chunk = 1;
+  config.pool.max_sessions = 1;
+  Rig rig(config);
+  SocketHandle ha;
+  SessionId a = rig.Accept(&ha);
+  ASSERT(a != 0);
+  // In one round: A is reset, and B is waiting to be accepted.
+  rig.fake->PeerError(ha, SysError::kConnReset, 104);
+  SocketHandle hb = rig.fake->Connect();
+  std::vector<Event> round = rig.Poll();
+  // B could not take A's slot in that round: A's close had not been written.
+  EXPECT(FindEvent(round, EventType::kClose, a) != nullptr);
+  EXPECT_EQ(IndexOf(round, EventType::kSession, MakeSessionId(SlotOf(a), GenerationOf(a) + 1)), -1);
+  for (int i = 0; i < 3 && !rig.fake->Sock(hb).attached; ++i) rig.Poll();
+  ASSERT(rig.fake->Sock(hb).attached);
+  SessionId b = rig.fake->Sock(hb).id;
+  EXPECT_EQ(SlotOf(b), SlotOf(a));
+  int close_at = IndexOf(rig.all, EventType::kClose, a);
+  int open_at = IndexOf(rig.all, EventType::kSession, b);
+  EXPECT(close_at >= 0);
+  EXPECT(open_at > close_at);
+}
+
+TEST(SlotStaysTakenWhileItsCloseWaitsForBatchRoom) {
+  // A batch that JS has not taken yet has no room for A's close: A's slot
+  // must not be handed to a new connection until the close is written.
+  Rig rig(SmallConfig(), 8, 1 << 16);
+  SocketHandle ha;
+  SessionId a = rig.Accept(&ha);
+  ASSERT_EQ(SlotOf(a), 0u);
+  rig.fake->PeerError(ha, SysError::kConnReset, 104);
+  for (int i = 0; i < 5; ++i) rig.batch.Add(EventType::kDrain, 0);  // 3 records left
+  rig.fake->Connect();
+  rig.engine->Poll(0);
+  EXPECT(rig.engine->HasPending());  // the close is waiting
+  std::vector<Event> first = rig.Collect();
+  EXPECT(FindEvent(first, EventType::kClose, a) == nullptr);
+  const Event* b = nullptr;
+  for (const Event& e : first) {
+    if (e.type == EventType::kSession) b = &e;
+  }
+  ASSERT(b != nullptr);
+  EXPECT_NE(SlotOf(b->id), SlotOf(a));
+  // JS took the batch: now the close is written and the slot freed.
+  std::vector<Event> second = rig.Poll();
+  EXPECT(FindEvent(second, EventType::kClose, a) != nullptr);
+  SocketHandle hc;
+  SessionId c = rig.Accept(&hc);
+  EXPECT_EQ(SlotOf(c), SlotOf(a));
+  EXPECT_EQ(GenerationOf(c), GenerationOf(a) + 1);
+}
+
+TEST(CompletionStyleReleaseKeepsSlotUntilBackendLetsGo) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 1;
+  config.pool.chunk = 1;
+  config.pool.max_sessions = 1;
+  Rig rig(config);
+  rig.fake->defer_release = true;
+  rig.fake->release_all_deferred_next_round = false;
+  SocketHandle ha;
+  SessionId a = rig.Accept(&ha);
+  EXPECT(rig.engine->Close(a, CloseMode::kAbort));
+  std::vector<Event> events = rig.Poll();
+  EXPECT(FindEvent(events, EventType::kClose, a) != nullptr);
+  SocketHandle hb = rig.fake->Connect();
+  rig.Poll();
+  rig.Poll();
+  EXPECT_FALSE(rig.fake->Sock(hb).attached);  // the slot is still held by the backend
+  EXPECT_EQ(rig.stats().in_use, 1u);
+  rig.fake->release_all_deferred_next_round = true;
+  rig.Poll();  // releases; accepting resumes
+  rig.Poll();
+  EXPECT(rig.fake->Sock(hb).attached);
+  EXPECT_EQ(SlotOf(rig.fake->Sock(hb).id), SlotOf(a));
+}
+
+TEST(HighWaterMarkGivesBackpressureThenDrainAfterProgress) {
+  Rig rig(SmallConfig());  // high water 1000
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 100);
+  std::string small = Bytes(50, 7);
+  EXPECT(rig.engine->Send(id, small.data(), small.size()) == SendResult::kOk);
+  std::string big = Bytes(3000, 8);
+  EXPECT(rig.engine->Send(id, big.data(), big.size()) == SendResult::kBackpressure);
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 2950);
+  EXPECT(rig.Poll().empty());  // no progress, no drain
+  rig.fake->AddWritable(h, 1000);
+  EXPECT(FindEvent(rig.Poll(), EventType::kDrain, id) == nullptr);  // 1950 > 1000
+  rig.fake->AddWritable(h, 1000);
+  std::vector<Event> events = rig.Poll();  // 950 <= 1000
+  EXPECT(FindEvent(events, EventType::kDrain, id) != nullptr);
+  rig.fake->AddWritable(h, 100000);
+  std::vector<Event> later = rig.Poll();
+  EXPECT(FindEvent(later, EventType::kDrain, id) == nullptr);  // one drain per episode
+  EXPECT_EQ(rig.fake->Sock(h).written, small + big);
+  int drains = 0;
+  for (const Event& e : rig.all) drains += e.type == EventType::kDrain ? 1 : 0;
+  EXPECT_EQ(drains, 1);
+}
+
+TEST(BackpressureSeenByJsIsReportedAndDrainsWhenAlreadyEased) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  // The threaded driver says JS already reported pressure, but the bytes
+  // went straight out: drain must still follow.
+  EXPECT(rig.engine->Send(id, "x", 1, true) == SendResult::kBackpressure);
+  EXPECT(FindEvent(rig.Poll(), EventType::kDrain, id) != nullptr);
+}
+
+TEST(MaxQueuedBytesOverflowClosesWithReasonOverflow) {
+  EngineConfig config = SmallConfig();
+  config.max_queued_bytes = 10000;
+  Rig rig(config);
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);  // the socket takes nothing
+  std::string a = Bytes(6000, 9);
+  EXPECT(rig.engine->Send(id, a.data(), a.size()) == SendResult::kBackpressure);
+  std::string b = Bytes(5000, 10);
+  EXPECT(rig.engine->Send(id, b.data(), b.size()) == SendResult::kOverflow);
+  EXPECT_EQ(rig.stats().overflows, 1u);
+  FakeSocket& sock = rig.fake->Sock(h);
+  EXPECT(sock.closed);
+  EXPECT(sock.aborted);
+  std::vector<Event> events = rig.Poll();
+  const Event* close = FindEvent(events, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kOverflow));
+  EXPECT_EQ(sock.written, std::string());
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kStale);
+}
+
+TEST(QueueExactlyAtMaxIsAllowed) {
+  EngineConfig config = SmallConfig();
+  config.max_queued_bytes = 10000;
+  Rig rig(config);
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string a = Bytes(10000, 11);
+  EXPECT(rig.engine->Send(id, a.data(), a.size()) == SendResult::kBackpressure);
+  EXPECT_EQ(rig.engine->BufferedAmount(id), 10000);
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kOverflow);
+}
+
+TEST(GracefulCloseFlushesTheQueueThenClosesLocal) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string a = Bytes(700, 12);
+  EXPECT(rig.engine->Send(id, a.data(), a.size()) == SendResult::kOk);
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
+  EXPECT(rig.engine->Send(id, "more", 4) == SendResult::kClosed);
+  EXPECT(rig.Poll().empty());
+  EXPECT_FALSE(rig.fake->Sock(h).closed);
+  rig.fake->AddWritable(h, 100000);
+  std::vector<Event> events = rig.Poll();
+  const Event* close = FindEvent(events, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT_EQ(rig.fake->Sock(h).written, a);
+  EXPECT(rig.fake->Sock(h).closed);
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+}
+
+TEST(AbortCloseDropsTheQueueAndResets) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string a = Bytes(700, 13);
+  rig.engine->Send(id, a.data(), a.size());
+  EXPECT(rig.engine->Close(id, CloseMode::kAbort));
+  EXPECT(rig.fake->Sock(h).closed);
+  EXPECT(rig.fake->Sock(h).aborted);
+  std::vector<Event> events = rig.Poll();
+  const Event* close = FindEvent(events, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+}
+
+TEST(PeerEndThenEndClosesWithReasonRemote) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->PeerSend(h, "bye");
+  rig.fake->PeerEnd(h);
+  std::vector<Event> events = rig.Poll();
+  events = rig.Poll();
+  const Event* end = FindEvent(rig.all, EventType::kEnd, id);
+  ASSERT(end != nullptr);
+  EXPECT(IndexOf(rig.all, EventType::kData, id) < IndexOf(rig.all, EventType::kEnd, id));
+  EXPECT_FALSE(rig.fake->Sock(h).reading);  // reading stopped at EOF
+  EXPECT(FindEvent(rig.all, EventType::kClose, id) == nullptr);
+  // The facade answers an end with end().
+  EXPECT(rig.engine->Send(id, "ok", 2) == SendResult::kOk);
+  EXPECT(rig.engine->Close(id, CloseMode::kEnd));
+  EXPECT(rig.fake->Sock(h).write_shut);
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kRemote));
+  EXPECT_EQ(rig.fake->Sock(h).written, std::string("ok"));
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+}
+
+TEST(EndFirstThenPeerEndClosesWithReasonLocal) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  EXPECT(rig.engine->Close(id, CloseMode::kEnd));
+  EXPECT(rig.fake->Sock(h).write_shut);
+  EXPECT(rig.engine->Send(id, "no", 2) == SendResult::kClosed);
+  rig.fake->PeerEnd(h);
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT(FindEvent(rig.all, EventType::kEnd, id) == nullptr);
+}
+
+TEST(PeerResetClosesWithReasonResetAndTheErrorCode) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->PeerError(h, SysError::kConnReset, 104);
+  std::vector<Event> events = rig.Poll();
+  const Event* close = FindEvent(events, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kReset));
+  EXPECT(close->error() == SysError::kConnReset);
+  EXPECT_EQ(close->b, 104.0);
+}
+
+TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
+  Rig rig(SmallConfig());
+  SocketHandle h1, h2;
+  SessionId a = rig.Accept(&h1);
+  SessionId b = rig.Accept(&h2);
+  rig.fake->PeerError(h1, SysError::kTimedOut, 110);
+  rig.fake->PeerError(h2, SysError::kHostUnreach, 113);
+  rig.Poll();
+  const Event* ca = FindEvent(rig.all, EventType::kClose, a);
+  const Event* cb = FindEvent(rig.all, EventType::kClose, b);
+  ASSERT(ca != nullptr && cb != nullptr);
+  EXPECT_EQ(ca->reason(), static_cast<uint32_t>(CloseReason::kTimeout));
+  EXPECT_EQ(cb->reason(), static_cast<uint32_t>(CloseReason::kError));
+  EXPECT(cb->error() == SysError::kHostUnreach);
+  EXPECT_EQ(cb->b, 113.0);
+}
+
+TEST(SendErrorClosesTheSessionAndReportsClosed) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->Sock(h).send_error = Status::System(SysError::kPipe, 32, "send");
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kClosed);
+  std::vector<Event> events = rig.Poll();
+  const Event* close = FindEvent(events, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kReset));
+}
+
+TEST(FailedAttachReleasesTheSlotWithoutEvents) {
+  Rig rig(SmallConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.fake->Sock(h).fail_attach = true;
+  std::vector<Event> events = rig.Poll();
+  EXPECT(events.empty());
+  EXPECT(rig.fake->Sock(h).closed);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.accept_errors, 1u);
+  EXPECT_EQ(st.accepts, 0u);
+  SessionId next = rig.Accept();
+  EXPECT_EQ(SlotOf(next), 0u);
+  EXPECT_EQ(GenerationOf(next), 2u);  // the failed occupant's generation is spent
+}
+
+TEST(PoolGrowsWhenFreeSlotsFallBelowLowWater) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 4;
+  config.pool.chunk = 4;
+  config.pool.low_water = 2;
+  config.pool.max_sessions = 12;
+  Rig rig(config);
+  for (int i = 0; i < 3; ++i) rig.fake->Connect();
+  rig.Poll();
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 3u);
+  EXPECT_EQ(st.growths, 0u);
+  EXPECT_EQ(st.pool_size, 4u);
+  rig.Accept();  // 1 free < low water 2: the pool grows before accepting
+  st = rig.stats();
+  EXPECT_EQ(st.growths, 1u);
+  EXPECT_EQ(st.pool_size, 8u);
+  EXPECT_EQ(st.in_use, 4u);
+  for (int i = 0; i < 10; ++i) rig.fake->Connect();
+  for (int i = 0; i < 10; ++i) rig.Poll();
+  st = rig.stats();
+  EXPECT_EQ(st.in_use, 12u);
+  EXPECT_EQ(st.pool_size, 12u);  // never past max_sessions
+  EXPECT_EQ(st.growths, 2u);
+  EXPECT_EQ(st.pool_size, st.pool_free + st.in_use);
+  EXPECT_EQ(rig.fake->backlog.size(), 2u);
+}
+
+TEST(MaxSessionsStopsAcceptingAndResumesAfterAClose) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 2;
+  config.pool.chunk = 2;
+  config.pool.max_sessions = 2;
+  Rig rig(config);
+  SocketHandle h1 = rig.fake->Connect();
+  rig.fake->Connect();
+  SocketHandle h3 = rig.fake->Connect();
+  rig.Poll();
+  rig.Poll();
+  EXPECT_EQ(rig.stats().in_use, 2u);
+  EXPECT_EQ(rig.engine->AcceptBudget(), 0u);
+  EXPECT_FALSE(rig.fake->accepting);
+  ASSERT_EQ(rig.fake->set_accepting_calls.size(), 1u);
+  EXPECT_FALSE(rig.fake->set_accepting_calls[0]);
+  EXPECT_EQ(rig.stats().accept_pauses, 1u);
+  EXPECT_FALSE(rig.fake->Sock(h3).attached);  // waits in the backlog
+  SessionId first = rig.fake->Sock(h1).id;
+  EXPECT(rig.engine->Close(first, CloseMode::kAbort));
+  rig.Poll();  // close written, slot released, accepting resumes
+  EXPECT(rig.fake->accepting);
+  rig.Poll();
+  EXPECT(rig.fake->Sock(h3).attached);
+  EXPECT_EQ(SlotOf(rig.fake->Sock(h3).id), SlotOf(first));
+  EXPECT_EQ(rig.stats().in_use, 2u);
+}
+
+TEST(MaxSessionsHoldsWhenThePoolOvershootsIt) {
+  // 6 is not a whole number of chunks of 4: the pool grows to 8 slots, but
+  // only 6 sessions may be open.
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 4;
+  config.pool.chunk = 4;
+  config.pool.low_water = 1;
+  config.pool.max_sessions = 6;
+  Rig rig(config);
+  for (int i = 0; i < 9; ++i) rig.fake->Connect();
+  for (int i = 0; i < 5; ++i) rig.Poll();
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 6u);
+  EXPECT_EQ(st.pool_size, 8u);
+  EXPECT_EQ(st.pool_free, 2u);
+  EXPECT_EQ(rig.engine->AcceptBudget(), 0u);
+  EXPECT_FALSE(rig.fake->accepting);
+  EXPECT_EQ(rig.fake->backlog.size(), 3u);
+}
+
+TEST(ShutdownClosesEverySessionThenReportsServerClosedLast) {
+  Rig rig(SmallConfig());
+  SessionId a = rig.Accept();
+  SessionId b = rig.Accept();
+  SessionId c = rig.Accept();
+  rig.fake->Connect();  // still in the backlog: never accepted
+  size_t before = rig.all.size();
+  rig.engine->Shutdown();
+  EXPECT(rig.engine->shutting_down());
+  EXPECT(rig.fake->stopped_listening);
+  for (int i = 0; i < 3 && !rig.engine->closed(); ++i) rig.Poll();
+  EXPECT(rig.engine->closed());
+  std::vector<Event> after(rig.all.begin() + before, rig.all.end());
+  ASSERT_EQ(after.size(), 4u);
+  for (SessionId id : {a, b, c}) {
+    const Event* close = FindEvent(after, EventType::kClose, id);
+    if (!EXPECT(close != nullptr)) continue;
+    EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
+  }
+  EXPECT(after.back().type == EventType::kServerClosed);
+  EXPECT_EQ(rig.stats().in_use, 0u);
+  EXPECT(rig.engine->Send(a, "x", 1) == SendResult::kStale);
+}
+
+TEST(ShutdownWithoutSessionsStillReportsServerClosed) {
+  Rig rig(SmallConfig());
+  rig.engine->Shutdown();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kServerClosed);
+  EXPECT(rig.Poll().empty());  // exactly once
+}
+
+TEST(ShutdownWaitsForCompletionStyleReleases) {
+  Rig rig(SmallConfig());
+  rig.fake->defer_release = true;
+  rig.fake->release_all_deferred_next_round = false;
+  SessionId a = rig.Accept();
+  rig.engine->Shutdown();
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, a) != nullptr);
+  EXPECT_FALSE(rig.engine->closed());  // the backend still holds the session
+  rig.fake->release_all_deferred_next_round = true;
+  rig.Poll();
+  rig.Poll();
+  EXPECT(rig.engine->closed());
+  EXPECT(rig.all.back().type == EventType::kServerClosed);
+}
+
+TEST(IdleTimeoutClosesQuietSessionsOnTick) {
+  EngineConfig config = SmallConfig();
+  config.idle_timeout_ticks = 3;
+  Rig rig(config);
+  SocketHandle ha, hb;
+  SessionId a = rig.Accept(&ha);
+  SessionId b = rig.Accept(&hb);
+  rig.fake->Tick(2);
+  rig.Poll();
+  rig.fake->PeerSend(hb, "still here");
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, a) == nullptr);
+  rig.fake->Tick();
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, a);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kTimeout));
+  EXPECT(FindEvent(rig.all, EventType::kClose, b) == nullptr);
+  EXPECT_EQ(rig.stats().timeouts, 1u);
+  rig.fake->Tick(3);
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, b) != nullptr);
+}
+
+TEST(NoIdleTimeoutWhenDisabled) {
+  Rig rig(SmallConfig());
+  SessionId a = rig.Accept();
+  rig.fake->Tick(1000);
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, a) == nullptr);
+}
+
+TEST(PoolShrinksBackAfterIdleTicksButNotBelowInitial) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 2;
+  config.pool.chunk = 2;
+  config.pool.low_water = 1;
+  config.pool.max_sessions = 16;
+  config.pool.shrink_idle_ticks = 2;
+  Rig rig(config);
+  std::vector<SessionId> ids;
+  for (int i = 0; i < 7; ++i) ids.push_back(rig.Accept());
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 7u);
+  EXPECT_EQ(st.pool_size, 8u);
+  EXPECT_EQ(st.growths, 3u);
+  for (SessionId id : ids) rig.engine->Close(id, CloseMode::kAbort);
+  rig.Poll();
+  EXPECT_EQ(rig.stats().in_use, 0u);
+  rig.fake->Tick(2);  // the idle countdown
+  rig.Poll();
+  EXPECT_EQ(rig.stats().shrinks, 0u);
+  EXPECT_EQ(rig.stats().pool_size, 8u);
+  rig.fake->Tick();
+  rig.Poll();
+  EXPECT_EQ(rig.stats().shrinks, 1u);
+  EXPECT_EQ(rig.stats().pool_size, 6u);
+  rig.fake->Tick(10);
+  rig.Poll();
+  st = rig.stats();
+  EXPECT_EQ(st.pool_size, 2u);  // initial
+  EXPECT_EQ(st.shrinks, 3u);
+  // Old ids stay refused after the slots come back.
+  for (int i = 0; i < 7; ++i) rig.Accept();
+  for (SessionId id : ids) EXPECT_EQ(rig.engine->BufferedAmount(id), -1);
+}
+
+TEST(GrowthResetsTheShrinkCountdown) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = 2;
+  config.pool.chunk = 2;
+  config.pool.low_water = 1;
+  config.pool.shrink_idle_ticks = 3;
+  Rig rig(config);
+  std::vector<SessionId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(rig.Accept());  // grows to 4 at the third
+  EXPECT_EQ(rig.stats().pool_size, 4u);
+  rig.fake->Tick(2);
+  rig.Poll();
+  ids.push_back(rig.Accept());  // nothing free: grows again, the countdown restarts
+  EXPECT_EQ(rig.stats().pool_size, 6u);
+  EXPECT_EQ(rig.stats().growths, 2u);
+  for (SessionId id : ids) rig.engine->Close(id, CloseMode::kAbort);
+  rig.Poll();
+  rig.fake->Tick(3);
+  rig.Poll();
+  EXPECT_EQ(rig.stats().shrinks, 0u);
+  rig.fake->Tick();
+  rig.Poll();
+  EXPECT_EQ(rig.stats().shrinks, 1u);
+}
+
+TEST(BroadcastReachesEveryOpenSessionOnce) {
+  Rig rig(SmallConfig());
+  SocketHandle h1, h2, h3;
+  rig.Accept(&h1);
+  SessionId b = rig.Accept(&h2);
+  rig.Accept(&h3);
+  rig.engine->Close(b, CloseMode::kAbort);
+  EXPECT_EQ(rig.engine->Broadcast("all", 3, nullptr, 0), 2u);
+  EXPECT_EQ(rig.fake->Sock(h1).written, std::string("all"));
+  EXPECT_EQ(rig.fake->Sock(h2).written, std::string());
+  EXPECT_EQ(rig.fake->Sock(h3).written, std::string("all"));
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(BroadcastToListedIdsSkipsStaleOnes) {
+  Rig rig(SmallConfig());
+  SocketHandle h1, h2;
+  SessionId a = rig.Accept(&h1);
+  SessionId b = rig.Accept(&h2);
+  rig.engine->Close(b, CloseMode::kAbort);
+  rig.Poll();
+  SessionId ids[] = {a, b};
+  EXPECT_EQ(rig.engine->Broadcast("to", 2, ids, 2), 1u);
+  EXPECT_EQ(rig.fake->Sock(h1).written, std::string("to"));
+  EXPECT_EQ(rig.stats().stale_commands, 1u);
+}
+
+TEST(EventsOutsideAPollWakeTheBackend) {
+  Rig rig(SmallConfig());
+  SessionId a = rig.Accept();
+  int wakes = rig.fake->wakes;
+  rig.engine->Close(a, CloseMode::kAbort);  // from JS, between polls
+  EXPECT(rig.fake->wakes > wakes);
+  EXPECT(rig.engine->HasPending());
+  EXPECT(FindEvent(rig.Poll(), EventType::kClose, a) != nullptr);
+}
+
+// ---- the hammer ----
+
+namespace {
+
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+// Byte `pos` of what JS sends to socket `h`, and of what the peer of `h`
+// sends: distinct for every socket, so a byte that lands on the wrong
+// socket is caught.
+char OutByte(SocketHandle h, size_t pos) {
+  return static_cast<char>(Mix((static_cast<uint64_t>(h) << 40) ^ pos));
+}
+char InByte(SocketHandle h, size_t pos) {
+  return static_cast<char>(Mix((static_cast<uint64_t>(h) << 40) ^ pos ^ (1ull << 63)));
+}
+
+struct ModelSession {
+  SocketHandle handle = -1;
+  size_t out_pos = 0;   // bytes generated for sends so far
+  size_t in_pos = 0;    // bytes seen in kData so far
+  bool ended = false;   // kEnd seen
+  bool closed = false;  // kClose seen
+};
+
+class Hammer {
+ public:
+  Hammer(uint32_t seed, const EngineConfig& config, size_t records, size_t arena)
+      : config_(config), rng_(seed), rig_(config, records, arena) {}
+
+  bool Run(int ops) {
+    for (int op = 0; op < ops && ok_; ++op) {
+      Step();
+      RoundTrip();
+      CheckInvariants(op);
+    }
+    if (ok_) Finish();
+    if (!ok_) std::fprintf(stderr, "  hammer failed: %s\n", failure_.c_str());
+    return ok_;
+  }
+
+  uint64_t accepts() const { return accepted_; }
+  uint64_t closes() const { return closes_; }
+  uint64_t reuses() const { return reuses_; }
+  uint64_t stale_checked() const { return stale_expected_; }
+  Stats stats() const { return rig_.engine->SnapshotStats(); }
+
+ private:
+  void Fail(const std::string& why) {
+    if (ok_) failure_ = why;
+    ok_ = false;
+  }
+
+  uint32_t Rand(uint32_t n) { return n == 0 ? 0 : static_cast<uint32_t>(rng_() % n); }
+
+  SessionId RandomLive() {
+    if (live_.empty()) return 0;
+    auto it = live_.begin();
+    std::advance(it, Rand(static_cast<uint32_t>(live_.size())));
+    return *it;
+  }
+  SocketHandle RandomOpenSocket() {
+    std::vector<SocketHandle> open;
+    for (auto& [h, sock] : rig_.fake->sockets) {
+      if (sock.attached && !sock.closed) open.push_back(h);
+    }
+    if (open.empty()) return -1;
+    return open[Rand(static_cast<uint32_t>(open.size()))];
+  }
+
+  void Step() {
+    FakeBackend& fake = *rig_.fake;
+    uint32_t dice = Rand(100);
+    if (dice < 12) {
+      if (fake.backlog.size() < 8) fake.Connect();
+    } else if (dice < 24) {
+      SocketHandle h = RandomOpenSocket();
+      if (h >= 0 && fake.Sock(h).inbox.size() < 200000) {
+        FakeSocket& sock = fake.Sock(h);
+        size_t n = 1 + Rand(Rand(8) == 0 ? 40000 : 3000);
+        size_t base = sock.delivered + sock.inbox.size();
+        std::string bytes(n, '\0');
+        for (size_t i = 0; i < n; ++i) bytes[i] = InByte(h, base + i);
+        fake.PeerSend(h, bytes);
+      }
+    } else if (dice < 50) {
+      Send(RandomLive());
+    } else if (dice < 55) {
+      SendStale();
+    } else if (dice < 60) {
+      SessionId id = RandomLive();
+      if (id != 0) {
+        bool pending = rig_.engine->HasPending() || !rig_.batch.empty();
+        CloseMode mode = static_cast<CloseMode>(Rand(3));
+        if (!rig_.engine->Close(id, mode)) {
+          ++stale_expected_;
+          if (!pending) Fail("Close refused a live id " + std::to_string(id));
+        }
+      }
+    } else if (dice < 62) {
+      if (!stale_.empty()) {
+        SessionId id = stale_[Rand(static_cast<uint32_t>(stale_.size()))];
+        if (rig_.engine->Close(id, static_cast<CloseMode>(Rand(3)))) {
+          Fail("Close accepted a stale id " + std::to_string(id));
+        }
+        ++stale_expected_;
+      }
+    } else if (dice < 65) {
+      SocketHandle h = RandomOpenSocket();
+      if (h >= 0) fake.PeerEnd(h);
+    } else if (dice < 67) {
+      SocketHandle h = RandomOpenSocket();
+      if (h >= 0) fake.PeerError(h, Rand(2) ? SysError::kConnReset : SysError::kTimedOut, 104);
+    } else if (dice < 87) {
+      SocketHandle h = RandomOpenSocket();
+      if (h >= 0) fake.AddWritable(h, Rand(Rand(4) == 0 ? 60000 : 6000));
+    } else if (dice < 92) {
+      fake.Tick();
+    } else if (dice < 95) {
+      // Flip between readiness and completion style releases.
+      fake.defer_release = Rand(2) == 0;
+      fake.release_all_deferred_next_round = Rand(3) != 0;
+    } else if (dice < 97) {
+      fake.accepts_first = !fake.accepts_first;
+    } else {
+      // JS is slow: leave the batch untaken for this round.
+      skip_collect_ = true;
+    }
+  }
+
+  void Send(SessionId id) {
+    if (id == 0) return;
+    ModelSession& m = model_[id];
+    size_t n = Rand(5) == 0 ? Rand(40000) : Rand(2500);
+    std::string bytes(n, '\0');
+    for (size_t i = 0; i < n; ++i) bytes[i] = OutByte(m.handle, m.out_pos + i);
+    m.out_pos += n;
+    bool pending = rig_.engine->HasPending() || !rig_.batch.empty();
+    SendResult r = rig_.engine->Send(id, bytes.data(), bytes.size(), Rand(10) == 0);
+    if (r == SendResult::kStale) {
+      ++stale_expected_;
+      // Only a session whose close has not reached JS yet may look stale.
+      if (!pending) Fail("Send refused a live id " + std::to_string(id));
+    }
+  }
+
+  void SendStale() {
+    if (stale_.empty()) return;
+    SessionId id = stale_[Rand(static_cast<uint32_t>(stale_.size()))];
+    auto it = model_.find(id);
+    SocketHandle h = it != model_.end() ? it->second.handle : -1;
+    size_t pos = it != model_.end() ? it->second.out_pos : 0;
+    // Bytes meant for the old occupant's socket: if any reach another
+    // socket, that socket's stream check fails.
+    std::string bytes(1 + Rand(100), '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = OutByte(h, pos + i);
+    if (rig_.engine->Send(id, bytes.data(), bytes.size()) != SendResult::kStale) {
+      Fail("Send accepted a stale id " + std::to_string(id));
+    }
+    ++stale_expected_;
+  }
+
+  void RoundTrip() {
+    rig_.engine->Poll(0);
+    if (skip_collect_) {
+      skip_collect_ = false;
+      return;
+    }
+    Dispatch(rig_.Collect());
+    rig_.all.clear();
+  }
+
+  void Dispatch(const std::vector<Event>& events) {
+    for (const Event& e : events) {
+      if (e.type == EventType::kServerClosed) {
+        server_closed_ = true;
+        continue;
+      }
+      if (server_closed_) Fail("event after kServerClosed");
+      if (e.type == EventType::kSession) {
+        if (model_.count(e.id) != 0) {
+          Fail("kSession for an id seen before: " + std::to_string(e.id));
+          continue;
+        }
+        SocketAddress peer;
+        std::memcpy(&peer, e.data.data(), sizeof(peer));
+        SocketHandle h = (static_cast<SocketHandle>(peer.addr[1]) << 16) |
+                         (static_cast<SocketHandle>(peer.addr[2]) << 8) | peer.addr[3];
+        FakeSocket* sock = rig_.fake->BySessionId(e.id);
+        if (sock == nullptr || sock->handle != h) {
+          Fail("kSession address does not match the attached socket");
+          continue;
+        }
+        ModelSession& m = model_[e.id];
+        m.handle = h;
+        live_.insert(e.id);
+        ++accepted_;
+        if (slots_seen_.count(SlotOf(e.id)) != 0) ++reuses_;
+        slots_seen_.insert(SlotOf(e.id));
+        continue;
+      }
+      auto it = model_.find(e.id);
+      if (it == model_.end()) {
+        Fail("event for an unknown id");
+        continue;
+      }
+      ModelSession& m = it->second;
+      if (m.closed) {
+        Fail("event after kClose for id " + std::to_string(e.id));
+        continue;
+      }
+      switch (e.type) {
+        case EventType::kData:
+          if (m.ended) Fail("kData after kEnd");
+          for (size_t i = 0; i < e.data.size(); ++i) {
+            if (e.data[i] != InByte(m.handle, m.in_pos + i)) {
+              Fail("kData bytes differ from what the peer of the id's socket sent");
+              break;
+            }
+          }
+          m.in_pos += e.data.size();
+          break;
+        case EventType::kEnd:
+          if (m.ended) Fail("kEnd twice");
+          m.ended = true;
+          // The facade usually answers with end().
+          // (Refused, and counted stale, if the session has closed since.)
+          if (Rand(4) != 0 && !rig_.engine->Close(e.id, CloseMode::kEnd)) ++stale_expected_;
+          break;
+        case EventType::kDrain:
+          break;
+        case EventType::kClose: {
+          m.closed = true;
+          live_.erase(e.id);
+          stale_.push_back(e.id);
+          if (stale_.size() > 512) stale_.erase(stale_.begin(), stale_.begin() + 256);
+          ++closes_;
+          uint32_t reason = e.reason();
+          if (reason > static_cast<uint32_t>(CloseReason::kError)) Fail("bad close reason");
+          FakeSocket* sock = &rig_.fake->Sock(m.handle);
+          if (!sock->closed) Fail("kClose before the backend closed the socket");
+          break;
+        }
+        default:
+          Fail("unexpected event type");
+      }
+    }
+  }
+
+  void CheckInvariants(int op) {
+    Stats st = rig_.engine->SnapshotStats();
+    if (st.pool_size != st.pool_free + st.in_use) Fail("in_use + free != capacity");
+    if (st.in_use > config_.pool.max_sessions) Fail("in_use above max_sessions");
+    if (st.stale_commands != stale_expected_) {
+      Fail("stale_commands " + std::to_string(st.stale_commands) + " != expected " +
+           std::to_string(stale_expected_));
+    }
+    if (!rig_.fake->violations.empty()) Fail("backend contract: " + rig_.fake->violations[0]);
+    bool settled = !rig_.engine->HasPending() && rig_.batch.empty();
+    for (SessionId id : live_) {
+      int64_t buffered = rig_.engine->BufferedAmount(id);
+      if (buffered > static_cast<int64_t>(config_.max_queued_bytes)) Fail("queue above max");
+      if (settled && buffered < 0) Fail("live id does not resolve: " + std::to_string(id));
+      if (buffered >= 0) {
+        auto sock = rig_.fake->sockets.find(model_[id].handle);
+        if (sock == rig_.fake->sockets.end() || sock->second.closed || sock->second.id != id ||
+            sock->second.session->id() != id) {
+          Fail("live id resolves but its socket is not its own");
+        }
+      }
+    }
+    // Recent stale ids, every step; the whole list now and then.
+    size_t from = (op % 64 == 0 || stale_.size() < 32) ? 0 : stale_.size() - 32;
+    for (size_t i = from; i < stale_.size(); ++i) {
+      if (rig_.engine->BufferedAmount(stale_[i]) != -1) {
+        Fail("stale id resolves: " + std::to_string(stale_[i]));
+      }
+    }
+    // What each socket received is a prefix of what JS sent to that very
+    // session; the checked bytes are dropped to keep memory flat.
+    uint64_t out_total = 0;
+    uint64_t in_total = 0;
+    for (auto it = rig_.fake->sockets.begin(); it != rig_.fake->sockets.end();) {
+      FakeSocket& sock = it->second;
+      size_t base = sock.written_total - sock.written.size();
+      for (size_t i = 0; i < sock.written.size(); ++i) {
+        if (sock.written[i] != OutByte(sock.handle, base + i)) {
+          Fail("socket " + std::to_string(sock.handle) + " got a byte that was not sent to it");
+          break;
+        }
+      }
+      sock.written.clear();
+      auto m = model_.find(sock.id);
+      if (sock.attached && m != model_.end() && sock.written_total > m->second.out_pos) {
+        Fail("socket received more than was sent to it");
+      }
+      out_total += sock.written_total;
+      in_total += sock.delivered;
+      ++it;
+    }
+    out_total += retired_out_;
+    in_total += retired_in_;
+    if (st.bytes_out != out_total) Fail("bytes_out does not match the sockets");
+    if (st.bytes_in != in_total) Fail("bytes_in does not match the sockets");
+    // Forget sockets that are closed and whose close JS has seen.
+    for (auto it = rig_.fake->sockets.begin(); it != rig_.fake->sockets.end();) {
+      FakeSocket& sock = it->second;
+      auto m = model_.find(sock.id);
+      bool done = sock.closed && (!sock.attached || (m != model_.end() && m->second.closed));
+      bool held = false;
+      for (Session* s : rig_.fake->deferred) held = held || (sock.session == s);
+      if (done && !held && sock.written.empty()) {
+        retired_out_ += sock.written_total;
+        retired_in_ += sock.delivered;
+        if (sock.attached) model_.erase(sock.id);  // its id stays in stale_ on its own
+        it = rig_.fake->sockets.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void Finish() {
+    rig_.engine->Shutdown();
+    for (int i = 0; i < 100 && !rig_.engine->closed(); ++i) {
+      rig_.fake->release_all_deferred_next_round = true;
+      rig_.engine->Poll(0);
+      Dispatch(rig_.Collect());
+    }
+    if (!rig_.engine->closed()) Fail("shutdown never finished");
+    if (!server_closed_) Fail("no kServerClosed after shutdown");
+    if (!live_.empty()) Fail("sessions left without a kClose after shutdown");
+    if (rig_.engine->SnapshotStats().in_use != 0) Fail("slots in use after shutdown");
+  }
+
+  EngineConfig config_;
+  std::mt19937_64 rng_;
+  Rig rig_;
+  bool ok_ = true;
+  std::string failure_;
+  bool skip_collect_ = false;
+  bool server_closed_ = false;
+  std::map<SessionId, ModelSession> model_;
+  std::set<SessionId> live_;
+  std::vector<SessionId> stale_;
+  std::set<uint32_t> slots_seen_;
+  uint64_t stale_expected_ = 0;
+  uint64_t accepted_ = 0;
+  uint64_t closes_ = 0;
+  uint64_t reuses_ = 0;
+  uint64_t retired_out_ = 0;
+  uint64_t retired_in_ = 0;
+};
+
+EngineConfig HammerConfig() {
+  EngineConfig c;
+  c.pool.initial = 4;
+  c.pool.chunk = 4;
+  c.pool.max_sessions = 10;  // not a whole number of chunks: the pool overshoots
+  c.pool.low_water = 2;
+  c.pool.shrink_idle_ticks = 2;
+  c.high_water_mark = 4096;
+  c.max_queued_bytes = 48 * 1024;
+  c.accept_batch = 3;
+  c.read_chunk = 8192;
+  c.idle_timeout_ticks = 40;
+  return c;
+}
+
+}  // namespace
+
+TEST(HammerRandomOperationsKeepEveryInvariant) {
+  Hammer hammer(20240601, HammerConfig(), 48, 48 * 1024);
+  EXPECT(hammer.Run(200000));
+  // The run must actually have exercised reuse and staleness.
+  EXPECT(hammer.accepts() > 1000u);
+  EXPECT(hammer.reuses() > 1000u);
+  EXPECT(hammer.stale_checked() > 1000u);
+  Stats st = hammer.stats();
+  // ... and growth, shrink, the limit and overflow.
+  EXPECT(st.growths > 5u);
+  EXPECT(st.shrinks > 5u);
+  EXPECT(st.accept_pauses > 10u);
+  EXPECT(st.overflows > 10u);
+  EXPECT(st.timeouts > 0u);
+  std::printf("     hammer: %llu accepts, %llu slot reuses, %llu stale commands, %llu growths, "
+              "%llu shrinks, %llu accept pauses, %llu overflows, %llu timeouts\n",
+              static_cast<unsigned long long>(hammer.accepts()),
+              static_cast<unsigned long long>(hammer.reuses()),
+              static_cast<unsigned long long>(hammer.stale_checked()),
+              static_cast<unsigned long long>(st.growths),
+              static_cast<unsigned long long>(st.shrinks),
+              static_cast<unsigned long long>(st.accept_pauses),
+              static_cast<unsigned long long>(st.overflows),
+              static_cast<unsigned long long>(st.timeouts));
+}
+
+TEST(HammerWithTinyBatchesKeepsEveryInvariant) {
+  // Batches so small that events and reads wait for room all the time.
+  Hammer hammer(7, HammerConfig(), 6, 8192);
+  EXPECT(hammer.Run(40000));
+  EXPECT(hammer.accepts() > 100u);
+}
+
+int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

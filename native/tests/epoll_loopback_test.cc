@@ -1,0 +1,397 @@
+// The engine on the real epoll backend, over loopback sockets: accept, echo,
+// large sends through the queue, peer close, reset, stale ids after slot
+// reuse, shutdown. Every wait is bounded. Also run under ThreadSanitizer
+// (one test reads with a client thread).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/epoll/epoll_backend.h"
+#include "core/engine.h"
+#include "test_main.h"
+
+using namespace acceptpool;
+
+namespace {
+
+constexpr int kWaitMs = 5000;
+
+struct Event {
+  EventType type;
+  SessionId id;
+  double a;
+  double b;
+  std::string data;
+  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
+  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+};
+
+EngineConfig LoopbackConfig() {
+  EngineConfig c;
+  c.pool.initial = 4;
+  c.pool.chunk = 4;
+  c.pool.max_sessions = 64;
+  c.pool.low_water = 1;
+  c.high_water_mark = 64 * 1024;
+  c.max_queued_bytes = 64 * 1024 * 1024;
+  return c;
+}
+
+class Server {
+ public:
+  explicit Server(const EngineConfig& config = LoopbackConfig()) : batch_(1024, 1 << 20) {
+    engine_ = std::make_unique<Engine>(config, MakeEpollBackend());
+    status_ = engine_->Init();
+    if (!status_.ok()) return;
+    engine_->SetBatch(&batch_);
+    SocketAddress local;
+    local.family = 4;
+    local.addr[0] = 127;
+    local.addr[3] = 1;
+    status_ = engine_->Listen(local, &bound_);
+  }
+
+  bool ok() const { return status_.ok(); }
+  uint16_t port() const { return bound_.port; }
+  Engine& engine() { return *engine_; }
+  std::vector<Event>& events() { return events_; }
+
+  // Polls until `done` holds or the deadline passes; true if it held.
+  bool PollUntil(const std::function<bool()>& done, int ms = kWaitMs) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      engine_->Poll(10);
+      Collect();
+    }
+    return true;
+  }
+  void PollOnce(int ms = 10) {
+    engine_->Poll(ms);
+    Collect();
+  }
+
+  const Event* Find(EventType type, SessionId id = 0) const {
+    for (const Event& e : events_) {
+      if (e.type == type && (id == 0 || e.id == id)) return &e;
+    }
+    return nullptr;
+  }
+  // The id of the n-th session event (0-based), or 0.
+  SessionId SessionAt(size_t n) const {
+    for (const Event& e : events_) {
+      if (e.type == EventType::kSession && n-- == 0) return e.id;
+    }
+    return 0;
+  }
+  size_t Sessions() const {
+    size_t n = 0;
+    for (const Event& e : events_) n += e.type == EventType::kSession ? 1 : 0;
+    return n;
+  }
+  std::string DataOf(SessionId id) const {
+    std::string out;
+    for (const Event& e : events_) {
+      if (e.type == EventType::kData && e.id == id) out += e.data;
+    }
+    return out;
+  }
+
+ private:
+  void Collect() {
+    for (size_t i = 0; i < batch_.count(); ++i) {
+      const EventRecord& r = batch_.records()[i];
+      Event e{static_cast<EventType>(static_cast<int>(r.type)), static_cast<SessionId>(r.id), r.a,
+              r.b, std::string()};
+      if (e.type == EventType::kSession || e.type == EventType::kData) {
+        e.data.assign(batch_.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b));
+      }
+      events_.push_back(std::move(e));
+    }
+    batch_.Clear();
+  }
+
+  EventBatch batch_;
+  std::unique_ptr<Engine> engine_;
+  Status status_;
+  SocketAddress bound_;
+  std::vector<Event> events_;
+};
+
+// A blocking loopback client with receive and send timeouts (and, if given,
+// a small receive buffer, so the server's sends back up sooner).
+int Connect(uint16_t port, int rcvbuf = 0) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  timeval tv{kWaitMs / 1000, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads exactly n bytes (or fewer on timeout / EOF).
+std::string RecvExactly(int fd, size_t n) {
+  std::string out;
+  char buf[65536];
+  while (out.size() < n) {
+    ssize_t r = recv(fd, buf, std::min(sizeof(buf), n - out.size()), 0);
+    if (r <= 0) break;
+    out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+// Bytes readable within `ms`, without blocking longer; -1 on EOF/error with
+// nothing read.
+std::string RecvAvailable(int fd, int ms, bool* eof = nullptr) {
+  std::string out;
+  pollfd p{fd, POLLIN, 0};
+  while (poll(&p, 1, ms) == 1) {
+    char buf[4096];
+    ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r <= 0) {
+      if (eof != nullptr) *eof = true;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(r));
+    ms = 20;
+  }
+  return out;
+}
+
+std::string Bytes(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 7;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    s[i] = static_cast<char>(x >> 23);
+  }
+  return s;
+}
+
+uint16_t LocalPort(int fd) {
+  sockaddr_in addr{};
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+TEST(ListensOnAnEphemeralLoopbackPort) {
+  Server server;
+  ASSERT(server.ok());
+  EXPECT(server.port() != 0);
+  EXPECT_EQ(std::string(server.engine().backend().name()), std::string("epoll"));
+  EXPECT(server.engine().backend().PollDescriptor() >= 0);
+}
+
+TEST(AcceptReportsTheClientsAddress) {
+  Server server;
+  ASSERT(server.ok());
+  int fd = Connect(server.port());
+  ASSERT(fd >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  const Event* e = server.Find(EventType::kSession);
+  ASSERT(e != nullptr);
+  ASSERT_EQ(e->data.size(), sizeof(SocketAddress));
+  SocketAddress peer;
+  std::memcpy(&peer, e->data.data(), sizeof(peer));
+  EXPECT_EQ(peer.family, 4);
+  EXPECT_EQ(peer.port, LocalPort(fd));
+  EXPECT_EQ(peer.addr[0], 127);
+  EXPECT_EQ(peer.addr[3], 1);
+  close(fd);
+}
+
+TEST(EchoRoundTripIsByteExact) {
+  Server server;
+  ASSERT(server.ok());
+  int fd = Connect(server.port());
+  ASSERT(fd >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId id = server.SessionAt(0);
+  std::string message = Bytes(24 * 1024 + 7, 1);
+  ASSERT(SendAll(fd, message));
+  ASSERT(server.PollUntil([&] { return server.DataOf(id).size() >= message.size(); }));
+  std::string received = server.DataOf(id);
+  EXPECT_EQ(received, message);
+  // Echo it back in the pieces it arrived in.
+  for (const Event& e : server.events()) {
+    if (e.type != EventType::kData) continue;
+    SendResult r = server.engine().Send(id, e.data.data(), e.data.size());
+    EXPECT(r == SendResult::kOk || r == SendResult::kBackpressure);
+  }
+  server.PollOnce(0);
+  std::string echoed = RecvExactly(fd, message.size());
+  EXPECT_EQ(echoed, message);
+  Stats st = server.engine().SnapshotStats();
+  EXPECT_EQ(st.bytes_in, message.size());
+  EXPECT_EQ(st.bytes_out, message.size());
+  close(fd);
+}
+
+TEST(LargeSendsFlushThroughTheQueueWithBackpressureAndDrain) {
+  Server server;
+  ASSERT(server.ok());
+  int fd = Connect(server.port(), 128 * 1024);
+  ASSERT(fd >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId id = server.SessionAt(0);
+  // More than the kernel's largest send buffer (tcp_wmem max, 4 MiB by
+  // default) plus the client's receive buffer.
+  std::string payload = Bytes(8 * 1024 * 1024, 2);
+  // The client only starts reading once the server has queued everything,
+  // so the socket buffer fills and the rest must wait in the send queue.
+  std::atomic<bool> go{false};
+  std::string got;
+  std::thread reader([&] {
+    while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    got = RecvExactly(fd, payload.size());
+  });
+  bool pressure = false;
+  for (size_t off = 0; off < payload.size(); off += 512 * 1024) {
+    SendResult r = server.engine().Send(id, payload.data() + off, 512 * 1024);
+    EXPECT(r == SendResult::kOk || r == SendResult::kBackpressure);
+    pressure = pressure || r == SendResult::kBackpressure;
+  }
+  EXPECT(pressure);
+  EXPECT(server.engine().BufferedAmount(id) > 0);
+  go = true;
+  bool drained = server.PollUntil([&] {
+    return server.engine().BufferedAmount(id) == 0 &&
+           server.Find(EventType::kDrain, id) != nullptr;
+  }, 20000);
+  EXPECT(drained);
+  reader.join();
+  EXPECT(got.size() == payload.size());
+  EXPECT(got == payload);
+  close(fd);
+}
+
+TEST(PeerCloseGivesEndThenRemoteClose) {
+  Server server;
+  ASSERT(server.ok());
+  int fd = Connect(server.port());
+  ASSERT(fd >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId id = server.SessionAt(0);
+  ASSERT(SendAll(fd, "last words"));
+  close(fd);
+  ASSERT(server.PollUntil([&] { return server.Find(EventType::kEnd, id) != nullptr; }));
+  EXPECT_EQ(server.DataOf(id), std::string("last words"));
+  EXPECT(server.Find(EventType::kClose, id) == nullptr);
+  // What the facade does on 'end': end() its side too.
+  EXPECT(server.engine().Close(id, CloseMode::kEnd));
+  ASSERT(server.PollUntil([&] { return server.Find(EventType::kClose, id) != nullptr; }));
+  const Event* close_event = server.Find(EventType::kClose, id);
+  EXPECT_EQ(close_event->reason(), static_cast<uint32_t>(CloseReason::kRemote));
+  EXPECT_EQ(server.engine().SnapshotStats().in_use, 0u);
+}
+
+TEST(ResetGivesReasonResetWithEconnreset) {
+  Server server;
+  ASSERT(server.ok());
+  int fd = Connect(server.port());
+  ASSERT(fd >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId id = server.SessionAt(0);
+  linger lg{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(fd);  // RST
+  ASSERT(server.PollUntil([&] { return server.Find(EventType::kClose, id) != nullptr; }));
+  const Event* close_event = server.Find(EventType::kClose, id);
+  EXPECT_EQ(close_event->reason(), static_cast<uint32_t>(CloseReason::kReset));
+  EXPECT(close_event->error() == SysError::kConnReset);
+  EXPECT_EQ(close_event->b, static_cast<double>(ECONNRESET));
+}
+
+TEST(StaleIdIsRefusedAfterTheSlotIsReused) {
+  Server server;
+  ASSERT(server.ok());
+  int a = Connect(server.port());
+  ASSERT(a >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId old_id = server.SessionAt(0);
+  EXPECT(server.engine().Close(old_id, CloseMode::kAbort));
+  ASSERT(server.PollUntil([&] { return server.Find(EventType::kClose, old_id) != nullptr; }));
+  int b = Connect(server.port());
+  ASSERT(b >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 2; }));
+  SessionId new_id = server.SessionAt(1);
+  EXPECT_EQ(SlotOf(new_id), SlotOf(old_id));  // lowest free slot: the same one
+  EXPECT_NE(new_id, old_id);
+  EXPECT(server.engine().Send(old_id, "stale!", 6) == SendResult::kStale);
+  EXPECT(server.engine().Send(new_id, "fresh", 5) == SendResult::kOk);
+  EXPECT_FALSE(server.engine().Close(old_id, CloseMode::kAbort));
+  server.PollOnce(0);
+  EXPECT_EQ(RecvExactly(b, 5), std::string("fresh"));
+  EXPECT_EQ(RecvAvailable(b, 100), std::string());  // nothing meant for the old id
+  EXPECT_EQ(server.engine().SnapshotStats().stale_commands, 2u);
+  // The first client was reset by the abort.
+  bool eof = false;
+  EXPECT_EQ(RecvAvailable(a, 1000, &eof), std::string());
+  EXPECT(eof);
+  close(a);
+  close(b);
+}
+
+TEST(ShutdownClosesClientsAndReportsServerClosed) {
+  Server server;
+  ASSERT(server.ok());
+  int a = Connect(server.port());
+  int b = Connect(server.port());
+  ASSERT(a >= 0 && b >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 2; }));
+  server.engine().Shutdown();
+  ASSERT(server.PollUntil([&] { return server.engine().closed(); }));
+  EXPECT(server.events().back().type == EventType::kServerClosed);
+  for (size_t i = 0; i < 2; ++i) {
+    const Event* e = server.Find(EventType::kClose, server.SessionAt(i));
+    if (!EXPECT(e != nullptr)) continue;
+    EXPECT_EQ(e->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
+  }
+  bool eof = false;
+  RecvAvailable(a, 1000, &eof);
+  EXPECT(eof);
+  // The listener is gone.
+  int c = Connect(server.port());
+  EXPECT(c < 0);
+  if (c >= 0) close(c);
+  close(a);
+  close(b);
+}
+
+int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }
