@@ -37,6 +37,12 @@ export interface ServerEvents {
   drain: [session: Session];
   end: [session: Session];
   sessionClose: [session: Session, reason: CloseReason, err?: Error];
+  /**
+   * Threaded driver only: a send or close that was accepted (returned true)
+   * while the id looked live, but the I/O thread found the session gone by
+   * the time it acted. Nothing was delivered; staleCommands counts it.
+   */
+  staleCommand: [id: number, command: 'send' | 'close'];
   listening: [address: AddressInfo];
   close: [];
   error: [err: Error];
@@ -133,6 +139,8 @@ export class Server extends EventEmitter implements SessionOwner {
       this.jsStale++;
       return false;
     }
+    // Ending sessions refuse sends here, so both drivers answer the same.
+    if (s.ending) return false;
     return this.native.send(id, bytes) === SendResult.Ok;
   }
 
@@ -163,24 +171,35 @@ export class Server extends EventEmitter implements SessionOwner {
    */
   broadcast(data: SendData, ids?: readonly number[] | Float64Array): number {
     const bytes = toBytes(data);
-    if (this.native === null) return 0;
-    if (ids === undefined) return this.native.broadcast(bytes);
-    if (!Array.isArray(ids) && !(ids instanceof Float64Array)) {
+    if (ids !== undefined && !Array.isArray(ids) && !(ids instanceof Float64Array)) {
       throw new InvalidArgumentError(`ids must be an array of session ids, got ${describe(ids)}`);
     }
-    const live = new Float64Array(ids.length);
+    if (ids !== undefined) for (let i = 0; i < ids.length; i++) checkId(ids[i]);
+    if (this.native === null) return 0;
+    if (ids === undefined) {
+      // Inline: native code walks its own table and counts exactly. Threaded:
+      // it cannot answer synchronously, so name the sessions JS knows.
+      if (this.opts.native.driver === 'inline') return this.native.broadcast(bytes);
+      return this.broadcastTo(bytes, this.sessions, this.sessions.length, false);
+    }
+    return this.broadcastTo(bytes, ids, ids.length, true);
+  }
+
+  private broadcastTo(bytes: Bytes, list: ArrayLike<number | Session | undefined>, length: number, byId: boolean): number {
+    const live = new Float64Array(length);
     let n = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      checkId(id);
+    for (let i = 0; i < length; i++) {
+      const item = list[i];
+      if (item === undefined) continue;
+      const id = byId ? (item as number) : (item as Session).id;
       const s = this.sessions[id & SLOT_MASK];
       if (s === undefined || s.id !== id) {
         this.jsStale++;
-      } else {
+      } else if (!s.ending) {
         live[n++] = id;
       }
     }
-    return n === 0 ? 0 : this.native.broadcast(bytes, live.subarray(0, n));
+    return n === 0 ? 0 : this.native!.broadcast(bytes, live.subarray(0, n));
   }
 
   /** Counters of the pool, the accept path and traffic. */
@@ -236,6 +255,7 @@ export class Server extends EventEmitter implements SessionOwner {
       this.jsStale++;
       return false;
     }
+    s.ending = true;
     return this.native.closeSession(id, mode);
   }
 
@@ -301,8 +321,12 @@ export class Server extends EventEmitter implements SessionOwner {
           this.emit('end', s);
         } finally {
           // Like net.Socket without allowHalfOpen: answer the peer's FIN with
-          // ours once what the handlers queued has been sent.
-          if (!this.opts.allowHalfOpen && this.native !== null) this.native.closeSession(id, CloseMode.End);
+          // ours once what the handlers queued has been sent (unless a
+          // handler already closed or ended the session).
+          if (!this.opts.allowHalfOpen && !s.ending && this.native !== null) {
+            s.ending = true;
+            this.native.closeSession(id, CloseMode.End);
+          }
         }
         return;
       }
@@ -319,6 +343,9 @@ export class Server extends EventEmitter implements SessionOwner {
         this.emit('sessionClose', s, reason, err);
         return;
       }
+      case EventType.Stale:
+        this.emit('staleCommand', id, a === 0 ? 'send' : 'close');
+        return;
       case EventType.ServerClosed:
         this.finishClose();
         return;

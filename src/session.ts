@@ -32,6 +32,8 @@ export class Session {
   readonly remoteFamily: 'IPv4' | 'IPv6';
   /** True once 'sessionClose' has been emitted for this session. */
   closed = false;
+  /** @internal close(), destroy() or end() was called: no more sends. */
+  ending = false;
   /** Per-session handlers: optional, free when unset. */
   ondata: ((chunk: Buffer) => void) | null = null;
   ondrain: (() => void) | null = null;

@@ -124,6 +124,7 @@ class ThreadedDriver final : public Driver {
   // thread stops reading and accepting until one comes back.
   static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
+  static constexpr size_t kMaxStaleNotes = 4096;
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
@@ -248,9 +249,29 @@ class ThreadedDriver final : public Driver {
 
   void Run() {
     while (!stop_.load(std::memory_order_acquire)) {
-      engine_->Poll(-1);
+      // Stale notes waiting for batch room must not sleep in the backend.
+      engine_->Poll(stale_notes_.empty() ? -1 : 0);
+      WriteStaleNotes();
       HandOff();
     }
+  }
+
+  // A command JS sent while the id looked live, found stale here: dropped
+  // and counted by the engine, and reported to JS as a kStale event (JS
+  // could only return true at the time). Bounded: past the cap the event is
+  // lost but the count is not.
+  void NoteStale(SessionId id, int kind) {
+    if (stale_notes_.size() < kMaxStaleNotes) stale_notes_.push_back({id, kind});
+  }
+
+  void WriteStaleNotes() {
+    if (current_ == nullptr) return;
+    size_t n = 0;
+    while (n < stale_notes_.size() && current_->HasRecordRoom(1)) {
+      current_->Add(EventType::kStale, stale_notes_[n].id, stale_notes_[n].kind);
+      ++n;
+    }
+    stale_notes_.erase(stale_notes_.begin(), stale_notes_.begin() + static_cast<std::ptrdiff_t>(n));
   }
 
   void RunCommands() {
@@ -264,10 +285,10 @@ class ThreadedDriver final : public Driver {
     const char* payload = work_.bytes.data() + c.offset;
     switch (c.kind) {
       case CommandKind::kSend:
-        engine_->Send(c.id, payload, c.size, c.pressure);
+        if (engine_->Send(c.id, payload, c.size, c.pressure) == SendResult::kStale) NoteStale(c.id, 0);
         break;
       case CommandKind::kClose:
-        engine_->Close(c.id, static_cast<CloseMode>(c.mode));
+        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) NoteStale(c.id, 1);
         break;
       case CommandKind::kBroadcast:
         if (c.id_count == 0) {
@@ -338,6 +359,11 @@ class ThreadedDriver final : public Driver {
   CommandQueue commands_;
   CommandQueue::Side work_;
   std::vector<SessionId> ids_;
+  struct StaleNote {
+    SessionId id;
+    int kind;  // 0 send, 1 close
+  };
+  std::vector<StaleNote> stale_notes_;  // I/O thread only
   std::vector<std::unique_ptr<EventBatch>> batches_;
 
   std::mutex mutex_;

@@ -234,9 +234,10 @@ Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   if (!ParseAddress(info[0].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(port), &address)) {
     return ThrowInvalid(env, "host must be a numeric IPv4 or IPv6 address");
   }
-  config_.listen.ipv6_only = info.Length() > 2 && info[2].ToBoolean().Value();
+  ListenOptions listen_options = config_.listen;
+  listen_options.ipv6_only = info.Length() > 2 && info[2].ToBoolean().Value();
   SocketAddress bound;
-  Status st = engine_->Listen(address, &bound);
+  Status st = engine_->Listen(address, listen_options, &bound);
   if (!st.ok()) {
     if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
     return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "listen failed");

@@ -43,12 +43,17 @@ Status Engine::Init() {
 }
 
 Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
+  return Listen(address, config_.listen, bound);
+}
+
+Status Engine::Listen(const SocketAddress& address, const ListenOptions& options,
+                      SocketAddress* bound) {
   if (listening_ || shutting_down_) return Status::Of(Code::kInvalid);
   // The initial pool exists before the first client arrives.
   while (table_->capacity() < policy_.config().initial) {
     if (!table_->Grow()) return Status::Of(Code::kNoMemory);
   }
-  Status st = backend_->Listen(address, config_.listen, bound);
+  Status st = backend_->Listen(address, options, bound);
   if (!st.ok()) return st;
   listening_ = true;
   accepting_ = true;
@@ -379,10 +384,14 @@ void Engine::Shutdown() {
     listening_ = false;
     accepting_ = false;
   }
+  shutdown_tick_ = tick_;
+  // Sessions flush what is queued first (for up to shutdown_grace_ticks);
+  // the rest close at once.
   table_->ForEachLive([this](Session& s) {
-    if (s.state == SessionState::kOpen || s.state == SessionState::kClosing) {
-      CloseSession(s, CloseReason::kShutdown, Status::Ok(), false);
-    }
+    if (s.state != SessionState::kOpen && s.state != SessionState::kClosing) return;
+    s.state = SessionState::kClosing;
+    s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);
+    AfterSend(s);
   });
   if (!in_poll_ && !dispatching_) backend_->Wake();
 }
@@ -444,13 +453,19 @@ void Engine::EmitPending() {
 
 void Engine::OnTick() {
   ++tick_;
+  if (shutting_down_ && tick_ - shutdown_tick_ > config_.shutdown_grace_ticks) {
+    table_->ForEachLive([this](Session& s) {
+      if (s.state == SessionState::kClosing) CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
+    });
+  }
   if (config_.idle_timeout_ticks > 0) {
     uint32_t limit = config_.idle_timeout_ticks;
     table_->ForEachLive([&](Session& s) {
-      // A closing session that cannot flush (peer not reading) times out too,
-      // or it would hold its slot for ever.
+      // last_active is a whole tick, so "more than limit ticks ago" means at
+      // least `limit` seconds idle. A closing session that cannot flush (peer
+      // not reading) times out too, or it would hold its slot for ever.
       if ((s.state == SessionState::kOpen || s.state == SessionState::kClosing) &&
-          tick_ - s.last_active >= limit) {
+          tick_ - s.last_active > limit) {
         CloseSession(s, CloseReason::kTimeout, Status::Ok(), s.state == SessionState::kClosing);
       }
     });

@@ -34,6 +34,9 @@ struct EngineConfig {
   uint32_t accept_batch = 128;   // accepts per wakeup, for fairness
   size_t read_chunk = 64 * 1024; // bytes read per session per round
   uint32_t idle_timeout_ticks = 0;  // 0 = never time out
+  // After Shutdown(), sessions get this many ticks to flush their queues
+  // before they are reset.
+  uint32_t shutdown_grace_ticks = 5;
 };
 
 enum class SendResult : uint8_t {
@@ -58,7 +61,9 @@ class Engine final : public BackendEvents {
   Engine& operator=(const Engine&) = delete;
 
   Status Init();
+  // Binds with config().listen, or with `options` (backlog, ipv6_only, ...).
   Status Listen(const SocketAddress& address, SocketAddress* bound);
+  Status Listen(const SocketAddress& address, const ListenOptions& options, SocketAddress* bound);
 
   // The batch that events are written to. The driver owns batches and swaps
   // them when it hands one to JS; null while it has none (events then wait
@@ -145,6 +150,7 @@ class Engine final : public BackendEvents {
   EventBatch* batch_ = nullptr;
   Stats stats_;
   uint32_t tick_ = 0;
+  uint32_t shutdown_tick_ = 0;
   bool listening_ = false;
   bool accepting_ = false;
   bool shutting_down_ = false;

@@ -743,6 +743,48 @@ TEST(ShutdownClosesEverySessionThenReportsServerClosedLast) {
   EXPECT(rig.engine->Send(a, "x", 1) == SendResult::kStale);
 }
 
+TEST(ShutdownFlushesQueuedBytesBeforeClosing) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 10);
+  std::string data = Bytes(500, 3);
+  rig.engine->Send(id, data.data(), data.size());
+  rig.engine->Shutdown();
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, id) == nullptr);  // still flushing
+  rig.fake->AddWritable(h, 100000);
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
+  EXPECT_EQ(rig.fake->Sock(h).written, data);  // every queued byte went out first
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+}
+
+TEST(ShutdownResetsSessionsThatCannotFlushWithinTheGraceTicks) {
+  EngineConfig config = SmallConfig();
+  config.shutdown_grace_ticks = 2;
+  Rig rig(config);
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string data = Bytes(500, 4);
+  rig.engine->Send(id, data.data(), data.size());
+  rig.engine->Shutdown();
+  rig.fake->Tick(2);
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, id) == nullptr);
+  rig.fake->Tick();
+  rig.Poll();
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
+  EXPECT(rig.fake->Sock(h).aborted);
+  EXPECT(rig.engine->closed());
+}
+
 TEST(ShutdownWithoutSessionsStillReportsServerClosed) {
   Rig rig(SmallConfig());
   rig.engine->Shutdown();
@@ -779,6 +821,11 @@ TEST(IdleTimeoutClosesQuietSessionsOnTick) {
   rig.Poll();
   rig.fake->PeerSend(hb, "still here");
   rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, a) == nullptr);
+  rig.fake->Tick();
+  rig.Poll();
+  // Exactly `limit` whole ticks idle is not yet "more than" the limit: a
+  // session is never closed early.
   EXPECT(FindEvent(rig.all, EventType::kClose, a) == nullptr);
   rig.fake->Tick();
   rig.Poll();
@@ -1226,6 +1273,8 @@ class Hammer {
     rig_.engine->Shutdown();
     for (int i = 0; i < 100 && !rig_.engine->closed(); ++i) {
       rig_.fake->release_all_deferred_next_round = true;
+      // Sessions whose queues cannot drain are reset after the grace ticks.
+      rig_.fake->Tick();
       rig_.engine->Poll(0);
       Dispatch(rig_.Collect());
     }
