@@ -27,6 +27,15 @@ class UvHandle {
   uv_handle_t* base() { return reinterpret_cast<uv_handle_t*>(handle_.get()); }
   void MarkInitialized() { initialized_ = true; }
   bool initialized() const { return initialized_; }
+  // Whether the handle keeps Node's loop alive.
+  void SetRef(bool ref) {
+    if (!initialized_) return;
+    if (ref) {
+      uv_ref(base());
+    } else {
+      uv_unref(base());
+    }
+  }
 
   void Close() {
     if (!handle_ || !initialized_) return;
@@ -78,14 +87,7 @@ class InlineDriver final : public Driver {
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
   void Shutdown() override { engine_->Shutdown(); }
   Stats GetStats() override { return engine_->SnapshotStats(); }
-  void SetRef(bool ref) override {
-    if (!poll_.initialized()) return;
-    if (ref) {
-      uv_ref(poll_.base());
-    } else {
-      uv_unref(poll_.base());
-    }
-  }
+  void SetRef(bool ref) override { poll_.SetRef(ref); }
   void Stop() override {
     stopped_ = true;
     poll_.Close();
@@ -219,14 +221,7 @@ class ThreadedDriver final : public Driver {
     return s;
   }
 
-  void SetRef(bool ref) override {
-    if (!async_.initialized()) return;
-    if (ref) {
-      uv_ref(async_.base());
-    } else {
-      uv_unref(async_.base());
-    }
-  }
+  void SetRef(bool ref) override { async_.SetRef(ref); }
 
   void Stop() override {
     if (thread_.joinable()) {
