@@ -595,6 +595,16 @@ async function waitForConns(server: RunningServer, pred: (conns: number) => bool
 }
 
 async function runIdle(def: ScenarioDef, server: RunningServer, p: Paths, o: Options, m: Measurement): Promise<void> {
+  // Warm-up: a second of connect + close first, so the baseline already
+  // includes what any server pays once (code paged in on first use, fixed
+  // buffers first touched), and the delta is what each connection costs.
+  const warm = new Child('loadgen-warmup', p.loadgen, loadgenArgs('connect-close', server.port, { '-c': 64, '-d': 1, '-w': 0, '-n': o.srcAddrs }));
+  try {
+    await warm.next((x) => typeof x.mode === 'string', 15000, 'warm-up result');
+  } finally {
+    if (warm.running) warm.kill('SIGKILL');
+  }
+  await waitForConns(server, (c) => c === 0, 10000);
   await server.child.request('gc', 'gc');
   await sleep(100);
   const base = await server.child.request('stats', 'stats');

@@ -93,7 +93,7 @@ export interface NativeBinding {
   NativeServer: new (
     options: NativeServerOptions,
     records: Float64Array,
-    onBatch: (count: number, data: Buffer | undefined) => void,
+    onBatch: (count: number, data: Buffer | undefined, base: number) => void,
   ) => NativeServer;
   errorNames: string[];
   platformBackend?: string;

@@ -54,6 +54,17 @@ const SLOT_MASK = 0xffffff;
 
 type State = 'idle' | 'listening' | 'closing' | 'closed';
 
+// Typed events by declaration merging: no wrapper methods at run time, so an
+// emit costs what EventEmitter's own does.
+export interface Server {
+  on<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
+  once<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
+  off<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
+  addListener<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
+  removeListener<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
+  emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): boolean;
+}
+
 export class Server extends EventEmitter implements SessionOwner {
   private readonly opts: ResolvedServerOptions;
   private readonly records = new Float64Array(RECORDS_PER_BATCH * 4);
@@ -70,24 +81,6 @@ export class Server extends EventEmitter implements SessionOwner {
     super();
     this.opts = resolveServerOptions(options);
     this.native = new binding.NativeServer(this.opts.native, this.records, this.onBatch);
-  }
-
-  override on<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  override on(event: string | symbol, listener: (...args: unknown[]) => void): this;
-  override on(event: string | symbol, listener: (...args: unknown[]) => void): this {
-    return super.on(event, listener);
-  }
-
-  override once<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  override once(event: string | symbol, listener: (...args: unknown[]) => void): this;
-  override once(event: string | symbol, listener: (...args: unknown[]) => void): this {
-    return super.once(event, listener);
-  }
-
-  override emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): boolean;
-  override emit(event: string | symbol, ...args: unknown[]): boolean;
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
-    return super.emit(event, ...args);
   }
 
   /** Binds and starts accepting. Resolves with the bound address (port 0 picks one). */
@@ -276,12 +269,12 @@ export class Server extends EventEmitter implements SessionOwner {
   }
 
   /** One native call per batch: decode every record and dispatch it. */
-  private readonly onBatch = (count: number, data: Buffer | undefined): void => {
+  private readonly onBatch = (count: number, data: Buffer | undefined, base: number): void => {
     const r = this.records;
     for (let i = 0; i < count; i++) {
       const o = i * 4;
       try {
-        this.dispatch(r[o], r[o + 1], r[o + 2], r[o + 3], data);
+        this.dispatch(r[o], r[o + 1], r[o + 2], r[o + 3], data, base);
       } catch (err) {
         // A throwing handler must not stop the rest of the batch (sessions
         // would go out of step); it surfaces as an uncaught exception.
@@ -290,10 +283,11 @@ export class Server extends EventEmitter implements SessionOwner {
     }
   };
 
-  private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined): void {
+  /** `base`: where this batch's bytes start in `data` (data offsets are relative to it). */
+  private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
     switch (type) {
       case EventType.Session: {
-        const s = new Session(this, id, data as Buffer, a);
+        const s = new Session(this, id, data as Buffer, base + a);
         this.sessions[id & SLOT_MASK] = s;
         this.emit('session', s);
         return;
@@ -301,7 +295,7 @@ export class Server extends EventEmitter implements SessionOwner {
       case EventType.Data: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined) return;
-        const chunk = (data as Buffer).subarray(a, a + b);
+        const chunk = (data as Buffer).subarray(base + a, base + a + b);
         if (s.ondata !== null) s.ondata(chunk);
         this.emit('data', s, chunk);
         return;
@@ -338,8 +332,11 @@ export class Server extends EventEmitter implements SessionOwner {
         s.closed = true;
         const reason = CLOSE_REASONS[a & 0xff] ?? 'error';
         const code = a >>> 8;
+        const onclose = s.onclose;
+        // Errors are built only for someone who will see them.
+        if (onclose === null && this.listenerCount('sessionClose') === 0) return;
         const err = code !== 0 ? closeError(code, b) : undefined;
-        if (s.onclose !== null) s.onclose(reason, err);
+        if (onclose !== null) onclose(reason, err);
         this.emit('sessionClose', s, reason, err);
         return;
       }
@@ -360,7 +357,15 @@ function rethrow(err: unknown): never {
 }
 
 function closeError(code: number, raw: number): Error {
-  return new AcceptPoolSystemError({ code: binding.errorNames[code] ?? 'EUNKNOWN', errno: -raw, syscall: 'io' });
+  // The stack would only show the batch dispatcher; skipping it makes a
+  // storm of resets cheap.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new AcceptPoolSystemError({ code: binding.errorNames[code] ?? 'EUNKNOWN', errno: -raw, syscall: 'io' });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function isErrorInfo(v: NativeListenResult | NativeErrorInfo): v is NativeErrorInfo {

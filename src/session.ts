@@ -25,6 +25,13 @@ export interface SessionOwner {
 
 export type { SystemErrorInfo };
 
+interface SessionHandlers {
+  data: ((chunk: Buffer) => void) | null;
+  drain: (() => void) | null;
+  end: (() => void) | null;
+  close: ((reason: CloseReason, err?: Error) => void) | null;
+}
+
 export class Session {
   /** slot + generation * 2^24; unique for the life of the server. */
   readonly id: number;
@@ -34,13 +41,11 @@ export class Session {
   closed = false;
   /** @internal close(), destroy() or end() was called: no more sends. */
   ending = false;
-  /** Per-session handlers: optional, free when unset. */
-  ondata: ((chunk: Buffer) => void) | null = null;
-  ondrain: (() => void) | null = null;
-  onend: (() => void) | null = null;
-  onclose: ((reason: CloseReason, err?: Error) => void) | null = null;
 
   private readonly owner: SessionOwner;
+  // Per-session handlers live in a side object made on first use, so a
+  // session without them carries one empty field, not four.
+  private handlers: SessionHandlers | null = null;
   // IPv4 peers keep a number; the string is made on first use.
   private readonly addr4: number;
   private addrText: string | null;
@@ -60,6 +65,37 @@ export class Session {
       this.addr4 = bytes.readUInt32BE(offset + 8);
       this.addrText = null;
     }
+  }
+
+  /** Per-session handlers: optional, free when unset. */
+  get ondata(): ((chunk: Buffer) => void) | null {
+    return this.handlers === null ? null : this.handlers.data;
+  }
+  set ondata(fn: ((chunk: Buffer) => void) | null) {
+    this.handlersForWrite().data = fn;
+  }
+  get ondrain(): (() => void) | null {
+    return this.handlers === null ? null : this.handlers.drain;
+  }
+  set ondrain(fn: (() => void) | null) {
+    this.handlersForWrite().drain = fn;
+  }
+  get onend(): (() => void) | null {
+    return this.handlers === null ? null : this.handlers.end;
+  }
+  set onend(fn: (() => void) | null) {
+    this.handlersForWrite().end = fn;
+  }
+  get onclose(): ((reason: CloseReason, err?: Error) => void) | null {
+    return this.handlers === null ? null : this.handlers.close;
+  }
+  set onclose(fn: ((reason: CloseReason, err?: Error) => void) | null) {
+    this.handlersForWrite().close = fn;
+  }
+
+  private handlersForWrite(): SessionHandlers {
+    if (this.handlers === null) this.handlers = { data: null, drain: null, end: null, close: null };
+    return this.handlers;
   }
 
   get remoteAddress(): string {

@@ -101,11 +101,14 @@ class InlineDriver final : public Driver {
   void RunRounds() {
     for (int i = 0; i < kMaxRounds && !stopped_; ++i) {
       engine_->Poll(0);
+      bool more = engine_->MoreWork();
       if (batch_.empty()) break;
       engine_->SetDispatching(true);
       deliver_(batch_);
       engine_->SetDispatching(false);
-      if (engine_->closed()) break;
+      // Skip the round that would only find nothing; what JS queued meanwhile
+      // is written by the Wake below.
+      if (engine_->closed() || !more) break;
     }
     // Events queued by JS that no round has written yet.
     if (!stopped_ && (engine_->HasPending() || !batch_.empty())) engine_->backend().Wake();

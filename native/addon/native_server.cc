@@ -16,6 +16,7 @@ namespace acceptpool {
 namespace {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
+constexpr size_t kSlabBytes = 64 * 1024;
 
 Napi::Value ThrowInvalid(Napi::Env env, const std::string& message) {
   Napi::TypeError error = Napi::TypeError::New(env, message);
@@ -46,35 +47,54 @@ bool ReadOption(Napi::Object options, const char* key, double min, double max, d
   return true;
 }
 
+// The hot-path readers use raw Node-API calls: one call per argument
+// instead of node-addon-api's type check plus accessor per property.
 bool ReadId(Napi::Value v, SessionId* out) {
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
+  double d;
+  if (napi_get_value_double(v.Env(), v, &d) != napi_ok) return false;
   if (!(d >= 0) || d > kMaxSafeInteger || std::floor(d) != d) return false;
   *out = static_cast<SessionId>(d);
   return true;
 }
 
+size_t ElementBytes(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    default:
+      return 8;
+  }
+}
+
 // Bytes of a Buffer / TypedArray / DataView / ArrayBuffer.
 bool ReadBytes(Napi::Value v, const char** data, size_t* size) {
-  if (v.IsTypedArray()) {
-    Napi::TypedArray t = v.As<Napi::TypedArray>();
-    *data = static_cast<const char*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-    *size = t.ByteLength();
-    return true;
+  napi_env env = v.Env();
+  bool is = false;
+  void* base = nullptr;
+  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    size_t length;
+    if (napi_get_typedarray_info(env, v, &type, &length, &base, nullptr, nullptr) != napi_ok) return false;
+    *size = length * ElementBytes(type);
+  } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+    if (napi_get_dataview_info(env, v, size, &base, nullptr, nullptr) != napi_ok) return false;
+  } else if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
+    if (napi_get_arraybuffer_info(env, v, &base, size) != napi_ok) return false;
+  } else {
+    return false;
   }
-  if (v.IsDataView()) {
-    Napi::DataView d = v.As<Napi::DataView>();
-    *data = static_cast<const char*>(d.ArrayBuffer().Data()) + d.ByteOffset();
-    *size = d.ByteLength();
-    return true;
-  }
-  if (v.IsArrayBuffer()) {
-    Napi::ArrayBuffer a = v.As<Napi::ArrayBuffer>();
-    *data = static_cast<const char*>(a.Data());
-    *size = a.ByteLength();
-    return true;
-  }
-  return false;
+  // A zero-length view may have no backing store at all.
+  *data = base != nullptr ? static_cast<const char*>(base) : "";
+  return true;
 }
 
 bool ParseAddress(const std::string& host, uint16_t port, SocketAddress* out) {
@@ -260,15 +280,35 @@ Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   return result;
 }
 
+Napi::Value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
+  size_t size = batch.data_used();
+  *base = 0;
+  if (size == 0) return env_.Undefined();
+  if (size > kSlabBytes / 4) return Napi::Buffer<char>::Copy(env_, batch.data(), size);
+  if (slab_.IsEmpty() || slab_used_ + size > kSlabBytes) {
+    Napi::Buffer<char> slab = Napi::Buffer<char>::New(env_, kSlabBytes);
+    slab_data_ = slab.Data();
+    slab_used_ = 0;
+    slab_.Reset(slab, 1);
+  }
+  std::memcpy(slab_data_ + slab_used_, batch.data(), size);
+  *base = slab_used_;
+  // Keep every batch 8-byte aligned within the slab, like the arena.
+  slab_used_ += (size + 7) & ~static_cast<size_t>(7);
+  return slab_.Value();
+}
+
 void NativeServer::Deliver(EventBatch& batch) {
   Napi::Env env = env_;
   Napi::HandleScope scope(env);
   size_t count = batch.count();
   std::memcpy(records_, batch.records(), count * sizeof(EventRecord));
-  Napi::Value data = env.Undefined();
-  if (batch.data_used() > 0) data = Napi::Buffer<char>::Copy(env, batch.data(), batch.data_used());
+  size_t base = 0;
+  Napi::Value data = DataFor(batch, &base);
   batch.Clear();
-  on_batch_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(count)), data},
+  on_batch_.MakeCallback(Value(),
+                         {Napi::Number::New(env, static_cast<double>(count)), data,
+                          Napi::Number::New(env, static_cast<double>(base))},
                          *async_context_);
   if (env.IsExceptionPending()) {
     // The facade catches handler errors itself; anything else is a bug that

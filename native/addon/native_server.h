@@ -33,6 +33,9 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Value Destroy(const Napi::CallbackInfo& info);
 
   void Deliver(EventBatch& batch);
+  // Where a batch's bytes go for JS: the current slab (small batches) or a
+  // buffer of their own (large ones). Sets *base to their offset.
+  Napi::Value DataFor(const EventBatch& batch, size_t* base);
   void StopAll();
   static void CleanupHook(void* self);
 
@@ -47,6 +50,12 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   double* records_ = nullptr;
   size_t records_capacity_ = 0;  // in records
   std::unique_ptr<Napi::AsyncContext> async_context_;
+  // Small batches are copied into a shared slab Buffer, one allocation per
+  // slab instead of one per batch (as Node pools small Buffers). A slab is
+  // never reused: JS may keep views into it; GC frees it.
+  Napi::Reference<Napi::Buffer<char>> slab_;
+  char* slab_data_ = nullptr;
+  size_t slab_used_ = 0;
   bool listening_ = false;
   bool destroyed_ = false;
   bool hook_added_ = false;

@@ -27,6 +27,9 @@ struct ListenOptions {
   int backlog = 511;
   bool ipv6_only = false;
   bool reuse_port = false;
+  // TCP_NODELAY for accepted sockets. Set on the listener where accepted
+  // sockets inherit it (Linux), saving a syscall per connection.
+  bool no_delay = true;
 };
 
 // What the engine does with what a backend reports.
@@ -99,6 +102,9 @@ class Backend {
 
   // Waits up to timeout_ms (-1 = forever, 0 = not at all) and reports.
   virtual Status PollOnce(int timeout_ms) = 0;
+  // After PollOnce: true if it may have left ready work behind (it took as
+  // many events as it could at once), so another round would find more.
+  virtual bool PollSaturated() const { return true; }
   // Makes PollOnce return soon and report OnWake; safe from any thread.
   virtual void Wake() = 0;
   // A descriptor that becomes readable when PollOnce has work, for Node's

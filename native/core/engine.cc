@@ -53,7 +53,9 @@ Status Engine::Listen(const SocketAddress& address, const ListenOptions& options
   while (table_->capacity() < policy_.config().initial) {
     if (!table_->Grow()) return Status::Of(Code::kNoMemory);
   }
-  Status st = backend_->Listen(address, options, bound);
+  ListenOptions with_delay = options;
+  with_delay.no_delay = config_.no_delay;
+  Status st = backend_->Listen(address, with_delay, bound);
   if (!st.ok()) return st;
   listening_ = true;
   accepting_ = true;
@@ -66,6 +68,12 @@ Status Engine::Poll(int timeout_ms) {
   EmitPending();
   in_poll_ = false;
   return st;
+}
+
+bool Engine::MoreWork() const {
+  if (HasPending() || backend_->PollSaturated()) return true;
+  // A batch that ran out of room left readable sockets unread.
+  return batch_ != nullptr && (!batch_->HasRecordRoom(2) || batch_->ReadRoom() < kMinReadRoom);
 }
 
 // ---- accepting ----
@@ -342,7 +350,9 @@ void Engine::OnSessionError(Session& s, const Status& status) {
   } else if (status.sys == SysError::kTimedOut) {
     reason = CloseReason::kTimeout;
   }
-  CloseSession(s, reason, status, true);
+  // The connection is already broken: a plain close frees it (no reset
+  // needed, and it saves the SO_LINGER call).
+  CloseSession(s, reason, status, false);
 }
 
 void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, bool abort) {

@@ -73,6 +73,9 @@ class Engine final : public BackendEvents {
 
   // One round: poll the backend, then write pending events.
   Status Poll(int timeout_ms);
+  // After Poll (before the batch is cleared): whether another round right
+  // away would likely find work.
+  bool MoreWork() const;
   // Writes as many pending drain/end/close events as the batch takes.
   void EmitPending();
   bool HasPending() const { return pending_head_ != nullptr; }

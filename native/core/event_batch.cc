@@ -7,8 +7,10 @@ namespace acceptpool {
 EventBatch::EventBatch(size_t max_records, size_t data_bytes)
     : max_records_(max_records),
       data_bytes_(data_bytes),
-      records_(new EventRecord[max_records]),
-      data_(new char[data_bytes]) {}
+      // Value-initialised: touched now, before clients arrive, so the
+      // arena's memory is a fixed cost and not a growth under load.
+      records_(new EventRecord[max_records]()),
+      data_(new char[data_bytes]()) {}
 
 void EventBatch::Add(EventType type, SessionId id, double a, double b) {
   EventRecord& r = records_[count_++];

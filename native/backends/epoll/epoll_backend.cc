@@ -85,6 +85,10 @@ class EpollBackend final : public Backend {
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (options.reuse_port) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (options.no_delay) {
+      // Accepted sockets inherit it on Linux: no setsockopt per connection.
+      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     if (family == AF_INET6) {
       int v6only = options.ipv6_only ? 1 : 0;
       setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
@@ -121,12 +125,9 @@ class EpollBackend final : public Backend {
   void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
 
   Status Attach(Session& s, bool no_delay) override {
-    int fd = static_cast<int>(s.socket);
-    if (no_delay) {
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    return Control(EPOLL_CTL_ADD, fd, EPOLLIN, SessionTag(s));
+    // TCP_NODELAY came from the listener (see Listen).
+    (void)no_delay;
+    return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), EPOLLIN, SessionTag(s));
   }
 
   Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override {
@@ -196,6 +197,8 @@ class EpollBackend final : public Backend {
 
   Status PollOnce(int timeout_ms) override {
     int n = epoll_wait(epoll_.get(), events_buf_, kMaxEvents, timeout_ms);
+    saturated_ = n == kMaxEvents || accept_budget_spent_;
+    accept_budget_spent_ = false;
     if (n < 0) return errno == EINTR ? Status::Ok() : ErrnoStatus(errno, "epoll_wait");
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events_buf_[i].data.u64;
@@ -233,6 +236,8 @@ class EpollBackend final : public Backend {
 
   int PollDescriptor() const override { return epoll_.get(); }
 
+  bool PollSaturated() const override { return saturated_ || accept_budget_spent_; }
+
  private:
   Status Control(int op, int fd, uint32_t events, uint64_t tag) {
     epoll_event ev{};
@@ -266,6 +271,8 @@ class EpollBackend final : public Backend {
 
   void AcceptSome() {
     uint32_t budget = events_->AcceptBudget();
+    // Stopping at the budget may leave connections waiting: say so.
+    accept_budget_spent_ = true;
     while (budget > 0 && listener_.valid()) {
       sockaddr_storage ss;
       socklen_t len = sizeof(ss);
@@ -274,7 +281,10 @@ class EpollBackend final : public Backend {
       if (fd < 0) {
         int err = errno;
         if (err == EINTR) continue;
-        if (err == EAGAIN || err == EWOULDBLOCK) return;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+          accept_budget_spent_ = false;
+          return;
+        }
         if (err == EMFILE || err == ENFILE) {
           uint32_t shed = Shed();
           events_->OnAcceptError(ErrnoStatus(err, "accept"), shed);
@@ -380,6 +390,8 @@ class EpollBackend final : public Backend {
   bool listener_armed_ = false;
   bool engine_accepting_ = false;
   bool in_backoff_ = false;
+  bool saturated_ = true;
+  bool accept_budget_spent_ = false;
   int backoff_ms_ = 0;
   epoll_event events_buf_[kMaxEvents];
 };
