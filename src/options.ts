@@ -42,7 +42,7 @@ export interface ResolvedServerOptions {
 }
 
 /** The Linux default, chosen by benchmarks/ (see README). */
-export const DEFAULT_DRIVER: Driver = 'inline';
+export const DEFAULT_DRIVER: Driver = 'threaded';
 
 const KEYS = new Set([
   'maxConnections', 'poolSize', 'poolGrowth', 'backlog', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
