@@ -49,6 +49,11 @@ class BackendEvents {
   virtual bool ReadSpace(char** data, size_t* size) = 0;
   // `size` bytes landed in the space from ReadSpace().
   virtual void OnReceived(Session& s, size_t size) = 0;
+  // A connect started by Backend::Connect completed: the session is open.
+  // False if the engine cannot record it now (batch full): the backend
+  // reports it again in a later round. A failed connect arrives as
+  // OnSessionError with the connect error.
+  virtual bool OnConnected(Session& s) = 0;
   // The peer half-closed (FIN).
   virtual void OnPeerEnd(Session& s) = 0;
   // `sent` bytes from the head of the send queue have left (the engine
@@ -85,6 +90,12 @@ class Backend {
   virtual void DiscardSocket(SocketHandle socket) = 0;
   // Starts I/O on a session the engine has just bound to an accepted socket.
   virtual Status Attach(Session& s, bool no_delay) = 0;
+  // Opens a socket for `s` (state kConnecting) and starts a non-blocking
+  // connect to `remote`, bound first to `local` if given (port 0 = any).
+  // Sets s.socket. An error returned here means nothing was started (no
+  // socket is left open); later failures arrive as OnSessionError.
+  virtual Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
+                         bool no_delay) = 0;
   // Optional fast path: send from the caller's memory right now, without
   // queueing. Returns bytes sent (0 if it would block or the backend cannot);
   // an error status means the connection is broken.

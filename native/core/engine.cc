@@ -49,10 +49,7 @@ Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
 Status Engine::Listen(const SocketAddress& address, const ListenOptions& options,
                       SocketAddress* bound) {
   if (listening_ || shutting_down_) return Status::Of(Code::kInvalid);
-  // The initial pool exists before the first client arrives.
-  while (table_->capacity() < policy_.config().initial) {
-    if (!table_->Grow()) return Status::Of(Code::kNoMemory);
-  }
+  if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   ListenOptions with_delay = options;
   with_delay.no_delay = config_.no_delay;
   Status st = backend_->Listen(address, with_delay, bound);
@@ -74,6 +71,53 @@ bool Engine::MoreWork() const {
   if (HasPending() || backend_->PollSaturated()) return true;
   // A batch that ran out of room left readable sockets unread.
   return batch_ != nullptr && (!batch_->HasRecordRoom(2) || batch_->ReadRoom() < kMinReadRoom);
+}
+
+// The initial pool exists before the first client arrives (or connects).
+bool Engine::EnsureInitialPool() {
+  while (table_->capacity() < policy_.config().initial) {
+    if (!table_->Grow()) return false;
+  }
+  return true;
+}
+
+// ---- connecting ----
+
+Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, SessionId* id) {
+  if (shutting_down_) return Status::Of(Code::kClosed);
+  if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
+  GrowIfNeeded();
+  if (table_->in_use() >= policy_.config().max_sessions) return Status::Of(Code::kPoolFull);
+  Session* s = table_->Acquire();
+  if (s == nullptr) return Status::Of(Code::kPoolFull);
+  s->state = SessionState::kConnecting;
+  s->last_active = tick_;
+  Status st = backend_->Connect(*s, remote, local, config_.no_delay);
+  if (!st.ok()) {
+    // Nothing started and nobody was told of this id: hand the slot back.
+    ++stats_.connect_errors;
+    s->socket = kNoSocket;
+    s->state = SessionState::kReleasing;
+    s->set(kBackendReleased);
+    MaybeRelease(*s);
+    return st;
+  }
+  ++stats_.connects;
+  uint64_t in_use = table_->in_use();
+  if (in_use > stats_.peak_in_use) stats_.peak_in_use = in_use;
+  *id = s->id();
+  return Status::Ok();
+}
+
+bool Engine::OnConnected(Session& s) {
+  if (s.state != SessionState::kConnecting) return true;
+  // kConnected must precede the session's first data record, so it is
+  // written now or not at all (the backend reports it again).
+  if (batch_ == nullptr || !batch_->HasRecordRoom(2)) return false;
+  s.state = SessionState::kOpen;
+  s.last_active = tick_;
+  batch_->Add(EventType::kConnected, s.id());
+  return true;
 }
 
 // ---- accepting ----
@@ -343,6 +387,7 @@ bool Engine::Close(SessionId id, CloseMode mode) {
 }
 
 void Engine::OnSessionError(Session& s, const Status& status) {
+  if (s.state == SessionState::kConnecting) ++stats_.connect_errors;
   CloseReason reason = CloseReason::kError;
   if (status.sys == SysError::kConnReset || status.sys == SysError::kPipe ||
       status.sys == SysError::kConnAborted) {
@@ -398,6 +443,10 @@ void Engine::Shutdown() {
   // Sessions flush what is queued first (for up to shutdown_grace_ticks);
   // the rest close at once.
   table_->ForEachLive([this](Session& s) {
+    if (s.state == SessionState::kConnecting) {
+      CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
+      return;
+    }
     if (s.state != SessionState::kOpen && s.state != SessionState::kClosing) return;
     s.state = SessionState::kClosing;
     s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);

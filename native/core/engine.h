@@ -65,6 +65,10 @@ class Engine final : public BackendEvents {
   Status Listen(const SocketAddress& address, SocketAddress* bound);
   Status Listen(const SocketAddress& address, const ListenOptions& options, SocketAddress* bound);
 
+  // Starts an outgoing connection (client side); *id names it at once. A
+  // kConnected event follows, or a kClose with the connect error.
+  Status Connect(const SocketAddress& remote, const SocketAddress* local, SessionId* id);
+
   // The batch that events are written to. The driver owns batches and swaps
   // them when it hands one to JS; null while it has none (events then wait
   // in the pending list, and no I/O is polled).
@@ -122,6 +126,7 @@ class Engine final : public BackendEvents {
   void OnAcceptError(const Status& status, uint32_t shed) override;
   bool ReadSpace(char** data, size_t* size) override;
   void OnReceived(Session& s, size_t size) override;
+  bool OnConnected(Session& s) override;
   void OnPeerEnd(Session& s) override;
   void OnSendProgress(Session& s, size_t sent) override;
   void OnSessionError(Session& s, const Status& status) override;
@@ -144,6 +149,7 @@ class Engine final : public BackendEvents {
   void CheckServerClosed();
   void UpdateAccepting();
   void GrowIfNeeded();
+  bool EnsureInitialPool();
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;

@@ -11,6 +11,7 @@
 //   kClose:   id, a = reason | SysError << 8,        b = raw OS code
 //   kStale:   id, a = command kind that was refused  (threaded driver)
 //   kServerClosed: server finished shutting down
+//   kConnected: id                                    (outgoing connect done)
 #ifndef ACCEPTPOOL_CORE_EVENT_BATCH_H_
 #define ACCEPTPOOL_CORE_EVENT_BATCH_H_
 
@@ -30,6 +31,7 @@ enum class EventType : uint8_t {
   kClose = 5,
   kStale = 6,
   kServerClosed = 7,
+  kConnected = 8,
 };
 
 // Order matches the JS CloseReason list.

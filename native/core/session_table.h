@@ -40,6 +40,7 @@ constexpr SocketHandle kNoSocket = -1;
 
 enum class SessionState : uint8_t {
   kFree,       // in the free list
+  kConnecting, // outgoing connect in progress (client side)
   kOpen,       // connected, JS may use it
   kClosing,    // local close requested, flushing the queue first
   kReleasing,  // socket closed, waiting for the backend's outstanding ops
@@ -107,7 +108,7 @@ class SessionTable {
   void Release(Session* s);
 
   // The session an id names, or null if the id is stale, out of range or not
-  // open (kOpen or kClosing).
+  // live (kConnecting, kOpen or kClosing).
   Session* Lookup(SessionId id);
   // Slot by index regardless of state, or null if out of range.
   Session* AtSlot(uint32_t slot);

@@ -14,6 +14,8 @@ struct Stats {
   uint64_t growths = 0;
   uint64_t shrinks = 0;
   uint64_t accepts = 0;
+  uint64_t connects = 0;       // outgoing connects started
+  uint64_t connect_errors = 0; // outgoing connects that failed
   uint64_t accept_errors = 0;
   uint64_t emfile = 0;         // EMFILE/ENFILE seen by accept
   uint64_t shed = 0;           // connections closed at once to get past EMFILE

@@ -785,6 +785,57 @@ TEST(ShutdownResetsSessionsThatCannotFlushWithinTheGraceTicks) {
   EXPECT(rig.engine->closed());
 }
 
+TEST(ConnectReportsConnectedThenCarriesDataBothWays) {
+  Rig rig(SmallConfig());
+  SocketAddress remote;
+  remote.port = 9;
+  SessionId id = 0;
+  ASSERT(rig.engine->Connect(remote, nullptr, &id).ok());
+  SocketHandle h = rig.fake->last_outgoing;
+  EXPECT(rig.Poll().empty());  // not settled yet
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kClosed);  // not open yet
+  rig.fake->SettleConnect(h);
+  rig.fake->PeerSend(h, "pong");
+  std::vector<Event> events = rig.Poll();
+  ASSERT(events.size() >= 2u);
+  EXPECT(events[0].type == EventType::kConnected);
+  EXPECT_EQ(events[0].id, id);
+  const Event* data = FindEvent(events, EventType::kData, id);
+  ASSERT(data != nullptr);
+  EXPECT_EQ(data->data, std::string("pong"));
+  EXPECT(rig.engine->Send(id, "ping", 4) == SendResult::kOk);
+  EXPECT_EQ(rig.fake->Sock(h).written, std::string("ping"));
+  EXPECT_EQ(rig.stats().connects, 1u);
+}
+
+TEST(FailedConnectClosesWithTheErrorAndFreesTheSlot) {
+  Rig rig(SmallConfig());
+  SocketAddress remote;
+  SessionId id = 0;
+  ASSERT(rig.engine->Connect(remote, nullptr, &id).ok());
+  rig.fake->SettleConnect(rig.fake->last_outgoing, Status::System(SysError::kConnRefused, 111, "connect"));
+  std::vector<Event> events = rig.Poll();
+  const Event* close = FindEvent(events, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kError));
+  EXPECT(close->error() == SysError::kConnRefused);
+  EXPECT_EQ(rig.stats().connect_errors, 1u);
+  EXPECT_EQ(rig.stats().in_use, 0u);
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kStale);
+}
+
+TEST(ConnectThatFailsToStartLeavesNoSlotTaken) {
+  Rig rig(SmallConfig());
+  rig.fake->fail_next_connect = Status::System(SysError::kAddrNotAvail, 99, "bind");
+  SocketAddress remote;
+  SessionId id = 0;
+  Status st = rig.engine->Connect(remote, nullptr, &id);
+  EXPECT(st.code == Code::kSystem);
+  EXPECT(st.sys == SysError::kAddrNotAvail);
+  EXPECT_EQ(rig.stats().in_use, 0u);
+  EXPECT(rig.Poll().empty());  // JS never heard of it: no close event
+}
+
 TEST(ShutdownWithoutSessionsStillReportsServerClosed) {
   Rig rig(SmallConfig());
   rig.engine->Shutdown();

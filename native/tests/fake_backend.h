@@ -60,6 +60,7 @@ struct FakeSocket {
   bool peer_fin = false;
   bool fin_delivered = false;
   bool error_pending = false;
+  bool connecting = false;  // an outgoing connect not yet settled
   Status error;
   bool fail_attach = false;
   Status send_error;  // returned by SendDirect/Flush when not ok
@@ -106,6 +107,13 @@ class FakeBackend final : public Backend {
     return h;
   }
   FakeSocket& Sock(SocketHandle h) { return sockets.at(h); }
+  // Outgoing connects (Backend::Connect) wait until the test settles them;
+  // the result is reported in the next round.
+  void SettleConnect(SocketHandle h, Status result = Status::Ok()) { connect_results[h] = result; }
+  std::map<SocketHandle, Status> connect_results;
+  SocketHandle last_outgoing = -1;
+  int connect_calls = 0;
+  Status fail_next_connect;  // returned by the next Connect() when not ok
   FakeSocket* BySessionId(SessionId id) {
     for (auto& [h, sock] : sockets) {
       if (sock.attached && sock.id == id) return &sock;
@@ -194,6 +202,26 @@ class FakeBackend final : public Backend {
     return Status::Ok();
   }
 
+  Status Connect(Session& s, const SocketAddress& remote, const SocketAddress*, bool) override {
+    ++connect_calls;
+    if (!fail_next_connect.ok()) {
+      Status st = fail_next_connect;
+      fail_next_connect = Status();
+      return st;
+    }
+    SocketHandle h = next_handle_++;
+    FakeSocket& sock = sockets[h];
+    sock.handle = h;
+    sock.peer = remote;
+    sock.attached = true;
+    sock.connecting = true;
+    sock.session = &s;
+    sock.id = s.id();
+    s.socket = h;
+    last_outgoing = h;
+    return Status::Ok();
+  }
+
   Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override {
     *sent = 0;
     FakeSocket* sock = Checked(s, "SendDirect");
@@ -265,6 +293,7 @@ class FakeBackend final : public Backend {
       done.swap(deferred);
       for (Session* s : done) events_->OnReleased(*s);
     }
+    SettleConnects();
     if (accepts_first) Accepts();
     SessionIo();
     if (!accepts_first) Accepts();
@@ -287,6 +316,24 @@ class FakeBackend final : public Backend {
   int PollDescriptor() const override { return -1; }
 
  private:
+  void SettleConnects() {
+    for (auto it = connect_results.begin(); it != connect_results.end();) {
+      FakeSocket& sock = Sock(it->first);
+      if (sock.closed || sock.session == nullptr) {
+        it = connect_results.erase(it);
+        continue;
+      }
+      if (!it->second.ok()) {
+        events_->OnSessionError(*sock.session, it->second);
+      } else if (!events_->OnConnected(*sock.session)) {
+        ++it;  // no room: report again next round, as epoll's level trigger does
+        continue;
+      }
+      sock.connecting = false;
+      it = connect_results.erase(it);
+    }
+  }
+
   template <typename T>
   void Violation(const char* what, const T& detail) {
     std::ostringstream out;
