@@ -29,6 +29,13 @@ export class ServerClosedError extends AcceptPoolError {
   }
 }
 
+/** The client was closed, so the call cannot proceed. */
+export class ClientClosedError extends AcceptPoolError {
+  constructor(message = 'the client is closed') {
+    super('ERR_ACCEPTPOOL_CLIENT_CLOSED', message);
+  }
+}
+
 /** The call does not fit the object's state (e.g. listen() twice). */
 export class InvalidStateError extends AcceptPoolError {
   constructor(message: string) {

@@ -1,16 +1,23 @@
 /** acceptpool: fast raw TCP for Node with generation-checked session handles. */
+import { Client } from './client';
+import type { ConnectOptions } from './client';
 import { Server } from './server';
-import type { ServerOptions } from './options';
+import type { ClientOptions, ServerOptions } from './options';
+import type { Session } from './session';
 
 export { Server } from './server';
 export type { AddressInfo, ServerEvents, ServerStats } from './server';
+export { Client } from './client';
+export type { ClientStats, ConnectOptions } from './client';
+export type { SessionEvents } from './endpoint';
 export { Session, CLOSE_REASONS } from './session';
 export type { CloseReason, SendData } from './session';
-export type { ServerOptions, Driver } from './options';
+export type { ClientOptions, ServerOptions, Driver } from './options';
 export { DEFAULT_DRIVER } from './options';
 export {
   AcceptPoolError,
   AcceptPoolSystemError,
+  ClientClosedError,
   InvalidArgumentError,
   InvalidStateError,
   ServerClosedError,
@@ -19,4 +26,21 @@ export {
 /** A new, not yet listening, server. */
 export function createServer(options?: ServerOptions): Server {
   return new Server(options);
+}
+
+/** A new client (connector): outgoing sessions with the server's events and id rules. */
+export function createClient(options?: ClientOptions): Client {
+  return new Client(options);
+}
+
+let sharedClient: Client | null = null;
+
+/**
+ * Opens one connection on a shared client, which keeps the process alive
+ * only while it has sessions or connects in flight. Listen for the session's
+ * data with `session.ondata` (or use createClient() for events).
+ */
+export function connect(port: number, host?: string, options?: ConnectOptions): Promise<Session> {
+  if (sharedClient === null) sharedClient = new Client(undefined, true);
+  return sharedClient.connect(port, host, options);
 }

@@ -11,6 +11,8 @@ export const enum EventType {
   Close = 5,
   Stale = 6,
   ServerClosed = 7,
+  Connected = 8,
+  ConnectFailed = 9,
 }
 
 export const enum SendResult {
@@ -35,6 +37,8 @@ export interface NativeStats {
   growths: number;
   shrinks: number;
   accepts: number;
+  connects: number;
+  connectErrors: number;
   acceptErrors: number;
   emfile: number;
   shed: number;
@@ -79,6 +83,8 @@ export interface NativeServerOptions {
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
+  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): true | NativeErrorInfo;
+  abortConnect(token: number): void;
   send(id: number, data: Bytes): SendResult;
   closeSession(id: number, mode: CloseMode): boolean;
   broadcast(data: Bytes, ids?: Float64Array): number;

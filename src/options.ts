@@ -35,7 +35,13 @@ export interface ServerOptions {
   shrinkDelay?: number;
 }
 
-export interface ResolvedServerOptions {
+/** Client options: the session-side subset of the server's. */
+export type ClientOptions = Pick<
+  ServerOptions,
+  'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay'
+>;
+
+export interface ResolvedOptions {
   native: NativeServerOptions;
   allowHalfOpen: boolean;
   ipv6Only: boolean;
@@ -44,10 +50,14 @@ export interface ResolvedServerOptions {
 /** The Linux default, chosen by benchmarks/ (see README). */
 export const DEFAULT_DRIVER: Driver = 'threaded';
 
-const KEYS = new Set([
-  'maxConnections', 'poolSize', 'poolGrowth', 'backlog', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
-  'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'ipv6Only', 'acceptBatch', 'shrinkDelay',
-]);
+const CLIENT_KEYS = [
+  'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
+  'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay',
+];
+const KEYS = {
+  client: new Set(CLIENT_KEYS),
+  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch']),
+};
 
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -77,13 +87,13 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : typeof value;
 }
 
-export function resolveServerOptions(options: ServerOptions | undefined): ResolvedServerOptions {
+export function resolveOptions(options: ServerOptions | ClientOptions | undefined, kind: 'server' | 'client'): ResolvedOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
   }
   for (const key of Object.keys(options)) {
-    if (!KEYS.has(key)) throw new InvalidArgumentError(`unknown option ${JSON.stringify(key)}`);
+    if (!KEYS[kind].has(key)) throw new InvalidArgumentError(`unknown ${kind} option ${JSON.stringify(key)}`);
   }
   const MAX_SLOTS = 2 ** 24;
   const maxConnections = optionalInteger(options, 'maxConnections', 1, MAX_SLOTS, 2 ** 20);

@@ -50,21 +50,26 @@ export class Session {
   private readonly addr4: number;
   private addrText: string | null;
 
-  /** @internal Built from a session record's 24 address bytes. */
-  constructor(owner: SessionOwner, id: number, bytes: Buffer, offset: number) {
+  /** @internal */
+  constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
     this.owner = owner;
     this.id = id;
-    const family = bytes[offset];
-    this.remotePort = bytes.readUInt16LE(offset + 2);
-    if (family === 6) {
-      this.remoteFamily = 'IPv6';
-      this.addr4 = 0;
-      this.addrText = formatIPv6(bytes, offset + 8);
-    } else {
-      this.remoteFamily = 'IPv4';
-      this.addr4 = bytes.readUInt32BE(offset + 8);
-      this.addrText = null;
-    }
+    this.remoteFamily = family;
+    this.remotePort = port;
+    this.addr4 = addr4;
+    this.addrText = addrText;
+  }
+
+  /** @internal From a session record's 24 address bytes (accepted sessions). */
+  static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number): Session {
+    const port = bytes.readUInt16LE(offset + 2);
+    if (bytes[offset] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + 8));
+    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + 8), null);
+  }
+
+  /** @internal From the address a client connected to. */
+  static fromAddress(owner: SessionOwner, id: number, address: string, port: number, family: 'IPv4' | 'IPv6'): Session {
+    return new Session(owner, id, family, port, 0, address);
   }
 
   /** Per-session handlers: optional, free when unset. */

@@ -77,6 +77,16 @@ class InlineDriver final : public Driver {
     return Status::Ok();
   }
 
+  Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) override {
+    SessionId id;
+    Status st = engine_->Connect(remote, local, token, &id);
+    // Outside a dispatch nothing else would run a poll round soon.
+    if (st.ok()) engine_->backend().Wake();
+    return st;
+  }
+
+  void AbortConnect(uint32_t token) override { engine_->AbortConnect(token); }
+
   SendResult Send(SessionId id, const char* data, size_t size) override {
     return engine_->Send(id, data, size);
   }
@@ -129,7 +139,7 @@ class ThreadedDriver final : public Driver {
   // thread stops reading and accepting until one comes back.
   static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
-  static constexpr size_t kMaxStaleNotes = 4096;
+  static constexpr size_t kMaxNotes = 4096;
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
@@ -165,6 +175,23 @@ class ThreadedDriver final : public Driver {
     async_.get()->data = this;
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
+  }
+
+  Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) override {
+    Command c{};
+    c.kind = CommandKind::kConnect;
+    c.id = token;
+    c.mode = local != nullptr ? 1 : 0;
+    SocketAddress none;
+    Push(c, &remote, sizeof(remote), local != nullptr ? local : &none, sizeof(SocketAddress));
+    return Status::Ok();
+  }
+
+  void AbortConnect(uint32_t token) override {
+    Command c{};
+    c.kind = CommandKind::kAbortConnect;
+    c.id = token;
+    Push(c, nullptr, 0);
   }
 
   SendResult Send(SessionId id, const char* data, size_t size) override {
@@ -247,29 +274,32 @@ class ThreadedDriver final : public Driver {
 
   void Run() {
     while (!stop_.load(std::memory_order_acquire)) {
-      // Stale notes waiting for batch room must not sleep in the backend.
-      engine_->Poll(stale_notes_.empty() ? -1 : 0);
-      WriteStaleNotes();
+      // Notes waiting for batch room must not sleep in the backend.
+      engine_->Poll(notes_.empty() ? -1 : 0);
+      WriteNotes();
       HandOff();
     }
   }
 
-  // A command JS sent while the id looked live, found stale here: dropped
-  // and counted by the engine, and reported to JS as a kStale event (JS
-  // could only return true at the time). Bounded: past the cap the event is
-  // lost but the count is not.
-  void NoteStale(SessionId id, int kind) {
-    if (stale_notes_.size() < kMaxStaleNotes) stale_notes_.push_back({id, kind});
+  // Outcomes of commands that JS could only be told later: a command sent
+  // while the id looked live but found stale here (kStale: dropped and
+  // counted by the engine; JS had to return true), or a connect that could
+  // not start (kConnectFailed). Bounded: past the cap a stale note is lost
+  // (its count is not); connect failures are few, as connects are.
+  void Note(EventType type, SessionId id, double a, double b = 0) {
+    if (type == EventType::kStale && notes_.size() >= kMaxNotes) return;
+    notes_.push_back(EventRecord{static_cast<double>(type), static_cast<double>(id), a, b});
   }
 
-  void WriteStaleNotes() {
+  void WriteNotes() {
     if (current_ == nullptr) return;
     size_t n = 0;
-    while (n < stale_notes_.size() && current_->HasRecordRoom(1)) {
-      current_->Add(EventType::kStale, stale_notes_[n].id, stale_notes_[n].kind);
+    while (n < notes_.size() && current_->HasRecordRoom(1)) {
+      const EventRecord& r = notes_[n];
+      current_->Add(static_cast<EventType>(static_cast<int>(r.type)), static_cast<SessionId>(r.id), r.a, r.b);
       ++n;
     }
-    stale_notes_.erase(stale_notes_.begin(), stale_notes_.begin() + static_cast<std::ptrdiff_t>(n));
+    notes_.erase(notes_.begin(), notes_.begin() + static_cast<std::ptrdiff_t>(n));
   }
 
   void RunCommands() {
@@ -283,11 +313,32 @@ class ThreadedDriver final : public Driver {
     const char* payload = work_.bytes.data() + c.offset;
     switch (c.kind) {
       case CommandKind::kSend:
-        if (engine_->Send(c.id, payload, c.size, c.pressure) == SendResult::kStale) NoteStale(c.id, 0);
+        if (engine_->Send(c.id, payload, c.size, c.pressure) == SendResult::kStale) {
+          Note(EventType::kStale, c.id, 0);
+        }
         break;
       case CommandKind::kClose:
-        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) NoteStale(c.id, 1);
+        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) Note(EventType::kStale, c.id, 1);
         break;
+      case CommandKind::kAbortConnect:
+        engine_->AbortConnect(static_cast<uint32_t>(c.id));
+        break;
+      case CommandKind::kConnect: {
+        SocketAddress remote;
+        SocketAddress local;
+        std::memcpy(&remote, payload, sizeof(remote));
+        std::memcpy(&local, payload + sizeof(remote), sizeof(local));
+        uint32_t token = static_cast<uint32_t>(c.id);
+        SessionId id;
+        Status st = engine_->Connect(remote, c.mode != 0 ? &local : nullptr, token, &id);
+        if (!st.ok()) {
+          // Library-level failures (pool full, closing) travel as their Code
+          // in the raw field, with no SysError.
+          int raw = st.code == Code::kSystem ? st.raw : static_cast<int>(st.code);
+          Note(EventType::kConnectFailed, 0, ConnectFailureWord(static_cast<uint8_t>(st.sys), raw), token);
+        }
+        break;
+      }
       case CommandKind::kBroadcast:
         if (c.id_count == 0) {
           engine_->Broadcast(payload, c.size, nullptr, 0);
@@ -357,11 +408,7 @@ class ThreadedDriver final : public Driver {
   CommandQueue commands_;
   CommandQueue::Side work_;
   std::vector<SessionId> ids_;
-  struct StaleNote {
-    SessionId id;
-    int kind;  // 0 send, 1 close
-  };
-  std::vector<StaleNote> stale_notes_;  // I/O thread only
+  std::vector<EventRecord> notes_;  // I/O thread only
   std::vector<std::unique_ptr<EventBatch>> batches_;
 
   std::mutex mutex_;

@@ -33,6 +33,11 @@ class Driver {
   virtual const char* name() const = 0;
   // Starts driving an engine that is already listening.
   virtual Status Start(uv_loop_t* loop) = 0;
+  // Starts an outgoing connect. Inline: errors that stop it from starting
+  // come back here; threaded: always Ok here, failures arrive as
+  // kConnectFailed events carrying `token`.
+  virtual Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) = 0;
+  virtual void AbortConnect(uint32_t token) = 0;
   virtual SendResult Send(SessionId id, const char* data, size_t size) = 0;
   virtual bool Close(SessionId id, CloseMode mode) = 0;
   // Sessions reached (the threaded driver can only count the ids it was

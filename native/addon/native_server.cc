@@ -138,6 +138,8 @@ Napi::Function NativeServer::Define(Napi::Env env) {
   return DefineClass(env, "NativeServer",
                      {
                          InstanceMethod<&NativeServer::Listen>("listen"),
+                         InstanceMethod<&NativeServer::Connect>("connect"),
+                         InstanceMethod<&NativeServer::AbortConnect>("abortConnect"),
                          InstanceMethod<&NativeServer::Send>("send"),
                          InstanceMethod<&NativeServer::CloseSession>("closeSession"),
                          InstanceMethod<&NativeServer::Broadcast>("broadcast"),
@@ -224,14 +226,14 @@ void NativeServer::CleanupHook(void* self) {
   NativeServer* server = static_cast<NativeServer*>(self);
   server->hook_added_ = false;
   // The environment is going away: no reference juggling, just stop.
-  server->listening_ = false;
+  server->running_ = false;
   server->StopAll();
 }
 
 void NativeServer::StopAll() {
   destroyed_ = true;
-  if (listening_) {
-    listening_ = false;
+  if (running_) {
+    running_ = false;
     Unref();
   }
   if (driver_) driver_->Stop();
@@ -242,7 +244,6 @@ void NativeServer::StopAll() {
 Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
-  if (listening_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening");
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
     return ThrowInvalid(env, "listen(host: string, port: number)");
   }
@@ -260,19 +261,10 @@ Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   Status st = engine_->Listen(address, listen_options, &bound);
   if (!st.ok()) {
     if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-    return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "listen failed");
+    return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening or shutting down");
   }
-  auto deliver = [this](EventBatch& batch) { Deliver(batch); };
-  driver_ = threaded_ ? MakeThreadedDriver(engine_.get(), limits_, deliver)
-                      : MakeInlineDriver(engine_.get(), limits_, deliver);
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  st = driver_->Start(loop);
+  st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
-  listening_ = true;
-  // A listening server stays alive without JS references, as net.Server
-  // does; StopAll() lets go.
-  Ref();
   Napi::Object result = Napi::Object::New(env);
   result.Set("address", Napi::String::New(env, FormatAddress(bound)));
   result.Set("family", Napi::String::New(env, bound.family == 6 ? "IPv6" : "IPv4"));
@@ -296,6 +288,72 @@ Napi::Value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
   // Keep every batch 8-byte aligned within the slab, like the arena.
   slab_used_ += (size + 7) & ~static_cast<size_t>(7);
   return slab_.Value();
+}
+
+Status NativeServer::EnsureDriver() {
+  if (driver_) return Status::Ok();
+  auto deliver = [this](EventBatch& batch) { Deliver(batch); };
+  driver_ = threaded_ ? MakeThreadedDriver(engine_.get(), limits_, deliver)
+                      : MakeInlineDriver(engine_.get(), limits_, deliver);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env_, &loop);
+  Status st = driver_->Start(loop);
+  if (!st.ok()) {
+    driver_.reset();
+    return st;
+  }
+  // A running endpoint stays alive without JS references, as net.Server
+  // does; StopAll() lets go.
+  running_ = true;
+  Ref();
+  return st;
+}
+
+// connect(token, host, port, localHost?, localPort?) -> true | {code, errno, syscall}
+Napi::Value NativeServer::Connect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    return ThrowInvalid(env, "connect(token, host: string, port: number, localHost?, localPort?)");
+  }
+  double port = info[2].As<Napi::Number>().DoubleValue();
+  if (!(port >= 1 && port <= 65535) || std::floor(port) != port) {
+    return ThrowInvalid(env, "port must be an integer from 1 to 65535");
+  }
+  SocketAddress remote;
+  if (!ParseAddress(info[1].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(port), &remote)) {
+    return ThrowInvalid(env, "host must be a numeric IPv4 or IPv6 address");
+  }
+  SocketAddress local;
+  bool has_local = info.Length() > 3 && info[3].IsString();
+  if (has_local) {
+    double local_port = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 0;
+    if (!(local_port >= 0 && local_port <= 65535) || std::floor(local_port) != local_port) {
+      return ThrowInvalid(env, "localPort must be an integer from 0 to 65535");
+    }
+    if (!ParseAddress(info[3].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(local_port), &local)) {
+      return ThrowInvalid(env, "localAddress must be a numeric IPv4 or IPv6 address");
+    }
+  }
+  Status st = EnsureDriver();
+  if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
+  uint32_t token = static_cast<uint32_t>(info[0].As<Napi::Number>().Int64Value());
+  st = driver_->Connect(token, remote, has_local ? &local : nullptr);
+  if (st.ok()) return Napi::Boolean::New(env, true);
+  if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("code", Napi::String::New(env, st.code == Code::kPoolFull ? "ERR_ACCEPTPOOL_POOL_FULL"
+                                       : st.code == Code::kClosed ? "ERR_ACCEPTPOOL_CLIENT_CLOSED"
+                                                                  : "ERR_ACCEPTPOOL_INTERNAL"));
+  o.Set("errno", Napi::Number::New(env, 0));
+  o.Set("syscall", Napi::String::New(env, "connect"));
+  return o;
+}
+
+Napi::Value NativeServer::AbortConnect(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowInvalid(info.Env(), "abortConnect(token)");
+  if (driver_) driver_->AbortConnect(static_cast<uint32_t>(info[0].As<Napi::Number>().Int64Value()));
+  return info.Env().Undefined();
 }
 
 void NativeServer::Deliver(EventBatch& batch) {
@@ -398,6 +456,8 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
   put("growths", s.growths);
   put("shrinks", s.shrinks);
   put("accepts", s.accepts);
+  put("connects", s.connects);
+  put("connectErrors", s.connect_errors);
   put("acceptErrors", s.accept_errors);
   put("emfile", s.emfile);
   put("shed", s.shed);

@@ -23,6 +23,10 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
 
  private:
   Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value Connect(const Napi::CallbackInfo& info);
+  Napi::Value AbortConnect(const Napi::CallbackInfo& info);
+  // Creates and starts the driver on first use (listen or connect).
+  Status EnsureDriver();
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value CloseSession(const Napi::CallbackInfo& info);
   Napi::Value Broadcast(const Napi::CallbackInfo& info);
@@ -56,7 +60,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Reference<Napi::Buffer<char>> slab_;
   char* slab_data_ = nullptr;
   size_t slab_used_ = 0;
-  bool listening_ = false;
+  bool running_ = false;  // driver started (listen or connect)
   bool destroyed_ = false;
   bool hook_added_ = false;
 };

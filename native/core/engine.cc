@@ -83,7 +83,8 @@ bool Engine::EnsureInitialPool() {
 
 // ---- connecting ----
 
-Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, SessionId* id) {
+Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, uint32_t token,
+                       SessionId* id) {
   if (shutting_down_) return Status::Of(Code::kClosed);
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   GrowIfNeeded();
@@ -91,6 +92,7 @@ Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, 
   Session* s = table_->Acquire();
   if (s == nullptr) return Status::Of(Code::kPoolFull);
   s->state = SessionState::kConnecting;
+  s->token = token;
   s->last_active = tick_;
   Status st = backend_->Connect(*s, remote, local, config_.no_delay);
   if (!st.ok()) {
@@ -109,6 +111,17 @@ Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, 
   return Status::Ok();
 }
 
+bool Engine::AbortConnect(uint32_t token) {
+  // A scan, but only on a connect timeout, which is rare next to the I/O.
+  Session* found = nullptr;
+  table_->ForEachLive([&](Session& s) {
+    if (found == nullptr && s.state == SessionState::kConnecting && s.token == token) found = &s;
+  });
+  if (found == nullptr) return false;
+  CloseSession(*found, CloseReason::kTimeout, Status::System(SysError::kTimedOut, 0, "connect"), true);
+  return true;
+}
+
 bool Engine::OnConnected(Session& s) {
   if (s.state != SessionState::kConnecting) return true;
   // kConnected must precede the session's first data record, so it is
@@ -116,7 +129,7 @@ bool Engine::OnConnected(Session& s) {
   if (batch_ == nullptr || !batch_->HasRecordRoom(2)) return false;
   s.state = SessionState::kOpen;
   s.last_active = tick_;
-  batch_->Add(EventType::kConnected, s.id());
+  batch_->Add(EventType::kConnected, s.id(), s.token);
   return true;
 }
 
@@ -404,6 +417,7 @@ void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, b
   if (s.state == SessionState::kReleasing || s.state == SessionState::kFree) return;
   Unaccount(s.slot, s.queue.bytes());
   s.queue.Clear(blocks_);
+  if (s.state == SessionState::kConnecting) s.set(kClosedConnecting);
   s.state = SessionState::kReleasing;
   s.close_reason = static_cast<uint8_t>(reason);
   s.close_error = static_cast<uint8_t>(error.sys);
@@ -501,7 +515,13 @@ void Engine::EmitPending() {
     }
     if (s.has(kClosePending)) {
       s.clear(kClosePending);
-      batch_->Add(EventType::kClose, id, CloseWord(s), s.close_raw);
+      if (s.has(kClosedConnecting)) {
+        // JS knows this session only by its connect token.
+        batch_->Add(EventType::kConnectFailed, id, ConnectFailureWord(s.close_error, s.close_raw),
+                    s.token);
+      } else {
+        batch_->Add(EventType::kClose, id, CloseWord(s), s.close_raw);
+      }
       MaybeRelease(s);
     }
   }

@@ -67,7 +67,13 @@ class Engine final : public BackendEvents {
 
   // Starts an outgoing connection (client side); *id names it at once. A
   // kConnected event follows, or a kClose with the connect error.
-  Status Connect(const SocketAddress& remote, const SocketAddress* local, SessionId* id);
+  // `token` is the caller's tag, echoed in kConnected / kConnectFailed.
+  Status Connect(const SocketAddress& remote, const SocketAddress* local, uint32_t token,
+                 SessionId* id);
+
+  // Gives up an outgoing connect still in progress (closes it; its
+  // kConnectFailed follows). False if no connect with that token is pending.
+  bool AbortConnect(uint32_t token);
 
   // The batch that events are written to. The driver owns batches and swaps
   // them when it hands one to JS; null while it has none (events then wait

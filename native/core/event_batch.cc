@@ -12,6 +12,10 @@ EventBatch::EventBatch(size_t max_records, size_t data_bytes)
       records_(new EventRecord[max_records]()),
       data_(new char[data_bytes]()) {}
 
+double ConnectFailureWord(uint8_t sys_error, int32_t raw) {
+  return static_cast<double>(sys_error) + static_cast<double>(static_cast<uint32_t>(raw)) * 256.0;
+}
+
 void EventBatch::Add(EventType type, SessionId id, double a, double b) {
   EventRecord& r = records_[count_++];
   r.type = static_cast<double>(type);

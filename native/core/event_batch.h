@@ -11,7 +11,9 @@
 //   kClose:   id, a = reason | SysError << 8,        b = raw OS code
 //   kStale:   id, a = command kind that was refused  (threaded driver)
 //   kServerClosed: server finished shutting down
-//   kConnected: id                                    (outgoing connect done)
+//   kConnected: id, a = connect token                 (outgoing connect done)
+//   kConnectFailed: id (0 if none), a = SysError + raw OS code * 256,
+//                   b = connect token                (outgoing connect failed)
 #ifndef ACCEPTPOOL_CORE_EVENT_BATCH_H_
 #define ACCEPTPOOL_CORE_EVENT_BATCH_H_
 
@@ -32,6 +34,7 @@ enum class EventType : uint8_t {
   kStale = 6,
   kServerClosed = 7,
   kConnected = 8,
+  kConnectFailed = 9,
 };
 
 // Order matches the JS CloseReason list.
@@ -44,6 +47,9 @@ enum class CloseReason : uint8_t {
   kOverflow = 5,
   kError = 6,
 };
+
+// a of a kConnectFailed record.
+double ConnectFailureWord(uint8_t sys_error, int32_t raw);
 
 struct EventRecord {
   double type;

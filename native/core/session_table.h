@@ -60,6 +60,7 @@ enum SessionFlag : uint16_t {
   kClosePending = 1 << 9,
   kInPendingList = 1 << 10,
   kBackendReleased = 1 << 11,  // the backend holds nothing of the session
+  kClosedConnecting = 1 << 12, // closed before its outgoing connect completed
 };
 
 struct Session {
@@ -75,6 +76,7 @@ struct Session {
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
   uint16_t pending_ops = 0;  // in-flight backend operations (completion backends)
+  uint32_t token = 0;        // outgoing connects: the caller's tag for the result
   SendQueue queue;
 
   SessionId id() const { return MakeSessionId(slot, generation); }

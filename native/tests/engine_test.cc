@@ -790,7 +790,7 @@ TEST(ConnectReportsConnectedThenCarriesDataBothWays) {
   SocketAddress remote;
   remote.port = 9;
   SessionId id = 0;
-  ASSERT(rig.engine->Connect(remote, nullptr, &id).ok());
+  ASSERT(rig.engine->Connect(remote, nullptr, 7, &id).ok());
   SocketHandle h = rig.fake->last_outgoing;
   EXPECT(rig.Poll().empty());  // not settled yet
   EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kClosed);  // not open yet
@@ -800,6 +800,7 @@ TEST(ConnectReportsConnectedThenCarriesDataBothWays) {
   ASSERT(events.size() >= 2u);
   EXPECT(events[0].type == EventType::kConnected);
   EXPECT_EQ(events[0].id, id);
+  EXPECT_EQ(events[0].a, 7.0);  // the caller's token comes back
   const Event* data = FindEvent(events, EventType::kData, id);
   ASSERT(data != nullptr);
   EXPECT_EQ(data->data, std::string("pong"));
@@ -812,13 +813,15 @@ TEST(FailedConnectClosesWithTheErrorAndFreesTheSlot) {
   Rig rig(SmallConfig());
   SocketAddress remote;
   SessionId id = 0;
-  ASSERT(rig.engine->Connect(remote, nullptr, &id).ok());
+  ASSERT(rig.engine->Connect(remote, nullptr, 7, &id).ok());
   rig.fake->SettleConnect(rig.fake->last_outgoing, Status::System(SysError::kConnRefused, 111, "connect"));
   std::vector<Event> events = rig.Poll();
-  const Event* close = FindEvent(events, EventType::kClose, id);
-  ASSERT(close != nullptr);
-  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kError));
-  EXPECT(close->error() == SysError::kConnRefused);
+  // Not a kClose: JS knows the attempt only by its token.
+  EXPECT(FindEvent(events, EventType::kClose, id) == nullptr);
+  const Event* failed = FindEvent(events, EventType::kConnectFailed, id);
+  ASSERT(failed != nullptr);
+  EXPECT_EQ(failed->b, 7.0);
+  EXPECT_EQ(failed->a, static_cast<double>(SysError::kConnRefused) + 111.0 * 256);
   EXPECT_EQ(rig.stats().connect_errors, 1u);
   EXPECT_EQ(rig.stats().in_use, 0u);
   EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kStale);
@@ -829,7 +832,7 @@ TEST(ConnectThatFailsToStartLeavesNoSlotTaken) {
   rig.fake->fail_next_connect = Status::System(SysError::kAddrNotAvail, 99, "bind");
   SocketAddress remote;
   SessionId id = 0;
-  Status st = rig.engine->Connect(remote, nullptr, &id);
+  Status st = rig.engine->Connect(remote, nullptr, 7, &id);
   EXPECT(st.code == Code::kSystem);
   EXPECT(st.sys == SysError::kAddrNotAvail);
   EXPECT_EQ(rig.stats().in_use, 0u);

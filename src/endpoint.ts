@@ -1,0 +1,349 @@
+/**
+ * What a server and a client share: the native endpoint, the live sessions by
+ * slot, the batch dispatcher and the commands by session id. Accepting or
+ * connecting, reading and writing happen in native code; this class turns
+ * each native batch of events into Session objects and events.
+ */
+import { EventEmitter } from 'node:events';
+
+import { AcceptPoolSystemError, InvalidArgumentError } from './errors';
+import { binding, CloseMode, EventType, SendResult } from './native';
+import type { Bytes, NativeServer, NativeStats } from './native';
+import { describe } from './options';
+import type { Driver, ResolvedOptions } from './options';
+import { CLOSE_REASONS, Session } from './session';
+import type { CloseReason, SendData, SessionOwner } from './session';
+
+export interface EndpointStats extends NativeStats {
+  backend: string;
+  driver: Driver;
+}
+
+/** Events of a server or a client (typed on each class). */
+export interface SessionEvents {
+  session: [session: Session];
+  data: [session: Session, chunk: Buffer];
+  drain: [session: Session];
+  end: [session: Session];
+  sessionClose: [session: Session, reason: CloseReason, err?: Error];
+  /**
+   * Threaded driver only: a send or close that was accepted (returned true)
+   * while the id looked live, but the I/O thread found the session gone by
+   * the time it acted. Nothing was delivered; staleCommands counts it.
+   */
+  staleCommand: [id: number, command: 'send' | 'close'];
+  close: [];
+  error: [err: Error];
+}
+
+/** Event records held in one shared Float64Array: 4 doubles per event. */
+const RECORDS_PER_BATCH = 8192;
+export const SLOT_MASK = 0xffffff;
+
+export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
+
+export abstract class Endpoint extends EventEmitter implements SessionOwner {
+  protected readonly opts: ResolvedOptions;
+  protected native: NativeServer | null;
+  protected state: EndpointState = 'idle';
+  // Live sessions by slot (id & 0xffffff); a dense array keeps lookup cheap.
+  protected readonly sessions: (Session | undefined)[] = [];
+  private readonly records = new Float64Array(RECORDS_PER_BATCH * 4);
+  /** Sessions open (known to JS and not yet reported closed). */
+  protected liveSessions = 0;
+  private closeWaiters: (() => void)[] = [];
+  private jsStale = 0;
+  private lastStats: NativeStats;
+
+  protected constructor(opts: ResolvedOptions) {
+    super();
+    this.opts = opts;
+    this.native = new binding.NativeServer(opts.native, this.records, this.onBatch);
+    this.lastStats = this.native.stats();
+  }
+
+  /**
+   * Sends to a session by id. True when sent or queued below highWaterMark.
+   * False when the id is stale (counted in stats().staleCommands, nothing is
+   * sent), the session is ending, the queue is above highWaterMark (the bytes
+   * are queued; wait for 'drain'), or the hard limit closed it ('overflow').
+   */
+  send(id: number, data: SendData): boolean {
+    checkId(id);
+    const bytes = toBytes(data);
+    const s = this.sessions[id & SLOT_MASK];
+    if (s === undefined || s.id !== id || this.native === null) {
+      this.jsStale++;
+      return false;
+    }
+    // Ending sessions refuse sends here, so both drivers answer the same.
+    if (s.ending) return false;
+    return this.native.send(id, bytes) === SendResult.Ok;
+  }
+
+  /** Flushes then closes a session (reason 'local'). False if the id is stale. */
+  closeSession(id: number): boolean {
+    return this.command(id, CloseMode.Graceful);
+  }
+
+  /** @internal */
+  abortSession(id: number): boolean {
+    return this.command(id, CloseMode.Abort);
+  }
+
+  /** @internal */
+  endSession(id: number): boolean {
+    return this.command(id, CloseMode.End);
+  }
+
+  /** @internal */
+  bufferedAmountOf(id: number): number {
+    return this.native === null ? -1 : this.native.bufferedAmount(id);
+  }
+
+  /**
+   * One call, fanned out in native code: sends `data` to every listed id (or
+   * every open session). Returns the number of sessions reached; stale ids
+   * are skipped and counted.
+   */
+  broadcast(data: SendData, ids?: readonly number[] | Float64Array): number {
+    const bytes = toBytes(data);
+    if (ids !== undefined && !Array.isArray(ids) && !(ids instanceof Float64Array)) {
+      throw new InvalidArgumentError(`ids must be an array of session ids, got ${describe(ids)}`);
+    }
+    if (ids !== undefined) for (let i = 0; i < ids.length; i++) checkId(ids[i]);
+    if (this.native === null) return 0;
+    if (ids === undefined) {
+      // Inline: native code walks its own table and counts exactly. Threaded:
+      // it cannot answer synchronously, so name the sessions JS knows.
+      if (this.opts.native.driver === 'inline') return this.native.broadcast(bytes);
+      return this.broadcastTo(bytes, this.sessions, this.sessions.length, false);
+    }
+    return this.broadcastTo(bytes, ids, ids.length, true);
+  }
+
+  /** Counters of the pool, the accept/connect path and traffic. */
+  stats(): EndpointStats {
+    const driver = this.opts.native.driver;
+    if (this.native !== null) this.lastStats = this.native.stats();
+    const s = this.lastStats;
+    return { ...s, driver, staleCommands: s.staleCommands + this.jsStale };
+  }
+
+  /**
+   * Closes every session (reason 'shutdown'; queued bytes are flushed for a
+   * few seconds first) and resolves once all of them are closed and their
+   * events delivered.
+   */
+  close(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    if (this.state === 'closing') return done;
+    const wasRunning = this.state === 'running';
+    this.state = 'closing';
+    this.onClosing();
+    if (wasRunning && this.native !== null) {
+      this.native.shutdown();
+    } else {
+      this.finishClose();
+    }
+    return done;
+  }
+
+  /** Let the process exit while this endpoint is still open. */
+  unref(): this {
+    this.native?.setRef(false);
+    return this;
+  }
+
+  ref(): this {
+    this.native?.setRef(true);
+    return this;
+  }
+
+  /** Called when close() starts, before sessions close. */
+  protected onClosing(): void {}
+
+  /** A kConnected record (client side). */
+  protected onConnected(_id: number, _token: number): void {}
+
+  /** A kConnectFailed record (client side). */
+  protected onConnectFailed(_id: number, _word: number, _token: number): void {}
+
+  /** A session was reported closed. */
+  protected onSessionGone(): void {}
+
+  /** Makes a session known to the dispatcher (and the id-based commands). */
+  protected adopt(s: Session): void {
+    this.sessions[s.id & SLOT_MASK] = s;
+    this.liveSessions++;
+  }
+
+  private broadcastTo(bytes: Bytes, list: ArrayLike<number | Session | undefined>, length: number, byId: boolean): number {
+    const live = new Float64Array(length);
+    let n = 0;
+    for (let i = 0; i < length; i++) {
+      const item = list[i];
+      if (item === undefined) continue;
+      const id = byId ? (item as number) : (item as Session).id;
+      const s = this.sessions[id & SLOT_MASK];
+      if (s === undefined || s.id !== id) {
+        this.jsStale++;
+      } else if (!s.ending) {
+        live[n++] = id;
+      }
+    }
+    return n === 0 || this.native === null ? 0 : this.native.broadcast(bytes, live.subarray(0, n));
+  }
+
+  private command(id: number, mode: CloseMode): boolean {
+    checkId(id);
+    const s = this.sessions[id & SLOT_MASK];
+    if (s === undefined || s.id !== id || this.native === null) {
+      this.jsStale++;
+      return false;
+    }
+    s.ending = true;
+    return this.native.closeSession(id, mode);
+  }
+
+  private finishClose(): void {
+    const native = this.native;
+    if (native !== null) {
+      this.lastStats = native.stats();
+      this.native = null;
+      // Not from inside the native callback that reported the end.
+      setImmediate(() => native.destroy());
+    }
+    this.state = 'closed';
+    this.sessions.length = 0;
+    this.liveSessions = 0;
+    const waiters = this.closeWaiters;
+    this.closeWaiters = [];
+    for (const w of waiters) w();
+    this.emit('close');
+  }
+
+  /** One native call per batch: decode every record and dispatch it. */
+  private readonly onBatch = (count: number, data: Buffer | undefined, base: number): void => {
+    const r = this.records;
+    for (let i = 0; i < count; i++) {
+      const o = i * 4;
+      try {
+        this.dispatch(r[o], r[o + 1], r[o + 2], r[o + 3], data, base);
+      } catch (err) {
+        // A throwing handler must not stop the rest of the batch (sessions
+        // would go out of step); it surfaces as an uncaught exception.
+        process.nextTick(rethrow, err);
+      }
+    }
+  };
+
+  /** `base`: where this batch's bytes start in `data` (data offsets are relative to it). */
+  private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
+    switch (type) {
+      case EventType.Session: {
+        const s = Session.fromRecord(this, id, data as Buffer, base + a);
+        this.adopt(s);
+        this.emit('session', s);
+        return;
+      }
+      case EventType.Data: {
+        const s = this.sessions[id & SLOT_MASK];
+        if (s === undefined) return;
+        const chunk = (data as Buffer).subarray(base + a, base + a + b);
+        const ondata = s.ondata;
+        if (ondata !== null) ondata.call(s, chunk);
+        this.emit('data', s, chunk);
+        return;
+      }
+      case EventType.Drain: {
+        const s = this.sessions[id & SLOT_MASK];
+        if (s === undefined) return;
+        const ondrain = s.ondrain;
+        if (ondrain !== null) ondrain.call(s);
+        this.emit('drain', s);
+        return;
+      }
+      case EventType.End: {
+        const s = this.sessions[id & SLOT_MASK];
+        if (s === undefined) return;
+        try {
+          const onend = s.onend;
+          if (onend !== null) onend.call(s);
+          this.emit('end', s);
+        } finally {
+          // Like net.Socket without allowHalfOpen: answer the peer's FIN with
+          // ours once what the handlers queued has been sent (unless a
+          // handler already closed or ended the session).
+          if (!this.opts.allowHalfOpen && !s.ending && this.native !== null) {
+            s.ending = true;
+            this.native.closeSession(id, CloseMode.End);
+          }
+        }
+        return;
+      }
+      case EventType.Close: {
+        const slot = id & SLOT_MASK;
+        const s = this.sessions[slot];
+        if (s === undefined || s.id !== id) return;
+        this.sessions[slot] = undefined;
+        s.closed = true;
+        this.liveSessions--;
+        this.onSessionGone();
+        const reason = CLOSE_REASONS[a & 0xff] ?? 'error';
+        const code = a >>> 8;
+        const onclose = s.onclose;
+        // Errors are built only for someone who will see them.
+        if (onclose === null && this.listenerCount('sessionClose') === 0) return;
+        const err = code !== 0 ? systemError(code, b, 'io') : undefined;
+        if (onclose !== null) onclose.call(s, reason, err);
+        this.emit('sessionClose', s, reason, err);
+        return;
+      }
+      case EventType.Stale:
+        this.emit('staleCommand', id, a === 0 ? 'send' : 'close');
+        return;
+      case EventType.Connected:
+        this.onConnected(id, a);
+        return;
+      case EventType.ConnectFailed:
+        this.onConnectFailed(id, a, b);
+        return;
+      case EventType.ServerClosed:
+        this.finishClose();
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+function rethrow(err: unknown): never {
+  throw err;
+}
+
+/** A system error from a native SysError index and raw OS code. */
+export function systemError(code: number, raw: number, syscall: string, address?: string, port?: number): AcceptPoolSystemError {
+  // The stack would only show the batch dispatcher; skipping it makes a
+  // storm of resets cheap.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new AcceptPoolSystemError({ code: binding.errorNames[code] ?? 'EUNKNOWN', errno: -raw, syscall, address, port });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+export function checkId(id: unknown): asserts id is number {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+    throw new InvalidArgumentError(`session id must be a non-negative integer, got ${describe(id)}`);
+  }
+}
+
+export function toBytes(data: SendData): Bytes {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) return data;
+  throw new InvalidArgumentError(`data must be a Buffer, TypedArray, DataView, ArrayBuffer or string, got ${describe(data)}`);
+}
