@@ -114,6 +114,7 @@ class FakeBackend final : public Backend {
   SocketHandle last_outgoing = -1;
   int connect_calls = 0;
   Status fail_next_connect;  // returned by the next Connect() when not ok
+  std::vector<SocketAddress> connect_locals;  // the local address of each Connect (family 0: none)
   FakeSocket* BySessionId(SessionId id) {
     for (auto& [h, sock] : sockets) {
       if (sock.attached && sock.id == id) return &sock;
@@ -202,8 +203,11 @@ class FakeBackend final : public Backend {
     return Status::Ok();
   }
 
-  Status Connect(Session& s, const SocketAddress& remote, const SocketAddress*, bool) override {
+  Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local, bool) override {
     ++connect_calls;
+    SocketAddress none;
+    none.family = 0;
+    connect_locals.push_back(local != nullptr ? *local : none);
     if (!fail_next_connect.ok()) {
       Status st = fail_next_connect;
       fail_next_connect = Status();
