@@ -13,12 +13,15 @@
         "native/core/command_queue.cc",
         "native/core/engine.cc",
         "native/core/event_batch.cc",
+        "native/core/latency_histogram.cc",
+        "native/core/load_generator.cc",
         "native/core/pool_policy.cc",
         "native/core/send_queue.cc",
         "native/core/session_table.cc",
         "native/core/status.cc",
         "native/addon/addon.cc",
         "native/addon/native_server.cc",
+        "native/addon/native_load_generator.cc",
         "native/addon/drivers.cc"
       ],
       "conditions": [

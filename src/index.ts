@@ -22,6 +22,8 @@ export {
   InvalidStateError,
   ServerClosedError,
 } from './errors';
+export { LoadGenerator, runLoad } from './loadgen';
+export type { LatencySummary, LoadMode, LoadOptions, LoadPhase, LoadProgress, LoadResult } from './loadgen';
 
 /** A new, not yet listening, server. */
 export function createServer(options?: ServerOptions): Server {

@@ -2,6 +2,8 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 
+import type { LoadProgress, LoadResult } from './loadgen';
+
 /** The record layout the native side writes: [type, id, a, b] per event. */
 export const enum EventType {
   Session = 1,
@@ -95,12 +97,39 @@ export interface NativeServer {
   destroy(): void;
 }
 
+/** What src/loadgen.ts hands the native load generator (validated there). */
+export interface NativeLoadOptions {
+  mode: 0 | 1 | 2 | 3;
+  remote: number;
+  port: number;
+  firstSource: number;
+  sources: number;
+  connections: number;
+  threads: number;
+  messageSize: number;
+  durationMs: number;
+  warmupMs: number;
+  rampTimeoutMs: number;
+  timeoutMs: number;
+  retryDelayMs: number;
+}
+
+/** What a run measured, before the wrapper adds the mode and CPU time. */
+export type NativeLoadResult = Omit<LoadResult, 'mode' | 'cpuUs'>;
+
+export interface NativeLoadGenerator {
+  start(options: NativeLoadOptions): Promise<NativeLoadResult>;
+  progress(): LoadProgress;
+  stop(): void;
+}
+
 export interface NativeBinding {
   NativeServer: new (
     options: NativeServerOptions,
     records: Float64Array,
     onBatch: (count: number, data: Buffer | undefined, base: number) => void,
   ) => NativeServer;
+  NativeLoadGenerator: new () => NativeLoadGenerator;
   errorNames: string[];
   platformBackend?: string;
 }

@@ -2,6 +2,7 @@
 // events (error names by SysError index).
 #include <napi.h>
 
+#include "addon/native_load_generator.h"
 #include "addon/native_server.h"
 #include "core/status.h"
 
@@ -10,6 +11,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeServer", NativeServer::Define(env));
+  exports.Set("NativeLoadGenerator", NativeLoadGenerator::Define(env));
   Napi::Array names = Napi::Array::New(env);
   for (uint32_t i = 0; i < static_cast<uint32_t>(SysError::kCount); ++i) {
     names.Set(i, Napi::String::New(env, SysErrorName(static_cast<SysError>(i))));
