@@ -123,10 +123,12 @@ export class Client extends Endpoint {
     }
     this.pending.delete(token);
     if (p.timer !== null) clearTimeout(p.timer);
-    const s = Session.fromAddress(this, id, p.address, p.port, p.family);
+    const s = Session.fromAddress(this, id, canonical(p.address, p.family), p.port, p.family);
     this.adopt(s);
-    this.emit('session', s);
+    // Settle first: a throwing 'session' listener must not leave the caller
+    // waiting for ever.
     p.resolve(s);
+    this.emit('session', s);
   }
 
   protected override onConnectFailed(_id: number, word: number, token: number): void {
@@ -166,7 +168,9 @@ export class Client extends Endpoint {
     const started = native.connect(token, address, port, opts.localAddress, opts.localPort);
     if (started !== true) {
       if (started.code.startsWith('ERR_')) return Promise.reject(new AcceptPoolError(started.code, `connect to ${address}:${port} could not start`));
-      return Promise.reject(new AcceptPoolSystemError({ ...started, address, port }));
+      // Whatever step failed (socket, bind, connect), it is this connect's
+      // failure, reported as the threaded driver reports it.
+      return Promise.reject(new AcceptPoolSystemError({ ...started, syscall: 'connect', address, port }));
     }
     this.state = 'running';
     return new Promise<Session>((resolve, reject) => {
@@ -184,6 +188,11 @@ export class Client extends Endpoint {
       this.refIfBusy();
     });
   }
+}
+
+/** The address as the server side would print it ('::1', not '0:0:0:0:0:0:0:1'). */
+function canonical(address: string, family: 'IPv4' | 'IPv6'): string {
+  return family === 'IPv6' ? new net.SocketAddress({ address, family: 'ipv6' }).address : address;
 }
 
 interface CheckedConnectOptions {

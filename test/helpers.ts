@@ -164,6 +164,8 @@ export interface Harness {
 
 export interface StartOptions {
   host?: string;
+  /** Port to listen on (default 0: any free one). */
+  port?: number;
   /** Record incoming bytes per session (default true). */
   record?: boolean;
 }
@@ -214,7 +216,7 @@ export async function startServer(driver: Driver, options: ServerOptions = {}, s
     closes.push(rec);
     closeById.set(s.id, rec);
   });
-  const address = await withTimeout(server.listen(0, host), 5_000, `listen on ${host}`);
+  const address = await withTimeout(server.listen(start.port ?? 0, host), 5_000, `listen on ${host}`);
   h.port = address.port;
   return h;
 }

@@ -272,16 +272,25 @@ Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   return result;
 }
 
-Napi::Value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
+// Raw Node-API here, with every status checked: during environment teardown
+// these calls fail (JS can no longer run), and node-addon-api would turn the
+// failure into a fatal error instead of a quiet no-op.
+napi_value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
   size_t size = batch.data_used();
   *base = 0;
-  if (size == 0) return env_.Undefined();
-  if (size > kSlabBytes / 4) return Napi::Buffer<char>::Copy(env_, batch.data(), size);
+  napi_value out = nullptr;
+  if (size == 0) return napi_get_undefined(env_, &out) == napi_ok ? out : nullptr;
+  if (size > kSlabBytes / 4) {
+    void* copy = nullptr;
+    return napi_create_buffer_copy(env_, size, batch.data(), &copy, &out) == napi_ok ? out : nullptr;
+  }
   if (slab_.IsEmpty() || slab_used_ + size > kSlabBytes) {
-    Napi::Buffer<char> slab = Napi::Buffer<char>::New(env_, kSlabBytes);
-    slab_data_ = slab.Data();
+    void* data = nullptr;
+    napi_value slab;
+    if (napi_create_buffer(env_, kSlabBytes, &data, &slab) != napi_ok) return nullptr;
+    slab_data_ = static_cast<char*>(data);
     slab_used_ = 0;
-    slab_.Reset(slab, 1);
+    slab_.Reset(Napi::Buffer<char>(env_, slab), 1);
   }
   std::memcpy(slab_data_ + slab_used_, batch.data(), size);
   *base = slab_used_;
@@ -362,12 +371,17 @@ void NativeServer::Deliver(EventBatch& batch) {
   size_t count = batch.count();
   std::memcpy(records_, batch.records(), count * sizeof(EventRecord));
   size_t base = 0;
-  Napi::Value data = DataFor(batch, &base);
+  napi_value data = DataFor(batch, &base);
   batch.Clear();
-  on_batch_.MakeCallback(Value(),
-                         {Napi::Number::New(env, static_cast<double>(count)), data,
-                          Napi::Number::New(env, static_cast<double>(base))},
-                         *async_context_);
+  napi_value args[3];
+  if (data == nullptr || napi_create_double(env, static_cast<double>(count), &args[0]) != napi_ok ||
+      napi_create_double(env, static_cast<double>(base), &args[2]) != napi_ok) {
+    return;  // the environment is going away; nobody is left to tell
+  }
+  args[1] = data;
+  napi_value result;
+  napi_status st = napi_make_callback(env, *async_context_, Value(), on_batch_.Value(), 3, args, &result);
+  if (st != napi_ok && st != napi_pending_exception) return;
   if (env.IsExceptionPending()) {
     // The facade catches handler errors itself; anything else is a bug that
     // must surface as an uncaught exception, not vanish.

@@ -39,7 +39,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   void Deliver(EventBatch& batch);
   // Where a batch's bytes go for JS: the current slab (small batches) or a
   // buffer of their own (large ones). Sets *base to their offset.
-  Napi::Value DataFor(const EventBatch& batch, size_t* base);
+  napi_value DataFor(const EventBatch& batch, size_t* base);
   void StopAll();
   static void CleanupHook(void* self);
 

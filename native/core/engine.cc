@@ -118,6 +118,7 @@ bool Engine::AbortConnect(uint32_t token) {
     if (found == nullptr && s.state == SessionState::kConnecting && s.token == token) found = &s;
   });
   if (found == nullptr) return false;
+  ++stats_.connect_errors;
   CloseSession(*found, CloseReason::kTimeout, Status::System(SysError::kTimedOut, 0, "connect"), true);
   return true;
 }
