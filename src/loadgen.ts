@@ -55,6 +55,12 @@ export interface LoadOptions {
   rampTimeout?: number;
   /** Milliseconds before a connection that failed is tried again (default 10). */
   retryDelay?: number;
+  /**
+   * Connects in progress at once per thread, at most (default 256; 0 = no
+   * cap), so opening thousands of connections does not overflow the
+   * server's accept queue.
+   */
+  maxConnecting?: number;
 }
 
 /** Latencies in microseconds: connect (connect-close), connect to reply (reqrep), round trip (echo). */
@@ -121,6 +127,7 @@ const KEYS = new Set<string>([
   'timeout',
   'rampTimeout',
   'retryDelay',
+  'maxConnecting',
 ]);
 const DAY_MS = 86_400_000;
 
@@ -175,6 +182,7 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
       rampTimeoutMs: optional(options, 'rampTimeout', 0, DAY_MS, 20000),
       timeoutMs: optional(options, 'timeout', 1, DAY_MS, 3000),
       retryDelayMs: optional(options, 'retryDelay', 0, 60000, 10),
+      maxConnecting: optional(options, 'maxConnecting', 0, 1_000_000, 256),
     },
   };
 }

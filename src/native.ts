@@ -112,6 +112,7 @@ export interface NativeLoadOptions {
   rampTimeoutMs: number;
   timeoutMs: number;
   retryDelayMs: number;
+  maxConnecting: number;
 }
 
 /** What a run measured, before the wrapper adds the mode and CPU time. */

@@ -135,7 +135,7 @@ void NativeLoadGenerator::Abandon() {
 
 // start({ mode, remote, port, firstSource, sources, connections, threads,
 //         messageSize, durationMs, warmupMs, rampTimeoutMs, timeoutMs,
-//         retryDelayMs }) -> Promise<result>
+//         retryDelayMs, maxConnecting }) -> Promise<result>
 Napi::Value NativeLoadGenerator::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (running_) {
@@ -162,6 +162,7 @@ Napi::Value NativeLoadGenerator::Start(const Napi::CallbackInfo& info) {
   config.ramp_timeout_us = static_cast<int64_t>(read.Int("rampTimeoutMs", 0, kDay)) * 1000;
   config.op_timeout_us = static_cast<int64_t>(read.Int("timeoutMs", 1, kDay)) * 1000;
   config.retry_delay_us = static_cast<int64_t>(read.Int("retryDelayMs", 0, 60000)) * 1000;
+  config.max_connecting = static_cast<uint32_t>(read.Int("maxConnecting", 0, kMaxLanesPerThread));
   if (!read.error().empty()) return ThrowTyped(env, read.error());
 
   generator_ = std::make_unique<LoadGenerator>(config);

@@ -16,8 +16,10 @@ constexpr int64_t kMaxWaitUs = 50000;
 // How often lanes are checked for connects or replies that take too long.
 constexpr int64_t kTimeoutScanUs = 50000;
 
-EngineConfig EngineFor(uint32_t lanes) {
+EngineConfig EngineFor(uint32_t lanes, LoadMode mode) {
   EngineConfig c;
+  // Connect + close sends nothing: spare the TCP_NODELAY call per connect.
+  c.no_delay = mode != LoadMode::kConnectClose;
   // A lane's closed connection keeps its slot until its close event is
   // written, while the lane already connects again: room for both.
   c.pool.chunk = lanes < 1024 ? 256 : 1024;
@@ -25,7 +27,6 @@ EngineConfig EngineFor(uint32_t lanes) {
   c.pool.max_sessions = 2 * lanes + 1024;
   c.pool.low_water = 32;
   c.pool.shrink_idle_ticks = 1u << 30;  // a run is short: never give slots back
-  c.no_delay = true;
   return c;
 }
 
@@ -81,12 +82,13 @@ LoadWorker::LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes,
                        std::unique_ptr<Backend> backend)
     : config_(config),
       index_(index),
-      engine_(EngineFor(lanes), std::move(backend)),
+      engine_(EngineFor(lanes, config.mode), std::move(backend)),
       batches_{{kBatchRecords, kBatchArena}, {kBatchRecords, kBatchArena}},
       lanes_(lanes),
       message_(std::max<uint32_t>(1, std::min(config.message_size, kMaxLoadMessage))),
       retry_ring_(lanes),
-      retry_due_(lanes) {
+      retry_due_(lanes),
+      waiting_(lanes) {
   const PoolConfig& pool = engine_.config().pool;
   lane_of_slot_.assign(static_cast<size_t>(pool.max_sessions) + 2 * pool.chunk, 0);
 }
@@ -128,6 +130,7 @@ void LoadWorker::Process(int64_t now_us) {
   HandleBatch(ready, now_us);
   if (phase_ < LoadPhase::kDraining) {
     RunRetries(now_us);
+    StartWaiting(now_us);
     if (now_us >= next_timeout_check_us_) {
       next_timeout_check_us_ = now_us + kTimeoutScanUs;
       CheckTimeouts(now_us);
@@ -162,6 +165,9 @@ void LoadWorker::Stop(int64_t now_us) {
   engine_.SetDispatching(false);
   retry_head_ = 0;
   retry_count_ = 0;
+  waiting_head_ = 0;
+  waiting_count_ = 0;
+  connecting_ = 0;
   SetOpen(0);
   phase_ = LoadPhase::kDraining;
   phase_end_us_ = now_us + config_.drain_timeout_us;
@@ -189,6 +195,7 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
         auto error = static_cast<SysError>(static_cast<uint32_t>(r.a) & 0xff);
         if (error == SysError::kNone || error >= SysError::kCount) error = SysError::kUnknown;
         ++counters_.errors[static_cast<size_t>(error)];
+        LeaveConnecting(lane);
         lane.state = LaneState::kIdle;
         ScheduleRetry(index, now_us);
         break;
@@ -248,6 +255,7 @@ void LoadWorker::OnConnected(uint32_t index, SessionId id, int64_t now_us) {
   Lane& lane = lanes_[index];
   if (lane.state != LaneState::kConnecting || lane.id != id) return;
   ++counters_.connected;
+  LeaveConnecting(lane);
   lane.state = LaneState::kOpen;
   SetOpen(open_ + 1);
   switch (config_.mode) {
@@ -301,6 +309,25 @@ void LoadWorker::OnLost(Lane& lane, uint32_t index, int64_t now_us) {
 }
 
 void LoadWorker::Connect(uint32_t index, int64_t now_us) {
+  if (config_.max_connecting == 0 || connecting_ < config_.max_connecting) {
+    StartConnect(index, now_us);
+    return;
+  }
+  lanes_[index].state = LaneState::kWaiting;
+  waiting_[(waiting_head_ + waiting_count_) % waiting_.size()] = index;
+  ++waiting_count_;
+}
+
+void LoadWorker::StartWaiting(int64_t now_us) {
+  while (waiting_count_ > 0 && (config_.max_connecting == 0 || connecting_ < config_.max_connecting)) {
+    uint32_t index = waiting_[waiting_head_];
+    waiting_head_ = (waiting_head_ + 1) % waiting_.size();
+    --waiting_count_;
+    if (lanes_[index].state == LaneState::kWaiting) StartConnect(index, now_us);
+  }
+}
+
+void LoadWorker::StartConnect(uint32_t index, int64_t now_us) {
   Lane& lane = lanes_[index];
   SocketAddress local;
   const SocketAddress* bind_to = nullptr;
@@ -323,6 +350,11 @@ void LoadWorker::Connect(uint32_t index, int64_t now_us) {
   lane.since_us = now_us;
   lane.received = 0;
   lane_of_slot_[SlotOf(id)] = index;
+  ++connecting_;
+}
+
+void LoadWorker::LeaveConnecting(Lane& lane) {
+  if (lane.state == LaneState::kConnecting) --connecting_;
 }
 
 uint8_t LoadWorker::MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) const {
@@ -352,6 +384,7 @@ void LoadWorker::Complete(Lane& lane, int64_t latency_us) {
 void LoadWorker::Reset(Lane& lane, uint32_t index, int64_t now_us, bool pause) {
   if (lane.state == LaneState::kConnecting || lane.state == LaneState::kOpen) {
     if (lane.state == LaneState::kOpen) SetOpen(open_ - 1);
+    LeaveConnecting(lane);
     engine_.Close(lane.id, CloseMode::kAbort);
   }
   lane.state = LaneState::kIdle;

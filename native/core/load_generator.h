@@ -71,6 +71,10 @@ struct LoadConfig {
   int64_t op_timeout_us = 3000000;
   // Pause before a lane connects again after an error.
   int64_t retry_delay_us = 10000;
+  // Connects in progress at once per thread, at most (0 = no cap): opening
+  // thousands of idle or echo connections at once would overflow a
+  // server's accept queue and measure SYN retransmits instead.
+  uint32_t max_connecting = 256;
   // Longest wait, at the end, for the engine to release every connection.
   int64_t drain_timeout_us = 3000000;
 };
@@ -141,7 +145,7 @@ class LoadWorker {
   Engine& engine() { return engine_; }
 
  private:
-  enum class LaneState : uint8_t { kIdle, kRetry, kConnecting, kOpen };
+  enum class LaneState : uint8_t { kIdle, kRetry, kWaiting, kConnecting, kOpen };
   struct Lane {
     SessionId id = 0;
     int64_t since_us = 0;   // connect started (echo: message sent)
@@ -155,7 +159,11 @@ class LoadWorker {
   void OnData(Lane& lane, uint32_t index, const char* data, size_t size, int64_t now_us);
   void OnLost(Lane& lane, uint32_t index, int64_t now_us);
   Lane* LaneOf(SessionId id, uint32_t* index);
+  // Connects now, or queues the lane while max_connecting are in progress.
   void Connect(uint32_t index, int64_t now_us);
+  void StartConnect(uint32_t index, int64_t now_us);
+  void StartWaiting(int64_t now_us);
+  void LeaveConnecting(Lane& lane);
   void SendMessage(Lane& lane, uint32_t index, int64_t now_us);
   void Complete(Lane& lane, int64_t latency_us);
   // Resets the lane's connection; it connects again now or after a pause.
@@ -184,6 +192,11 @@ class LoadWorker {
   std::vector<int64_t> retry_due_;
   size_t retry_head_ = 0;
   size_t retry_count_ = 0;
+  // Lanes waiting for a connect slot, first in first out (each at most once).
+  std::vector<uint32_t> waiting_;
+  size_t waiting_head_ = 0;
+  size_t waiting_count_ = 0;
+  uint32_t connecting_ = 0;
   uint32_t next_source_ = 0;
   uint32_t open_ = 0;
   LoadPhase phase_ = LoadPhase::kRamp;

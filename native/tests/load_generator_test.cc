@@ -212,6 +212,29 @@ TEST(SourceAddressesRotateOverTheRange) {
   }
 }
 
+TEST(ConnectsInFlightStayUnderTheCapAndQueuedLanesStartInOrder) {
+  LoadConfig config = ConfigFor(LoadMode::kIdle);
+  config.max_connecting = 2;
+  Rig rig(config, 5);
+  rig.worker->Begin(kT0);
+  EXPECT_EQ(rig.fake->connect_calls, 2);
+  rig.fake->SettleConnect(rig.Unsettled().at(0));
+  rig.Step(kT0 + 10);
+  EXPECT_EQ(rig.worker->open(), 1u);
+  EXPECT_EQ(rig.fake->connect_calls, 3);
+  EXPECT_EQ(rig.Unsettled().size(), 2u);
+  rig.fake->SettleConnect(rig.Unsettled().at(0), Status::System(SysError::kConnRefused, 111, "connect"));
+  rig.Step(kT0 + 20);
+  EXPECT_EQ(rig.fake->connect_calls, 4);  // a failure frees its place too
+  for (int i = 0; i < 20 && rig.worker->open() < 5; ++i) {
+    rig.SettleAll();
+    rig.Step(kT0 + 30 + i * kRetryUs);
+    EXPECT(rig.Unsettled().size() <= 2u);
+  }
+  EXPECT_EQ(rig.worker->open(), 5u);
+  EXPECT(rig.worker->phase() == LoadPhase::kHold);
+}
+
 // ---------------------------------------------------------------- reqrep
 
 TEST(ReqRepSendsTheRequestChecksTheWholeEchoThenResets) {
