@@ -84,8 +84,11 @@ export interface LoadResult {
   completed: number;
   /** Operations completed in any phase (warm-up included). */
   total: number;
+  /** Connects started; every one ends as connected, abandoned or an error. */
   connects: number;
   connected: number;
+  /** Connects still in progress when the run ended (given up, not errors). */
+  abandoned: number;
   peakOpen: number;
   windowMs: number;
   /** Echo and idle: how long opening every connection took. */

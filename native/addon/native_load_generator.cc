@@ -67,6 +67,7 @@ Napi::Object ResultObject(Napi::Env env, const LoadResult& r) {
   put(o, "total", static_cast<double>(c.total));
   put(o, "connects", static_cast<double>(c.connects));
   put(o, "connected", static_cast<double>(c.connected));
+  put(o, "abandoned", static_cast<double>(c.abandoned));
   put(o, "peakOpen", c.peak_open);
   put(o, "windowMs", static_cast<double>(c.window_us) / 1000.0);
   put(o, "rampMs", static_cast<double>(c.ramp_us) / 1000.0);

@@ -64,6 +64,7 @@ void LoadCounters::Merge(const LoadCounters& other) {
   total += other.total;
   connects += other.connects;
   connected += other.connected;
+  abandoned += other.abandoned;
   for (size_t i = 0; i < static_cast<size_t>(SysError::kCount); ++i) errors[i] += other.errors[i];
   mismatches += other.mismatches;
   eofs += other.eofs;
@@ -157,6 +158,7 @@ void LoadWorker::Stop(int64_t now_us) {
   engine_.SetDispatching(true);
   for (uint32_t i = 0; i < lanes_.size(); ++i) {
     Lane& lane = lanes_[i];
+    if (lane.state == LaneState::kConnecting) ++counters_.abandoned;
     if (lane.state == LaneState::kConnecting || lane.state == LaneState::kOpen) {
       engine_.Close(lane.id, CloseMode::kAbort);
     }

@@ -91,6 +91,7 @@ struct LoadCounters {
   uint64_t total = 0;      // operations completed in any phase
   uint64_t connects = 0;   // connects started
   uint64_t connected = 0;  // connects that succeeded
+  uint64_t abandoned = 0;  // connects still in progress when the run ended
   uint64_t errors[static_cast<size_t>(SysError::kCount)] = {};  // by SysError
   uint64_t mismatches = 0; // a reply differed from the request
   uint64_t eofs = 0;       // the server closed (FIN) a connection

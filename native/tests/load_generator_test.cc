@@ -451,6 +451,10 @@ TEST(StopDuringTheMeasurePhaseKeepsTheWindowSoFar) {
   rig.worker->Stop(kT0 + 4000);
   EXPECT_EQ(rig.counters().window_us, 4000);
   EXPECT_EQ(rig.counters().completed, 1u);
+  // The lane's next connect was still in progress: given up, not an error.
+  EXPECT_EQ(rig.counters().abandoned, 1u);
+  EXPECT_EQ(rig.counters().connects, rig.counters().connected + rig.counters().abandoned);
+  EXPECT_EQ(rig.counters().ErrorTotal(), 0u);
   for (int i = 0; i < 5 && !rig.worker->done(); ++i) rig.Step(kT0 + 4001 + i);
   EXPECT(rig.worker->done());
 }
