@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "addon/native_server.h"
+#include "backends/make_backend.h"
 #include "core/status.h"
 
 namespace acceptpool {
@@ -15,9 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     names.Set(i, Napi::String::New(env, SysErrorName(static_cast<SysError>(i))));
   }
   exports.Set("errorNames", names);
-#if defined(__linux__)
-  exports.Set("platformBackend", Napi::String::New(env, "epoll"));
-#endif
+  exports.Set("platformBackend", Napi::String::New(env, PlatformBackendName()));
   return exports;
 }
 
