@@ -10,12 +10,27 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { createServer } from '../src/index';
 import type { CloseReason, Driver, Server, ServerOptions, Session } from '../src/index';
 
-export const DRIVERS: readonly Driver[] = ['inline', 'threaded'];
+/** Windows (IOCP) has no descriptor for Node's loop to watch: threaded only. */
+export const DRIVERS: readonly Driver[] = process.platform === 'win32' ? ['threaded'] : ['inline', 'threaded'];
+/**
+ * The raw OS number behind an error name, as an error's errno carries it
+ * negated: errno on POSIX, the WSA code on Windows.
+ */
+export function osErrno(name: 'ECONNRESET' | 'EADDRINUSE'): number {
+  const table = os.constants.errno as Record<string, number | undefined>;
+  const n = process.platform === 'win32' ? table[`WSA${name}`] : table[name];
+  assert.ok(n !== undefined, `no OS number for ${name}`);
+  return n;
+}
+
+/** The backend stats() names on this platform. */
+export const PLATFORM_BACKEND = process.platform === 'win32' ? 'iocp' : 'epoll';
 export const HOST4 = '127.0.0.1';
 export const HOST6 = '::1';
 export const SLOT_MASK = 0xffffff;
