@@ -167,7 +167,11 @@ export interface Harness {
   /** Bytes received per session id, in order. */
   received: Map<number, Buffer[]>;
   receivedBytes(id: number): Buffer;
-  /** The session whose peer uses local port `port`. */
+  /**
+   * The session whose peer uses local port `port`: the open one if any (a
+   * closed session's port can come back for a new client, as it does under
+   * Wine), else the latest.
+   */
   byRemotePort(port: number): Session | undefined;
   /** Resolves once `n` sessions in total have appeared. */
   waitSessions(n: number, timeoutMs?: number): Promise<void>;
@@ -202,7 +206,10 @@ export async function startServer(driver: Driver, options: ServerOptions = {}, s
     maxOpen: 0,
     received,
     receivedBytes: (id) => Buffer.concat(received.get(id) ?? []),
-    byRemotePort: (port) => sessions.find((s) => s.remotePort === port),
+    byRemotePort: (port) => {
+      const all = sessions.filter((s) => s.remotePort === port);
+      return all.find((s) => !s.closed) ?? all[all.length - 1];
+    },
     waitSessions: (n, timeoutMs = 10_000) => waitFor(() => sessions.length >= n, timeoutMs, `${n} sessions (have ${sessions.length})`),
     waitCloses: (n, timeoutMs = 10_000) => waitFor(() => closes.length >= n, timeoutMs, `${n} sessionClose events (have ${closes.length})`),
     waitClose: async (id, timeoutMs = 10_000) => {
