@@ -70,6 +70,9 @@ struct SlotOps {
   uint16_t bits;
 };
 
+// Part of the idle-connection budget, with Session's 72 bytes.
+static_assert(sizeof(SlotOps) <= 128, "keep per-slot storage small");
+
 enum SlotBit : uint16_t {
   kFromAccept = 1 << 0,    // the socket came from AcceptEx: it may be recycled
   kReusedSocket = 1 << 1,  // ... and it was itself a recycled socket
