@@ -37,7 +37,8 @@ function fail(message) {
 }
 setFail(fail);
 
-const wineEnv = { ...process.env, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEARCH: 'win64' };
+// Headless and quiet; no Mono/Gecko install prompts (nothing here needs them).
+const wineEnv = { ...process.env, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEARCH: 'win64', WINEDLLOVERRIDES: 'mscoree,mshtml=' };
 
 function ensureWine() {
   const r = spawnSync('wine', ['--version'], { encoding: 'utf8', env: wineEnv });
