@@ -51,6 +51,8 @@ export interface NativeStats {
   bytesIn: number;
   bytesOut: number;
   sendBlocks: number;
+  /** The backend's own counters (IOCP: accept pool, socket reuse), when it has any. */
+  backendCounters?: Record<string, number>;
   backend: string;
   driver: string;
 }

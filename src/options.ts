@@ -47,8 +47,10 @@ export interface ResolvedOptions {
   ipv6Only: boolean;
 }
 
-/** The Linux default, chosen by benchmarks/ (see README). */
+/** The Linux default, chosen by benchmarks/ (see README); the only driver on Windows. */
 export const DEFAULT_DRIVER: Driver = 'threaded';
+/** The inline driver needs a pollable descriptor, which IOCP does not have. */
+const INLINE_AVAILABLE = process.platform !== 'win32';
 
 const CLIENT_KEYS = [
   'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
@@ -118,6 +120,9 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       throw new InvalidArgumentError(`options.threads (${threads}) contradicts options.driver (${options.driver})`);
     }
     driver = fromThreads;
+  }
+  if (driver === 'inline' && !INLINE_AVAILABLE) {
+    throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
   }
   const idleTimeout = optionalInteger(options, 'idleTimeout', 0, 2 ** 31 - 1, 0);
   const shrinkDelay = optionalInteger(options, 'shrinkDelay', 0, 2 ** 31 - 1, 30_000);

@@ -15,6 +15,7 @@ import {
   cleanup,
   codeOf,
   connect,
+  osErrno,
   reader,
   startEcho,
   track,
@@ -153,7 +154,7 @@ for (const driver of DRIVERS) {
           const server = track(createServer({ driver }));
           const err = await assertRejectsCode(server.listen(port, HOST4), 'EADDRINUSE', 'listen on a port in use');
           assert.ok(err instanceof AcceptPoolSystemError);
-          assert.equal(err.errno, -98);
+          assert.equal(err.errno, -osErrno('EADDRINUSE'));
           assert.equal(err.syscall, 'bind');
           assert.equal(err.port, port);
           assert.equal(err.address, HOST4);

@@ -10,12 +10,27 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { createServer } from '../src/index';
 import type { CloseReason, Driver, Server, ServerOptions, Session } from '../src/index';
 
-export const DRIVERS: readonly Driver[] = ['inline', 'threaded'];
+/** Windows (IOCP) has no descriptor for Node's loop to watch: threaded only. */
+export const DRIVERS: readonly Driver[] = process.platform === 'win32' ? ['threaded'] : ['inline', 'threaded'];
+/**
+ * The raw OS number behind an error name, as an error's errno carries it
+ * negated: errno on POSIX, the WSA code on Windows.
+ */
+export function osErrno(name: 'ECONNRESET' | 'EADDRINUSE'): number {
+  const table = os.constants.errno as Record<string, number | undefined>;
+  const n = process.platform === 'win32' ? table[`WSA${name}`] : table[name];
+  assert.ok(n !== undefined, `no OS number for ${name}`);
+  return n;
+}
+
+/** The backend stats() names on this platform. */
+export const PLATFORM_BACKEND = process.platform === 'win32' ? 'iocp' : 'epoll';
 export const HOST4 = '127.0.0.1';
 export const HOST6 = '::1';
 export const SLOT_MASK = 0xffffff;
@@ -152,7 +167,11 @@ export interface Harness {
   /** Bytes received per session id, in order. */
   received: Map<number, Buffer[]>;
   receivedBytes(id: number): Buffer;
-  /** The session whose peer uses local port `port`. */
+  /**
+   * The session whose peer uses local port `port`: the open one if any (a
+   * closed session's port can come back for a new client, as it does under
+   * Wine), else the latest.
+   */
   byRemotePort(port: number): Session | undefined;
   /** Resolves once `n` sessions in total have appeared. */
   waitSessions(n: number, timeoutMs?: number): Promise<void>;
@@ -189,7 +208,10 @@ export async function startServer(driver: Driver, options: ServerOptions = {}, s
     maxOpen: 0,
     received,
     receivedBytes: (id) => Buffer.concat(received.get(id) ?? []),
-    byRemotePort: (port) => sessions.find((s) => s.remotePort === port),
+    byRemotePort: (port) => {
+      const all = sessions.filter((s) => s.remotePort === port);
+      return all.find((s) => !s.closed) ?? all[all.length - 1];
+    },
     waitSessions: (n, timeoutMs = 10_000) => waitFor(() => sessions.length >= n, timeoutMs, `${n} sessions (have ${sessions.length})`),
     waitCloses: (n, timeoutMs = 10_000) => waitFor(() => closes.length >= n, timeoutMs, `${n} sessionClose events (have ${closes.length})`),
     waitClose: async (id, timeoutMs = 10_000) => {

@@ -4,6 +4,7 @@
 
 #include "addon/native_load_generator.h"
 #include "addon/native_server.h"
+#include "backends/make_backend.h"
 #include "core/status.h"
 
 namespace acceptpool {
@@ -17,9 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     names.Set(i, Napi::String::New(env, SysErrorName(static_cast<SysError>(i))));
   }
   exports.Set("errorNames", names);
-#if defined(__linux__)
-  exports.Set("platformBackend", Napi::String::New(env, "epoll"));
-#endif
+  exports.Set("platformBackend", Napi::String::New(env, PlatformBackendName()));
   return exports;
 }
 

@@ -8,7 +8,7 @@
 #ifndef ACCEPTPOOL_ADDON_DRIVERS_H_
 #define ACCEPTPOOL_ADDON_DRIVERS_H_
 
-#include <uv.h>
+#include "addon/uv_compat.h"
 
 #include <functional>
 #include <memory>

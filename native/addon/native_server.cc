@@ -1,7 +1,13 @@
 #include "addon/native_server.h"
 
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <iphlpapi.h>
+#else
 #include <arpa/inet.h>
 #include <net/if.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/epoll/epoll_backend.h"
+#include "backends/make_backend.h"
 
 namespace acceptpool {
 namespace {
@@ -204,7 +210,7 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   async_context_ = std::make_unique<Napi::AsyncContext>(env, "acceptpool:batch");
   limits_.records = records_capacity_;
 
-  engine_ = std::make_unique<Engine>(config_, MakeEpollBackend());
+  engine_ = std::make_unique<Engine>(config_, MakePlatformBackend());
   Status st = engine_->Init();
   if (!st.ok()) {
     Napi::Object e = SystemErrorInfo(env, st);
@@ -213,6 +219,8 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
     engine_.reset();
     return;
   }
+  // A backend without a pollable descriptor (IOCP) can only run threaded.
+  if (engine_->backend().PollDescriptor() < 0) threaded_ = true;
   napi_add_env_cleanup_hook(env, &NativeServer::CleanupHook, this);
   hook_added_ = true;
 }
@@ -482,6 +490,17 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
   put("bytesIn", s.bytes_in);
   put("bytesOut", s.bytes_out);
   put("sendBlocks", s.send_blocks);
+  if (engine_) {
+    const char* const* names = nullptr;
+    size_t n = std::min(engine_->backend().CounterNames(&names), Stats::kBackendCounters);
+    if (n > 0) {
+      Napi::Object counters = Napi::Object::New(env);
+      for (size_t i = 0; i < n; ++i) {
+        counters.Set(names[i], Napi::Number::New(env, static_cast<double>(s.backend[i])));
+      }
+      o.Set("backendCounters", counters);
+    }
+  }
   o.Set("backend", Napi::String::New(env, engine_ ? engine_->backend().name() : "none"));
   o.Set("driver", Napi::String::New(env, threaded_ ? "threaded" : "inline"));
   return o;

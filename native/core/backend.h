@@ -30,6 +30,9 @@ struct ListenOptions {
   // TCP_NODELAY for accepted sockets. Set on the listener where accepted
   // sockets inherit it (Linux), saving a syscall per connection.
   bool no_delay = true;
+  // maxConnections: the most accepts a backend that pre-posts them (IOCP)
+  // may keep posted. 0 = no limit of its own.
+  uint32_t max_sessions = 0;
 };
 
 // What the engine does with what a backend reports.
@@ -77,6 +80,20 @@ class Backend {
   virtual const char* name() const = 0;
   // Backend-private bytes the session table keeps per slot.
   virtual size_t SessionExtBytes() const { return 0; }
+  // Counters of the backend's own for stats(): static names, and values in
+  // the same order (at most Stats::kBackendCounters).
+  virtual size_t CounterNames(const char* const** names) const {
+    *names = nullptr;
+    return 0;
+  }
+  virtual void ReadCounters(uint64_t* values, size_t max) const {
+    (void)values;
+    (void)max;
+  }
+  // False while operations of the listener are still outstanding (a
+  // completion backend's cancelled accepts not yet back); the engine
+  // reports the server closed only once this holds.
+  virtual bool Quiescent() const { return true; }
 
   virtual Status Init(BackendEvents* events, SessionTable* table) = 0;
   // Binds and listens; `bound` receives the real address (port 0 resolved).

@@ -52,6 +52,7 @@ Status Engine::Listen(const SocketAddress& address, const ListenOptions& options
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   ListenOptions with_delay = options;
   with_delay.no_delay = config_.no_delay;
+  with_delay.max_sessions = policy_.config().max_sessions;
   Status st = backend_->Listen(address, with_delay, bound);
   if (!st.ok()) return st;
   listening_ = true;
@@ -472,6 +473,7 @@ void Engine::Shutdown() {
 
 void Engine::CheckServerClosed() {
   if (!shutting_down_ || server_closed_emitted_ || table_->in_use() != 0) return;
+  if (!backend_->Quiescent()) return;
   if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return;
   batch_->Add(EventType::kServerClosed, 0);
   server_closed_emitted_ = true;
@@ -572,6 +574,7 @@ Stats Engine::SnapshotStats() const {
   out.pool_size = table_->capacity();
   out.pool_free = table_->free_slots();
   out.in_use = table_->in_use();
+  backend_->ReadCounters(out.backend, Stats::kBackendCounters);
   return out;
 }
 

@@ -26,6 +26,9 @@ struct Stats {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t send_blocks = 0;    // send-queue blocks allocated
+  // The backend's own counters (Backend::CounterNames gives their names).
+  static constexpr size_t kBackendCounters = 32;
+  uint64_t backend[kBackendCounters] = {};
 };
 
 }  // namespace acceptpool

@@ -1,0 +1,228 @@
+/**
+ * The Windows accept pool (IOCP backend): AcceptEx calls posted before any
+ * client and refilled, growth under a burst larger than the posted count,
+ * cancellation when the server closes, and socket recycling with
+ * DisconnectEx(TF_REUSE_SOCKET): the attempt, the detection of a recycled
+ * socket that is not really reusable, and the fallback to a fresh socket.
+ *
+ * Runs only on Windows (npm run test:win runs it in node.exe under Wine).
+ * Under Wine 8 DisconnectEx(TF_REUSE_SOCKET) does not recycle (it only shuts
+ * down the send side), so these tests prove the attempt and the fallback;
+ * that a recycled socket really accepts again can only be seen on Windows.
+ */
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+
+import { createServer } from '../src/index';
+import type { Server } from '../src/index';
+import {
+  blockJsThread,
+  cleanup,
+  connect,
+  connectMany,
+  connectNoWait,
+  delay,
+  randomBytes,
+  reader,
+  startEcho,
+  startServer,
+  track,
+  waitFor,
+} from './helpers';
+
+const describeWindows = process.platform === 'win32' ? describe : describe.skip;
+
+/** The IOCP counters of stats(). */
+function iocp(server: Server): Record<string, number> {
+  const counters = server.stats().backendCounters;
+  assert.ok(counters !== undefined, 'stats().backendCounters is missing');
+  return counters;
+}
+
+/** Runs `fn` with ACCEPTPOOL_IOCP_REUSE set (read when a server is created). */
+async function withReuseMode<T>(mode: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.ACCEPTPOOL_IOCP_REUSE;
+  process.env.ACCEPTPOOL_IOCP_REUSE = mode;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.ACCEPTPOOL_IOCP_REUSE;
+    else process.env.ACCEPTPOOL_IOCP_REUSE = before;
+  }
+}
+
+describeWindows('IOCP accept pool', function () {
+  this.timeout(60_000);
+  afterEach(cleanup);
+
+  it('posts 32 AcceptEx calls at listen, before any client, on fresh overlapped sockets', async () => {
+    const h = await startServer('threaded');
+    const st = h.server.stats();
+    assert.equal(st.backend, 'iocp');
+    assert.equal(st.driver, 'threaded');
+    const c = iocp(h.server);
+    assert.equal(c.acceptsPending, 32);
+    assert.equal(c.acceptTarget, 32);
+    assert.equal(c.acceptsPosted, 32);
+    assert.equal(c.freshSockets, 32);
+  });
+
+  it('refills each completed accept so 32 stay posted, and serves every client', async () => {
+    const h = await startEcho('threaded');
+    for (let i = 0; i < 10; i++) {
+      const client = await connect(h.port);
+      const r = reader(client);
+      const msg = randomBytes(100);
+      client.write(msg);
+      assert.ok((await r.readExactly(100)).equals(msg), `client ${i} got a wrong echo`);
+      client.destroy();
+    }
+    await waitFor(() => iocp(h.server).acceptsPosted === 42, 5_000, 'acceptsPosted 42');
+    const c = iocp(h.server);
+    assert.equal(c.acceptsPending, 32, 'the pool was not refilled');
+    assert.equal(h.server.stats().accepts, 10);
+  });
+
+  it('grows the posted count under a burst of 300 connections while JS is blocked, up to maxConnections', async () => {
+    const h = await startEcho('threaded', { maxConnections: 400 });
+    // Connections start, then JS stops for a while: the I/O thread hands a
+    // few batches over and waits, so accepted connections pile up and the
+    // posted AcceptEx calls run out while clients keep arriving.
+    const sockets = Array.from({ length: 300 }, () => connectNoWait(h.port));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    blockJsThread(1_500);
+    await h.waitSessions(300, 20_000);
+    const c = iocp(h.server);
+    assert.ok(c.acceptGrowths > 0, `no growth: ${JSON.stringify(c)}`);
+    assert.ok(c.acceptTarget > 32 && c.acceptTarget <= 400, `acceptTarget ${c.acceptTarget}`);
+    // Every client is a working session.
+    const readers = sockets.map((s) => reader(s));
+    sockets.forEach((s, i) => s.write(`n${i};`));
+    await Promise.all(readers.map((r, i) => r.readExactly(`n${i};`.length, 15_000)));
+    readers.forEach((r, i) => assert.equal(r.text(), `n${i};`));
+  });
+
+  it('never posts more accepts than maxConnections', async () => {
+    const h = await startServer('threaded', { maxConnections: 8 });
+    const c = iocp(h.server);
+    assert.equal(c.acceptTarget, 8);
+    assert.equal(c.acceptsPending, 8);
+  });
+
+  it('cancels every posted accept when the server closes, and the port refuses clients afterwards', async () => {
+    const server = track(createServer());
+    const { port } = await server.listen(0, '127.0.0.1');
+    assert.equal(iocp(server).acceptsPending, 32);
+    await server.close();
+    const c = server.stats().backendCounters ?? {};
+    assert.equal(c.acceptsPending, 0, 'close() resolved with accepts still posted');
+    assert.equal(c.acceptsCancelled, 32);
+    assert.equal(c.socketsClosed, c.freshSockets, 'a socket of the pool was left open');
+    const refused = await new Promise<string>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+    assert.equal(refused, 'ECONNREFUSED');
+  });
+
+  it('reports a session whose client reset before it was read as reset or remote, never loses it', async () => {
+    const h = await startServer('threaded');
+    const clients = await connectMany(h.port, 40);
+    for (const c of clients) c.resetAndDestroy();
+    await h.waitSessions(40);
+    await h.waitCloses(40);
+    for (const rec of h.closes) assert.ok(rec.reason === 'reset' || rec.reason === 'remote', rec.reason);
+    await waitFor(() => h.server.stats().inUse === 0, 5_000, 'inUse 0');
+  });
+});
+
+describeWindows('IOCP socket reuse (DisconnectEx TF_REUSE_SOCKET)', function () {
+  this.timeout(60_000);
+  afterEach(cleanup);
+
+  it('off: closed sockets are closed, never recycled', async () => {
+    const h = await withReuseMode('off', () => startEcho('threaded'));
+    const clients = await connectMany(h.port, 10);
+    for (const c of clients) c.end();
+    await h.waitCloses(10);
+    await waitFor(() => h.server.stats().inUse === 0, 5_000, 'inUse 0');
+    const c = iocp(h.server);
+    assert.equal(c.reuseMode, 0);
+    assert.equal(c.reuseAttempts, 0);
+    assert.equal(c.socketsClosed, 10);
+  });
+
+  it('force: every graceful close attempts DisconnectEx, and a socket that is not reusable falls back to a fresh one', async () => {
+    const h = await withReuseMode('force', () => startEcho('threaded'));
+    assert.equal(iocp(h.server).reuseMode, 2);
+    const clients = await connectMany(h.port, 20);
+    for (const c of clients) c.end();
+    await h.waitCloses(20);
+    await waitFor(() => h.server.stats().inUse === 0, 10_000, 'every slot released after its DisconnectEx');
+    const c = iocp(h.server);
+    assert.equal(c.reuseAttempts, 20, 'each graceful close must try DisconnectEx');
+    // Each attempt ends one way or the other, and is counted.
+    assert.equal(c.reuseOk + c.reuseFailed + c.reuseStalled, 20, JSON.stringify(c));
+    if (c.reuseOk === 0) {
+      // The Wine outcome: detected, closed, replaced by fresh sockets.
+      assert.equal(c.socketsClosed, 20);
+    }
+    // Whatever happened, the pool is whole and serves new clients.
+    const again = await connectMany(h.port, 20);
+    const readers = again.map((s) => reader(s));
+    again.forEach((s, i) => s.write(`again${i};`));
+    await Promise.all(readers.map((r, i) => r.readExactly(`again${i};`.length)));
+    readers.forEach((r, i) => assert.equal(r.text(), `again${i};`));
+  });
+
+  it('auto: gives up recycling after repeated failures with none working, and says so in stats', async function () {
+    const h = await withReuseMode('auto', () => startEcho('threaded'));
+    for (let i = 0; i < 6; i++) {
+      const c = await connect(h.port);
+      c.end();
+      await h.waitCloses(i + 1);
+      await waitFor(() => h.server.stats().inUse === 0, 5_000, 'inUse 0');
+    }
+    const c = iocp(h.server);
+    assert.equal(c.reuseMode, 1);
+    if (c.reuseOk > 0) this.skip(); // recycling works here (real Windows): nothing to give up
+    assert.equal(c.reuseDisabled, 1, JSON.stringify(c));
+    assert.equal(c.reuseAttempts, 3, 'auto mode must stop attempting after 3 failures');
+  });
+
+  it('force: no byte for a recycled slot or socket ever reaches the next client', async () => {
+    const h = await withReuseMode('force', () => startServer('threaded', { poolSize: 16, poolGrowth: 16 }));
+    for (let round = 0; round < 4; round++) {
+      // Old generation: each client says its nonce and leaves.
+      const before = h.sessions.length;
+      const olds = await connectMany(h.port, 16);
+      const nonces = olds.map(() => randomBytes(16));
+      olds.forEach((c, i) => c.write(nonces[i]));
+      await h.waitSessions(before + 16);
+      await waitFor(() => h.sessions.slice(-16).every((s) => h.receivedBytes(s.id).length === 16), 10_000, 'nonces');
+      const oldSessions = h.sessions.slice(-16);
+      for (const c of olds) c.end();
+      await waitFor(() => oldSessions.every((s) => h.closeById.has(s.id)), 10_000, 'old sessions closed');
+      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'slots and sockets back in the pool');
+      // New generation on the same slots (and recycled sockets, if any).
+      const news = await connectMany(h.port, 16);
+      const readers = news.map((s) => reader(s));
+      await h.waitSessions(before + 32);
+      // Late commands to every old id: refused, nothing sent.
+      for (const s of oldSessions) {
+        assert.equal(h.server.send(s.id, 'stale bytes'), false);
+        assert.equal(h.server.closeSession(s.id), false);
+      }
+      await delay(100);
+      for (const r of readers) assert.equal(r.length, 0, `a new client received ${r.length} bytes meant for an old id`);
+      for (const c of news) c.end();
+      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'new sessions closed');
+    }
+    const c = iocp(h.server);
+    assert.ok(c.reuseAttempts > 0, 'the reuse path was never attempted');
+  });
+});
