@@ -63,7 +63,8 @@ export class Progress {
     const width = 24;
     const filled = Math.round(fraction * width);
     const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const columns = this.stream.columns ?? 100;
+    // A terminal that reports no width (0) gets a generous default.
+    const columns = this.stream.columns > 0 ? this.stream.columns : 100;
     const line = `[${bar}] ${String(Math.round(fraction * 100)).padStart(3)}%  ~${Math.ceil(left)} s left  ${this.label}`;
     this.stream.write(`\r\x1b[2K${line.slice(0, Math.max(20, columns - 1))}`);
     this.drawn = true;

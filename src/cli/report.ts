@@ -158,7 +158,7 @@ function escapeXml(s: string): string {
 /**
  * A horizontal bar per compared metric: how many times better acceptpool
  * does than node:net (rates: ratio; costs such as CPU or memory: inverse),
- * with the 1x line where both are equal.
+ * on a log axis, growing right (better) or left (worse) from the 1x line.
  */
 export function renderSvg(report: BenchReport): string {
   const bars = report.rows
@@ -172,27 +172,35 @@ export function renderSvg(report: BenchReport): string {
   const plotWidth = 420;
   const rowHeight = 26;
   const top = 48;
-  const width = labelWidth + plotWidth + 80;
+  const width = labelWidth + plotWidth + 70;
   const height = top + bars.length * rowHeight + 40;
-  const maxAdv = Math.max(2, Math.ceil(Math.max(1, ...bars.map((b) => b.advantage))));
-  const x = (v: number): number => labelWidth + (v / maxAdv) * plotWidth;
+  const logs = bars.map((b) => Math.log2(b.advantage));
+  const lo = Math.min(-1, Math.floor(Math.min(...logs, 0)));
+  const hi = Math.max(1, Math.ceil(Math.max(...logs, 0)));
+  const x = (log: number): number => labelWidth + ((Math.min(hi, Math.max(lo, log)) - lo) / (hi - lo)) * plotWidth;
+  const bottom = top + bars.length * rowHeight;
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">acceptpool vs node:net: times better (1x = the same)</text>`);
   parts.push(`<text x="10" y="36" fill="#555">${escapeXml(`${String(report.options.rounds)} round(s), medians; rates: acceptpool / node:net; CPU and memory: node:net / acceptpool`)}</text>`);
-  for (let t = 0; t <= maxAdv; t++) {
-    const tx = x(t);
-    parts.push(`<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${top + bars.length * rowHeight}" stroke="${t === 1 ? '#333' : '#ddd'}"/>`);
-    parts.push(`<text x="${tx}" y="${top + bars.length * rowHeight + 16}" text-anchor="middle" fill="#555">${t}x</text>`);
+  for (let t = lo; t <= hi; t++) {
+    const tx = x(t).toFixed(1);
+    const tick = t >= 0 ? `${2 ** t}x` : `1/${2 ** -t}x`;
+    parts.push(`<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${bottom}" stroke="${t === 0 ? '#333' : '#ddd'}"/>`);
+    parts.push(`<text x="${tx}" y="${bottom + 16}" text-anchor="middle" fill="#555">${tick}</text>`);
   }
   bars.forEach((b, i) => {
     const y = top + i * rowHeight;
-    const w = Math.max(1, x(Math.min(b.advantage, maxAdv)) - labelWidth);
+    const from = x(0);
+    const to = x(Math.log2(b.advantage));
+    const left = Math.min(from, to);
+    const w = Math.max(1, Math.abs(to - from));
     const color = b.advantage >= 1 ? '#2e7d32' : '#c62828';
     parts.push(`<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${escapeXml(b.label)}</text>`);
-    parts.push(`<rect x="${labelWidth}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${color}"/>`);
-    parts.push(`<text x="${(labelWidth + w + 6).toFixed(1)}" y="${y + 16}">${b.advantage.toFixed(2)}x</text>`);
+    parts.push(`<rect x="${left.toFixed(1)}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowHeight - 8}" fill="${color}"/>`);
+    const textX = b.advantage >= 1 ? left + w + 6 : left - 6;
+    parts.push(`<text x="${textX.toFixed(1)}" y="${y + 16}"${b.advantage >= 1 ? '' : ' text-anchor="end"'}>${b.advantage.toFixed(2)}x</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
