@@ -26,7 +26,7 @@ const EXIT_INTERRUPTED = 130;
 const MAX_IDLE = 18000;
 
 const BENCH_SPECS: readonly OptionSpec[] = [
-  { name: 'quick', kind: 'flag', help: 'a short run (about 30 s): 2 rounds of 0.75 s runs, 3,000 idle connections' },
+  { name: 'quick', kind: 'flag', help: 'a short run (about 30 s): 2 rounds of 1 s runs, 5,000 idle connections' },
   { name: 'rounds', kind: 'integer', min: 1, max: 100, value: 'N', help: 'rounds per scenario and server (default 3)' },
   { name: 'duration', kind: 'number', min: 0.1, max: 3600, value: 'S', help: 'measured seconds per run (default 3)' },
   { name: 'warmup', kind: 'number', min: 0, max: 600, value: 'S', help: 'seconds of load before each measurement (default 0.5)' },
@@ -83,11 +83,11 @@ function benchOptions(argv: readonly string[]): { options: BenchOptions; json?: 
   const only = (args.list('only') ?? [...SCENARIOS]) as ScenarioId[];
   const options: BenchOptions = {
     rounds: args.number('rounds', quick ? 2 : 3),
-    durationMs: Math.round(args.number('duration', quick ? 0.75 : 3) * 1000),
+    durationMs: Math.round(args.number('duration', quick ? 1 : 3) * 1000),
     warmupMs: Math.round(args.number('warmup', quick ? 0.2 : 0.5) * 1000),
     connections: args.number('connections', 64),
     backlog: args.number('backlog', 511),
-    idleConnections: args.number('idle', quick ? 3000 : 10000),
+    idleConnections: args.number('idle', quick ? 5000 : 10000),
     threads: args.number('threads', 1),
     sources: args.number('sources', 8),
     only,
