@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "backends/epoll/epoll_backend.h"
+#include "backends/make_backend.h"
 
 namespace acceptpool {
 namespace {
@@ -169,7 +169,7 @@ Napi::Value NativeLoadGenerator::Start(const Napi::CallbackInfo& info) {
   generator_ = std::make_unique<LoadGenerator>(config);
   done_ = DoneCall::New(env, "acceptpool:loadgen", 0, 1, this);
   abandoned_.store(false, std::memory_order_release);
-  Status st = generator_->Start(MakeEpollBackend, [this] {
+  Status st = generator_->Start(MakePlatformBackend, [this] {
     // Never call into a thread-safe function the environment is tearing down.
     if (!abandoned_.load(std::memory_order_acquire)) done_.BlockingCall();
   });

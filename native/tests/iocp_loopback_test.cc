@@ -56,7 +56,7 @@ TEST(ConnectExOpensASessionThatCarriesBytesBothWays) {
   ASSERT(rig.ok());
   SessionId client = 0;
   SocketAddress remote = Loopback(rig.port());
-  ASSERT(rig.engine().Connect(remote, nullptr, &client).ok());
+  ASSERT(rig.engine().Connect(remote, nullptr, 0, &client).ok());
   ASSERT(rig.PollUntil([&] {
     return rig.Find(EventType::kConnected, client) != nullptr && rig.FirstSession() != 0;
   }));
@@ -76,7 +76,7 @@ TEST(ConnectExBindsTheGivenLocalAddressFirst) {
   SocketAddress remote = Loopback(rig.port());
   SocketAddress local = Loopback(0);
   local.addr[3] = 2;  // 127.0.0.2: a source other than the default
-  ASSERT(rig.engine().Connect(remote, &local, &client).ok());
+  ASSERT(rig.engine().Connect(remote, &local, 0, &client).ok());
   ASSERT(rig.PollUntil([&] { return rig.FirstSession() != 0; }));
   EXPECT_TRUE(rig.PollUntil([&] { return rig.Find(EventType::kConnected, client) != nullptr; }));
   // The server side saw the bound source address (kSession carries it).
@@ -93,7 +93,7 @@ TEST(ConnectExToAClosedPortClosesWithConnRefused) {
   Rig rig;
   ASSERT(rig.ok());
   SessionId client = 0;
-  ASSERT(rig.engine().Connect(Loopback(UnusedPort()), nullptr, &client).ok());
+  ASSERT(rig.engine().Connect(Loopback(UnusedPort()), nullptr, 0, &client).ok());
   ASSERT(rig.PollUntil([&] { return rig.Find(EventType::kClose, client) != nullptr; }));
   const Event* close = rig.Find(EventType::kClose, client);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kError));
@@ -107,7 +107,7 @@ TEST(AClosedSlotIsReleasedOnlyOnceItsCancelledReadIsBack) {
   Rig rig;
   ASSERT(rig.ok());
   SessionId client = 0;
-  ASSERT(rig.engine().Connect(Loopback(rig.port()), nullptr, &client).ok());
+  ASSERT(rig.engine().Connect(Loopback(rig.port()), nullptr, 0, &client).ok());
   ASSERT(rig.PollUntil([&] { return rig.FirstSession() != 0; }));
   ASSERT(rig.PollUntil([&] { return rig.Find(EventType::kConnected, client) != nullptr; }));
   SessionId server = rig.FirstSession();
