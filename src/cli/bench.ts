@@ -67,6 +67,8 @@ const CLIENT_LABEL: Record<ClientKind, string> = {
 // it at somaxconn) that no dropped SYN stalls a client for a second.
 export const DEEP_BACKLOG = 4096;
 const IDLE_WARMUP_MS = 300;
+// Idle connections below which RSS per connection is mostly noise.
+const IDLE_RELIABLE = 5000;
 // Expected seconds of an idle run besides opening the connections.
 const IDLE_BASE_SECONDS = 1.5;
 
@@ -412,7 +414,12 @@ export class Bench {
         );
       }
     }
-    if (o.only.includes('idle')) notes.push(`the idle scenario's servers listen with backlog ${DEEP_BACKLOG}: it measures memory, not accepting`);
+    if (o.only.includes('idle')) {
+      notes.push(`the idle scenario's servers listen with backlog ${DEEP_BACKLOG}: it measures memory, not accepting`);
+      if (o.idleConnections < IDLE_RELIABLE) {
+        notes.push(`with fewer than ${IDLE_RELIABLE.toLocaleString('en-US')} idle connections a server's growth can hide in memory it already holds`);
+      }
+    }
     return {
       tool: 'acceptpool bench',
       version: packageVersion(),
