@@ -22,7 +22,7 @@ export const DRIVERS: readonly Driver[] = process.platform === 'win32' ? ['threa
  * The raw OS number behind an error name, as an error's errno carries it
  * negated: errno on POSIX, the WSA code on Windows.
  */
-export function osErrno(name: 'ECONNRESET' | 'EADDRINUSE'): number {
+export function osErrno(name: 'ECONNRESET' | 'EADDRINUSE' | 'ECONNREFUSED' | 'EADDRNOTAVAIL'): number {
   const table = os.constants.errno as Record<string, number | undefined>;
   const n = process.platform === 'win32' ? table[`WSA${name}`] : table[name];
   assert.ok(n !== undefined, `no OS number for ${name}`);
