@@ -42,6 +42,12 @@ export interface NativeStats {
   connects: number;
   connectErrors: number;
   acceptErrors: number;
+  /**
+   * Accept errors of one connection that its peer had already reset or
+   * abandoned before the server could take it: the client saw it connected,
+   * the server never had a session for it. Counted in acceptErrors too.
+   */
+  acceptAborts: number;
   emfile: number;
   shed: number;
   acceptPauses: number;

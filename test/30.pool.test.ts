@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 
-import { DRIVERS, cleanup, connectMany, delay, reader, startEcho, startServer, waitFor } from './helpers';
+import { DRIVERS, cleanup, connect, connectMany, delay, reader, startEcho, startServer, waitFor } from './helpers';
 
 for (const driver of DRIVERS) {
   describe(`accept pool (${driver} driver)`, function () {
@@ -78,6 +78,36 @@ for (const driver of DRIVERS) {
       assert.ok(h.maxOpen <= 50, `at one point ${h.maxOpen} sessions were open at once`);
       await waitFor(() => h.server.stats().accepts === 80, 3_000, 'accepts 80');
       assert.ok(h.server.stats().inUse <= 50);
+    });
+
+    it('counts a client that resets while it waits in the backlog: a session or an acceptAborts, exactly once', async () => {
+      // A holds the only slot; B is the next to be accepted; C connects and
+      // resets behind them. Linux hands C out as a session that closes with
+      // 'reset'; Wine fails the AcceptEx that takes C (its peer is gone), so
+      // C is counted in acceptAborts. Either way, three connections, three
+      // counts.
+      const h = await startServer(driver, { maxConnections: 1 });
+      const a = await connect(h.port);
+      await h.waitSessions(1);
+      const b = await connect(h.port);
+      const waiting = (): number => h.server.stats().backendCounters?.acceptsWaiting ?? 1;
+      await waitFor(() => waiting() === 1, 5_000, 'B accepted and waiting for a slot (IOCP)');
+      const c = await connect(h.port);
+      c.resetAndDestroy();
+      await delay(200);
+      assert.equal(h.sessions.length, 1, 'only A holds a session while the pool is full');
+      a.destroy();
+      await h.waitSessions(2);
+      b.destroy();
+      const st = (): ReturnType<typeof h.server.stats> => h.server.stats();
+      const counted = (): number => st().accepts + st().acceptAborts;
+      await waitFor(() => counted() >= 3, 5_000, 'accepts + acceptAborts reach 3');
+      await delay(200);
+      assert.equal(counted(), 3, `accepts ${st().accepts} + acceptAborts ${st().acceptAborts}`);
+      assert.equal(st().acceptErrors, st().acceptAborts, 'aborted accepts are accept errors too');
+      await waitFor(() => h.closes.length === h.sessions.length, 5_000, 'every session closed');
+      assert.equal(h.sessions.length, st().accepts);
+      assert.equal(st().inUse, 0);
     });
 
     it('holds maxConnections (10) even when poolSize (64) is larger', async () => {

@@ -5,8 +5,8 @@ import type { ServerStats } from '../src/index';
 import { DRIVERS, PLATFORM_BACKEND, cleanup, connectMany, randomBytes, reader, startEcho, track, waitFor } from './helpers';
 
 const COUNTERS: readonly (keyof ServerStats)[] = [
-  'poolSize', 'poolFree', 'inUse', 'peakInUse', 'growths', 'shrinks', 'accepts', 'acceptErrors', 'emfile', 'shed',
-  'acceptPauses', 'staleCommands', 'overflows', 'timeouts', 'bytesIn', 'bytesOut', 'sendBlocks',
+  'poolSize', 'poolFree', 'inUse', 'peakInUse', 'growths', 'shrinks', 'accepts', 'acceptErrors', 'acceptAborts',
+  'emfile', 'shed', 'acceptPauses', 'staleCommands', 'overflows', 'timeouts', 'bytesIn', 'bytesOut', 'sendBlocks',
 ];
 
 function assertCounters(st: ServerStats): void {
@@ -58,6 +58,7 @@ for (const driver of DRIVERS) {
       assert.equal(st.bytesIn, total);
       assert.equal(st.bytesOut, total);
       assert.equal(st.acceptErrors, 0);
+      assert.equal(st.acceptAborts, 0);
       assert.equal(st.staleCommands, 0);
       for (const c of clients) c.end();
       await h.waitCloses(N);

@@ -481,6 +481,7 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
   put("connects", s.connects);
   put("connectErrors", s.connect_errors);
   put("acceptErrors", s.accept_errors);
+  put("acceptAborts", s.accept_aborts);
   put("emfile", s.emfile);
   put("shed", s.shed);
   put("acceptPauses", s.accept_pauses);

@@ -198,6 +198,7 @@ void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
 
 void Engine::OnAcceptError(const Status& status, uint32_t shed) {
   ++stats_.accept_errors;
+  if (IsAbortedAccept(status.sys)) ++stats_.accept_aborts;
   if (status.sys == SysError::kMFile || status.sys == SysError::kNFile) ++stats_.emfile;
   stats_.shed += shed;
 }

@@ -17,6 +17,7 @@ struct Stats {
   uint64_t connects = 0;       // outgoing connects started
   uint64_t connect_errors = 0; // outgoing connects that failed
   uint64_t accept_errors = 0;
+  uint64_t accept_aborts = 0;  // accept errors of a connection its peer had already abandoned
   uint64_t emfile = 0;         // EMFILE/ENFILE seen by accept
   uint64_t shed = 0;           // connections closed at once to get past EMFILE
   uint64_t accept_pauses = 0;  // times accepting paused at maxConnections

@@ -13,4 +13,13 @@ const char* SysErrorName(SysError e) {
   return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "EUNKNOWN";
 }
 
+bool IsAbortedAccept(SysError e) {
+  // ENOTCONN: Wine fails an AcceptEx this way when the connection it takes
+  // from the backlog was reset meanwhile (it asks the dead socket for its
+  // peer address). EPROTO: Linux passes a new connection's pending network
+  // error to accept().
+  return e == SysError::kConnAborted || e == SysError::kConnReset || e == SysError::kNotConn ||
+         e == SysError::kProto;
+}
+
 }  // namespace acceptpool

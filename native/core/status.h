@@ -47,6 +47,11 @@ enum class SysError : uint8_t {
 // The Node-style name of an error ("ECONNRESET").
 const char* SysErrorName(SysError e);
 
+// An accept that failed with `e` lost one connection, which its peer had
+// reset or given up before the server could take it (the client saw it
+// connected); the listener itself is fine, so accepting goes on.
+bool IsAbortedAccept(SysError e);
+
 // What an operation came to. Library-level outcomes first, then kSystem for an
 // OS failure, whose details travel in `sys` and `raw`.
 enum class Code : uint8_t {

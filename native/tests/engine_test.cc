@@ -643,6 +643,24 @@ TEST(FailedAttachReleasesTheSlotWithoutEvents) {
   EXPECT_EQ(GenerationOf(next), 2u);  // the failed occupant's generation is spent
 }
 
+TEST(AcceptErrorsOfAConnectionItsPeerAbandonedCountAsAborts) {
+  Rig rig(SmallConfig());
+  // One connection each, gone before it could be taken.
+  rig.engine->OnAcceptError(Status::System(SysError::kConnAborted, 103, "accept"), 0);
+  rig.engine->OnAcceptError(Status::System(SysError::kConnReset, 10054, "AcceptEx"), 0);
+  rig.engine->OnAcceptError(Status::System(SysError::kNotConn, 10057, "AcceptEx"), 0);
+  rig.engine->OnAcceptError(Status::System(SysError::kProto, 71, "accept"), 0);
+  // The listener's or the machine's trouble, not one peer's.
+  rig.engine->OnAcceptError(Status::System(SysError::kMFile, 24, "accept"), 0);
+  rig.engine->OnAcceptError(Status::System(SysError::kNoBufs, 105, "accept"), 0);
+  rig.engine->OnAcceptError(Status::System(SysError::kPerm, 1, "accept"), 0);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.accept_errors, 7u);
+  EXPECT_EQ(st.accept_aborts, 4u);
+  EXPECT_EQ(st.emfile, 1u);
+  EXPECT_EQ(st.accepts, 0u);
+}
+
 TEST(PoolGrowsWhenFreeSlotsFallBelowLowWater) {
   EngineConfig config = SmallConfig();
   config.pool.initial = 4;
