@@ -81,7 +81,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     return this.native.send(id, bytes) === SendResult.Ok;
   }
 
-  /** Flushes then closes a session (reason 'local'). False if the id is stale. */
+  /** Graceful close of a session (reason 'local'; see Session.close()). False if the id is stale. */
   closeSession(id: number): boolean {
     return this.command(id, CloseMode.Graceful);
   }
@@ -131,9 +131,9 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
   }
 
   /**
-   * Closes every session (reason 'shutdown'; queued bytes are flushed for a
-   * few seconds first) and resolves once all of them are closed and their
-   * events delivered.
+   * Closes every session gracefully (reason 'shutdown'; queued bytes get a
+   * few seconds to flush, then each session closes as Session.close() does)
+   * and resolves once all of them are closed and their events delivered.
    */
   close(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve();
@@ -204,6 +204,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       return false;
     }
     s.ending = true;
+    if (mode !== CloseMode.End) s.closing = true;
     return this.native.closeSession(id, mode);
   }
 
@@ -250,7 +251,8 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       }
       case EventType.Data: {
         const s = this.sessions[id & SLOT_MASK];
-        if (s === undefined) return;
+        // Bytes read before a close reached native code are discarded too.
+        if (s === undefined || s.closing) return;
         const chunk = (data as Buffer).subarray(base + a, base + a + b);
         const ondata = s.ondata;
         if (ondata !== null) ondata.call(s, chunk);
@@ -267,7 +269,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       }
       case EventType.End: {
         const s = this.sessions[id & SLOT_MASK];
-        if (s === undefined) return;
+        if (s === undefined || s.closing) return;
         try {
           const onend = s.onend;
           if (onend !== null) onend.call(s);

@@ -385,7 +385,10 @@ class EpollBackend final : public Backend {
       FinishConnect(*s, ev);
       return;
     }
-    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing) return;
+    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing &&
+        s->state != SessionState::kLingering) {
+      return;
+    }
     int fd = static_cast<int>(s->socket);
     if ((ev & EPOLLERR) != 0) {
       int err = 0;

@@ -721,7 +721,10 @@ class IocpBackend final : public Backend {
   Session* FromTag(uint64_t tag) {
     Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
     if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32)) return nullptr;
-    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing) return nullptr;
+    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing &&
+        s->state != SessionState::kLingering) {
+      return nullptr;
+    }
     return s;
   }
 
