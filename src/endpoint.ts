@@ -28,8 +28,9 @@ export interface SessionEvents {
   sessionClose: [session: Session, reason: CloseReason, err?: Error];
   /**
    * Threaded driver only: a send or close that was accepted (returned true)
-   * while the id looked live, but the I/O thread found the session gone by
-   * the time it acted. Nothing was delivered; staleCommands counts it.
+   * while the id looked live, but the I/O thread found the session gone (a
+   * stale id, counted in staleCommands) or, for a send, already closing by
+   * the time it acted. Nothing was delivered.
    */
   staleCommand: [id: number, command: 'send' | 'close'];
   close: [];
@@ -141,6 +142,9 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     if (this.state === 'closing') return done;
     const wasRunning = this.state === 'running';
     this.state = 'closing';
+    // Every session is closing now: sends are refused here, so both drivers
+    // answer false (the threaded one could not know yet).
+    for (const s of this.sessions) if (s !== undefined) markClosing(s);
     this.onClosing();
     if (wasRunning && this.native !== null) {
       this.native.shutdown();
@@ -175,6 +179,8 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
 
   /** Makes a session known to the dispatcher (and the id-based commands). */
   protected adopt(s: Session): void {
+    // Accepted before close() reached the I/O thread: closing all the same.
+    if (this.state === 'closing') markClosing(s);
     this.sessions[s.id & SLOT_MASK] = s;
     this.liveSessions++;
   }
@@ -203,8 +209,11 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       this.jsStale++;
       return false;
     }
-    s.ending = true;
-    if (mode !== CloseMode.End) s.closing = true;
+    if (mode === CloseMode.End) {
+      s.ending = true;
+    } else {
+      markClosing(s);
+    }
     return this.native.closeSession(id, mode);
   }
 
@@ -319,6 +328,12 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         return;
     }
   }
+}
+
+/** No more sends, no more 'data' or 'end': a close has been requested. */
+function markClosing(s: Session): void {
+  s.ending = true;
+  s.closing = true;
 }
 
 function rethrow(err: unknown): never {

@@ -23,6 +23,7 @@ export const enum SendResult {
   Stale = 2,
   Closed = 3,
   Overflow = 4,
+  Failed = 5,
 }
 
 export const enum CloseMode {

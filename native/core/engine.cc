@@ -296,7 +296,7 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
     if (!st.ok()) {
       Unaccount(s->slot, size - done);
       OnSessionError(*s, st);
-      return SendResult::kClosed;
+      return SendResult::kFailed;
     }
   }
   size_t rest = size - done;
@@ -315,7 +315,7 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
     stats_.send_blocks = blocks_.allocated();
     if (was_empty) {
       FlushSession(*s);
-      if (s->state != SessionState::kOpen) return SendResult::kClosed;
+      if (s->state != SessionState::kOpen) return SendResult::kFailed;
     }
   }
   if (backpressure_seen || BufferedBytes(*s) > config_.high_water_mark) {

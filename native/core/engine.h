@@ -52,8 +52,9 @@ enum class SendResult : uint8_t {
   kOk = 0,           // sent or queued, below the high-water mark
   kBackpressure = 1, // queued, above the high-water mark: wait for drain
   kStale = 2,        // id of a closed session: dropped and counted
-  kClosed = 3,       // the session is ending (end()/close() called)
+  kClosed = 3,       // the session is ending (end()/close() called): dropped
   kOverflow = 4,     // hard limit hit: the session was closed ('overflow')
+  kFailed = 5,       // the write failed: the session is closing with the error as its reason
 };
 
 enum class CloseMode : uint8_t {

@@ -752,12 +752,13 @@ TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
   EXPECT_EQ(cb->b, 113.0);
 }
 
-TEST(SendErrorClosesTheSessionAndReportsClosed) {
+TEST(SendErrorClosesTheSessionAndReportsFailed) {
   Rig rig(SmallConfig());
   SocketHandle h;
   SessionId id = rig.Accept(&h);
   rig.fake->Sock(h).send_error = Status::System(SysError::kPipe, 32, "send");
-  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kClosed);
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kFailed);
+  EXPECT(rig.engine->Send(id, "y", 1) == SendResult::kStale);
   std::vector<Event> events = rig.Poll();
   const Event* close = FindEvent(events, EventType::kClose, id);
   ASSERT(close != nullptr);
