@@ -129,7 +129,10 @@ export class Session {
     return this.owner.abortSession(this.id);
   }
 
-  /** Half-close: flush, then send FIN; receiving goes on until the peer ends. */
+  /**
+   * Half-close: flush, then send FIN; receiving goes on until the peer ends,
+   * which gives 'end' and then the close (reason 'local': we ended first).
+   */
   end(): boolean {
     return this.owner.endSession(this.id);
   }

@@ -239,13 +239,13 @@ void Engine::OnPeerEnd(Session& s) {
   // After a close was requested JS hears no 'end'; the close follows once
   // the queue is flushed (AfterSend).
   if (s.state == SessionState::kClosing) return;
-  if (s.has(kWriteShut)) {
-    // We half-closed first; the peer has now finished too.
-    CloseSession(s, CloseReason::kLocal, Status::Ok(), false);
-    return;
-  }
   s.set(kEndPending);
   QueuePending(s);
+  if (s.has(kWriteShut)) {
+    // We half-closed first (end()) and the peer has now finished too: JS
+    // hears 'end', then the close, 'local' because we ended first.
+    CloseSession(s, CloseReason::kLocal, Status::Ok(), false);
+  }
 }
 
 // ---- sending ----

@@ -707,19 +707,27 @@ TEST(PeerEndThenEndClosesWithReasonRemote) {
   EXPECT_FALSE(rig.fake->Sock(h).aborted);
 }
 
-TEST(EndFirstThenPeerEndClosesWithReasonLocal) {
+TEST(EndFirstThenPeerEndGivesDataEndThenCloseLocal) {
   Rig rig(SmallConfig());
   SocketHandle h;
   SessionId id = rig.Accept(&h);
   EXPECT(rig.engine->Close(id, CloseMode::kEnd));
   EXPECT(rig.fake->Sock(h).write_shut);
   EXPECT(rig.engine->Send(id, "no", 2) == SendResult::kClosed);
+  // Half-closed by us: what the peer still sends is reported, then its FIN.
+  rig.fake->PeerSend(h, "still here");
   rig.fake->PeerEnd(h);
+  rig.Poll();
   rig.Poll();
   const Event* close = FindEvent(rig.all, EventType::kClose, id);
   ASSERT(close != nullptr);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
-  EXPECT(FindEvent(rig.all, EventType::kEnd, id) == nullptr);
+  int data = IndexOf(rig.all, EventType::kData, id);
+  int end = IndexOf(rig.all, EventType::kEnd, id);
+  int closed = IndexOf(rig.all, EventType::kClose, id);
+  EXPECT(data >= 0 && data < end && end < closed);
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+  EXPECT_EQ(rig.stats().lingers, 0u);
 }
 
 TEST(PeerResetClosesWithReasonResetAndTheErrorCode) {
