@@ -44,8 +44,9 @@ struct EngineConfig {
   // more than this many ticks at most, then resets. Closing with unread input
   // would reset the connection at once, and a reset can destroy bytes already
   // handed to the kernel. 0 = no lingering: close as soon as the queue is
-  // flushed.
-  uint32_t close_linger_ticks = 5;
+  // flushed. The product's default is the closeLinger option's, in
+  // src/options.ts; whoever builds an engine says how long.
+  uint32_t close_linger_ticks = 0;
 };
 
 enum class SendResult : uint8_t {

@@ -43,6 +43,7 @@ EngineConfig SmallConfig() {
   c.max_queued_bytes = 100000;
   c.accept_batch = 16;
   c.read_chunk = 64 * 1024;
+  c.close_linger_ticks = 5;
   return c;
 }
 
