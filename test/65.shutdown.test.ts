@@ -102,7 +102,10 @@ for (const driver of DRIVERS) {
       assert.ok(answers.every((a) => !a), `send() in a 'session' handler after close() returned ${JSON.stringify(answers)}`);
       assert.ok(readers.every((rd) => rd.length === 0), 'bytes sent after close() arrived');
       assert.deepEqual(stale, []);
-      if (driver === 'threaded') assert.equal(answers.length, 5, 'the sessions accepted while JS was blocked were not reported');
+      // Threaded: the I/O thread accepts while JS is blocked, until its
+      // batches in flight to JS run out (then it waits, and close() resets
+      // the rest); at least one session must have been reported after close().
+      if (driver === 'threaded') assert.ok(answers.length > 0, 'no session accepted while JS was blocked was reported after close()');
     });
 
     it('refuses a new connection once closed (the listener is gone)', async () => {
