@@ -28,8 +28,9 @@ export interface SessionEvents {
   sessionClose: [session: Session, reason: CloseReason, err?: Error];
   /**
    * Threaded driver only: a send or close that was accepted (returned true)
-   * while the id looked live, but the I/O thread found the session gone by
-   * the time it acted. Nothing was delivered; staleCommands counts it.
+   * while the id looked live, but the I/O thread found the session gone (a
+   * stale id, counted in staleCommands) or, for a send, already closing by
+   * the time it acted. Nothing was delivered.
    */
   staleCommand: [id: number, command: 'send' | 'close'];
   close: [];
@@ -81,7 +82,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     return this.native.send(id, bytes) === SendResult.Ok;
   }
 
-  /** Flushes then closes a session (reason 'local'). False if the id is stale. */
+  /** Graceful close of a session (reason 'local'; see Session.close()). False if the id is stale. */
   closeSession(id: number): boolean {
     return this.command(id, CloseMode.Graceful);
   }
@@ -131,9 +132,9 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
   }
 
   /**
-   * Closes every session (reason 'shutdown'; queued bytes are flushed for a
-   * few seconds first) and resolves once all of them are closed and their
-   * events delivered.
+   * Closes every session gracefully (reason 'shutdown'; queued bytes get a
+   * few seconds to flush, then each session closes as Session.close() does)
+   * and resolves once all of them are closed and their events delivered.
    */
   close(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve();
@@ -141,6 +142,9 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     if (this.state === 'closing') return done;
     const wasRunning = this.state === 'running';
     this.state = 'closing';
+    // Every session is closing now: sends are refused here, so both drivers
+    // answer false (the threaded one could not know yet).
+    for (const s of this.sessions) if (s !== undefined) markClosing(s);
     this.onClosing();
     if (wasRunning && this.native !== null) {
       this.native.shutdown();
@@ -175,6 +179,8 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
 
   /** Makes a session known to the dispatcher (and the id-based commands). */
   protected adopt(s: Session): void {
+    // Accepted before close() reached the I/O thread: closing all the same.
+    if (this.state === 'closing') markClosing(s);
     this.sessions[s.id & SLOT_MASK] = s;
     this.liveSessions++;
   }
@@ -203,7 +209,11 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       this.jsStale++;
       return false;
     }
-    s.ending = true;
+    if (mode === CloseMode.End) {
+      s.ending = true;
+    } else {
+      markClosing(s);
+    }
     return this.native.closeSession(id, mode);
   }
 
@@ -250,7 +260,8 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       }
       case EventType.Data: {
         const s = this.sessions[id & SLOT_MASK];
-        if (s === undefined) return;
+        // Bytes read before a close reached native code are discarded too.
+        if (s === undefined || s.closing) return;
         const chunk = (data as Buffer).subarray(base + a, base + a + b);
         const ondata = s.ondata;
         if (ondata !== null) ondata.call(s, chunk);
@@ -267,7 +278,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       }
       case EventType.End: {
         const s = this.sessions[id & SLOT_MASK];
-        if (s === undefined) return;
+        if (s === undefined || s.closing) return;
         try {
           const onend = s.onend;
           if (onend !== null) onend.call(s);
@@ -317,6 +328,12 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         return;
     }
   }
+}
+
+/** No more sends, no more 'data' or 'end': a close has been requested. */
+function markClosing(s: Session): void {
+  s.ending = true;
+  s.closing = true;
 }
 
 function rethrow(err: unknown): never {

@@ -23,6 +23,7 @@ export const enum SendResult {
   Stale = 2,
   Closed = 3,
   Overflow = 4,
+  Failed = 5,
 }
 
 export const enum CloseMode {
@@ -57,6 +58,14 @@ export interface NativeStats {
   bytesIn: number;
   bytesOut: number;
   sendBlocks: number;
+  /** Graceful closes that waited for the peer's FIN after sending ours (closeLinger). */
+  lingers: number;
+  /** ... of them, ended by the peer's FIN. */
+  lingerEnds: number;
+  /** ... of them, reset at the closeLinger deadline. */
+  lingerTimeouts: number;
+  /** Bytes read after a close was requested and dropped (never reach JS). */
+  bytesDiscarded: number;
   /** The backend's own counters (IOCP: accept pool, socket reuse), when it has any. */
   backendCounters?: Record<string, number>;
   backend: string;
@@ -87,6 +96,7 @@ export interface NativeServerOptions {
   acceptBatch: number;
   idleTimeoutSeconds: number;
   shrinkDelaySeconds: number;
+  closeLingerSeconds: number;
   noDelay: boolean;
   driver: 'inline' | 'threaded';
 }

@@ -33,12 +33,20 @@ export interface ServerOptions {
   acceptBatch?: number;
   /** Milliseconds without pool pressure before unused chunks are released (default 30,000). */
   shrinkDelay?: number;
+  /**
+   * After a graceful close (close(), closeSession(), server.close()) has sent
+   * everything and its FIN: milliseconds to keep reading and discarding what
+   * the peer still sends, waiting for its FIN, before resetting it (default
+   * 5,000; 0 = close at once, which resets a peer that is still sending).
+   * Resolution 1 s.
+   */
+  closeLinger?: number;
 }
 
 /** Client options: the session-side subset of the server's. */
 export type ClientOptions = Pick<
   ServerOptions,
-  'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay'
+  'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay' | 'closeLinger'
 >;
 
 export interface ResolvedOptions {
@@ -54,7 +62,7 @@ const INLINE_AVAILABLE = process.platform !== 'win32';
 
 const CLIENT_KEYS = [
   'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
-  'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay',
+  'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay', 'closeLinger',
 ];
 const KEYS = {
   client: new Set(CLIENT_KEYS),
@@ -126,6 +134,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   }
   const idleTimeout = optionalInteger(options, 'idleTimeout', 0, 2 ** 31 - 1, 0);
   const shrinkDelay = optionalInteger(options, 'shrinkDelay', 0, 2 ** 31 - 1, 30_000);
+  const closeLinger = optionalInteger(options, 'closeLinger', 0, 2 ** 31 - 1, 5_000);
   return {
     native: {
       maxConnections,
@@ -137,6 +146,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       acceptBatch: optionalInteger(options, 'acceptBatch', 1, 65536, 128),
       idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
       shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
+      closeLingerSeconds: Math.ceil(closeLinger / 1000),
       noDelay: optionalBoolean(options, 'noDelay', true),
       driver,
     },

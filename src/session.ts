@@ -41,6 +41,8 @@ export class Session {
   closed = false;
   /** @internal close(), destroy() or end() was called: no more sends. */
   ending = false;
+  /** @internal A close was requested (not just end()): incoming bytes are discarded, no 'data' or 'end'. */
+  closing = false;
 
   private readonly owner: SessionOwner;
   // Per-session handlers live in a side object made on first use, so a
@@ -113,7 +115,11 @@ export class Session {
     return this.owner.send(this.id, data);
   }
 
-  /** Flushes what is queued, then closes (reason 'local'). */
+  /**
+   * Graceful close (reason 'local'): flushes what is queued, sends FIN, then
+   * reads and discards what the peer still sends until its FIN (or the
+   * closeLinger deadline), and closes. No 'data' or 'end' after this call.
+   */
   close(): boolean {
     return this.owner.closeSession(this.id);
   }
@@ -123,7 +129,10 @@ export class Session {
     return this.owner.abortSession(this.id);
   }
 
-  /** Half-close: flush, then send FIN; receiving goes on until the peer ends. */
+  /**
+   * Half-close: flush, then send FIN; receiving goes on until the peer ends,
+   * which gives 'end' and then the close (reason 'local': we ended first).
+   */
   end(): boolean {
     return this.owner.endSession(this.id);
   }

@@ -97,9 +97,29 @@ for (const driver of DRIVERS) {
       assert.equal(s.closed, false);
       client.end();
       const rec = await h.waitClose(s.id);
-      assert.ok(rec.reason === 'local' || rec.reason === 'remote', `reason ${rec.reason}`);
+      assert.equal(rec.reason, 'local', 'we sent the first FIN');
       await r.waitClose();
       assert.equal(r.error, undefined);
+    });
+
+    it("after session.end(), the peer's FIN gives onend and 'end', then onclose and 'sessionClose' with reason 'local'", async () => {
+      const h = await startServer(driver);
+      const order: string[] = [];
+      h.server.on('end', () => order.push('end'));
+      h.server.on('sessionClose', (_s, reason, err) => order.push(`sessionClose:${reason}:${err?.message ?? ''}`));
+      const client = await halfOpenClient(h.port);
+      sockets.push(client);
+      const r = reader(client);
+      await h.waitSessions(1);
+      const s = h.sessions[0];
+      s.onend = () => order.push('onend');
+      s.onclose = (reason) => order.push(`onclose:${reason}`);
+      assert.equal(s.end(), true);
+      await r.waitEnd();
+      client.end('last');
+      await h.waitClose(s.id);
+      assert.deepEqual(order, ['onend', 'end', 'onclose:local', 'sessionClose:local:']);
+      assert.equal(h.receivedBytes(s.id).toString(), 'last');
     });
 
     it('send() after session.end() returns false and its bytes never arrive', async () => {

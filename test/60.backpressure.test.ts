@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 
-import { DRIVERS, cleanup, connect, delay, reader, startServer, waitFor } from './helpers';
+import { DRIVERS, cleanup, connect, connectMany, delay, reader, startServer, waitFor } from './helpers';
 
 const MiB = 1024 * 1024;
 
@@ -96,6 +96,31 @@ for (const driver of DRIVERS) {
       }
       assert.equal(s.closed, false);
       await waitFor(() => h.server.stats().bytesOut === CHUNKS * MiB, 5_000, 'bytesOut');
+    });
+
+    it('50 clients uploading at full speed are all read: a batch that fills part-way does not starve the sessions after it', async () => {
+      const N = 50;
+      const h = await startServer(driver, {}, { record: false });
+      const bytes = new Map<number, number>();
+      h.server.on('data', (s, c) => bytes.set(s.id, (bytes.get(s.id) ?? 0) + c.length));
+      const block = Buffer.alloc(64 * 1024, 1);
+      const clients = await connectMany(h.port, N);
+      for (const c of clients) {
+        const pump = (): void => {
+          while (!c.destroyed && c.write(block)) {
+            // until the socket pushes back
+          }
+          if (!c.destroyed) c.once('drain', pump);
+        };
+        pump();
+      }
+      await h.waitSessions(N);
+      // Every session must keep being read, not only the first few.
+      const readAll = (min: number): boolean => h.sessions.every((s) => (bytes.get(s.id) ?? 0) >= min);
+      await waitFor(() => readAll(MiB), 10_000, 'every session read').catch(() => undefined);
+      for (const c of clients) c.destroy();
+      const read = h.sessions.filter((s) => (bytes.get(s.id) ?? 0) >= MiB).length;
+      assert.equal(read, N, `only ${read}/${N} sessions had ${MiB} bytes read within 10 s`);
     });
   });
 }

@@ -52,6 +52,7 @@ async function assertStillWorks(h: Harness, what: string): Promise<void> {
 
 const NUMERIC_OPTIONS: readonly string[] = [
   'maxConnections', 'poolSize', 'poolGrowth', 'backlog', 'highWaterMark', 'maxQueuedBytes', 'acceptBatch', 'idleTimeout', 'shrinkDelay',
+  'closeLinger',
 ];
 
 for (const driver of DRIVERS) {

@@ -282,9 +282,9 @@ class ThreadedDriver final : public Driver {
   }
 
   // Outcomes of commands that JS could only be told later: a command sent
-  // while the id looked live but found stale here (kStale: dropped and
-  // counted by the engine; JS had to return true), or a connect that could
-  // not start (kConnectFailed). Bounded: past the cap a stale note is lost
+  // while the id looked live but found stale (dropped and counted by the
+  // engine) or, for a send, its session closing here (kStale: JS had to
+  // return true), or a connect that could not start (kConnectFailed). Bounded: past the cap a stale note is lost
   // (its count is not); connect failures are few, as connects are.
   void Note(EventType type, SessionId id, double a, double b = 0) {
     if (type == EventType::kStale && notes_.size() >= kMaxNotes) return;
@@ -312,11 +312,15 @@ class ThreadedDriver final : public Driver {
   void Execute(const Command& c) {
     const char* payload = work_.bytes.data() + c.offset;
     switch (c.kind) {
-      case CommandKind::kSend:
-        if (engine_->Send(c.id, payload, c.size, c.pressure) == SendResult::kStale) {
-          Note(EventType::kStale, c.id, 0);
-        }
+      case CommandKind::kSend: {
+        // JS returned true for this send. Refused here as stale, or because
+        // the session was already closing, its bytes go nowhere: say so. (A
+        // failed write or an overflow closes the session, whose reason says
+        // why.)
+        SendResult r = engine_->Send(c.id, payload, c.size, c.pressure);
+        if (r == SendResult::kStale || r == SendResult::kClosed) Note(EventType::kStale, c.id, 0);
         break;
+      }
       case CommandKind::kClose:
         if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) Note(EventType::kStale, c.id, 1);
         break;

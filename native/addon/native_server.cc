@@ -172,7 +172,7 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   }
   Napi::Object o = info[0].As<Napi::Object>();
   double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
-      idle_timeout, shrink_ticks, read_chunk;
+      idle_timeout, shrink_ticks, read_chunk, linger_ticks;
   bool ok = ReadOption(o, "maxConnections", 1, kMaxSlots, 1 << 20, &max_connections) &&
             ReadOption(o, "poolSize", 1, kMaxSlots, 1024, &pool_size) &&
             ReadOption(o, "poolGrowth", 1, kMaxSlots, 1024, &pool_growth) &&
@@ -182,7 +182,8 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
             ReadOption(o, "acceptBatch", 1, 65536, 128, &accept_batch) &&
             ReadOption(o, "idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout) &&
             ReadOption(o, "shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks) &&
-            ReadOption(o, "readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
+            ReadOption(o, "readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk) &&
+            ReadOption(o, "closeLingerSeconds", 0, 1u << 30, config_.close_linger_ticks, &linger_ticks);
   if (!ok) {
     ThrowInvalid(env, "invalid native server option");
     return;
@@ -198,6 +199,7 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   config_.accept_batch = static_cast<uint32_t>(accept_batch);
   config_.idle_timeout_ticks = static_cast<uint32_t>(idle_timeout);
   config_.read_chunk = static_cast<size_t>(read_chunk);
+  config_.close_linger_ticks = static_cast<uint32_t>(linger_ticks);
   config_.no_delay = !o.Get("noDelay").IsBoolean() || o.Get("noDelay").As<Napi::Boolean>().Value();
   threaded_ = o.Get("driver").IsString() &&
               o.Get("driver").As<Napi::String>().Utf8Value() == "threaded";
@@ -491,6 +493,10 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
   put("bytesIn", s.bytes_in);
   put("bytesOut", s.bytes_out);
   put("sendBlocks", s.send_blocks);
+  put("lingers", s.lingers);
+  put("lingerEnds", s.linger_ends);
+  put("lingerTimeouts", s.linger_timeouts);
+  put("bytesDiscarded", s.bytes_discarded);
   if (engine_) {
     const char* const* names = nullptr;
     size_t n = std::min(engine_->backend().CounterNames(&names), Stats::kBackendCounters);

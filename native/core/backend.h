@@ -10,6 +10,10 @@
 // Every call happens on the engine's thread. A backend never allocates per
 // connection on the hot path and never frees a session: it calls
 // OnReleased() and the engine decides.
+//
+// A backend reads and writes sessions in kOpen, kClosing and kLingering. A
+// lingering session has sent its FIN and is still read (the engine discards
+// what arrives) until the peer's FIN, an error, or the engine closes it.
 #ifndef ACCEPTPOOL_CORE_BACKEND_H_
 #define ACCEPTPOOL_CORE_BACKEND_H_
 

@@ -215,6 +215,13 @@ bool Engine::ReadSpace(char** data, size_t* size) {
 }
 
 void Engine::OnReceived(Session& s, size_t size) {
+  if (s.state != SessionState::kOpen) {
+    // A close was requested: the bytes stay unrecorded in the read space,
+    // where the next read overwrites them. Not activity either, so a closing
+    // session whose peer sends but never reads still times out.
+    stats_.bytes_discarded += size;
+    return;
+  }
   batch_->AddData(s.id(), size);
   stats_.bytes_in += size;
   s.last_active = tick_;
@@ -224,13 +231,22 @@ void Engine::OnPeerEnd(Session& s) {
   if (s.state == SessionState::kReleasing || s.has(kReadEof)) return;
   s.set(kReadEof);
   backend_->SetReading(s, false);
-  if (s.has(kWriteShut)) {
-    // We half-closed first; the peer has now finished too.
-    CloseSession(s, CloseReason::kLocal, Status::Ok(), false);
+  if (s.state == SessionState::kLingering) {
+    // The peer answered our FIN: nothing is left unread, so the close is clean.
+    ++stats_.linger_ends;
+    CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), false);
     return;
   }
+  // After a close was requested JS hears no 'end'; the close follows once
+  // the queue is flushed (AfterSend).
+  if (s.state == SessionState::kClosing) return;
   s.set(kEndPending);
   QueuePending(s);
+  if (s.has(kWriteShut)) {
+    // We half-closed first (end()) and the peer has now finished too: JS
+    // hears 'end', then the close, 'local' because we ended first.
+    CloseSession(s, CloseReason::kLocal, Status::Ok(), false);
+  }
 }
 
 // ---- sending ----
@@ -281,7 +297,7 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
     if (!st.ok()) {
       Unaccount(s->slot, size - done);
       OnSessionError(*s, st);
-      return SendResult::kClosed;
+      return SendResult::kFailed;
     }
   }
   size_t rest = size - done;
@@ -300,7 +316,7 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
     stats_.send_blocks = blocks_.allocated();
     if (was_empty) {
       FlushSession(*s);
-      if (s->state != SessionState::kOpen) return SendResult::kClosed;
+      if (s->state != SessionState::kOpen) return SendResult::kFailed;
     }
   }
   if (backpressure_seen || BufferedBytes(*s) > config_.high_water_mark) {
@@ -349,17 +365,11 @@ void Engine::FlushSession(Session& s) {
 void Engine::AfterSend(Session& s) {
   if (s.queue.empty()) {
     if (s.state == SessionState::kClosing) {
-      CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), false);
+      CloseFlushed(s);
       return;
     }
     if (s.state == SessionState::kOpen && s.has(kEndAfterFlush) && !s.has(kWriteShut)) {
-      s.clear(kEndAfterFlush);
-      s.set(kWriteShut);
-      Status st = backend_->ShutdownWrite(s);
-      if (!st.ok()) {
-        OnSessionError(s, st);
-        return;
-      }
+      if (!SendFin(s)) return;
       if (s.has(kReadEof)) {
         // The peer ended first and we have now answered with our FIN.
         CloseSession(s, CloseReason::kRemote, Status::Ok(), false);
@@ -368,6 +378,36 @@ void Engine::AfterSend(Session& s) {
     }
   }
   CheckDrain(s);
+}
+
+// Shuts the write side down once. False if that failed: the session is then
+// closed with the error.
+bool Engine::SendFin(Session& s) {
+  if (s.has(kWriteShut)) return true;
+  s.clear(kEndAfterFlush);
+  s.set(kWriteShut);
+  Status st = backend_->ShutdownWrite(s);
+  if (st.ok()) return true;
+  OnSessionError(s, st);
+  return false;
+}
+
+// A closing session has sent everything: FIN, then linger until the peer's
+// FIN (OnPeerEnd) or the deadline (OnTick). Closing now instead, with the
+// peer still sending, would reset the connection, and the reset can destroy
+// what the peer has not read yet.
+void Engine::CloseFlushed(Session& s) {
+  if (s.has(kReadEof) || config_.close_linger_ticks == 0) {
+    // Nothing more can arrive, or lingering is off.
+    CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), false);
+    return;
+  }
+  if (!SendFin(s)) return;
+  s.state = SessionState::kLingering;
+  s.last_active = tick_;
+  ++lingering_;
+  ++stats_.lingers;
+  backend_->SetReading(s, true);
 }
 
 void Engine::OnSendProgress(Session& s, size_t sent) {
@@ -388,7 +428,12 @@ bool Engine::Close(SessionId id, CloseMode mode) {
       CloseSession(*s, CloseReason::kLocal, Status::Ok(), true);
       break;
     case CloseMode::kGraceful:
-      if (s->state == SessionState::kClosing) break;
+      if (s->state == SessionState::kClosing || s->state == SessionState::kLingering) break;
+      if (s->state == SessionState::kConnecting) {
+        // Nothing to flush or linger for yet.
+        CloseSession(*s, CloseReason::kLocal, Status::Ok(), true);
+        break;
+      }
       s->state = SessionState::kClosing;
       s->close_reason = static_cast<uint8_t>(CloseReason::kLocal);
       AfterSend(*s);
@@ -418,6 +463,7 @@ void Engine::OnSessionError(Session& s, const Status& status) {
 
 void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, bool abort) {
   if (s.state == SessionState::kReleasing || s.state == SessionState::kFree) return;
+  if (s.state == SessionState::kLingering) --lingering_;
   Unaccount(s.slot, s.queue.bytes());
   s.queue.Clear(blocks_);
   if (s.state == SessionState::kConnecting) s.set(kClosedConnecting);
@@ -536,19 +582,28 @@ void Engine::EmitPending() {
 
 void Engine::OnTick() {
   ++tick_;
-  if (shutting_down_ && tick_ - shutdown_tick_ > config_.shutdown_grace_ticks) {
-    table_->ForEachLive([this](Session& s) {
-      if (s.state == SessionState::kClosing) CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
-    });
-  }
-  if (config_.idle_timeout_ticks > 0) {
-    uint32_t limit = config_.idle_timeout_ticks;
+  bool grace_over = shutting_down_ && tick_ - shutdown_tick_ > config_.shutdown_grace_ticks;
+  uint32_t idle_limit = config_.idle_timeout_ticks;
+  if (grace_over || idle_limit > 0 || lingering_ > 0) {
+    // last_active is a whole tick, so "more than limit ticks ago" means at
+    // least `limit` seconds.
     table_->ForEachLive([&](Session& s) {
-      // last_active is a whole tick, so "more than limit ticks ago" means at
-      // least `limit` seconds idle. A closing session that cannot flush (peer
-      // not reading) times out too, or it would hold its slot for ever.
-      if ((s.state == SessionState::kOpen || s.state == SessionState::kClosing) &&
-          tick_ - s.last_active > limit) {
+      if (s.state == SessionState::kLingering) {
+        // The peer kept sending (or stayed silent) past the deadline.
+        if (tick_ - s.last_active > config_.close_linger_ticks) {
+          ++stats_.linger_timeouts;
+          CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), true);
+        }
+        return;
+      }
+      if (grace_over && s.state == SessionState::kClosing) {
+        CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
+        return;
+      }
+      // A closing session that cannot flush (peer not reading) times out
+      // too, or it would hold its slot for ever.
+      if (idle_limit > 0 && (s.state == SessionState::kOpen || s.state == SessionState::kClosing) &&
+          tick_ - s.last_active > idle_limit) {
         CloseSession(s, CloseReason::kTimeout, Status::Ok(), s.state == SessionState::kClosing);
       }
     });

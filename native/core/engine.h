@@ -3,6 +3,8 @@
 // the JS thread, or on an I/O thread behind a command queue.
 //
 // Event order per session is kSession, kData..., then kDrain/kEnd/kClose.
+// Once a graceful close is requested no kData or kEnd follows: what the peer
+// still sends is read and discarded (see EngineConfig::close_linger_ticks).
 // Drain, end and close events go through a pending list and are written to a
 // batch when it has room; a closed slot is reused only after its close event
 // has been written AND the backend has released it, so JS always hears of an
@@ -37,18 +39,27 @@ struct EngineConfig {
   // After Shutdown(), sessions get this many ticks to flush their queues
   // before they are reset.
   uint32_t shutdown_grace_ticks = 5;
+  // A graceful close that has flushed its queue sends FIN, then lingers: it
+  // reads and discards what the peer still sends until the peer's FIN, for
+  // more than this many ticks at most, then resets. Closing with unread input
+  // would reset the connection at once, and a reset can destroy bytes already
+  // handed to the kernel. 0 = no lingering: close as soon as the queue is
+  // flushed. The product's default is the closeLinger option's, in
+  // src/options.ts; whoever builds an engine says how long.
+  uint32_t close_linger_ticks = 0;
 };
 
 enum class SendResult : uint8_t {
   kOk = 0,           // sent or queued, below the high-water mark
   kBackpressure = 1, // queued, above the high-water mark: wait for drain
   kStale = 2,        // id of a closed session: dropped and counted
-  kClosed = 3,       // the session is ending (end()/close() called)
+  kClosed = 3,       // the session is ending (end()/close() called): dropped
   kOverflow = 4,     // hard limit hit: the session was closed ('overflow')
+  kFailed = 5,       // the write failed: the session is closing with the error as its reason
 };
 
 enum class CloseMode : uint8_t {
-  kGraceful = 0,  // flush the queue, then close
+  kGraceful = 0,  // flush the queue, FIN, linger until the peer's FIN, then close
   kAbort = 1,     // drop the queue, reset the connection
   kEnd = 2,       // flush the queue, then half-close (FIN)
 };
@@ -149,6 +160,8 @@ class Engine final : public BackendEvents {
   void Unaccount(uint32_t slot, size_t bytes);
   void CloseSession(Session& s, CloseReason reason, const Status& error, bool abort);
   void AfterSend(Session& s);
+  bool SendFin(Session& s);
+  void CloseFlushed(Session& s);
   void FlushSession(Session& s);
   void MaybeRelease(Session& s);
   void NoteSent(Session& s, size_t bytes, bool from_queue);
@@ -166,6 +179,7 @@ class Engine final : public BackendEvents {
   Stats stats_;
   uint32_t tick_ = 0;
   uint32_t shutdown_tick_ = 0;
+  uint32_t lingering_ = 0;  // sessions in kLingering
   bool listening_ = false;
   bool accepting_ = false;
   bool shutting_down_ = false;

@@ -98,10 +98,7 @@ Session* SessionTable::AtSlot(uint32_t slot) {
 Session* SessionTable::Lookup(SessionId id) {
   Session* s = AtSlot(SlotOf(id));
   if (s == nullptr || s->generation != GenerationOf(id)) return nullptr;
-  if (s->state != SessionState::kOpen && s->state != SessionState::kClosing &&
-      s->state != SessionState::kConnecting) {
-    return nullptr;
-  }
+  if (s->state == SessionState::kFree || s->state == SessionState::kReleasing) return nullptr;
   return s;
 }
 

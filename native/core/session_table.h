@@ -42,7 +42,9 @@ enum class SessionState : uint8_t {
   kFree,       // in the free list
   kConnecting, // outgoing connect in progress (client side)
   kOpen,       // connected, JS may use it
-  kClosing,    // local close requested, flushing the queue first
+  kClosing,    // graceful close requested: flushing the queue; input is discarded
+  kLingering,  // queue flushed and FIN sent: input is read and discarded until
+               // the peer's FIN (then close) or the linger deadline (then reset)
   kReleasing,  // socket closed, waiting for the backend's outstanding ops
 };
 
@@ -69,7 +71,7 @@ struct Session {
   uint32_t slot = 0;
   uint32_t generation = 1;
   uint32_t next_free = 0;
-  uint32_t last_active = 0;  // engine tick of the last read or write
+  uint32_t last_active = 0;  // engine tick of the last read or write; kLingering: when it began
   SessionState state = SessionState::kFree;
   uint8_t close_reason = 0;
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
@@ -110,7 +112,7 @@ class SessionTable {
   void Release(Session* s);
 
   // The session an id names, or null if the id is stale, out of range or not
-  // live (kConnecting, kOpen or kClosing).
+  // live (kConnecting, kOpen, kClosing or kLingering).
   Session* Lookup(SessionId id);
   // Slot by index regardless of state, or null if out of range.
   Session* AtSlot(uint32_t slot);

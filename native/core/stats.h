@@ -27,6 +27,10 @@ struct Stats {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t send_blocks = 0;    // send-queue blocks allocated
+  uint64_t lingers = 0;          // graceful closes that sent FIN and waited for the peer's
+  uint64_t linger_ends = 0;      // ... ended by the peer's FIN
+  uint64_t linger_timeouts = 0;  // ... reset at the linger deadline
+  uint64_t bytes_discarded = 0;  // read after a close was requested, never reported
   // The backend's own counters (Backend::CounterNames gives their names).
   static constexpr size_t kBackendCounters = 32;
   uint64_t backend[kBackendCounters] = {};

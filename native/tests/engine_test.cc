@@ -43,6 +43,7 @@ EngineConfig SmallConfig() {
   c.max_queued_bytes = 100000;
   c.accept_batch = 16;
   c.read_chunk = 64 * 1024;
+  c.close_linger_ticks = 5;
   return c;
 }
 
@@ -508,7 +509,7 @@ TEST(QueueExactlyAtMaxIsAllowed) {
   EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kOverflow);
 }
 
-TEST(GracefulCloseFlushesTheQueueThenClosesLocal) {
+TEST(GracefulCloseFlushesSendsFinThenClosesLocalOnThePeersFin) {
   Rig rig(SmallConfig());
   SocketHandle h;
   SessionId id = rig.Accept(&h);
@@ -519,14 +520,151 @@ TEST(GracefulCloseFlushesTheQueueThenClosesLocal) {
   EXPECT(rig.engine->Send(id, "more", 4) == SendResult::kClosed);
   EXPECT(rig.Poll().empty());
   EXPECT_FALSE(rig.fake->Sock(h).closed);
+  EXPECT_FALSE(rig.fake->Sock(h).write_shut);  // FIN only after the queue
   rig.fake->AddWritable(h, 100000);
+  EXPECT(rig.Poll().empty());
+  EXPECT_EQ(rig.fake->Sock(h).written, a);
+  // Lingering: FIN sent, still reading, not closed until the peer's FIN.
+  EXPECT(rig.fake->Sock(h).write_shut);
+  EXPECT(rig.fake->Sock(h).reading);
+  EXPECT_FALSE(rig.fake->Sock(h).closed);
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));  // again: nothing changes
+  EXPECT(rig.engine->Send(id, "more", 4) == SendResult::kClosed);
+  rig.fake->PeerEnd(h);
   std::vector<Event> events = rig.Poll();
   const Event* close = FindEvent(events, EventType::kClose, id);
   ASSERT(close != nullptr);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
-  EXPECT_EQ(rig.fake->Sock(h).written, a);
+  EXPECT(FindEvent(rig.all, EventType::kEnd, id) == nullptr);
   EXPECT(rig.fake->Sock(h).closed);
   EXPECT_FALSE(rig.fake->Sock(h).aborted);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.lingers, 1u);
+  EXPECT_EQ(st.linger_ends, 1u);
+  EXPECT_EQ(st.linger_timeouts, 0u);
+  EXPECT_EQ(st.in_use, 0u);
+}
+
+TEST(BytesArrivingAfterAGracefulCloseAreReadAndDiscarded) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->PeerSend(h, "before");
+  rig.Poll();
+  rig.fake->AddWritable(h, 0);
+  std::string a = Bytes(700, 13);
+  rig.engine->Send(id, a.data(), a.size());
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
+  // Still flushing: read, but not reported.
+  std::string upload = Bytes(200000, 14);
+  rig.fake->PeerSend(h, upload);
+  for (int i = 0; i < 8; ++i) rig.Poll();
+  EXPECT_EQ(rig.fake->Sock(h).delivered, 6u + upload.size());
+  rig.fake->AddWritable(h, 100000);
+  rig.Poll();
+  EXPECT(rig.fake->Sock(h).write_shut);
+  // Lingering: the same.
+  rig.fake->PeerSend(h, upload);
+  for (int i = 0; i < 8; ++i) rig.Poll();
+  EXPECT_EQ(rig.fake->Sock(h).delivered, 6u + 2 * upload.size());
+  std::string reported;
+  for (const Event& e : rig.all) {
+    if (e.type == EventType::kData && e.id == id) reported += e.data;
+  }
+  EXPECT_EQ(reported, std::string("before"));
+  Stats st = rig.stats();
+  EXPECT_EQ(st.bytes_in, 6u);
+  EXPECT_EQ(st.bytes_discarded, 2 * upload.size());
+  EXPECT_FALSE(rig.fake->Sock(h).closed);
+  rig.fake->PeerEnd(h);
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT(FindEvent(rig.all, EventType::kEnd, id) == nullptr);
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+}
+
+TEST(PeerFinWhileFlushingClosesOnceFlushedWithoutLingeringOrEnd) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string a = Bytes(700, 15);
+  rig.engine->Send(id, a.data(), a.size());
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
+  rig.fake->PeerEnd(h);
+  rig.Poll();
+  EXPECT(rig.fake->Sock(h).fin_delivered);
+  EXPECT_FALSE(rig.fake->Sock(h).closed);
+  rig.fake->AddWritable(h, 100000);
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT(FindEvent(rig.all, EventType::kEnd, id) == nullptr);
+  EXPECT_EQ(rig.fake->Sock(h).written, a);
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+  EXPECT_EQ(rig.stats().lingers, 0u);
+}
+
+TEST(LingeringSessionIsResetAtTheDeadlineAndItsSlotFreed) {
+  EngineConfig config = SmallConfig();
+  config.close_linger_ticks = 2;
+  Rig rig(config);
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
+  rig.Poll();
+  EXPECT(rig.fake->Sock(h).write_shut);
+  // A peer that keeps sending and never ends.
+  for (int tick = 0; tick < 2; ++tick) {
+    rig.fake->PeerSend(h, Bytes(5000, 16 + tick));
+    rig.fake->Tick();
+    rig.Poll();
+    EXPECT_FALSE(rig.fake->Sock(h).closed);
+  }
+  EXPECT_EQ(rig.stats().in_use, 1u);
+  rig.fake->Tick();
+  rig.Poll();
+  const Event* close = FindEvent(rig.all, EventType::kClose, id);
+  ASSERT(close != nullptr);
+  EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT(rig.fake->Sock(h).aborted);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.linger_timeouts, 1u);
+  EXPECT_EQ(st.linger_ends, 0u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kStale);
+}
+
+TEST(LingeringSessionCanStillBeAborted) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
+  rig.Poll();
+  EXPECT(rig.fake->Sock(h).write_shut);
+  EXPECT(rig.engine->Close(id, CloseMode::kAbort));
+  EXPECT(rig.fake->Sock(h).aborted);
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, id) != nullptr);
+  EXPECT_EQ(rig.stats().in_use, 0u);
+}
+
+TEST(LingerOffClosesAsSoonAsTheQueueIsFlushed) {
+  EngineConfig config = SmallConfig();
+  config.close_linger_ticks = 0;
+  Rig rig(config);
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.engine->Send(id, "bye", 3);
+  EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
+  rig.Poll();
+  EXPECT(FindEvent(rig.all, EventType::kClose, id) != nullptr);
+  EXPECT(rig.fake->Sock(h).closed);
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+  EXPECT_EQ(rig.stats().lingers, 0u);
 }
 
 TEST(AbortCloseDropsTheQueueAndResets) {
@@ -570,19 +708,27 @@ TEST(PeerEndThenEndClosesWithReasonRemote) {
   EXPECT_FALSE(rig.fake->Sock(h).aborted);
 }
 
-TEST(EndFirstThenPeerEndClosesWithReasonLocal) {
+TEST(EndFirstThenPeerEndGivesDataEndThenCloseLocal) {
   Rig rig(SmallConfig());
   SocketHandle h;
   SessionId id = rig.Accept(&h);
   EXPECT(rig.engine->Close(id, CloseMode::kEnd));
   EXPECT(rig.fake->Sock(h).write_shut);
   EXPECT(rig.engine->Send(id, "no", 2) == SendResult::kClosed);
+  // Half-closed by us: what the peer still sends is reported, then its FIN.
+  rig.fake->PeerSend(h, "still here");
   rig.fake->PeerEnd(h);
+  rig.Poll();
   rig.Poll();
   const Event* close = FindEvent(rig.all, EventType::kClose, id);
   ASSERT(close != nullptr);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kLocal));
-  EXPECT(FindEvent(rig.all, EventType::kEnd, id) == nullptr);
+  int data = IndexOf(rig.all, EventType::kData, id);
+  int end = IndexOf(rig.all, EventType::kEnd, id);
+  int closed = IndexOf(rig.all, EventType::kClose, id);
+  EXPECT(data >= 0 && data < end && end < closed);
+  EXPECT_FALSE(rig.fake->Sock(h).aborted);
+  EXPECT_EQ(rig.stats().lingers, 0u);
 }
 
 TEST(PeerResetClosesWithReasonResetAndTheErrorCode) {
@@ -615,12 +761,13 @@ TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
   EXPECT_EQ(cb->b, 113.0);
 }
 
-TEST(SendErrorClosesTheSessionAndReportsClosed) {
+TEST(SendErrorClosesTheSessionAndReportsFailed) {
   Rig rig(SmallConfig());
   SocketHandle h;
   SessionId id = rig.Accept(&h);
   rig.fake->Sock(h).send_error = Status::System(SysError::kPipe, 32, "send");
-  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kClosed);
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kFailed);
+  EXPECT(rig.engine->Send(id, "y", 1) == SendResult::kStale);
   std::vector<Event> events = rig.Poll();
   const Event* close = FindEvent(events, EventType::kClose, id);
   ASSERT(close != nullptr);
@@ -743,6 +890,7 @@ TEST(ShutdownClosesEverySessionThenReportsServerClosedLast) {
   SessionId b = rig.Accept();
   SessionId c = rig.Accept();
   rig.fake->Connect();  // still in the backlog: never accepted
+  rig.fake->peers_answer_fin = true;
   size_t before = rig.all.size();
   rig.engine->Shutdown();
   EXPECT(rig.engine->shutting_down());
@@ -766,13 +914,15 @@ TEST(ShutdownFlushesQueuedBytesBeforeClosing) {
   SocketHandle h;
   SessionId id = rig.Accept(&h);
   rig.fake->AddWritable(h, 10);
+  rig.fake->peers_answer_fin = true;
   std::string data = Bytes(500, 3);
   rig.engine->Send(id, data.data(), data.size());
   rig.engine->Shutdown();
   rig.Poll();
   EXPECT(FindEvent(rig.all, EventType::kClose, id) == nullptr);  // still flushing
   rig.fake->AddWritable(h, 100000);
-  rig.Poll();
+  rig.Poll();  // flushed: FIN
+  rig.Poll();  // the peer's FIN
   const Event* close = FindEvent(rig.all, EventType::kClose, id);
   ASSERT(close != nullptr);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
@@ -801,6 +951,35 @@ TEST(ShutdownResetsSessionsThatCannotFlushWithinTheGraceTicks) {
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
   EXPECT(rig.fake->Sock(h).aborted);
   EXPECT(rig.engine->closed());
+}
+
+TEST(ShutdownLingersThenResetsPeersThatNeverEndWithReasonShutdown) {
+  EngineConfig config = SmallConfig();
+  config.close_linger_ticks = 1;
+  Rig rig(config);
+  SocketHandle polite;
+  SocketHandle silent;
+  SessionId a = rig.Accept(&polite);
+  SessionId b = rig.Accept(&silent);
+  rig.engine->Shutdown();
+  rig.Poll();
+  EXPECT(rig.fake->Sock(polite).write_shut && rig.fake->Sock(silent).write_shut);
+  rig.fake->PeerEnd(polite);
+  rig.Poll();
+  const Event* first = FindEvent(rig.all, EventType::kClose, a);
+  ASSERT(first != nullptr);
+  EXPECT_EQ(first->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
+  EXPECT_FALSE(rig.fake->Sock(polite).aborted);
+  EXPECT_FALSE(rig.engine->closed());
+  rig.fake->Tick(2);
+  rig.Poll();
+  rig.Poll();
+  const Event* second = FindEvent(rig.all, EventType::kClose, b);
+  ASSERT(second != nullptr);
+  EXPECT_EQ(second->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
+  EXPECT(rig.fake->Sock(silent).aborted);
+  EXPECT(rig.engine->closed());
+  EXPECT_EQ(rig.stats().linger_timeouts, 1u);
 }
 
 TEST(ConnectReportsConnectedThenCarriesDataBothWays) {
@@ -870,6 +1049,7 @@ TEST(ShutdownWaitsForCompletionStyleReleases) {
   Rig rig(SmallConfig());
   rig.fake->defer_release = true;
   rig.fake->release_all_deferred_next_round = false;
+  rig.fake->peers_answer_fin = true;
   SessionId a = rig.Accept();
   rig.engine->Shutdown();
   rig.Poll();
@@ -1042,6 +1222,7 @@ struct ModelSession {
   size_t in_pos = 0;    // bytes seen in kData so far
   bool ended = false;   // kEnd seen
   bool closed = false;  // kClose seen
+  bool close_requested = false;  // a graceful or abortive close, with no records waiting
 };
 
 class Hammer {
@@ -1116,6 +1297,9 @@ class Hammer {
         if (!rig_.engine->Close(id, mode)) {
           ++stale_expected_;
           if (!pending) Fail("Close refused a live id " + std::to_string(id));
+        } else if (mode != CloseMode::kEnd && rig_.batch.empty()) {
+          // From now on nothing the peer sends may be reported.
+          model_[id].close_requested = true;
         }
       }
     } else if (dice < 62) {
@@ -1141,6 +1325,8 @@ class Hammer {
       // Flip between readiness and completion style releases.
       fake.defer_release = Rand(2) == 0;
       fake.release_all_deferred_next_round = Rand(3) != 0;
+      // Peers that end lingering closes at once, or make them wait.
+      fake.peers_answer_fin = Rand(3) != 0;
     } else if (dice < 97) {
       fake.accepts_first = !fake.accepts_first;
     } else {
@@ -1233,6 +1419,7 @@ class Hammer {
       switch (e.type) {
         case EventType::kData:
           if (m.ended) Fail("kData after kEnd");
+          if (m.close_requested) Fail("kData after a close was requested");
           for (size_t i = 0; i < e.data.size(); ++i) {
             if (e.data[i] != InByte(m.handle, m.in_pos + i)) {
               Fail("kData bytes differ from what the peer of the id's socket sent");
@@ -1243,6 +1430,7 @@ class Hammer {
           break;
         case EventType::kEnd:
           if (m.ended) Fail("kEnd twice");
+          if (m.close_requested) Fail("kEnd after a close was requested");
           m.ended = true;
           // The facade usually answers with end().
           // (Refused, and counted stale, if the session has closed since.)
@@ -1322,7 +1510,8 @@ class Hammer {
     out_total += retired_out_;
     in_total += retired_in_;
     if (st.bytes_out != out_total) Fail("bytes_out does not match the sockets");
-    if (st.bytes_in != in_total) Fail("bytes_in does not match the sockets");
+    // Bytes read after a close was requested are discarded, never reported.
+    if (st.bytes_in + st.bytes_discarded != in_total) Fail("bytes_in + bytes_discarded do not match the sockets");
     // Forget sockets that are closed and whose close JS has seen.
     for (auto it = rig_.fake->sockets.begin(); it != rig_.fake->sockets.end();) {
       FakeSocket& sock = it->second;
@@ -1387,6 +1576,7 @@ EngineConfig HammerConfig() {
   c.accept_batch = 3;
   c.read_chunk = 8192;
   c.idle_timeout_ticks = 40;
+  c.close_linger_ticks = 3;
   return c;
 }
 
@@ -1406,8 +1596,13 @@ TEST(HammerRandomOperationsKeepEveryInvariant) {
   EXPECT(st.accept_pauses > 10u);
   EXPECT(st.overflows > 10u);
   EXPECT(st.timeouts > 0u);
+  // ... and lingering closes, ended either way.
+  EXPECT(st.linger_ends > 10u);
+  EXPECT(st.linger_timeouts > 10u);
+  EXPECT(st.bytes_discarded > 0u);
   std::printf("     hammer: %llu accepts, %llu slot reuses, %llu stale commands, %llu growths, "
-              "%llu shrinks, %llu accept pauses, %llu overflows, %llu timeouts\n",
+              "%llu shrinks, %llu accept pauses, %llu overflows, %llu timeouts, %llu linger ends, "
+              "%llu linger timeouts\n",
               static_cast<unsigned long long>(hammer.accepts()),
               static_cast<unsigned long long>(hammer.reuses()),
               static_cast<unsigned long long>(hammer.stale_checked()),
@@ -1415,7 +1610,9 @@ TEST(HammerRandomOperationsKeepEveryInvariant) {
               static_cast<unsigned long long>(st.shrinks),
               static_cast<unsigned long long>(st.accept_pauses),
               static_cast<unsigned long long>(st.overflows),
-              static_cast<unsigned long long>(st.timeouts));
+              static_cast<unsigned long long>(st.timeouts),
+              static_cast<unsigned long long>(st.linger_ends),
+              static_cast<unsigned long long>(st.linger_timeouts));
 }
 
 TEST(HammerWithTinyBatchesKeepsEveryInvariant) {

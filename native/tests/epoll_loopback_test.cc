@@ -275,6 +275,89 @@ TEST(StaleIdIsRefusedAfterTheSlotIsReused) {
   close(b);
 }
 
+// What a peer that uploads without pause while it reads saw of the server.
+struct UploadResult {
+  std::string received;
+  bool eof = false;
+  int error = 0;  // errno of a failed send/recv, or SO_ERROR at the end
+};
+
+// Uploads at least `min_bytes` as fast as the server takes them while
+// reading everything; ends once it has both sent that much and seen the
+// server's EOF, then waits for the connection to finish.
+UploadResult UploadUntilEof(int fd, size_t min_bytes) {
+  UploadResult r;
+  std::string block = Bytes(64 * 1024, 11);
+  size_t sent = 0;
+  bool shut = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!shut && r.eof && sent >= min_bytes) {
+      shutdown(fd, SHUT_WR);
+      shut = true;
+    }
+    pollfd p{fd, static_cast<short>(POLLIN | (shut ? 0 : POLLOUT)), 0};
+    if (poll(&p, 1, 100) <= 0) {
+      if (shut) break;  // quiet after both FINs: done
+      continue;
+    }
+    if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !r.eof) {
+      char buf[65536];
+      ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) r.received.append(buf, static_cast<size_t>(n));
+      if (n == 0) r.eof = true;
+      if (n < 0 && errno != EAGAIN) {
+        r.error = errno;
+        return r;
+      }
+    }
+    if ((p.revents & POLLERR) != 0 || (shut && r.eof && (p.revents & POLLHUP) != 0)) break;
+    if (!shut && (p.revents & POLLOUT) != 0) {
+      ssize_t n = send(fd, block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) sent += static_cast<size_t>(n);
+      if (n < 0 && errno != EAGAIN) {
+        r.error = errno;
+        return r;
+      }
+    }
+  }
+  int err = 0;
+  socklen_t len = sizeof(err);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  r.error = err;
+  return r;
+}
+
+TEST(GracefulCloseWhileThePeerUploadsDeliversTheReplyThenACleanEnd) {
+  Server server;
+  ASSERT(server.ok());
+  int fd = Connect(server.port());
+  ASSERT(fd >= 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId id = server.SessionAt(0);
+  UploadResult result;
+  std::thread client([&] { result = UploadUntilEof(fd, 8 * 1024 * 1024); });
+  // Reply and close while the upload is under way.
+  bool uploading = server.PollUntil([&] { return !server.DataOf(id).empty(); });
+  std::string reply = Bytes(4 * 1024 * 1024, 12);
+  server.engine().Send(id, reply.data(), reply.size());
+  EXPECT(server.engine().Close(id, CloseMode::kGraceful));
+  bool closed = server.PollUntil([&] { return server.Find(EventType::kClose, id) != nullptr; });
+  client.join();
+  EXPECT(uploading);
+  ASSERT(closed);
+  EXPECT_EQ(server.Find(EventType::kClose, id)->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT_EQ(result.error, 0);  // no reset
+  EXPECT(result.eof);
+  EXPECT_EQ(result.received.size(), reply.size());
+  EXPECT(result.received == reply);
+  Stats st = server.engine().SnapshotStats();
+  EXPECT_EQ(st.linger_ends, 1u);
+  EXPECT(st.bytes_discarded > 0u);
+  EXPECT_EQ(st.in_use, 0u);
+  close(fd);
+}
+
 TEST(ShutdownClosesClientsAndReportsServerClosed) {
   Server server;
   ASSERT(server.ok());
@@ -283,6 +366,14 @@ TEST(ShutdownClosesClientsAndReportsServerClosed) {
   ASSERT(a >= 0 && b >= 0);
   ASSERT(server.PollUntil([&] { return server.Sessions() == 2; }));
   server.engine().Shutdown();
+  server.PollOnce(0);
+  // The server's FIN; the clients answer with theirs, which ends the linger.
+  for (int fd : {a, b}) {
+    bool eof = false;
+    RecvAvailable(fd, 1000, &eof);
+    EXPECT(eof);
+    shutdown(fd, SHUT_WR);
+  }
   ASSERT(server.PollUntil([&] { return server.engine().closed(); }));
   EXPECT(server.events().back().type == EventType::kServerClosed);
   for (size_t i = 0; i < 2; ++i) {
@@ -290,9 +381,6 @@ TEST(ShutdownClosesClientsAndReportsServerClosed) {
     if (!EXPECT(e != nullptr)) continue;
     EXPECT_EQ(e->reason(), static_cast<uint32_t>(CloseReason::kShutdown));
   }
-  bool eof = false;
-  RecvAvailable(a, 1000, &eof);
-  EXPECT(eof);
   // The listener is gone.
   int c = Connect(server.port());
   EXPECT(c < 0);

@@ -73,6 +73,9 @@ class FakeBackend final : public Backend {
   bool direct_sends = true;    // false: SendDirect sends nothing, like a backend without it
   bool accepts_first = false;  // order inside a round: accepts before session I/O, or after
   bool check_lowest_first = true;  // Attach checks that no lower chunk had a free slot
+  // Peers answer our FIN with theirs (as node:net does without
+  // allowHalfOpen), which ends a graceful close's lingering.
+  bool peers_answer_fin = false;
 
   std::map<SocketHandle, FakeSocket> sockets;
   std::deque<SocketHandle> backlog;
@@ -269,6 +272,7 @@ class FakeBackend final : public Backend {
     if (sock == nullptr) return Status::Ok();
     if (sock->write_shut) Violation("ShutdownWrite twice: socket ", s.socket);
     sock->write_shut = true;
+    if (peers_answer_fin) sock->peer_fin = true;
     return Status::Ok();
   }
 

@@ -37,6 +37,7 @@ inline EngineConfig LoopbackConfig() {
   c.pool.low_water = 1;
   c.high_water_mark = 64 * 1024;
   c.max_queued_bytes = 64 * 1024 * 1024;
+  c.close_linger_ticks = 5;
   return c;
 }
 

@@ -235,7 +235,14 @@ class EpollBackend final : public Backend {
     saturated_ = n == kMaxEvents || accept_budget_spent_;
     accept_budget_spent_ = false;
     if (n < 0) return errno == EINTR ? Status::Ok() : ErrnoStatus(errno, "epoll_wait");
-    for (int i = 0; i < n; ++i) {
+    // Level-triggered sockets come back in the same order every round, so
+    // when the batch fills part-way, the next round starts at the first
+    // session that found no room; otherwise the ones after it would starve.
+    int first = first_event_ < n ? first_event_ : 0;
+    first_event_ = 0;
+    bool starved_seen = false;
+    for (int k = 0; k < n; ++k) {
+      int i = first + k < n ? first + k : first + k - n;
       uint64_t tag = events_buf_[i].data.u64;
       uint32_t ev = events_buf_[i].events;
       switch (tag) {
@@ -256,7 +263,12 @@ class EpollBackend final : public Backend {
           UpdateListener();
           break;
         default:
+          starved_ = false;
           HandleSession(tag, ev);
+          if (starved_ && !starved_seen) {
+            starved_seen = true;
+            first_event_ = i;
+          }
           break;
       }
     }
@@ -373,7 +385,10 @@ class EpollBackend final : public Backend {
       FinishConnect(*s, ev);
       return;
     }
-    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing) return;
+    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing &&
+        s->state != SessionState::kLingering) {
+      return;
+    }
     int fd = static_cast<int>(s->socket);
     if ((ev & EPOLLERR) != 0) {
       int err = 0;
@@ -416,7 +431,10 @@ class EpollBackend final : public Backend {
   bool ReadOnce(Session& s) {
     char* space;
     size_t room;
-    if (!events_->ReadSpace(&space, &room)) return true;  // batch full: next round
+    if (!events_->ReadSpace(&space, &room)) {
+      starved_ = true;  // batch full: first in line next round
+      return true;
+    }
     ssize_t n;
     do {
       n = recv(static_cast<int>(s.socket), space, room, 0);
@@ -447,6 +465,8 @@ class EpollBackend final : public Backend {
   bool in_backoff_ = false;
   bool saturated_ = true;
   bool accept_budget_spent_ = false;
+  bool starved_ = false;  // the last ReadOnce found no batch room
+  int first_event_ = 0;   // where the next round's events start (see PollOnce)
   int backoff_ms_ = 0;
   epoll_event events_buf_[kMaxEvents];
 };

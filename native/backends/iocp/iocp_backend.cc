@@ -721,11 +721,17 @@ class IocpBackend final : public Backend {
   Session* FromTag(uint64_t tag) {
     Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
     if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32)) return nullptr;
-    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing) return nullptr;
+    if (s->state != SessionState::kOpen && s->state != SessionState::kClosing &&
+        s->state != SessionState::kLingering) {
+      return nullptr;
+    }
     return s;
   }
 
   // One read per ready session per round, into the engine's batch arena.
+  // Sessions that found no room go first next round, ahead of those that
+  // were read and may have more, so a batch that fills part-way never
+  // starves the sessions after it.
   void ServeReads() {
     if (ready_.empty()) return;
     serving_.swap(ready_);
@@ -750,7 +756,7 @@ class IocpBackend final : public Backend {
       if (got > 0) {
         events_->OnReceived(*s, static_cast<size_t>(got));
         if (static_cast<size_t>(got) == size) {
-          ready_.push_back(tag);  // maybe more: read again next round
+          read_again_.push_back(tag);  // maybe more: read again next round
         } else {
           o->bits &= static_cast<uint16_t>(~kReadReady);
           Status st = PostRecv(*s);
@@ -772,6 +778,8 @@ class IocpBackend final : public Backend {
       }
     }
     serving_.clear();
+    ready_.insert(ready_.end(), read_again_.begin(), read_again_.end());
+    read_again_.clear();
   }
 
   // ---- connecting ----
@@ -1285,6 +1293,7 @@ class IocpBackend final : public Backend {
   // Work carried between completions and rounds (tags are generation:slot).
   std::vector<uint64_t> ready_;
   std::vector<uint64_t> serving_;
+  std::vector<uint64_t> read_again_;
   std::vector<uint64_t> connect_reports_;
   std::vector<InlineCompletion> inline_;
   std::vector<InlineCompletion> running_inline_;
