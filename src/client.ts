@@ -125,10 +125,8 @@ export class Client extends Endpoint {
     if (p.timer !== null) clearTimeout(p.timer);
     const s = Session.fromAddress(this, id, canonical(p.address, p.family), p.port, p.family);
     this.adopt(s);
-    // Settle first: a throwing 'session' listener must not leave the caller
-    // waiting for ever.
     p.resolve(s);
-    this.emit('session', s);
+    this.deliver1('session', s);
   }
 
   protected override onConnectFailed(_id: number, word: number, token: number): void {

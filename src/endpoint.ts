@@ -4,9 +4,8 @@
  * connecting, reading and writing happen in native code; this class turns
  * each native batch of events into Session objects and events.
  */
-import { EventEmitter } from 'node:events';
-
 import { AcceptPoolSystemError, InvalidArgumentError } from './errors';
+import { IsolatingEmitter, reportUncaught } from './isolate';
 import { binding, CloseMode, EventType, SendResult } from './native';
 import type { Bytes, NativeServer, NativeStats } from './native';
 import { describe } from './options';
@@ -42,7 +41,7 @@ export const SLOT_MASK = 0xffffff;
 
 export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
 
-export abstract class Endpoint extends EventEmitter implements SessionOwner {
+export abstract class Endpoint extends IsolatingEmitter implements SessionOwner {
   protected readonly opts: ResolvedOptions;
   protected native: NativeServer | null;
   protected state: EndpointState = 'idle';
@@ -221,7 +220,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     const waiters = this.closeWaiters;
     this.closeWaiters = [];
     for (const w of waiters) w();
-    this.emit('close');
+    this.deliver0('close');
   }
 
   /** One native call per batch: decode every record and dispatch it. */
@@ -232,20 +231,25 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       try {
         this.dispatch(r[o], r[o + 1], r[o + 2], r[o + 3], data, base);
       } catch (err) {
-        // A throwing handler must not stop the rest of the batch (sessions
-        // would go out of step); it surfaces as an uncaught exception.
-        process.nextTick(rethrow, err);
+        // User callbacks are isolated where they are called; this only
+        // keeps a library bug from stopping the rest of the batch.
+        reportUncaught(err);
       }
     }
   };
 
-  /** `base`: where this batch's bytes start in `data` (data offsets are relative to it). */
+  /**
+   * `base`: where this batch's bytes start in `data` (data offsets are
+   * relative to it). The endpoint's own state changes before any user
+   * callback runs, and every callback is isolated (src/isolate.ts): a throw
+   * hides neither the server-level event nor anything after it.
+   */
   private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
     switch (type) {
       case EventType.Session: {
         const s = Session.fromRecord(this, id, data as Buffer, base + a);
         this.adopt(s);
-        this.emit('session', s);
+        this.deliver1('session', s);
         return;
       }
       case EventType.Data: {
@@ -253,33 +257,48 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         if (s === undefined) return;
         const chunk = (data as Buffer).subarray(base + a, base + a + b);
         const ondata = s.ondata;
-        if (ondata !== null) ondata.call(s, chunk);
-        this.emit('data', s, chunk);
+        if (ondata !== null) {
+          try {
+            ondata.call(s, chunk);
+          } catch (err) {
+            reportUncaught(err);
+          }
+        }
+        this.deliver2('data', s, chunk);
         return;
       }
       case EventType.Drain: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined) return;
         const ondrain = s.ondrain;
-        if (ondrain !== null) ondrain.call(s);
-        this.emit('drain', s);
+        if (ondrain !== null) {
+          try {
+            ondrain.call(s);
+          } catch (err) {
+            reportUncaught(err);
+          }
+        }
+        this.deliver1('drain', s);
         return;
       }
       case EventType.End: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined) return;
-        try {
-          const onend = s.onend;
-          if (onend !== null) onend.call(s);
-          this.emit('end', s);
-        } finally {
-          // Like net.Socket without allowHalfOpen: answer the peer's FIN with
-          // ours once what the handlers queued has been sent (unless a
-          // handler already closed or ended the session).
-          if (!this.opts.allowHalfOpen && !s.ending && this.native !== null) {
-            s.ending = true;
-            this.native.closeSession(id, CloseMode.End);
+        const onend = s.onend;
+        if (onend !== null) {
+          try {
+            onend.call(s);
+          } catch (err) {
+            reportUncaught(err);
           }
+        }
+        this.deliver1('end', s);
+        // Like net.Socket without allowHalfOpen: answer the peer's FIN with
+        // ours once what the handlers queued has been sent (unless a handler
+        // already closed or ended the session).
+        if (!this.opts.allowHalfOpen && !s.ending && this.native !== null) {
+          s.ending = true;
+          this.native.closeSession(id, CloseMode.End);
         }
         return;
       }
@@ -297,12 +316,18 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         // Errors are built only for someone who will see them.
         if (onclose === null && this.listenerCount('sessionClose') === 0) return;
         const err = code !== 0 ? systemError(code, b, 'io') : undefined;
-        if (onclose !== null) onclose.call(s, reason, err);
-        this.emit('sessionClose', s, reason, err);
+        if (onclose !== null) {
+          try {
+            onclose.call(s, reason, err);
+          } catch (e) {
+            reportUncaught(e);
+          }
+        }
+        this.deliver3('sessionClose', s, reason, err);
         return;
       }
       case EventType.Stale:
-        this.emit('staleCommand', id, a === 0 ? 'send' : 'close');
+        this.deliver2('staleCommand', id, a === 0 ? 'send' : 'close');
         return;
       case EventType.Connected:
         this.onConnected(id, a);
@@ -317,10 +342,6 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         return;
     }
   }
-}
-
-function rethrow(err: unknown): never {
-  throw err;
 }
 
 /** A system error from a native SysError index and raw OS code. */

@@ -59,7 +59,7 @@ export class Server extends Endpoint {
       }
       this.bound = result;
       this.state = 'running';
-      this.emit('listening', this.bound);
+      this.deliver1('listening', this.bound);
       return this.bound;
     } finally {
       this.listenPending = false;
