@@ -4,7 +4,7 @@
  * connecting, reading and writing happen in native code; this class turns
  * each native batch of events into Session objects and events.
  */
-import { AcceptPoolSystemError, InvalidArgumentError } from './errors';
+import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError } from './errors';
 import { IsolatingEmitter, reportUncaught } from './isolate';
 import { binding, CloseMode, EventType, SendResult } from './native';
 import type { Bytes, NativeServer, NativeStats } from './native';
@@ -40,6 +40,15 @@ const RECORDS_PER_BATCH = 8192;
 export const SLOT_MASK = 0xffffff;
 
 export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
+
+/**
+ * Tests only, not part of the API (index.ts does not export it): gives the
+ * next occupant of a slot a chosen generation. A slot retires after
+ * 2^29 - 1 occupants, which no test can make, so this is how the suite
+ * reaches the end of a slot's generations over real sockets. Allowed before
+ * listen() or the first connect() only (no I/O thread shares the table yet).
+ */
+export const kSetGenerationForTesting = Symbol('acceptpool.setGenerationForTesting');
 
 export abstract class Endpoint extends IsolatingEmitter implements SessionOwner {
   protected readonly opts: ResolvedOptions;
@@ -158,6 +167,12 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
   ref(): this {
     this.native?.setRef(true);
     return this;
+  }
+
+  /** See kSetGenerationForTesting. */
+  [kSetGenerationForTesting](slot: number, generation: number): void {
+    if (this.native === null) throw new InvalidStateError('the endpoint is closed');
+    this.native.setGenerationForTesting(slot, generation);
   }
 
   /** Called when close() starts, before sessions close. */

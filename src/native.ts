@@ -35,6 +35,8 @@ export interface NativeStats {
   poolSize: number;
   poolFree: number;
   inUse: number;
+  /** Slots retired because their generations ran out; never reused. */
+  retiredSlots: number;
   peakInUse: number;
   growths: number;
   shrinks: number;
@@ -97,6 +99,8 @@ export interface NativeServer {
   stats(): NativeStats;
   setRef(ref: boolean): void;
   destroy(): void;
+  /** Tests only, before listen/connect: the next occupant of `slot` gets `generation`. */
+  setGenerationForTesting(slot: number, generation: number): void;
 }
 
 /** What src/loadgen.ts hands the native load generator (validated there). */

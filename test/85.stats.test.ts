@@ -6,7 +6,7 @@ import { DRIVERS, PLATFORM_BACKEND, cleanup, connectMany, randomBytes, reader, s
 
 const COUNTERS: readonly (keyof ServerStats)[] = [
   'poolSize', 'poolFree', 'inUse', 'peakInUse', 'growths', 'shrinks', 'accepts', 'acceptErrors', 'emfile', 'shed',
-  'acceptPauses', 'staleCommands', 'overflows', 'timeouts', 'bytesIn', 'bytesOut', 'sendBlocks',
+  'acceptPauses', 'staleCommands', 'overflows', 'timeouts', 'bytesIn', 'bytesOut', 'sendBlocks', 'retiredSlots',
 ];
 
 function assertCounters(st: ServerStats): void {

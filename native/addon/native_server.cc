@@ -154,6 +154,8 @@ Napi::Function NativeServer::Define(Napi::Env env) {
                          InstanceMethod<&NativeServer::GetStats>("stats"),
                          InstanceMethod<&NativeServer::SetRef>("setRef"),
                          InstanceMethod<&NativeServer::Destroy>("destroy"),
+                         InstanceMethod<&NativeServer::SetGenerationForTesting>(
+                             "setGenerationForTesting"),
                      });
 }
 
@@ -474,6 +476,7 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
   put("poolSize", s.pool_size);
   put("poolFree", s.pool_free);
   put("inUse", s.in_use);
+  put("retiredSlots", s.retired_slots);
   put("peakInUse", s.peak_in_use);
   put("growths", s.growths);
   put("shrinks", s.shrinks);
@@ -509,6 +512,27 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
 Napi::Value NativeServer::SetRef(const Napi::CallbackInfo& info) {
   if (driver_) driver_->SetRef(info.Length() > 0 && info[0].ToBoolean().Value());
   return info.Env().Undefined();
+}
+
+// setGenerationForTesting(slot, generation): only for tests of slot
+// retirement, which cannot make 2^29 connections. Allowed before listen() or
+// the first connect(): the engine has no I/O thread yet, so the table can be
+// touched from here.
+Napi::Value NativeServer::SetGenerationForTesting(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (driver_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "only before listen() or connect()");
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    return ThrowInvalid(env, "setGenerationForTesting(slot, generation)");
+  }
+  double slot = info[0].As<Napi::Number>().DoubleValue();
+  double generation = info[1].As<Napi::Number>().DoubleValue();
+  if (!(slot >= 0 && slot < kMaxSlots) || std::floor(slot) != slot || !(generation >= 1) ||
+      !(generation < kGenerationLimit) || std::floor(generation) != generation ||
+      !engine_->SetGenerationForTesting(static_cast<uint32_t>(slot), static_cast<uint32_t>(generation))) {
+    return ThrowInvalid(env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
+  }
+  return env.Undefined();
 }
 
 Napi::Value NativeServer::Destroy(const Napi::CallbackInfo& info) {
