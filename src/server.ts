@@ -66,9 +66,13 @@ export class Server extends Endpoint {
     }
   }
 
-  /** The bound address, or null before listen() has resolved. */
+  /** The bound address; null before listen() has resolved and from close() on (as node:net). */
   address(): AddressInfo | null {
     return this.bound;
+  }
+
+  protected override onClosing(): void {
+    this.bound = null;
   }
 
   get listening(): boolean {
