@@ -10,7 +10,7 @@ import { binding, CloseMode, EventType, SendResult } from './native';
 import type { Bytes, NativeServer, NativeStats } from './native';
 import { describe } from './options';
 import type { Driver, ResolvedOptions } from './options';
-import { CLOSE_REASONS, Session } from './session';
+import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { CloseReason, SendData, SessionOwner } from './session';
 
 export interface EndpointStats extends NativeStats {
@@ -89,19 +89,22 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
     return this.native.send(id, bytes) === SendResult.Ok;
   }
 
-  /** Flushes then closes a session (reason 'local'). False if the id is stale. */
+  /**
+   * Flushes then closes a session (reason 'local'). False if the id is
+   * stale or the session is already closing (see Session.close()).
+   */
   closeSession(id: number): boolean {
-    return this.command(id, CloseMode.Graceful);
+    return this.command(id, CloseMode.Graceful, CloseStep.Closing);
   }
 
   /** @internal */
   abortSession(id: number): boolean {
-    return this.command(id, CloseMode.Abort);
+    return this.command(id, CloseMode.Abort, CloseStep.Destroyed);
   }
 
   /** @internal */
   endSession(id: number): boolean {
-    return this.command(id, CloseMode.End);
+    return this.command(id, CloseMode.End, CloseStep.Ended);
   }
 
   /** @internal */
@@ -210,15 +213,21 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
     return n === 0 || this.native === null ? 0 : this.native.broadcast(bytes, live.subarray(0, n));
   }
 
-  private command(id: number, mode: CloseMode): boolean {
+  // The answer comes from the session as JS knows it, so both drivers give
+  // the same one. If the native side finds the session already gone (its
+  // close event on the way), nothing happens there and it counts the command
+  // in staleCommands (the threaded driver also emits 'staleCommand').
+  private command(id: number, mode: CloseMode, step: CloseStep): boolean {
     checkId(id);
     const s = this.sessions[id & SLOT_MASK];
     if (s === undefined || s.id !== id || this.native === null) {
       this.jsStale++;
       return false;
     }
-    s.ending = true;
-    return this.native.closeSession(id, mode);
+    if (s.closeStep >= step) return false;
+    s.closeStep = step;
+    this.native.closeSession(id, mode);
+    return true;
   }
 
   private finishClose(): void {
@@ -311,8 +320,8 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
         // Like net.Socket without allowHalfOpen: answer the peer's FIN with
         // ours once what the handlers queued has been sent (unless a handler
         // already closed or ended the session).
-        if (!this.opts.allowHalfOpen && !s.ending && this.native !== null) {
-          s.ending = true;
+        if (!this.opts.allowHalfOpen && s.closeStep === CloseStep.Open && this.native !== null) {
+          s.closeStep = CloseStep.Ended;
           this.native.closeSession(id, CloseMode.End);
         }
         return;
