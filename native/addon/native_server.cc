@@ -175,18 +175,24 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   Napi::Object o = info[0].As<Napi::Object>();
   double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
       idle_timeout, shrink_ticks, read_chunk;
-  bool ok = ReadOption(o, "maxConnections", 1, kMaxSlots, 1 << 20, &max_connections) &&
-            ReadOption(o, "poolSize", 1, kMaxSlots, 1024, &pool_size) &&
-            ReadOption(o, "poolGrowth", 1, kMaxSlots, 1024, &pool_growth) &&
-            ReadOption(o, "backlog", 1, 65535, 511, &backlog) &&
-            ReadOption(o, "highWaterMark", 0, 1u << 30, 64 * 1024, &hwm) &&
-            ReadOption(o, "maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued) &&
-            ReadOption(o, "acceptBatch", 1, 65536, 128, &accept_batch) &&
-            ReadOption(o, "idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout) &&
-            ReadOption(o, "shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks) &&
-            ReadOption(o, "readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
-  if (!ok) {
-    ThrowInvalid(env, "invalid native server option");
+  // src/options.ts validates first; these ranges only keep bad values out
+  // of the engine, so reaching one is a facade bug: name the option.
+  const char* bad = nullptr;
+  auto read = [&](const char* key, double min, double max, double fallback, double* out) {
+    if (bad == nullptr && !ReadOption(o, key, min, max, fallback, out)) bad = key;
+  };
+  read("maxConnections", 1, kMaxSlots, 1 << 20, &max_connections);
+  read("poolSize", 1, kMaxSlots, 1024, &pool_size);
+  read("poolGrowth", 1, kMaxSlots, 1024, &pool_growth);
+  read("backlog", 1, 65535, 511, &backlog);
+  read("highWaterMark", 0, 1u << 30, 64 * 1024, &hwm);
+  read("maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued);
+  read("acceptBatch", 1, 65536, 128, &accept_batch);
+  read("idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout);
+  read("shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks);
+  read("readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
+  if (bad != nullptr) {
+    ThrowInvalid(env, std::string("invalid native server option ") + bad);
     return;
   }
   config_.pool.max_sessions = static_cast<uint32_t>(max_connections);
