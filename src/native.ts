@@ -89,7 +89,8 @@ export interface NativeServerOptions {
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
-  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): true | NativeErrorInfo;
+  /** True, an OS failure, or the native Code of a library failure (as in kConnectFailed). */
+  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): true | NativeErrorInfo | number;
   abortConnect(token: number): void;
   send(id: number, data: Bytes): SendResult;
   closeSession(id: number, mode: CloseMode): boolean;

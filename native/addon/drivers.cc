@@ -335,7 +335,8 @@ class ThreadedDriver final : public Driver {
           // Library-level failures (pool full, closing) travel as their Code
           // in the raw field, with no SysError.
           int raw = st.code == Code::kSystem ? st.raw : static_cast<int>(st.code);
-          Note(EventType::kConnectFailed, 0, ConnectFailureWord(static_cast<uint8_t>(st.sys), raw), token);
+          Note(EventType::kConnectFailed, 0,
+               ConnectFailureWord(static_cast<uint8_t>(st.sys), raw, ConnectStepOf(st)), token);
         }
         break;
       }

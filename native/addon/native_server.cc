@@ -335,6 +335,8 @@ Status NativeServer::EnsureDriver() {
 }
 
 // connect(token, host, port, localHost?, localPort?) -> true | {code, errno, syscall}
+// for an OS failure | the Code of a library failure (as kConnectFailed
+// carries it)
 Napi::Value NativeServer::Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
@@ -366,13 +368,7 @@ Napi::Value NativeServer::Connect(const Napi::CallbackInfo& info) {
   st = driver_->Connect(token, remote, has_local ? &local : nullptr);
   if (st.ok()) return Napi::Boolean::New(env, true);
   if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("code", Napi::String::New(env, st.code == Code::kPoolFull ? "ERR_ACCEPTPOOL_POOL_FULL"
-                                       : st.code == Code::kClosed ? "ERR_ACCEPTPOOL_CLIENT_CLOSED"
-                                                                  : "ERR_ACCEPTPOOL_INTERNAL"));
-  o.Set("errno", Napi::Number::New(env, 0));
-  o.Set("syscall", Napi::String::New(env, "connect"));
-  return o;
+  return Napi::Number::New(env, static_cast<double>(st.code));
 }
 
 Napi::Value NativeServer::AbortConnect(const Napi::CallbackInfo& info) {
