@@ -39,12 +39,34 @@ interface PendingConnect {
   address: string;
   port: number;
   family: 'IPv4' | 'IPv6';
+  local: CheckedConnectOptions;
   timer: NodeJS.Timeout | null;
 }
 
 // Library-level reasons a connect could not start (native Code values).
 const CODE_CLOSED = 4;
 const CODE_POOL_FULL = 6;
+// kConnectFailed's word: SysError + raw * 2^8 + step * 2^40 (event_batch.h).
+const RAW_SPAN = 2 ** 32;
+const STEP_UNIT = 2 ** 40;
+const STEP_BIND = 1;
+
+/** A connect the library refused to start: the same error on both drivers. */
+function libraryFailure(code: number, address: string, port: number): AcceptPoolError {
+  if (code === CODE_POOL_FULL) return new AcceptPoolError('ERR_ACCEPTPOOL_POOL_FULL', `maxConnections reached connecting to ${address}:${port}`);
+  if (code === CODE_CLOSED) return new ClientClosedError();
+  return new AcceptPoolError('ERR_ACCEPTPOOL_INTERNAL', `connect to ${address}:${port} could not start (code ${code})`);
+}
+
+/**
+ * Where an OS failure of a connect is reported, as node:net does: a failed
+ * bind names the local address (and port, if one was asked for), anything
+ * else the remote address tried.
+ */
+function failedAt(bind: boolean, address: string, port: number, local: CheckedConnectOptions): { syscall: string; address: string; port?: number } {
+  if (!bind) return { syscall: 'connect', address, port };
+  return { syscall: 'bind', address: local.localAddress ?? address, port: local.localPort > 0 ? local.localPort : undefined };
+}
 
 export class Client extends Endpoint {
   private readonly pending = new Map<number, PendingConnect>();
@@ -125,10 +147,8 @@ export class Client extends Endpoint {
     if (p.timer !== null) clearTimeout(p.timer);
     const s = Session.fromAddress(this, id, canonical(p.address, p.family), p.port, p.family);
     this.adopt(s);
-    // Settle first: a throwing 'session' listener must not leave the caller
-    // waiting for ever.
     p.resolve(s);
-    this.emit('session', s);
+    this.deliver1('session', s);
   }
 
   protected override onConnectFailed(_id: number, word: number, token: number): void {
@@ -138,14 +158,13 @@ export class Client extends Endpoint {
     if (p.timer !== null) clearTimeout(p.timer);
     this.refIfBusy();
     const sys = word % 256;
-    const raw = Math.floor(word / 256);
-    if (sys !== 0) {
-      p.reject(systemError(sys, raw, 'connect', p.address, p.port));
-    } else if (raw === CODE_POOL_FULL) {
-      p.reject(new AcceptPoolError('ERR_ACCEPTPOOL_POOL_FULL', `maxConnections reached connecting to ${p.address}:${p.port}`));
-    } else {
-      p.reject(raw === CODE_CLOSED ? new ClientClosedError() : new AcceptPoolError('ERR_ACCEPTPOOL_INTERNAL', 'connect failed'));
+    const raw = Math.floor(word / 256) % RAW_SPAN;
+    if (sys === 0) {
+      p.reject(libraryFailure(raw, p.address, p.port));
+      return;
     }
+    const at = failedAt(Math.floor(word / STEP_UNIT) === STEP_BIND, p.address, p.port, p.local);
+    p.reject(systemError(sys, raw, at.syscall, at.address, at.port));
   }
 
   protected override onSessionGone(): void {
@@ -166,15 +185,16 @@ export class Client extends Endpoint {
     const token = this.nextToken;
     this.nextToken = this.nextToken >= 0xffffffff ? 1 : this.nextToken + 1;
     const started = native.connect(token, address, port, opts.localAddress, opts.localPort);
+    if (typeof started === 'number') return Promise.reject(libraryFailure(started, address, port));
     if (started !== true) {
-      if (started.code.startsWith('ERR_')) return Promise.reject(new AcceptPoolError(started.code, `connect to ${address}:${port} could not start`));
-      // Whatever step failed (socket, bind, connect), it is this connect's
-      // failure, reported as the threaded driver reports it.
-      return Promise.reject(new AcceptPoolSystemError({ ...started, syscall: 'connect', address, port }));
+      // Reported as the threaded driver reports it (a kConnectFailed record
+      // knows bind from every other step).
+      const at = failedAt(started.syscall === 'bind', address, port, opts);
+      return Promise.reject(new AcceptPoolSystemError({ code: started.code, errno: started.errno, ...at }));
     }
     this.state = 'running';
     return new Promise<Session>((resolve, reject) => {
-      const p: PendingConnect = { resolve, reject, address, port, family, timer: null };
+      const p: PendingConnect = { resolve, reject, address, port, family, local: opts, timer: null };
       if (opts.timeout > 0) {
         p.timer = setTimeout(() => {
           if (this.pending.get(token) !== p) return;

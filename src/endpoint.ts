@@ -4,14 +4,13 @@
  * connecting, reading and writing happen in native code; this class turns
  * each native batch of events into Session objects and events.
  */
-import { EventEmitter } from 'node:events';
-
-import { AcceptPoolSystemError, InvalidArgumentError } from './errors';
+import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError } from './errors';
+import { IsolatingEmitter, reportUncaught } from './isolate';
 import { binding, CloseMode, EventType, SendResult } from './native';
 import type { Bytes, NativeServer, NativeStats } from './native';
 import { describe } from './options';
 import type { Driver, ResolvedOptions } from './options';
-import { CLOSE_REASONS, Session } from './session';
+import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { CloseReason, SendData, SessionOwner } from './session';
 
 export interface EndpointStats extends NativeStats {
@@ -43,7 +42,16 @@ export const SLOT_MASK = 0xffffff;
 
 export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
 
-export abstract class Endpoint extends EventEmitter implements SessionOwner {
+/**
+ * Tests only, not part of the API (index.ts does not export it): gives the
+ * next occupant of a slot a chosen generation. A slot retires after
+ * 2^29 - 1 occupants, which no test can make, so this is how the suite
+ * reaches the end of a slot's generations over real sockets. Allowed before
+ * listen() or the first connect() only (no I/O thread shares the table yet).
+ */
+export const kSetGenerationForTesting = Symbol('acceptpool.setGenerationForTesting');
+
+export abstract class Endpoint extends IsolatingEmitter implements SessionOwner {
   protected readonly opts: ResolvedOptions;
   protected native: NativeServer | null;
   protected state: EndpointState = 'idle';
@@ -82,19 +90,22 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     return this.native.send(id, bytes) === SendResult.Ok;
   }
 
-  /** Graceful close of a session (reason 'local'; see Session.close()). False if the id is stale. */
+  /**
+   * Flushes then closes a session (reason 'local'). False if the id is
+   * stale or the session is already closing (see Session.close()).
+   */
   closeSession(id: number): boolean {
-    return this.command(id, CloseMode.Graceful);
+    return this.command(id, CloseMode.Graceful, CloseStep.Closing);
   }
 
   /** @internal */
   abortSession(id: number): boolean {
-    return this.command(id, CloseMode.Abort);
+    return this.command(id, CloseMode.Abort, CloseStep.Destroyed);
   }
 
   /** @internal */
   endSession(id: number): boolean {
-    return this.command(id, CloseMode.End);
+    return this.command(id, CloseMode.End, CloseStep.Ended);
   }
 
   /** @internal */
@@ -165,6 +176,12 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     return this;
   }
 
+  /** See kSetGenerationForTesting. */
+  [kSetGenerationForTesting](slot: number, generation: number): void {
+    if (this.native === null) throw new InvalidStateError('the endpoint is closed');
+    this.native.setGenerationForTesting(slot, generation);
+  }
+
   /** Called when close() starts, before sessions close. */
   protected onClosing(): void {}
 
@@ -202,19 +219,21 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     return n === 0 || this.native === null ? 0 : this.native.broadcast(bytes, live.subarray(0, n));
   }
 
-  private command(id: number, mode: CloseMode): boolean {
+  // The answer comes from the session as JS knows it, so both drivers give
+  // the same one. If the native side finds the session already gone (its
+  // close event on the way), nothing happens there and it counts the command
+  // in staleCommands (the threaded driver also emits 'staleCommand').
+  private command(id: number, mode: CloseMode, step: CloseStep): boolean {
     checkId(id);
     const s = this.sessions[id & SLOT_MASK];
     if (s === undefined || s.id !== id || this.native === null) {
       this.jsStale++;
       return false;
     }
-    if (mode === CloseMode.End) {
-      s.ending = true;
-    } else {
-      markClosing(s);
-    }
-    return this.native.closeSession(id, mode);
+    if (s.closeStep >= step) return false;
+    s.closeStep = step;
+    this.native.closeSession(id, mode);
+    return true;
   }
 
   private finishClose(): void {
@@ -231,7 +250,7 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
     const waiters = this.closeWaiters;
     this.closeWaiters = [];
     for (const w of waiters) w();
-    this.emit('close');
+    this.deliver0('close');
   }
 
   /** One native call per batch: decode every record and dispatch it. */
@@ -242,20 +261,25 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
       try {
         this.dispatch(r[o], r[o + 1], r[o + 2], r[o + 3], data, base);
       } catch (err) {
-        // A throwing handler must not stop the rest of the batch (sessions
-        // would go out of step); it surfaces as an uncaught exception.
-        process.nextTick(rethrow, err);
+        // User callbacks are isolated where they are called; this only
+        // keeps a library bug from stopping the rest of the batch.
+        reportUncaught(err);
       }
     }
   };
 
-  /** `base`: where this batch's bytes start in `data` (data offsets are relative to it). */
+  /**
+   * `base`: where this batch's bytes start in `data` (data offsets are
+   * relative to it). The endpoint's own state changes before any user
+   * callback runs, and every callback is isolated (src/isolate.ts): a throw
+   * hides neither the server-level event nor anything after it.
+   */
   private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
     switch (type) {
       case EventType.Session: {
         const s = Session.fromRecord(this, id, data as Buffer, base + a);
         this.adopt(s);
-        this.emit('session', s);
+        this.deliver1('session', s);
         return;
       }
       case EventType.Data: {
@@ -264,33 +288,48 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         if (s === undefined || s.closing) return;
         const chunk = (data as Buffer).subarray(base + a, base + a + b);
         const ondata = s.ondata;
-        if (ondata !== null) ondata.call(s, chunk);
-        this.emit('data', s, chunk);
+        if (ondata !== null) {
+          try {
+            ondata.call(s, chunk);
+          } catch (err) {
+            reportUncaught(err);
+          }
+        }
+        this.deliver2('data', s, chunk);
         return;
       }
       case EventType.Drain: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined) return;
         const ondrain = s.ondrain;
-        if (ondrain !== null) ondrain.call(s);
-        this.emit('drain', s);
+        if (ondrain !== null) {
+          try {
+            ondrain.call(s);
+          } catch (err) {
+            reportUncaught(err);
+          }
+        }
+        this.deliver1('drain', s);
         return;
       }
       case EventType.End: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined || s.closing) return;
-        try {
-          const onend = s.onend;
-          if (onend !== null) onend.call(s);
-          this.emit('end', s);
-        } finally {
-          // Like net.Socket without allowHalfOpen: answer the peer's FIN with
-          // ours once what the handlers queued has been sent (unless a
-          // handler already closed or ended the session).
-          if (!this.opts.allowHalfOpen && !s.ending && this.native !== null) {
-            s.ending = true;
-            this.native.closeSession(id, CloseMode.End);
+        const onend = s.onend;
+        if (onend !== null) {
+          try {
+            onend.call(s);
+          } catch (err) {
+            reportUncaught(err);
           }
+        }
+        this.deliver1('end', s);
+        // Like net.Socket without allowHalfOpen: answer the peer's FIN with
+        // ours once what the handlers queued has been sent (unless a handler
+        // already closed or ended the session).
+        if (!this.opts.allowHalfOpen && s.closeStep === CloseStep.Open && this.native !== null) {
+          s.closeStep = CloseStep.Ended;
+          this.native.closeSession(id, CloseMode.End);
         }
         return;
       }
@@ -308,12 +347,18 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
         // Errors are built only for someone who will see them.
         if (onclose === null && this.listenerCount('sessionClose') === 0) return;
         const err = code !== 0 ? systemError(code, b, 'io') : undefined;
-        if (onclose !== null) onclose.call(s, reason, err);
-        this.emit('sessionClose', s, reason, err);
+        if (onclose !== null) {
+          try {
+            onclose.call(s, reason, err);
+          } catch (e) {
+            reportUncaught(e);
+          }
+        }
+        this.deliver3('sessionClose', s, reason, err);
         return;
       }
       case EventType.Stale:
-        this.emit('staleCommand', id, a === 0 ? 'send' : 'close');
+        this.deliver2('staleCommand', id, a === 0 ? 'send' : 'close');
         return;
       case EventType.Connected:
         this.onConnected(id, a);
@@ -330,14 +375,9 @@ export abstract class Endpoint extends EventEmitter implements SessionOwner {
   }
 }
 
-/** No more sends, no more 'data' or 'end': a close has been requested. */
+/** No more sends, no more 'data' or 'end': a close has been requested (server.close()). */
 function markClosing(s: Session): void {
-  s.ending = true;
-  s.closing = true;
-}
-
-function rethrow(err: unknown): never {
-  throw err;
+  if (s.closeStep < CloseStep.Closing) s.closeStep = CloseStep.Closing;
 }
 
 /** A system error from a native SysError index and raw OS code. */

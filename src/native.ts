@@ -36,6 +36,8 @@ export interface NativeStats {
   poolSize: number;
   poolFree: number;
   inUse: number;
+  /** Slots retired because their generations ran out; never reused. */
+  retiredSlots: number;
   peakInUse: number;
   growths: number;
   shrinks: number;
@@ -103,7 +105,8 @@ export interface NativeServerOptions {
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
-  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): true | NativeErrorInfo;
+  /** True, an OS failure, or the native Code of a library failure (as in kConnectFailed). */
+  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): true | NativeErrorInfo | number;
   abortConnect(token: number): void;
   send(id: number, data: Bytes): SendResult;
   closeSession(id: number, mode: CloseMode): boolean;
@@ -113,6 +116,8 @@ export interface NativeServer {
   stats(): NativeStats;
   setRef(ref: boolean): void;
   destroy(): void;
+  /** Tests only, before listen/connect: the next occupant of `slot` gets `generation`. */
+  setGenerationForTesting(slot: number, generation: number): void;
 }
 
 /** What src/loadgen.ts hands the native load generator (validated there). */

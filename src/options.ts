@@ -60,6 +60,31 @@ export const DEFAULT_DRIVER: Driver = 'threaded';
 /** The inline driver needs a pollable descriptor, which IOCP does not have. */
 const INLINE_AVAILABLE = process.platform !== 'win32';
 
+const MAX_SLOTS = 2 ** 24;
+const MAX_BYTES = 2 ** 30;
+const MAX_MS = 2 ** 31 - 1;
+
+/**
+ * The range of every numeric option, in the one place that checks them.
+ * Each value in range, with any other option in range, stays within what
+ * the native side accepts: highWaterMark stops one below maxQueuedBytes'
+ * maximum so the derived maxQueuedBytes (highWaterMark + 1) is always valid.
+ */
+export const OPTION_RANGES = {
+  maxConnections: [1, MAX_SLOTS],
+  poolSize: [1, MAX_SLOTS],
+  poolGrowth: [1, MAX_SLOTS],
+  backlog: [1, 65535],
+  highWaterMark: [0, MAX_BYTES - 1],
+  maxQueuedBytes: [1, MAX_BYTES],
+  acceptBatch: [1, 65536],
+  idleTimeout: [0, MAX_MS],
+  shrinkDelay: [0, MAX_MS],
+  closeLinger: [0, MAX_MS],
+} as const satisfies Partial<Record<keyof ServerOptions, readonly [number, number]>>;
+
+type NumericOption = keyof typeof OPTION_RANGES;
+
 const CLIENT_KEYS = [
   'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
   'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay', 'closeLinger',
@@ -76,8 +101,9 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value;
 }
 
-function optionalInteger(o: ServerOptions, key: keyof ServerOptions, min: number, max: number, fallback: number): number {
+function optionalInteger(o: ServerOptions, key: NumericOption, fallback: number): number {
   const v = o[key];
+  const [min, max] = OPTION_RANGES[key];
   return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
 }
 
@@ -105,12 +131,11 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   for (const key of Object.keys(options)) {
     if (!KEYS[kind].has(key)) throw new InvalidArgumentError(`unknown ${kind} option ${JSON.stringify(key)}`);
   }
-  const MAX_SLOTS = 2 ** 24;
-  const maxConnections = optionalInteger(options, 'maxConnections', 1, MAX_SLOTS, 2 ** 20);
-  const poolGrowth = optionalInteger(options, 'poolGrowth', 1, MAX_SLOTS, Math.min(1024, maxConnections));
-  const poolSize = optionalInteger(options, 'poolSize', 1, MAX_SLOTS, Math.min(1024, maxConnections));
-  const highWaterMark = optionalInteger(options, 'highWaterMark', 0, 2 ** 30, 64 * 1024);
-  const maxQueuedBytes = optionalInteger(options, 'maxQueuedBytes', 1, 2 ** 30, Math.max(4 * 1024 * 1024, highWaterMark + 1));
+  const maxConnections = optionalInteger(options, 'maxConnections', 2 ** 20);
+  const poolGrowth = optionalInteger(options, 'poolGrowth', Math.min(1024, maxConnections));
+  const poolSize = optionalInteger(options, 'poolSize', Math.min(1024, maxConnections));
+  const highWaterMark = optionalInteger(options, 'highWaterMark', 64 * 1024);
+  const maxQueuedBytes = optionalInteger(options, 'maxQueuedBytes', Math.max(4 * 1024 * 1024, highWaterMark + 1));
   if (maxQueuedBytes <= highWaterMark) {
     throw new InvalidArgumentError(`options.maxQueuedBytes (${maxQueuedBytes}) must exceed options.highWaterMark (${highWaterMark})`);
   }
@@ -132,18 +157,18 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   if (driver === 'inline' && !INLINE_AVAILABLE) {
     throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
   }
-  const idleTimeout = optionalInteger(options, 'idleTimeout', 0, 2 ** 31 - 1, 0);
-  const shrinkDelay = optionalInteger(options, 'shrinkDelay', 0, 2 ** 31 - 1, 30_000);
-  const closeLinger = optionalInteger(options, 'closeLinger', 0, 2 ** 31 - 1, 5_000);
+  const idleTimeout = optionalInteger(options, 'idleTimeout', 0);
+  const shrinkDelay = optionalInteger(options, 'shrinkDelay', 30_000);
+  const closeLinger = optionalInteger(options, 'closeLinger', 5_000);
   return {
     native: {
       maxConnections,
       poolSize,
       poolGrowth,
-      backlog: optionalInteger(options, 'backlog', 1, 65535, 511),
+      backlog: optionalInteger(options, 'backlog', 511),
       highWaterMark,
       maxQueuedBytes,
-      acceptBatch: optionalInteger(options, 'acceptBatch', 1, 65536, 128),
+      acceptBatch: optionalInteger(options, 'acceptBatch', 128),
       idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
       shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
       closeLingerSeconds: Math.ceil(closeLinger / 1000),

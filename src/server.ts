@@ -59,16 +59,20 @@ export class Server extends Endpoint {
       }
       this.bound = result;
       this.state = 'running';
-      this.emit('listening', this.bound);
+      this.deliver1('listening', this.bound);
       return this.bound;
     } finally {
       this.listenPending = false;
     }
   }
 
-  /** The bound address, or null before listen() has resolved. */
+  /** The bound address; null before listen() has resolved and from close() on (as node:net). */
   address(): AddressInfo | null {
     return this.bound;
+  }
+
+  protected override onClosing(): void {
+    this.bound = null;
   }
 
   get listening(): boolean {

@@ -14,6 +14,17 @@ export const CLOSE_REASONS: readonly CloseReason[] = ['remote', 'reset', 'local'
 
 export type SendData = ArrayBufferView | ArrayBuffer | string;
 
+/**
+ * @internal How far a local close of a session has gone. Each of end(),
+ * close() and destroy() moves it forward only: end() < close() < destroy().
+ */
+export const enum CloseStep {
+  Open = 0,
+  Ended = 1,
+  Closing = 2,
+  Destroyed = 3,
+}
+
 /** What a Session needs from its server or client. */
 export interface SessionOwner {
   send(id: number, data: SendData): boolean;
@@ -39,10 +50,8 @@ export class Session {
   readonly remoteFamily: 'IPv4' | 'IPv6';
   /** True once 'sessionClose' has been emitted for this session. */
   closed = false;
-  /** @internal close(), destroy() or end() was called: no more sends. */
-  ending = false;
-  /** @internal A close was requested (not just end()): incoming bytes are discarded, no 'data' or 'end'. */
-  closing = false;
+  /** @internal See CloseStep. */
+  closeStep = CloseStep.Open;
 
   private readonly owner: SessionOwner;
   // Per-session handlers live in a side object made on first use, so a
@@ -105,6 +114,16 @@ export class Session {
     return this.handlers;
   }
 
+  /** @internal close(), destroy() or end() was called: no more sends. */
+  get ending(): boolean {
+    return this.closeStep !== CloseStep.Open;
+  }
+
+  /** @internal A close was requested (not just end()): incoming bytes are discarded, no 'data' or 'end'. */
+  get closing(): boolean {
+    return this.closeStep >= CloseStep.Closing;
+  }
+
   get remoteAddress(): string {
     if (this.addrText === null) this.addrText = formatIPv4(this.addr4);
     return this.addrText;
@@ -115,6 +134,11 @@ export class Session {
     return this.owner.send(this.id, data);
   }
 
+  // close(), destroy() and end() return true when the call changed how the
+  // session ends, false when it was already ending that way or further
+  // (end() < close() < destroy()) or is gone. So a second close() is false,
+  // and destroy() after close() is true: it resets a session still flushing.
+
   /**
    * Graceful close (reason 'local'): flushes what is queued, sends FIN, then
    * reads and discards what the peer still sends until its FIN (or the
@@ -124,7 +148,7 @@ export class Session {
     return this.owner.closeSession(this.id);
   }
 
-  /** Closes at once with a reset, dropping anything queued. */
+  /** Closes at once with a reset, dropping anything queued (also after close()). */
   destroy(): boolean {
     return this.owner.abortSession(this.id);
   }

@@ -6,10 +6,12 @@
 import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
 
+import { kSetGenerationForTesting } from '../src/endpoint';
 import type { Session } from '../src/index';
 import {
   DRIVERS,
   SLOT_MASK,
+  assertThrowsCode,
   blockJsThread,
   cleanup,
   connect,
@@ -269,6 +271,71 @@ for (const driver of DRIVERS) {
       }
       assert.equal(h.open.size, N);
       await assertRoutedToOwner(h, newReaders);
+    });
+  });
+}
+
+/** 2^29: generations run from 1 to GENERATION_LIMIT - 1 (native/core/session_table.h). */
+const GENERATION_LIMIT = 2 ** 29;
+const SLOT_SPAN = 2 ** 24;
+
+for (const driver of DRIVERS) {
+  describe(`slot retirement (${driver} driver)`, function () {
+    this.timeout(30_000);
+    afterEach(cleanup);
+
+    it('a slot that has used its last generation is retired: never reused, its old ids refused, new sessions served by other slots', async () => {
+      const h = await startServer(
+        driver,
+        { poolSize: 4, poolGrowth: 4 },
+        { beforeListen: (server) => server[kSetGenerationForTesting](0, GENERATION_LIMIT - 2) },
+      );
+      const echo = async (id: number, socket: net.Socket, text: string): Promise<void> => {
+        const r = reader(socket);
+        assert.equal(h.server.send(id, text), true);
+        assert.equal((await r.readExactly(text.length)).toString(), text);
+      };
+      // The last two generations of slot 0, the last one the largest id there is.
+      const ids: number[] = [];
+      for (const generation of [GENERATION_LIMIT - 2, GENERATION_LIMIT - 1]) {
+        const socket = await connect(h.port);
+        await h.waitSessions(ids.length + 1);
+        const s = h.sessions[ids.length];
+        assert.equal(s.id, generation * SLOT_SPAN, `slot 0, generation ${generation}`);
+        assert.ok(Number.isSafeInteger(s.id));
+        await echo(s.id, socket, `generation ${generation}`);
+        ids.push(s.id);
+        socket.end();
+        await h.waitClose(s.id);
+      }
+      await waitFor(() => h.server.stats().retiredSlots === 1, 5_000, 'stats().retiredSlots to be 1');
+      // Everything after comes from other slots, and works.
+      const sockets = await connectMany(h.port, 6);
+      await h.waitSessions(2 + sockets.length);
+      const news = h.sessions.slice(2);
+      for (const s of news) assert.notEqual(s.id & SLOT_MASK, 0, `session ${s.id} took the retired slot 0`);
+      const staleBefore = h.server.stats().staleCommands;
+      for (const id of ids) {
+        assert.equal(h.server.send(id, 'to a retired slot'), false);
+        assert.equal(h.server.closeSession(id), false);
+      }
+      assert.equal(h.server.stats().staleCommands, staleBefore + 2 * ids.length);
+      for (const c of sockets) {
+        const s = h.byRemotePort(c.localPort ?? -1);
+        assert.ok(s !== undefined);
+        await echo(s.id, c, `own ${s.id}`);
+      }
+      await waitFor(() => h.server.stats().inUse === news.length, 5_000, 'inUse to count the new sessions');
+      const st = h.server.stats();
+      assert.equal(st.retiredSlots, 1);
+      // Retired slots hold no session and are not in poolSize: the pool grew past it.
+      assert.equal(st.poolSize, st.poolFree + st.inUse);
+      assert.ok(st.poolSize >= news.length);
+    });
+
+    it('refuses the hook once the server listens (the table belongs to the I/O side then)', async () => {
+      const h = await startServer(driver);
+      assertThrowsCode(() => h.server[kSetGenerationForTesting](5, 7), 'ERR_ACCEPTPOOL_INVALID_STATE', 'hook after listen');
     });
   });
 }

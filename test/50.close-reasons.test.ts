@@ -1,7 +1,10 @@
 import * as assert from 'node:assert/strict';
+import type * as net from 'node:net';
 
 import { AcceptPoolSystemError } from '../src/index';
+import type { Session } from '../src/index';
 import { DRIVERS, cleanup, codeOf, connect, delay, osErrno, reader, startServer, waitFor } from './helpers';
+import type { Harness, Reader } from './helpers';
 
 for (const driver of DRIVERS) {
   describe(`close reasons (${driver} driver)`, function () {
@@ -132,6 +135,84 @@ for (const driver of DRIVERS) {
       await r.waitEnd();
       await delay(100);
       assert.equal(h.server.stats().staleCommands, 0, 'the application issued no stale command, yet one was counted');
+    });
+  });
+}
+
+/**
+ * The rule for what close(), end() and destroy() return, the same on both
+ * drivers: true when the call changed how the session ends, false when it
+ * was already ending that way (or further: end() < close() < destroy()) or
+ * is gone. destroy() after close() still resets a session that is flushing.
+ */
+for (const driver of DRIVERS) {
+  describe(`close, end and destroy return values (${driver} driver)`, function () {
+    this.timeout(20_000);
+    afterEach(cleanup);
+
+    async function oneSession(): Promise<{ h: Harness; s: Session; r: Reader; socket: net.Socket }> {
+      const h = await startServer(driver, { maxQueuedBytes: 64 * 1024 * 1024 });
+      const socket = await connect(h.port);
+      const r = reader(socket);
+      await h.waitSessions(1);
+      return { h, s: h.sessions[0], r, socket };
+    }
+
+    it('a second close() returns false, by session and by id', async () => {
+      const { h, s, r } = await oneSession();
+      assert.equal(s.close(), true);
+      assert.equal(s.close(), false);
+      assert.equal(h.server.closeSession(s.id), false);
+      assert.equal(s.end(), false, 'end() after close(): already closing further');
+      assert.equal((await h.waitClose(s.id)).reason, 'local');
+      await r.waitEnd();
+      assert.equal(r.error, undefined);
+    });
+
+    it('a second end() returns false; close() after end() returns true', async () => {
+      const { h, s } = await oneSession();
+      assert.equal(s.end(), true);
+      assert.equal(s.end(), false);
+      assert.equal(s.close(), true);
+      assert.equal(s.close(), false);
+      await h.waitClose(s.id);
+    });
+
+    it('destroy() after close() returns true and resets a session still flushing; a second destroy() returns false', async () => {
+      const { h, s, r, socket } = await oneSession();
+      socket.pause();  // the peer reads nothing: the flush cannot finish
+      s.send(Buffer.alloc(16 * 1024 * 1024, 1));
+      assert.equal(s.close(), true);
+      await delay(100);
+      assert.equal(s.destroy(), true);
+      assert.equal(s.destroy(), false);
+      assert.equal(s.close(), false);
+      assert.equal(s.end(), false);
+      assert.equal((await h.waitClose(s.id)).reason, 'local');
+      // Had the flush gone on, the peer would now get all 16 MiB and a FIN.
+      // (A paused node:net socket reports the reset as a plain end.)
+      socket.resume();
+      await r.waitClose();
+      assert.ok(r.length < 16 * 1024 * 1024, `the peer received all ${r.length} bytes: the graceful close was not reset`);
+    });
+
+    it('close(), end() and destroy() after destroy() return false', async () => {
+      const { h, s } = await oneSession();
+      assert.equal(s.destroy(), true);
+      assert.equal(s.close(), false);
+      assert.equal(s.end(), false);
+      assert.equal(s.destroy(), false);
+      await h.waitClose(s.id);
+    });
+
+    it("every one returns false once 'sessionClose' has been delivered", async () => {
+      const { h, s, socket } = await oneSession();
+      socket.end();
+      await h.waitClose(s.id);
+      assert.equal(s.close(), false);
+      assert.equal(s.end(), false);
+      assert.equal(s.destroy(), false);
+      assert.equal(h.server.closeSession(s.id), false);
     });
   });
 }

@@ -5,7 +5,8 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 
-import { AcceptPoolSystemError, createServer } from '../src/index';
+import { AcceptPoolSystemError, createClient, createServer } from '../src/index';
+import { OPTION_RANGES } from '../src/options';
 import type { Server, ServerOptions } from '../src/index';
 import {
   DRIVERS,
@@ -99,6 +100,34 @@ for (const driver of DRIVERS) {
         assertThrowsCode(() => createServer({ driver, highWaterMark: 2000, maxQueuedBytes: 1000 }), INVALID, 'below');
         // One above is fine.
         track(createServer({ driver, highWaterMark: 1000, maxQueuedBytes: 1001 }));
+      });
+
+      it('accepts every numeric option at both ends of its range, alone and all together, and refuses one past either end by name', async () => {
+        const ranges = Object.entries(OPTION_RANGES);
+        const clientKeys = new Set(['maxConnections', 'poolSize', 'poolGrowth', 'highWaterMark', 'maxQueuedBytes', 'idleTimeout', 'shrinkDelay']);
+        for (const [key, [min, max]] of ranges) {
+          // maxQueuedBytes must exceed highWaterMark (64 KiB by default).
+          const base = key === 'maxQueuedBytes' ? { driver, highWaterMark: 0 } : { driver };
+          for (const value of [min, max]) {
+            // A native range error would throw here (a plain TypeError).
+            track(createServer(untyped({ ...base, [key]: value })));
+            if (clientKeys.has(key)) await createClient(untyped({ ...base, [key]: value })).close();
+          }
+          for (const value of [min - 1, max + 1]) {
+            assertThrowsCode(() => createServer(untyped({ driver, [key]: value })), INVALID, `${key}: ${value}`);
+            assert.throws(() => createServer(untyped({ driver, [key]: value })), new RegExp(`options\\.${key} `));
+          }
+        }
+        track(createServer(untyped({ driver, ...Object.fromEntries(ranges.map(([key, [min]]) => [key, min])) })));
+        track(createServer(untyped({ driver, ...Object.fromEntries(ranges.map(([key, [, max]]) => [key, max])) })));
+        // Once a plain TypeError from the derived maxQueuedBytes (2^30 + 1).
+        assertThrowsCode(() => createServer({ driver, highWaterMark: 2 ** 30 }), INVALID, 'highWaterMark 2^30');
+        assert.throws(() => createServer({ driver, highWaterMark: 2 ** 30 }), /options\.highWaterMark /);
+        // The largest values that do not allocate the whole pool at listen
+        // serve clients.
+        const big = { maxConnections: 2 ** 24, backlog: 65535, highWaterMark: 2 ** 30 - 1, acceptBatch: 65536, idleTimeout: 2 ** 31 - 1, shrinkDelay: 2 ** 31 - 1 };
+        const h = await startEcho(driver, big);
+        await assertStillWorks(h, 'the largest options');
       });
 
       it('throws ERR_ACCEPTPOOL_INVALID_ARG for a bad driver or threads value', () => {

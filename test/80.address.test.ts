@@ -19,6 +19,21 @@ for (const driver of DRIVERS) {
       assert.equal(s.remotePort, client.localPort);
     });
 
+    it('address() is null from the moment close() is called, as node:net answers', async () => {
+      const h = await startServer(driver);
+      const plain = net.createServer();
+      await new Promise<void>((resolve) => plain.listen(0, HOST4, resolve));
+      const closed = new Promise<void>((resolve) => plain.close(() => resolve()));
+      assert.equal(plain.address(), null, 'node:net after close()');
+      await closed;
+      await connect(h.port);
+      await h.waitSessions(1);
+      const closing = h.server.close();
+      assert.equal(h.server.address(), null, 'while closing');
+      await closing;
+      assert.equal(h.server.address(), null, 'once closed');
+    });
+
     it("listens on '::1' and serves an IPv6 client: remoteAddress '::1', family IPv6, the client's port, and an echo", async () => {
       const h = await startEcho(driver, {}, { host: HOST6 });
       assert.deepEqual(h.server.address(), { address: HOST6, family: 'IPv6', port: h.port });

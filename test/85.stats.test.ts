@@ -7,7 +7,7 @@ import { DRIVERS, PLATFORM_BACKEND, cleanup, connectMany, randomBytes, reader, s
 const COUNTERS: readonly (keyof ServerStats)[] = [
   'poolSize', 'poolFree', 'inUse', 'peakInUse', 'growths', 'shrinks', 'accepts', 'acceptErrors', 'acceptAborts',
   'emfile', 'shed', 'acceptPauses', 'staleCommands', 'overflows', 'timeouts', 'bytesIn', 'bytesOut', 'sendBlocks',
-  'lingers', 'lingerEnds', 'lingerTimeouts', 'bytesDiscarded',
+  'lingers', 'lingerEnds', 'lingerTimeouts', 'bytesDiscarded', 'retiredSlots',
 ];
 
 function assertCounters(st: ServerStats): void {

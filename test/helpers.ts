@@ -187,6 +187,8 @@ export interface StartOptions {
   port?: number;
   /** Record incoming bytes per session (default true). */
   record?: boolean;
+  /** Runs on the server before it listens. */
+  beforeListen?: (server: Server) => void;
 }
 
 export async function startServer(driver: Driver, options: ServerOptions = {}, start: StartOptions = {}): Promise<Harness> {
@@ -238,6 +240,7 @@ export async function startServer(driver: Driver, options: ServerOptions = {}, s
     closes.push(rec);
     closeById.set(s.id, rec);
   });
+  start.beforeListen?.(server);
   const address = await withTimeout(server.listen(start.port ?? 0, host), 5_000, `listen on ${host}`);
   h.port = address.port;
   return h;

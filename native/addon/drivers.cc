@@ -153,7 +153,7 @@ class ThreadedDriver final : public Driver {
     // One counter per possible slot. calloc'ed so untouched pages cost no
     // memory; std::atomic<uint32_t> is lock-free with an all-zero
     // representation on every platform we build for.
-    counters_size_ = engine_->config().pool.max_sessions + engine_->config().pool.chunk;
+    counters_size_ = engine_->config().pool.slot_limit;
     counters_.reset(static_cast<std::atomic<uint32_t>*>(
         std::calloc(counters_size_, sizeof(std::atomic<uint32_t>))));
     if (counters_) engine_->SetSharedBuffered(counters_.get(), counters_size_);
@@ -339,7 +339,8 @@ class ThreadedDriver final : public Driver {
           // Library-level failures (pool full, closing) travel as their Code
           // in the raw field, with no SysError.
           int raw = st.code == Code::kSystem ? st.raw : static_cast<int>(st.code);
-          Note(EventType::kConnectFailed, 0, ConnectFailureWord(static_cast<uint8_t>(st.sys), raw), token);
+          Note(EventType::kConnectFailed, 0,
+               ConnectFailureWord(static_cast<uint8_t>(st.sys), raw, ConnectStepOf(st)), token);
         }
         break;
       }

@@ -154,6 +154,8 @@ Napi::Function NativeServer::Define(Napi::Env env) {
                          InstanceMethod<&NativeServer::GetStats>("stats"),
                          InstanceMethod<&NativeServer::SetRef>("setRef"),
                          InstanceMethod<&NativeServer::Destroy>("destroy"),
+                         InstanceMethod<&NativeServer::SetGenerationForTesting>(
+                             "setGenerationForTesting"),
                      });
 }
 
@@ -173,19 +175,25 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   Napi::Object o = info[0].As<Napi::Object>();
   double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
       idle_timeout, shrink_ticks, read_chunk, linger_ticks;
-  bool ok = ReadOption(o, "maxConnections", 1, kMaxSlots, 1 << 20, &max_connections) &&
-            ReadOption(o, "poolSize", 1, kMaxSlots, 1024, &pool_size) &&
-            ReadOption(o, "poolGrowth", 1, kMaxSlots, 1024, &pool_growth) &&
-            ReadOption(o, "backlog", 1, 65535, 511, &backlog) &&
-            ReadOption(o, "highWaterMark", 0, 1u << 30, 64 * 1024, &hwm) &&
-            ReadOption(o, "maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued) &&
-            ReadOption(o, "acceptBatch", 1, 65536, 128, &accept_batch) &&
-            ReadOption(o, "idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout) &&
-            ReadOption(o, "shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks) &&
-            ReadOption(o, "readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk) &&
-            ReadOption(o, "closeLingerSeconds", 0, 1u << 30, config_.close_linger_ticks, &linger_ticks);
-  if (!ok) {
-    ThrowInvalid(env, "invalid native server option");
+  // src/options.ts validates first; these ranges only keep bad values out
+  // of the engine, so reaching one is a facade bug: name the option.
+  const char* bad = nullptr;
+  auto read = [&](const char* key, double min, double max, double fallback, double* out) {
+    if (bad == nullptr && !ReadOption(o, key, min, max, fallback, out)) bad = key;
+  };
+  read("maxConnections", 1, kMaxSlots, 1 << 20, &max_connections);
+  read("poolSize", 1, kMaxSlots, 1024, &pool_size);
+  read("poolGrowth", 1, kMaxSlots, 1024, &pool_growth);
+  read("backlog", 1, 65535, 511, &backlog);
+  read("highWaterMark", 0, 1u << 30, 64 * 1024, &hwm);
+  read("maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued);
+  read("acceptBatch", 1, 65536, 128, &accept_batch);
+  read("idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout);
+  read("shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks);
+  read("readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
+  read("closeLingerSeconds", 0, 1u << 30, config_.close_linger_ticks, &linger_ticks);
+  if (bad != nullptr) {
+    ThrowInvalid(env, std::string("invalid native server option ") + bad);
     return;
   }
   config_.pool.max_sessions = static_cast<uint32_t>(max_connections);
@@ -329,6 +337,8 @@ Status NativeServer::EnsureDriver() {
 }
 
 // connect(token, host, port, localHost?, localPort?) -> true | {code, errno, syscall}
+// for an OS failure | the Code of a library failure (as kConnectFailed
+// carries it)
 Napi::Value NativeServer::Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
@@ -360,13 +370,7 @@ Napi::Value NativeServer::Connect(const Napi::CallbackInfo& info) {
   st = driver_->Connect(token, remote, has_local ? &local : nullptr);
   if (st.ok()) return Napi::Boolean::New(env, true);
   if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("code", Napi::String::New(env, st.code == Code::kPoolFull ? "ERR_ACCEPTPOOL_POOL_FULL"
-                                       : st.code == Code::kClosed ? "ERR_ACCEPTPOOL_CLIENT_CLOSED"
-                                                                  : "ERR_ACCEPTPOOL_INTERNAL"));
-  o.Set("errno", Napi::Number::New(env, 0));
-  o.Set("syscall", Napi::String::New(env, "connect"));
-  return o;
+  return Napi::Number::New(env, static_cast<double>(st.code));
 }
 
 Napi::Value NativeServer::AbortConnect(const Napi::CallbackInfo& info) {
@@ -476,6 +480,7 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
   put("poolSize", s.pool_size);
   put("poolFree", s.pool_free);
   put("inUse", s.in_use);
+  put("retiredSlots", s.retired_slots);
   put("peakInUse", s.peak_in_use);
   put("growths", s.growths);
   put("shrinks", s.shrinks);
@@ -516,6 +521,27 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
 Napi::Value NativeServer::SetRef(const Napi::CallbackInfo& info) {
   if (driver_) driver_->SetRef(info.Length() > 0 && info[0].ToBoolean().Value());
   return info.Env().Undefined();
+}
+
+// setGenerationForTesting(slot, generation): only for tests of slot
+// retirement, which cannot make 2^29 connections. Allowed before listen() or
+// the first connect(): the engine has no I/O thread yet, so the table can be
+// touched from here.
+Napi::Value NativeServer::SetGenerationForTesting(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (driver_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "only before listen() or connect()");
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    return ThrowInvalid(env, "setGenerationForTesting(slot, generation)");
+  }
+  double slot = info[0].As<Napi::Number>().DoubleValue();
+  double generation = info[1].As<Napi::Number>().DoubleValue();
+  if (!(slot >= 0 && slot < kMaxSlots) || std::floor(slot) != slot || !(generation >= 1) ||
+      !(generation < kGenerationLimit) || std::floor(generation) != generation ||
+      !engine_->SetGenerationForTesting(static_cast<uint32_t>(slot), static_cast<uint32_t>(generation))) {
+    return ThrowInvalid(env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
+  }
+  return env.Undefined();
 }
 
 Napi::Value NativeServer::Destroy(const Napi::CallbackInfo& info) {

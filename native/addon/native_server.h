@@ -35,6 +35,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Value GetStats(const Napi::CallbackInfo& info);
   Napi::Value SetRef(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
+  Napi::Value SetGenerationForTesting(const Napi::CallbackInfo& info);
 
   void Deliver(EventBatch& batch);
   // Where a batch's bytes go for JS: the current slab (small batches) or a

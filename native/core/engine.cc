@@ -38,7 +38,8 @@ Engine::~Engine() {
 }
 
 Status Engine::Init() {
-  table_ = std::make_unique<SessionTable>(policy_.config().chunk, backend_->SessionExtBytes());
+  table_ = std::make_unique<SessionTable>(policy_.config().chunk, backend_->SessionExtBytes(),
+                                          policy_.config().slot_limit);
   return backend_->Init(this, table_.get());
 }
 
@@ -146,7 +147,10 @@ void Engine::GrowIfNeeded() {
 }
 
 void Engine::UpdateAccepting() {
-  bool want = listening_ && !shutting_down_ && table_->in_use() < policy_.config().max_sessions;
+  // With no slot free and none to add (every slot up to the limit retired),
+  // accepting waits for a release instead of waking for nothing.
+  bool room = table_->free_slots() > 0 || table_->CanGrow();
+  bool want = listening_ && !shutting_down_ && room && table_->in_use() < policy_.config().max_sessions;
   if (want == accepting_) return;
   accepting_ = want;
   if (!want) ++stats_.accept_pauses;
@@ -462,7 +466,10 @@ void Engine::OnSessionError(Session& s, const Status& status) {
 }
 
 void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, bool abort) {
-  if (s.state == SessionState::kReleasing || s.state == SessionState::kFree) return;
+  if (s.state == SessionState::kReleasing || s.state == SessionState::kFree ||
+      s.state == SessionState::kRetired) {
+    return;
+  }
   if (s.state == SessionState::kLingering) --lingering_;
   Unaccount(s.slot, s.queue.bytes());
   s.queue.Clear(blocks_);
@@ -615,6 +622,10 @@ void Engine::OnTick() {
   stats_.send_blocks = blocks_.allocated();
 }
 
+bool Engine::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
+  return table_ != nullptr && table_->SetGenerationForTesting(slot, generation);
+}
+
 void Engine::OnWake() {
   if (wake_fn_ != nullptr) wake_fn_(wake_ctx_);
 }
@@ -630,6 +641,7 @@ Stats Engine::SnapshotStats() const {
   out.pool_size = table_->capacity();
   out.pool_free = table_->free_slots();
   out.in_use = table_->in_use();
+  out.retired_slots = table_->retired_total();
   backend_->ReadCounters(out.backend, Stats::kBackendCounters);
   return out;
 }

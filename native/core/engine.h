@@ -131,6 +131,10 @@ class Engine final : public BackendEvents {
     wake_ctx_ = ctx;
   }
 
+  // Tests only (see SessionTable::SetGenerationForTesting); on the engine's
+  // thread, like every command.
+  bool SetGenerationForTesting(uint32_t slot, uint32_t generation);
+
   Backend& backend() { return *backend_; }
   Stats SnapshotStats() const;
   const EngineConfig& config() const { return config_; }

@@ -12,8 +12,14 @@ EventBatch::EventBatch(size_t max_records, size_t data_bytes)
       records_(new EventRecord[max_records]()),
       data_(new char[data_bytes]()) {}
 
-double ConnectFailureWord(uint8_t sys_error, int32_t raw) {
-  return static_cast<double>(sys_error) + static_cast<double>(static_cast<uint32_t>(raw)) * 256.0;
+ConnectStep ConnectStepOf(const Status& status) {
+  bool bind = status.syscall != nullptr && std::strcmp(status.syscall, "bind") == 0;
+  return bind ? ConnectStep::kBind : ConnectStep::kConnect;
+}
+
+double ConnectFailureWord(uint8_t sys_error, int32_t raw, ConnectStep step) {
+  return static_cast<double>(sys_error) + static_cast<double>(static_cast<uint32_t>(raw)) * 256.0 +
+         static_cast<double>(step) * 1099511627776.0;  // 2^40
 }
 
 void EventBatch::Add(EventType type, SessionId id, double a, double b) {

@@ -12,7 +12,7 @@
 //   kStale:   id, a = command kind that was refused  (threaded driver)
 //   kServerClosed: server finished shutting down
 //   kConnected: id, a = connect token                 (outgoing connect done)
-//   kConnectFailed: id (0 if none), a = SysError + raw OS code * 256,
+//   kConnectFailed: id (0 if none), a = ConnectFailureWord,
 //                   b = connect token                (outgoing connect failed)
 #ifndef ACCEPTPOOL_CORE_EVENT_BATCH_H_
 #define ACCEPTPOOL_CORE_EVENT_BATCH_H_
@@ -22,6 +22,7 @@
 #include <memory>
 
 #include "core/session_table.h"
+#include "core/status.h"
 
 namespace acceptpool {
 
@@ -48,8 +49,17 @@ enum class CloseReason : uint8_t {
   kError = 6,
 };
 
-// a of a kConnectFailed record.
-double ConnectFailureWord(uint8_t sys_error, int32_t raw);
+// The step of an outgoing connect that failed: JS reports it as the
+// syscall, with the local address for kBind and the remote one otherwise.
+enum class ConnectStep : uint8_t { kConnect = 0, kBind = 1 };
+
+// The step a Status from Backend::Connect names (its syscall).
+ConnectStep ConnectStepOf(const Status& status);
+
+// a of a kConnectFailed record: SysError + raw code * 2^8 + step * 2^40
+// (raw as 32 bits unsigned). Library failures (pool full, closing) carry
+// their Code as the raw code with no SysError.
+double ConnectFailureWord(uint8_t sys_error, int32_t raw, ConnectStep step = ConnectStep::kConnect);
 
 struct EventRecord {
   double type;

@@ -1,5 +1,7 @@
 #include "core/pool_policy.h"
 
+#include <algorithm>
+
 #include "core/session_table.h"
 
 namespace acceptpool {
@@ -13,6 +15,9 @@ PoolConfig NormalizePoolConfig(PoolConfig c) {
   c.initial = (c.initial + c.chunk - 1) / c.chunk * c.chunk;
   while (c.initial > c.max_sessions && c.initial > c.chunk) c.initial -= c.chunk;
   if (c.low_water >= c.chunk) c.low_water = c.chunk / 2;
+  uint64_t room = std::max<uint64_t>(kRetiredSlotRoom, c.max_sessions / 8);
+  c.slot_limit = static_cast<uint32_t>(
+      std::min<uint64_t>(kMaxSlots, static_cast<uint64_t>(c.max_sessions) + c.chunk + room));
   return c;
 }
 

@@ -20,10 +20,19 @@ struct PoolConfig {
   uint32_t max_sessions = 1u << 20;
   uint32_t low_water = 64;     // grow when fewer free slots than this
   uint32_t shrink_idle_ticks = 30;
+  // Computed by NormalizePoolConfig: slot indices stay below it (see there).
+  uint32_t slot_limit = 0;
 };
 
+// Slots the pool may allocate beyond max_sessions plus one chunk of growth
+// overshoot, to stand in for retired slots (session_table.h): the larger of
+// this and max_sessions / 8. A slot retires after 2^29 - 1 occupants, so
+// even this minimum outlasts centuries of 60,000 connections/s.
+constexpr uint32_t kRetiredSlotRoom = 1024;
+
 // Rounds the configuration into a consistent one (chunk >= 1, initial a whole
-// number of chunks no larger than max, low water below a chunk).
+// number of chunks no larger than max, low water below a chunk) and derives
+// slot_limit.
 PoolConfig NormalizePoolConfig(PoolConfig c);
 
 class PoolPolicy {

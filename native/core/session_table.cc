@@ -5,14 +5,16 @@
 
 namespace acceptpool {
 
-SessionTable::SessionTable(uint32_t chunk_size, size_t ext_bytes)
-    : chunk_size_(chunk_size == 0 ? 1 : chunk_size), ext_bytes_(ext_bytes) {}
+SessionTable::SessionTable(uint32_t chunk_size, size_t ext_bytes, uint32_t slot_limit)
+    : chunk_size_(chunk_size == 0 ? 1 : chunk_size),
+      ext_bytes_(ext_bytes),
+      slot_limit_(slot_limit < kMaxSlots ? slot_limit : kMaxSlots) {}
 
 SessionTable::~SessionTable() = default;
 
 bool SessionTable::Grow() {
-  uint64_t new_capacity = static_cast<uint64_t>(capacity()) + chunk_size_;
-  if (new_capacity > kMaxSlots) return false;
+  if (!CanGrow()) return false;
+  uint64_t new_slots = static_cast<uint64_t>(slots()) + chunk_size_;
   Chunk chunk;
   chunk.sessions.reset(new (std::nothrow) Session[chunk_size_]);
   if (!chunk.sessions) return false;
@@ -20,30 +22,39 @@ bool SessionTable::Grow() {
     chunk.ext.reset(new (std::nothrow) unsigned char[ext_bytes_ * chunk_size_]());
     if (!chunk.ext) return false;
   }
-  uint32_t first_slot = capacity();
-  if (generations_.size() < new_capacity) {
+  uint32_t first_slot = slots();
+  if (generations_.size() < new_slots) {
     // Slots seen for the first time start at generation 1; 0 is never valid.
-    generations_.resize(new_capacity, 1);
+    generations_.resize(new_slots, 1);
   }
-  for (uint32_t i = 0; i < chunk_size_; ++i) {
+  // Built from the top down so the free list starts at the lowest slot;
+  // slots retired before a shrink stay retired.
+  for (uint32_t i = chunk_size_; i-- > 0;) {
     Session& s = chunk.sessions[i];
     s.slot = first_slot + i;
     s.generation = generations_[s.slot];
-    s.next_free = (i + 1 < chunk_size_) ? i + 2 : 0;
+    if (s.generation == kRetiredGeneration) {
+      s.state = SessionState::kRetired;
+      ++chunk.retired;
+      continue;
+    }
+    s.next_free = chunk.free_head;
+    chunk.free_head = i + 1;
+    ++chunk.free_count;
   }
-  chunk.free_head = 1;
-  chunk.free_count = chunk_size_;
+  free_ += chunk.free_count;
+  retired_ += chunk.retired;
   chunks_.push_back(std::move(chunk));
-  free_ += chunk_size_;
   return true;
 }
 
 bool SessionTable::ShrinkTop() {
   if (chunks_.empty()) return false;
   Chunk& top = chunks_.back();
-  if (top.free_count != chunk_size_) return false;
-  // Generations stay in generations_, already bumped by Release().
-  free_ -= chunk_size_;
+  if (top.free_count + top.retired != chunk_size_) return false;
+  // Generations stay in generations_, already bumped (or retired) by Release().
+  free_ -= top.free_count;
+  retired_ -= top.retired;
   chunks_.pop_back();
   if (lowest_free_chunk_ >= chunks_.size()) lowest_free_chunk_ = chunks_.empty() ? 0 : chunks_.size() - 1;
   return true;
@@ -73,20 +84,40 @@ Session* SessionTable::Acquire() {
 }
 
 void SessionTable::Release(Session* s) {
-  uint32_t next = s->generation + 1;
-  if (next >= kGenerationLimit) next = 1;
-  s->generation = next;
-  generations_[s->slot] = next;
-  s->state = SessionState::kFree;
   s->socket = kNoSocket;
   s->flags = 0;
   size_t c = s->slot / chunk_size_;
   Chunk& chunk = chunks_[c];
+  uint32_t next = s->generation + 1;
+  if (next >= kGenerationLimit) {
+    // Wrapping would let an id from 2^29 - 1 occupants ago match again.
+    s->generation = kRetiredGeneration;
+    generations_[s->slot] = kRetiredGeneration;
+    s->state = SessionState::kRetired;
+    ++chunk.retired;
+    ++retired_;
+    ++retired_total_;
+    return;
+  }
+  s->generation = next;
+  generations_[s->slot] = next;
+  s->state = SessionState::kFree;
   s->next_free = chunk.free_head;
   chunk.free_head = s->slot % chunk_size_ + 1;
   ++chunk.free_count;
   ++free_;
   if (c < lowest_free_chunk_) lowest_free_chunk_ = c;
+}
+
+bool SessionTable::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
+  if (slot >= slot_limit_ || generation == 0 || generation >= kGenerationLimit) return false;
+  Session* s = AtSlot(slot);
+  if (s != nullptr && s->state != SessionState::kFree) return false;
+  if (generations_.size() <= slot) generations_.resize(static_cast<size_t>(slot) + 1, 1);
+  if (generations_[slot] == kRetiredGeneration) return false;
+  generations_[slot] = generation;
+  if (s != nullptr) s->generation = generation;
+  return true;
 }
 
 Session* SessionTable::AtSlot(uint32_t slot) {

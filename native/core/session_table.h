@@ -9,6 +9,15 @@
 // free top chunk can be handed back (shrink). Generations live in their own
 // array that never shrinks, so a slot that disappears and comes back still
 // refuses ids from before.
+//
+// Generations never wrap. Slots are handed out lowest first, so under light
+// churn one slot takes almost every connection; after 2^29 - 1 occupants a
+// wrapped generation would make a kept id match again. A slot whose last
+// generation has been used is retired instead: never handed out again,
+// refused by Lookup, and remembered as retired in the generations array, so
+// a chunk that shrinks and grows back keeps it retired. Retired slots do not
+// count in capacity() (the pool grows past them) and their chunk can still
+// shrink once every other slot in it is free.
 #ifndef ACCEPTPOOL_CORE_SESSION_TABLE_H_
 #define ACCEPTPOOL_CORE_SESSION_TABLE_H_
 
@@ -25,8 +34,11 @@ using SessionId = uint64_t;
 
 constexpr uint32_t kSlotBits = 24;
 constexpr uint32_t kMaxSlots = 1u << kSlotBits;
-// Keeps generation * 2^24 + slot below 2^53.
+// Keeps generation * 2^24 + slot below 2^53. Generations run from 1 to
+// kGenerationLimit - 1; 0 is never valid.
 constexpr uint32_t kGenerationLimit = 1u << 29;
+// The generation of a retired slot: no id carries it (ids stay below 2^53).
+constexpr uint32_t kRetiredGeneration = 0xffffffffu;
 
 inline SessionId MakeSessionId(uint32_t slot, uint32_t generation) {
   return (static_cast<uint64_t>(generation) << kSlotBits) | slot;
@@ -46,6 +58,7 @@ enum class SessionState : uint8_t {
   kLingering,  // queue flushed and FIN sent: input is read and discarded until
                // the peer's FIN (then close) or the linger deadline (then reset)
   kReleasing,  // socket closed, waiting for the backend's outstanding ops
+  kRetired,    // generations used up: never handed out again
 };
 
 // Bits of Session::flags.
@@ -93,22 +106,26 @@ static_assert(sizeof(Session) <= 72, "keep Session small");
 class SessionTable {
  public:
   // `chunk_size` slots per chunk; `ext_bytes` of backend-private storage per
-  // slot (for example OVERLAPPED structures), zeroed on growth.
-  SessionTable(uint32_t chunk_size, size_t ext_bytes);
+  // slot (for example OVERLAPPED structures), zeroed on growth; slot indices
+  // stay below `slot_limit` (at most kMaxSlots), whole chunks only.
+  SessionTable(uint32_t chunk_size, size_t ext_bytes, uint32_t slot_limit = kMaxSlots);
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
   ~SessionTable();
 
-  // Adds one chunk. False if at kMaxSlots or out of memory.
+  // Adds one chunk. False if it would pass the slot limit or memory ran out.
+  // (A chunk whose slots are all retired adds no capacity.)
   bool Grow();
-  // Releases the top chunk if every slot in it is free. True if it did.
+  // Releases the top chunk if every slot in it is free or retired. True if
+  // it did.
   bool ShrinkTop();
 
   // Takes a free slot from the lowest chunk that has one (so high chunks
   // empty out and can shrink), or null. The slot comes back in state kOpen with flags cleared.
   Session* Acquire();
-  // Returns a slot to the free list and bumps its generation. The caller must
-  // have cleared its queue and seen all its backend operations complete.
+  // Returns a slot to the free list and bumps its generation, or retires it
+  // when its last generation has been used. The caller must have cleared its
+  // queue and seen all its backend operations complete.
   void Release(Session* s);
 
   // The session an id names, or null if the id is stale, out of range or not
@@ -118,23 +135,36 @@ class SessionTable {
   Session* AtSlot(uint32_t slot);
   void* Ext(const Session& s);
 
-  // Calls fn(Session&) for every slot that is not free.
+  // Calls fn(Session&) for every slot that is taken (neither free nor retired).
   template <typename Fn>
   void ForEachLive(Fn&& fn) {
     for (size_t c = 0; c < chunks_.size(); ++c) {
-      if (chunks_[c].free_count == chunk_size_) continue;
+      if (chunks_[c].free_count + chunks_[c].retired == chunk_size_) continue;
       Session* base = chunks_[c].sessions.get();
       for (uint32_t i = 0; i < chunk_size_; ++i) {
-        if (base[i].state != SessionState::kFree) fn(base[i]);
+        if (base[i].state != SessionState::kFree && base[i].state != SessionState::kRetired) fn(base[i]);
       }
     }
   }
 
-  uint32_t capacity() const { return static_cast<uint32_t>(chunks_.size()) * chunk_size_; }
+  // Only for tests that must reach the end of a slot's generations without
+  // 2^29 connections: the next occupant of `slot` gets `generation`. Works
+  // before the slot's chunk exists; false if the slot is taken or the
+  // generation is out of range.
+  bool SetGenerationForTesting(uint32_t slot, uint32_t generation);
+
+  // Slots that can hold a session: allocated, minus retired ones.
+  uint32_t capacity() const { return slots() - retired_; }
   uint32_t in_use() const { return capacity() - free_; }
   uint32_t free_slots() const { return free_; }
   uint32_t chunk_size() const { return chunk_size_; }
   uint32_t chunks() const { return static_cast<uint32_t>(chunks_.size()); }
+  // Slots allocated (every chunk, retired slots included).
+  uint32_t slots() const { return static_cast<uint32_t>(chunks_.size()) * chunk_size_; }
+  // Slots retired over the table's life, in allocated chunks or not.
+  uint32_t retired_total() const { return retired_total_; }
+  // Whether one more chunk fits under the slot limit.
+  bool CanGrow() const { return static_cast<uint64_t>(slots()) + chunk_size_ <= slot_limit_; }
 
  private:
   struct Chunk {
@@ -142,13 +172,18 @@ class SessionTable {
     std::unique_ptr<unsigned char[]> ext;
     uint32_t free_head = 0;  // slot index within chunk + 1; 0 = none
     uint32_t free_count = 0;
+    uint32_t retired = 0;
   };
 
   uint32_t chunk_size_;
   size_t ext_bytes_;
+  uint32_t slot_limit_;
   std::vector<Chunk> chunks_;
-  std::vector<uint32_t> generations_;  // by slot; never shrinks
+  // By slot, kRetiredGeneration for a retired one; never shrinks.
+  std::vector<uint32_t> generations_;
   uint32_t free_ = 0;
+  uint32_t retired_ = 0;        // retired slots in allocated chunks
+  uint32_t retired_total_ = 0;
   size_t lowest_free_chunk_ = 0;  // no chunk below this one has a free slot
 };
 

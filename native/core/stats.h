@@ -7,9 +7,10 @@
 namespace acceptpool {
 
 struct Stats {
-  uint64_t pool_size = 0;  // slots allocated
+  uint64_t pool_size = 0;  // slots allocated that can hold a session (retired ones excluded)
   uint64_t pool_free = 0;
   uint64_t in_use = 0;     // sessions open or closing
+  uint64_t retired_slots = 0;  // slots whose generations are used up (never reused)
   uint64_t peak_in_use = 0;
   uint64_t growths = 0;
   uint64_t shrinks = 0;

@@ -1159,6 +1159,146 @@ TEST(GrowthResetsTheShrinkCountdown) {
   EXPECT_EQ(rig.stats().shrinks, 1u);
 }
 
+namespace {
+
+// A pool of one chunk to start with that grows a chunk at a time.
+EngineConfig ChunkedConfig(uint32_t chunk, uint32_t max_sessions) {
+  EngineConfig config = SmallConfig();
+  config.pool.initial = chunk;
+  config.pool.chunk = chunk;
+  config.pool.low_water = 1;
+  config.pool.max_sessions = max_sessions;
+  return config;
+}
+
+}  // namespace
+
+TEST(ASlotAtTheEndOfItsGenerationsRetiresAndThePoolGrowsPastIt) {
+  Rig rig(ChunkedConfig(4, 4));
+  ASSERT(rig.engine->SetGenerationForTesting(0, kGenerationLimit - 2));
+  SocketHandle ha;
+  SessionId a = rig.Accept(&ha);
+  EXPECT_EQ(SlotOf(a), 0u);
+  EXPECT_EQ(GenerationOf(a), kGenerationLimit - 2);
+  EXPECT(rig.engine->Close(a, CloseMode::kAbort));
+  rig.Poll();
+  SessionId b = rig.Accept();
+  EXPECT_EQ(SlotOf(b), 0u);
+  EXPECT_EQ(GenerationOf(b), kGenerationLimit - 1);  // the last one
+  EXPECT(b < (1ull << 53));
+  EXPECT(rig.engine->Close(b, CloseMode::kAbort));
+  rig.Poll();
+  Stats st = rig.stats();
+  EXPECT_EQ(st.retired_slots, 1u);
+  EXPECT_EQ(st.pool_size, 3u);  // slot 0 holds no session any more
+  EXPECT_EQ(st.pool_free, 3u);
+  EXPECT_EQ(st.in_use, 0u);
+  // max_sessions still fit: the pool grows past the retired slot.
+  std::vector<SocketHandle> handles;
+  for (int i = 0; i < 5; ++i) handles.push_back(rig.fake->Connect());
+  for (int i = 0; i < 4; ++i) rig.Poll();
+  std::set<uint32_t> slots;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT(rig.fake->Sock(handles[i]).attached);
+    slots.insert(SlotOf(rig.fake->Sock(handles[i]).id));
+  }
+  EXPECT(slots == (std::set<uint32_t>{1, 2, 3, 4}));
+  EXPECT_FALSE(rig.fake->Sock(handles[4]).attached);  // max_sessions reached
+  st = rig.stats();
+  EXPECT_EQ(st.in_use, 4u);
+  EXPECT_EQ(st.pool_size, 7u);
+  EXPECT_EQ(st.pool_free, 3u);
+  EXPECT_EQ(st.growths, 1u);
+  EXPECT_EQ(rig.engine->AcceptBudget(), 0u);
+  // Both old ids of slot 0 stay refused; nothing reaches anyone.
+  uint64_t stale = st.stale_commands;
+  for (SessionId old : {a, b}) {
+    EXPECT(rig.engine->Send(old, "stale", 5) == SendResult::kStale);
+    EXPECT_FALSE(rig.engine->Close(old, CloseMode::kAbort));
+    EXPECT_EQ(rig.engine->BufferedAmount(old), -1);
+  }
+  EXPECT_EQ(rig.stats().stale_commands, stale + 4);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(rig.fake->Sock(handles[i]).written_total, 0u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(ARetiredSlotStaysRetiredWhenItsChunkShrinksAndGrowsBack) {
+  EngineConfig config = ChunkedConfig(4, 64);
+  config.pool.shrink_idle_ticks = 1;
+  Rig rig(config);
+  // Slot 9 (in the third chunk, not yet allocated) has one generation left.
+  ASSERT(rig.engine->SetGenerationForTesting(9, kGenerationLimit - 1));
+  std::vector<SessionId> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(rig.Accept());
+  EXPECT_EQ(SlotOf(ids[9]), 9u);
+  for (SessionId id : ids) rig.engine->Close(id, CloseMode::kAbort);
+  rig.Poll();
+  Stats st = rig.stats();
+  EXPECT_EQ(st.retired_slots, 1u);
+  EXPECT_EQ(st.pool_size, 11u);
+  EXPECT_EQ(st.pool_free, 11u);
+  for (int i = 0; i < 10 && rig.stats().shrinks == 0; ++i) {
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  st = rig.stats();
+  EXPECT_EQ(st.shrinks, 1u);  // the top chunk went, its retired slot with it
+  EXPECT_EQ(st.pool_size, 8u);
+  EXPECT_EQ(st.pool_free, 8u);
+  EXPECT_EQ(st.retired_slots, 1u);
+  std::set<uint32_t> slots;
+  for (int i = 0; i < 11; ++i) slots.insert(SlotOf(rig.Accept()));
+  EXPECT_EQ(slots.size(), 11u);
+  EXPECT(slots.count(9) == 0);
+  EXPECT(slots.count(11) == 1);
+  st = rig.stats();
+  EXPECT_EQ(st.in_use, 11u);
+  EXPECT_EQ(st.pool_size, st.pool_free + st.in_use);
+  EXPECT_EQ(rig.engine->BufferedAmount(ids[9]), -1);
+}
+
+TEST(GrowthStopsAtTheSlotLimitAndAPoolOfRetiredSlotsPausesAccepting) {
+  // Slot-indexed arrays outside the table (the threaded driver's byte
+  // counters) are sized by slot_limit; growth never passes it.
+  Rig rig(ChunkedConfig(2, 2));
+  uint32_t limit = rig.engine->config().pool.slot_limit;
+  EXPECT_EQ(limit, 2u + 2u + kRetiredSlotRoom);
+  // Two sessions come and go through the pool's two free slots.
+  auto two_sessions = [&] {
+    SessionId x = rig.Accept();
+    SessionId y = rig.Accept();
+    ASSERT(x != 0 && y != 0);
+    rig.engine->Close(x, CloseMode::kAbort);
+    rig.engine->Close(y, CloseMode::kAbort);
+    rig.Poll();
+  };
+  // Retire every slot below the limit but the last chunk's: sessions still come.
+  for (uint32_t slot = 0; slot + 2 < limit; ++slot) {
+    ASSERT(rig.engine->SetGenerationForTesting(slot, kGenerationLimit - 1));
+  }
+  for (uint32_t slot = 0; slot + 2 < limit; slot += 2) two_sessions();
+  EXPECT_EQ(rig.stats().retired_slots, limit - 2);
+  SessionId last = rig.Accept();
+  ASSERT(last != 0);
+  EXPECT(SlotOf(last) >= limit - 2 && SlotOf(last) < limit);
+  ASSERT(rig.engine->Close(last, CloseMode::kAbort));
+  rig.Poll();
+  // With every slot retired the pool cannot grow: accepting pauses (it does
+  // not wake for nothing) and the client waits in the backlog.
+  ASSERT(rig.engine->SetGenerationForTesting(limit - 2, kGenerationLimit - 1));
+  ASSERT(rig.engine->SetGenerationForTesting(limit - 1, kGenerationLimit - 1));
+  two_sessions();
+  Stats st = rig.stats();
+  EXPECT_EQ(st.retired_slots, limit);
+  EXPECT_EQ(st.pool_size, 0u);
+  SocketHandle waiting = rig.fake->Connect();
+  rig.Poll();
+  EXPECT_FALSE(rig.fake->Sock(waiting).attached);
+  EXPECT_FALSE(rig.fake->accepting);
+  EXPECT(rig.stats().accept_pauses > 0u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
 TEST(BroadcastReachesEveryOpenSessionOnce) {
   Rig rig(SmallConfig());
   SocketHandle h1, h2, h3;
@@ -1227,8 +1367,11 @@ struct ModelSession {
 
 class Hammer {
  public:
-  Hammer(uint32_t seed, const EngineConfig& config, size_t records, size_t arena)
-      : config_(config), rng_(seed), rig_(config, records, arena) {}
+  // `retire_per_mille`: how often a step first pushes a free slot to the end
+  // of its generations, so slots retire during the run.
+  Hammer(uint32_t seed, const EngineConfig& config, size_t records, size_t arena,
+         uint32_t retire_per_mille = 0)
+      : config_(config), rng_(seed), rig_(config, records, arena), retire_per_mille_(retire_per_mille) {}
 
   bool Run(int ops) {
     for (int op = 0; op < ops && ok_; ++op) {
@@ -1270,8 +1413,22 @@ class Hammer {
     return open[Rand(static_cast<uint32_t>(open.size()))];
   }
 
+  // Gives a free slot (mostly an allocated one, sometimes one not allocated
+  // yet) one to three generations left, never fewer than it has used.
+  void AgeRandomSlot() {
+    Stats st = rig_.engine->SnapshotStats();
+    // Retired slots keep their indices: the slots in use sit above them.
+    uint32_t slots = static_cast<uint32_t>(st.pool_size + st.retired_slots);
+    uint32_t slot = Rand(Rand(8) == 0 ? slots + 2 * config_.pool.chunk : slots);
+    uint32_t generation = kGenerationLimit - 1 - Rand(3);
+    auto seen = last_generation_.find(slot);
+    if (seen != last_generation_.end() && seen->second >= generation) return;
+    rig_.engine->SetGenerationForTesting(slot, generation);  // refused if the slot is taken
+  }
+
   void Step() {
     FakeBackend& fake = *rig_.fake;
+    if (retire_per_mille_ > 0 && Rand(1000) < retire_per_mille_) AgeRandomSlot();
     uint32_t dice = Rand(100);
     if (dice < 12) {
       if (fake.backlog.size() < 8) fake.Connect();
@@ -1398,6 +1555,15 @@ class Hammer {
           Fail("kSession address does not match the attached socket");
           continue;
         }
+        // A slot's generations only ever go up: no wrap, no retired slot back.
+        uint32_t slot = SlotOf(e.id);
+        uint32_t generation = GenerationOf(e.id);
+        auto last = last_generation_.find(slot);
+        if (generation == 0 || generation >= kGenerationLimit ||
+            (last != last_generation_.end() && generation <= last->second)) {
+          Fail("slot " + std::to_string(slot) + " reused with generation " + std::to_string(generation));
+        }
+        last_generation_[slot] = generation;
         ModelSession& m = model_[e.id];
         m.handle = h;
         live_.insert(e.id);
@@ -1556,6 +1722,8 @@ class Hammer {
   std::set<SessionId> live_;
   std::vector<SessionId> stale_;
   std::set<uint32_t> slots_seen_;
+  std::map<uint32_t, uint32_t> last_generation_;  // by slot, from kSession
+  uint32_t retire_per_mille_ = 0;
   uint64_t stale_expected_ = 0;
   uint64_t accepted_ = 0;
   uint64_t closes_ = 0;
@@ -1613,6 +1781,23 @@ TEST(HammerRandomOperationsKeepEveryInvariant) {
               static_cast<unsigned long long>(st.timeouts),
               static_cast<unsigned long long>(st.linger_ends),
               static_cast<unsigned long long>(st.linger_timeouts));
+}
+
+TEST(HammerWithRetiringSlotsKeepsEveryInvariant) {
+  // Slots reach the end of their generations throughout the run, in every
+  // chunk, while the pool grows and shrinks around them.
+  Hammer hammer(99, HammerConfig(), 48, 48 * 1024, 20);
+  EXPECT(hammer.Run(150000));
+  Stats st = hammer.stats();
+  EXPECT(st.retired_slots > 20u);
+  EXPECT(st.growths > 5u);
+  EXPECT(st.shrinks > 5u);
+  EXPECT(hammer.reuses() > 1000u);
+  std::printf("     hammer: %llu accepts, %llu retired slots, %llu growths, %llu shrinks\n",
+              static_cast<unsigned long long>(hammer.accepts()),
+              static_cast<unsigned long long>(st.retired_slots),
+              static_cast<unsigned long long>(st.growths),
+              static_cast<unsigned long long>(st.shrinks));
 }
 
 TEST(HammerWithTinyBatchesKeepsEveryInvariant) {

@@ -147,6 +147,38 @@ TEST(AddCopyRefusesWhenRecordsAreFull) {
   EXPECT_EQ(batch.data_used(), 0u);
 }
 
+TEST(ConnectFailureWordCarriesErrorRawCodeAndStepExactly) {
+  // Decoded in src/client.ts: sys = a % 2^8, raw = floor(a / 2^8) % 2^32,
+  // step = floor(a / 2^40).
+  struct Case {
+    SysError sys;
+    int32_t raw;
+    ConnectStep step;
+  };
+  const Case cases[] = {
+      {SysError::kAddrInUse, 98, ConnectStep::kBind},
+      {SysError::kConnRefused, 111, ConnectStep::kConnect},
+      {SysError::kAddrNotAvail, 10049, ConnectStep::kBind},       // a WSA code
+      {SysError::kUnknown, -1, ConnectStep::kBind},               // all 32 bits
+      {SysError::kNone, static_cast<int32_t>(Code::kPoolFull), ConnectStep::kConnect},
+  };
+  for (const Case& c : cases) {
+    double a = ConnectFailureWord(static_cast<uint8_t>(c.sys), c.raw, c.step);
+    uint64_t word = static_cast<uint64_t>(a);
+    EXPECT_EQ(static_cast<double>(word), a);  // an exact integer
+    EXPECT_EQ(word % 256, static_cast<uint64_t>(c.sys));
+    EXPECT_EQ((word >> 8) & 0xffffffffull, static_cast<uint64_t>(static_cast<uint32_t>(c.raw)));
+    EXPECT_EQ(word >> 40, static_cast<uint64_t>(c.step));
+  }
+}
+
+TEST(ConnectStepOfNamesABindFailureOnly) {
+  EXPECT(ConnectStepOf(Status::System(SysError::kAddrInUse, 98, "bind")) == ConnectStep::kBind);
+  EXPECT(ConnectStepOf(Status::System(SysError::kConnRefused, 111, "connect")) == ConnectStep::kConnect);
+  EXPECT(ConnectStepOf(Status::System(SysError::kMFile, 24, "socket")) == ConnectStep::kConnect);
+  EXPECT(ConnectStepOf(Status::Of(Code::kPoolFull)) == ConnectStep::kConnect);
+}
+
 TEST(ClearEmptiesRecordsAndArena) {
   EventBatch batch(2, 64);
   batch.AddData(1, 10);

@@ -41,6 +41,16 @@ TEST(NormalizeCapsMaxAtMaxSlots) {
   EXPECT_EQ(c.max_sessions, kMaxSlots);
 }
 
+TEST(NormalizeLeavesRoomForRetiredSlotsUnderTheSlotLimit) {
+  // max_sessions, one chunk of growth overshoot, and the retired-slot room:
+  // at least kRetiredSlotRoom, an eighth of max_sessions when that is more.
+  EXPECT_EQ(NormalizePoolConfig(Config(4, 4, 10, 1)).slot_limit, 10u + 4u + kRetiredSlotRoom);
+  EXPECT_EQ(NormalizePoolConfig(Config(1024, 1024, 1u << 20, 64)).slot_limit,
+            (1u << 20) + 1024u + (1u << 17));
+  EXPECT_EQ(NormalizePoolConfig(Config(4, 4, kMaxSlots, 1)).slot_limit, kMaxSlots);
+  EXPECT_EQ(NormalizePoolConfig(Config(4, 4, kMaxSlots - 2000, 1)).slot_limit, kMaxSlots);
+}
+
 TEST(NormalizeRoundsInitialUpToWholeChunks) {
   PoolConfig c = NormalizePoolConfig(Config(10, 4, 100, 1));
   EXPECT_EQ(c.initial, 12u);

@@ -212,32 +212,123 @@ TEST(ShrinkToNothingThenGrowAgain) {
   EXPECT(table.Lookup(id) == nullptr);
 }
 
-TEST(GenerationWrapsToOneAndStaysBelowLimit) {
-  SessionTable table(1, 0);
+TEST(TheLastGenerationRetiresTheSlotInsteadOfWrapping) {
+  SessionTable table(4, 0);
+  // Pretend slot 0 has had 2^29 - 3 occupants.
+  ASSERT(table.SetGenerationForTesting(0, kGenerationLimit - 2));
   ASSERT(table.Grow());
   Session* s = table.Acquire();
   ASSERT(s != nullptr);
-  // Pretend the slot has been reused almost 2^29 times.
-  s->generation = kGenerationLimit - 2;
+  EXPECT_EQ(s->slot, 0u);
+  SessionId before_last = s->id();
   table.Release(s);
-  EXPECT_EQ(s->generation, kGenerationLimit - 1);
   s = table.Acquire();
   ASSERT(s != nullptr);
+  EXPECT_EQ(s->slot, 0u);
   SessionId last = s->id();
+  EXPECT_EQ(GenerationOf(last), kGenerationLimit - 1);
   EXPECT(last < kJsSafeLimit);
   table.Release(s);
-  EXPECT_EQ(s->generation, 1u);  // never 0, never 2^29
+  EXPECT(s->state == SessionState::kRetired);
+  EXPECT_EQ(table.retired_total(), 1u);
+  // Refused, whatever generation an id names.
+  EXPECT(table.Lookup(before_last) == nullptr);
   EXPECT(table.Lookup(last) == nullptr);
-  s = table.Acquire();
-  ASSERT(s != nullptr);
-  EXPECT(s->generation >= 1u);
-  EXPECT(s->generation < kGenerationLimit);
-  EXPECT(table.Lookup(s->id()) == s);
-  // The wrapped generation also survives a shrink and regrowth.
-  table.Release(s);
-  EXPECT(table.ShrinkTop());
+  EXPECT(table.Lookup(MakeSessionId(0, 1)) == nullptr);
+  EXPECT(table.Lookup(MakeSessionId(0, 0)) == nullptr);
+  // Not capacity, not free, not in use; never handed out again.
+  EXPECT_EQ(table.slots(), 4u);
+  EXPECT_EQ(table.capacity(), 3u);
+  EXPECT_EQ(table.free_slots(), 3u);
+  EXPECT_EQ(table.in_use(), 0u);
+  std::set<uint32_t> slots;
+  for (int i = 0; i < 3; ++i) slots.insert(table.Acquire()->slot);
+  EXPECT(slots == (std::set<uint32_t>{1, 2, 3}));
+  EXPECT(table.Acquire() == nullptr);
+  int visited = 0;
+  table.ForEachLive([&](Session& live) {
+    ++visited;
+    EXPECT(live.slot != 0u);
+  });
+  EXPECT_EQ(visited, 3);
+  EXPECT_FALSE(table.SetGenerationForTesting(0, 5));  // retired for good
+}
+
+TEST(ARetiredSlotStaysRetiredThroughShrinkAndRegrowth) {
+  SessionTable table(4, 0);
   ASSERT(table.Grow());
-  EXPECT_EQ(table.AtSlot(0)->generation, 2u);
+  ASSERT(table.Grow());
+  ASSERT(table.SetGenerationForTesting(5, kGenerationLimit - 1));
+  std::vector<Session*> taken;
+  for (int i = 0; i < 8; ++i) taken.push_back(table.Acquire());
+  SessionId last = taken[5]->id();
+  // The top chunk cannot shrink while its other slots are taken...
+  table.Release(taken[5]);
+  EXPECT_FALSE(table.ShrinkTop());
+  for (int i = 4; i < 8; ++i) {
+    if (i != 5) table.Release(taken[i]);
+  }
+  // ... and can once they are free, retired slot and all.
+  EXPECT(table.ShrinkTop());
+  EXPECT_EQ(table.slots(), 4u);
+  EXPECT_EQ(table.capacity(), 4u);
+  EXPECT_EQ(table.free_slots(), 0u);
+  EXPECT_EQ(table.retired_total(), 1u);
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.capacity(), 7u);
+  EXPECT_EQ(table.free_slots(), 3u);
+  EXPECT(table.AtSlot(5)->state == SessionState::kRetired);
+  EXPECT(table.Lookup(last) == nullptr);
+  std::set<uint32_t> slots;
+  for (int i = 0; i < 3; ++i) slots.insert(table.Acquire()->slot);
+  EXPECT(slots == (std::set<uint32_t>{4, 6, 7}));
+  EXPECT(table.Acquire() == nullptr);
+  EXPECT_EQ(table.in_use() + table.free_slots(), table.capacity());
+}
+
+TEST(AChunkOfRetiredSlotsAddsNoCapacityAndStillShrinks) {
+  SessionTable table(1, 0);
+  ASSERT(table.SetGenerationForTesting(0, kGenerationLimit - 1));
+  ASSERT(table.Grow());
+  table.Release(table.Acquire());
+  EXPECT_EQ(table.capacity(), 0u);
+  EXPECT(table.Acquire() == nullptr);
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.capacity(), 1u);
+  EXPECT_EQ(table.Acquire()->slot, 1u);
+  table.Release(table.AtSlot(1));
+  EXPECT(table.ShrinkTop());  // slot 1
+  EXPECT(table.ShrinkTop());  // slot 0, retired
+  EXPECT_EQ(table.slots(), 0u);
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.capacity(), 0u);  // slot 0 came back retired
+  EXPECT(table.Acquire() == nullptr);
+}
+
+TEST(GrowthStopsAtTheSlotLimit) {
+  SessionTable table(4, 0, 10);
+  ASSERT(table.Grow());
+  ASSERT(table.Grow());
+  EXPECT(table.CanGrow() == false);  // 12 would pass 10
+  EXPECT_FALSE(table.Grow());
+  EXPECT_EQ(table.slots(), 8u);
+  EXPECT_FALSE(table.SetGenerationForTesting(10, 7));
+}
+
+TEST(SetGenerationForTestingRefusesTakenSlotsAndBadGenerations) {
+  SessionTable table(2, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  EXPECT_FALSE(table.SetGenerationForTesting(s->slot, 7));
+  EXPECT_FALSE(table.SetGenerationForTesting(1, 0));
+  EXPECT_FALSE(table.SetGenerationForTesting(1, kGenerationLimit));
+  EXPECT(table.SetGenerationForTesting(1, 7));
+  EXPECT_EQ(table.Acquire()->generation, 7u);
+  // A slot not allocated yet gets it when its chunk grows.
+  EXPECT(table.SetGenerationForTesting(3, 9));
+  ASSERT(table.Grow());
+  EXPECT_EQ(table.AtSlot(3)->generation, 9u);
+  EXPECT_EQ(table.AtSlot(2)->generation, 1u);
 }
 
 TEST(ForEachLiveVisitsExactlyTheTakenSlots) {
