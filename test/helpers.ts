@@ -9,6 +9,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -34,6 +35,28 @@ export const PLATFORM_BACKEND = process.platform === 'win32' ? 'iocp' : 'epoll';
 export const HOST4 = '127.0.0.1';
 export const HOST6 = '::1';
 export const SLOT_MASK = 0xffffff;
+
+/**
+ * The most bytes the kernel may still take from a sender whose peer does not
+ * read: the sender's largest send buffer plus the reader's receive buffer.
+ * A backpressure test must queue more than this before it can expect bytes to
+ * stay queued; until then the threaded driver's bufferedAmount may count bytes
+ * still on their way to the I/O thread, which the kernel then takes.
+ */
+export function kernelBufferRoom(): number {
+  const read = (file: string): number[] | null => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
+    } catch {
+      return null;
+    }
+  };
+  const wmem = read('/proc/sys/net/ipv4/tcp_wmem');
+  const rmem = read('/proc/sys/net/ipv4/tcp_rmem');
+  // No /proc (Windows): send-buffer autotuning there stays within a few MiB.
+  if (wmem === null || rmem === null) return 8 * 1024 * 1024;
+  return wmem[2] + rmem[1];
+}
 
 // ------------------------------------------------------------------ time
 
