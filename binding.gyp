@@ -20,6 +20,7 @@
         "native/core/session_table.cc",
         "native/core/status.cc",
         "native/addon/addon.cc",
+        "native/addon/js.cc",
         "native/addon/native_server.cc",
         "native/addon/native_load_generator.cc",
         "native/addon/drivers.cc"
