@@ -23,7 +23,8 @@
         "native/addon/js.cc",
         "native/addon/native_server.cc",
         "native/addon/native_load_generator.cc",
-        "native/addon/drivers.cc"
+        "native/addon/uv_event_loop.cc",
+        "native/drivers/drivers.cc"
       ],
       "conditions": [
         ["OS=='linux'", {

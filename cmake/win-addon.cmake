@@ -40,4 +40,4 @@ target_compile_definitions(acceptpool_addon PRIVATE
   NAPI_VERSION=8 NAPI_DISABLE_CPP_EXCEPTIONS NODE_ADDON_API_DISABLE_DEPRECATED BUILDING_NODE_EXTENSION)
 target_link_options(acceptpool_addon PRIVATE -static -static-libgcc -static-libstdc++)
 target_link_libraries(acceptpool_addon PRIVATE
-  ${ACCEPTPOOL_BACKEND_LIBS} acceptpool_core ${_import_libs} ws2_32 mswsock iphlpapi)
+  acceptpool_drivers ${ACCEPTPOOL_BACKEND_LIBS} acceptpool_core ${_import_libs} ws2_32 mswsock iphlpapi)

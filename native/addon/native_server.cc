@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/uv_event_loop.h"
 #include "backends/make_backend.h"
 
 namespace acceptpool {
@@ -320,12 +321,14 @@ Status NativeServer::EnsureDriver() {
   auto deliver = [this](EventBatch& batch) { Deliver(batch); };
   driver_ = threaded_ ? MakeThreadedDriver(engine_.get(), limits_, deliver)
                       : MakeInlineDriver(engine_.get(), limits_, deliver);
-  uv_loop_t* loop = nullptr;
-  if (napi_get_uv_event_loop(env_, &loop) != napi_ok || loop == nullptr) {
+  // The handles the driver makes live on Node's loop; this object only
+  // makes them.
+  std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env_);
+  if (!loop) {
     driver_.reset();
     return Status::Of(Code::kClosed);
   }
-  Status st = driver_->Start(loop);
+  Status st = driver_->Start(loop.get());
   if (!st.ok()) {
     driver_.reset();
     return st;

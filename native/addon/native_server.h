@@ -6,8 +6,8 @@
 
 #include <memory>
 
-#include "addon/drivers.h"
 #include "addon/js.h"
+#include "drivers/drivers.h"
 #include "core/engine.h"
 
 namespace acceptpool {

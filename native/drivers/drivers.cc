@@ -1,4 +1,4 @@
-#include "addon/drivers.h"
+#include "drivers/drivers.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -13,46 +13,6 @@
 namespace acceptpool {
 namespace {
 
-// Owns a libuv handle. uv_close() is asynchronous, so the memory is handed to
-// the close callback, which frees it.
-template <typename T>
-class UvHandle {
- public:
-  UvHandle() : handle_(std::make_unique<T>()) {}
-  UvHandle(const UvHandle&) = delete;
-  UvHandle& operator=(const UvHandle&) = delete;
-  ~UvHandle() { Close(); }
-
-  T* get() { return handle_.get(); }
-  uv_handle_t* base() { return reinterpret_cast<uv_handle_t*>(handle_.get()); }
-  void MarkInitialized() { initialized_ = true; }
-  bool initialized() const { return initialized_; }
-  // Whether the handle keeps Node's loop alive.
-  void SetRef(bool ref) {
-    if (!initialized_) return;
-    if (ref) {
-      uv_ref(base());
-    } else {
-      uv_unref(base());
-    }
-  }
-
-  void Close() {
-    if (!handle_ || !initialized_) return;
-    initialized_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(handle_.release()),
-             [](uv_handle_t* h) { std::unique_ptr<T> owned(reinterpret_cast<T*>(h)); });
-  }
-
- private:
-  std::unique_ptr<T> handle_;
-  bool initialized_ = false;
-};
-
-Status UvStatus(int rc, const char* call) {
-  return Status::System(SysError::kUnknown, rc, call);
-}
-
 // ---------------------------------------------------------------- inline
 
 class InlineDriver final : public Driver {
@@ -65,16 +25,10 @@ class InlineDriver final : public Driver {
 
   const char* name() const override { return "inline"; }
 
-  Status Start(uv_loop_t* loop) override {
-    int rc = uv_poll_init(loop, poll_.get(), engine_->backend().PollDescriptor());
-    if (rc != 0) return UvStatus(rc, "uv_poll_init");
-    poll_.MarkInitialized();
-    poll_.get()->data = this;
-    rc = uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
-      static_cast<InlineDriver*>(h->data)->RunRounds();
-    });
-    if (rc != 0) return UvStatus(rc, "uv_poll_start");
-    return Status::Ok();
+  Status Start(EventLoop* loop) override {
+    return loop->WatchReadable(
+        engine_->backend().PollDescriptor(),
+        [](void* self) { static_cast<InlineDriver*>(self)->RunRounds(); }, this, &poll_);
   }
 
   Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) override {
@@ -97,10 +51,12 @@ class InlineDriver final : public Driver {
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
   void Shutdown() override { engine_->Shutdown(); }
   Stats GetStats() override { return engine_->SnapshotStats(); }
-  void SetRef(bool ref) override { poll_.SetRef(ref); }
+  void SetRef(bool ref) override {
+    if (poll_) poll_->SetRef(ref);
+  }
   void Stop() override {
     stopped_ = true;
-    poll_.Close();
+    poll_.reset();
   }
 
  private:
@@ -127,7 +83,7 @@ class InlineDriver final : public Driver {
   Engine* engine_;
   EventBatch batch_;
   DeliverFn deliver_;
-  UvHandle<uv_poll_t> poll_;
+  std::unique_ptr<LoopWatcher> poll_;
   bool stopped_ = false;
 };
 
@@ -165,14 +121,11 @@ class ThreadedDriver final : public Driver {
 
   const char* name() const override { return "threaded"; }
 
-  Status Start(uv_loop_t* loop) override {
+  Status Start(EventLoop* loop) override {
     if (!counters_) return Status::Of(Code::kNoMemory);
-    int rc = uv_async_init(loop, async_.get(), [](uv_async_t* h) {
-      static_cast<ThreadedDriver*>(h->data)->DeliverReady();
-    });
-    if (rc != 0) return UvStatus(rc, "uv_async_init");
-    async_.MarkInitialized();
-    async_.get()->data = this;
+    Status st = loop->NewAsync([](void* self) { static_cast<ThreadedDriver*>(self)->DeliverReady(); },
+                               this, &async_);
+    if (!st.ok()) return st;
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
   }
@@ -251,7 +204,9 @@ class ThreadedDriver final : public Driver {
     return s;
   }
 
-  void SetRef(bool ref) override { async_.SetRef(ref); }
+  void SetRef(bool ref) override {
+    if (async_) async_->SetRef(ref);
+  }
 
   void Stop() override {
     if (thread_.joinable()) {
@@ -261,7 +216,7 @@ class ThreadedDriver final : public Driver {
       engine_->backend().Wake();
       thread_.join();
     }
-    async_.Close();
+    async_.reset();
   }
 
  private:
@@ -366,7 +321,7 @@ class ThreadedDriver final : public Driver {
     current_ = nullptr;
     engine_->SetBatch(nullptr);
     lock.unlock();
-    uv_async_send(async_.get());
+    async_->Send();
     lock.lock();
     while (spare_.empty() && !stop_.load(std::memory_order_acquire)) {
       space_.wait_for(lock, std::chrono::milliseconds(2));
@@ -424,7 +379,7 @@ class ThreadedDriver final : public Driver {
   std::atomic<uint64_t> engine_stale_js_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  UvHandle<uv_async_t> async_;
+  std::unique_ptr<LoopAsync> async_;  // created before thread_ starts, reset after it ends
 };
 
 }  // namespace
