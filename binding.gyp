@@ -4,11 +4,8 @@
       "target_name": "acceptpool",
       "cflags_cc": ["-std=c++17", "-O2", "-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-rtti"],
-      "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native"
-      ],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "include_dirs": ["native"],
+      "defines": ["NAPI_VERSION=8"],
       "sources": [
         "native/core/command_queue.cc",
         "native/core/engine.cc",

@@ -2,7 +2,6 @@
 // tables JS needs to decode events (error names by SysError index). Raw
 // Node-API with checked statuses, like every object here (see js.h): a worker
 // may be terminated while it loads the module.
-#include <napi.h>
 #include <node_api.h>
 
 #include "addon/js.h"
@@ -24,7 +23,7 @@ napi_value Init(napi_env env, napi_value exports) {
     if (name == nullptr || napi_set_element(env, names, i, name) != napi_ok) return nullptr;
   }
   napi_value server = NativeServer::Define(env);
-  napi_value generator = NativeLoadGenerator::Define(Napi::Env(env));
+  napi_value generator = NativeLoadGenerator::Define(env);
   napi_value backend = js::String(env, PlatformBackendName());
   if (server == nullptr || generator == nullptr || backend == nullptr ||
       napi_set_named_property(env, exports, "NativeServer", server) != napi_ok ||

@@ -64,10 +64,7 @@ namespace {
 
 using CreateError = napi_status (*)(napi_env, napi_value, napi_value, napi_value*);
 
-napi_value Throw(napi_env env, CreateError create, const char* code, const std::string& message) {
-  // An exception already pending (or JS gone) wins; never stack a second one.
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return nullptr;
+napi_value MakeError(napi_env env, CreateError create, const char* code, const std::string& message) {
   napi_value text = nullptr;
   napi_value code_value = nullptr;
   napi_value error = nullptr;
@@ -77,18 +74,29 @@ napi_value Throw(napi_env env, CreateError create, const char* code, const std::
       napi_set_named_property(env, error, "code", code_value) != napi_ok) {
     return nullptr;
   }
-  napi_throw(env, error);
-  return nullptr;
+  return error;
 }
 
 }  // namespace
 
+napi_value NewError(napi_env env, const char* code, const std::string& message) {
+  return MakeError(env, &napi_create_error, code, message);
+}
+
+napi_value Throw(napi_env env, napi_value error) {
+  // An exception already pending (or JS gone) wins; never stack a second one.
+  bool pending = false;
+  if (error == nullptr || napi_is_exception_pending(env, &pending) != napi_ok || pending) return nullptr;
+  napi_throw(env, error);
+  return nullptr;
+}
+
 napi_value ThrowError(napi_env env, const char* code, const std::string& message) {
-  return Throw(env, &napi_create_error, code, message);
+  return Throw(env, NewError(env, code, message));
 }
 
 napi_value ThrowTypeError(napi_env env, const char* code, const std::string& message) {
-  return Throw(env, &napi_create_type_error, code, message);
+  return Throw(env, MakeError(env, &napi_create_type_error, code, message));
 }
 
 napi_value ThrowInvalidArg(napi_env env, const std::string& message) {

@@ -33,8 +33,12 @@ bool GetProperty(napi_env env, napi_value object, const char* key, napi_value* o
 bool GetTypedArray(napi_env env, napi_value value, napi_typedarray_type* type, size_t* length,
                    void** data);
 
-// Throw an Error / TypeError whose `code` property is `code`. Return nullptr,
-// what a callback returns after throwing (or after failing to).
+// A new Error whose `code` property is `code` (null on failure).
+napi_value NewError(napi_env env, const char* code, const std::string& message);
+// Throws `error` unless it is null or an exception is already pending.
+// Returns nullptr, what a callback returns after throwing (or failing to).
+napi_value Throw(napi_env env, napi_value error);
+// Throw an Error / TypeError whose `code` property is `code`.
 napi_value ThrowError(napi_env env, const char* code, const std::string& message);
 napi_value ThrowTypeError(napi_env env, const char* code, const std::string& message);
 // A TypeError with code ERR_ACCEPTPOOL_INVALID_ARG.
