@@ -21,7 +21,11 @@ class InlineDriver final : public Driver {
       : engine_(engine), batch_(limits.records, limits.data_bytes), deliver_(std::move(deliver)) {
     engine_->SetBatch(&batch_);
   }
-  ~InlineDriver() override { Stop(); }
+  ~InlineDriver() override {
+    Stop();
+    // The batch dies with this driver: the engine must not write to it.
+    engine_->SetBatch(nullptr);
+  }
 
   const char* name() const override { return "inline"; }
 
@@ -117,7 +121,14 @@ class ThreadedDriver final : public Driver {
                             this);
     published_ = engine_->SnapshotStats();
   }
-  ~ThreadedDriver() override { Stop(); }
+  ~ThreadedDriver() override {
+    Stop();
+    // The batches, the counters and the wake handler die with this driver:
+    // an engine that outlives it must not reach them.
+    engine_->SetBatch(nullptr);
+    engine_->SetSharedBuffered(nullptr, 0);
+    engine_->SetWakeHandler(nullptr, nullptr);
+  }
 
   const char* name() const override { return "threaded"; }
 
