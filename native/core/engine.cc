@@ -555,12 +555,13 @@ void Engine::OnTick() {
   if (policy_.TickShouldShrink(table_->capacity(), table_->free_slots()) && table_->ShrinkTop()) {
     ++stats_.shrinks;
   }
-  blocks_.Trim(blocks_.spare() / 2);
+  blocks_.TrimIdle();
   stats_.send_blocks = blocks_.allocated();
+  if (hooks_.on_tick != nullptr) hooks_.on_tick(hooks_.context);
 }
 
 void Engine::OnWake() {
-  if (wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+  if (hooks_.on_wake != nullptr) hooks_.on_wake(hooks_.context);
 }
 
 int64_t Engine::BufferedAmount(SessionId id) {

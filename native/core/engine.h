@@ -114,11 +114,16 @@ class Engine final : public BackendEvents {
   // The driver is handing a batch to JS and will call EmitPending() after:
   // no need to wake the backend for events queued meanwhile.
   void SetDispatching(bool on) { dispatching_ = on; }
-  // Called from OnWake.
-  void SetWakeHandler(void (*fn)(void*), void* ctx) {
-    wake_fn_ = fn;
-    wake_ctx_ = ctx;
-  }
+  // What the engine tells the driver that runs it, on the engine's thread:
+  // on_wake after Wake() (commands from another thread may be waiting), and
+  // on_tick once a period, returning the bytes the driver's own buffers gave
+  // back (capacity.h).
+  struct DriverHooks {
+    void (*on_wake)(void* context) = nullptr;
+    size_t (*on_tick)(void* context) = nullptr;
+    void* context = nullptr;
+  };
+  void SetDriverHooks(const DriverHooks& hooks) { hooks_ = hooks; }
 
   Backend& backend() { return *backend_; }
   Stats SnapshotStats() const;
@@ -178,8 +183,7 @@ class Engine final : public BackendEvents {
 
   std::atomic<uint32_t>* shared_buffered_ = nullptr;
   size_t shared_size_ = 0;
-  void (*wake_fn_)(void*) = nullptr;
-  void* wake_ctx_ = nullptr;
+  DriverHooks hooks_;
 };
 
 }  // namespace acceptpool

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/capacity.h"
 #include "core/command_queue.h"
 
 namespace acceptpool {
@@ -100,6 +101,9 @@ class ThreadedDriver final : public Driver {
   static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
   static constexpr size_t kMaxNotes = 4096;
+  // What the notes and the broadcast ids keep when idle.
+  static constexpr size_t kKeepNotes = 256;
+  static constexpr size_t kKeepIds = 1024;
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
@@ -117,8 +121,11 @@ class ThreadedDriver final : public Driver {
     counters_.reset(static_cast<std::atomic<uint32_t>*>(
         std::calloc(counters_size_, sizeof(std::atomic<uint32_t>))));
     if (counters_) engine_->SetSharedBuffered(counters_.get(), counters_size_);
-    engine_->SetWakeHandler([](void* self) { static_cast<ThreadedDriver*>(self)->RunCommands(); },
-                            this);
+    Engine::DriverHooks hooks;
+    hooks.on_wake = [](void* self) { static_cast<ThreadedDriver*>(self)->RunCommands(); };
+    hooks.on_tick = [](void* self) { return static_cast<ThreadedDriver*>(self)->TrimBuffers(); };
+    hooks.context = this;
+    engine_->SetDriverHooks(hooks);
     published_ = engine_->SnapshotStats();
   }
   ~ThreadedDriver() override {
@@ -127,7 +134,7 @@ class ThreadedDriver final : public Driver {
     // an engine that outlives it must not reach them.
     engine_->SetBatch(nullptr);
     engine_->SetSharedBuffered(nullptr, 0);
-    engine_->SetWakeHandler(nullptr, nullptr);
+    engine_->SetDriverHooks(Engine::DriverHooks());
   }
 
   const char* name() const override { return "threaded"; }
@@ -255,6 +262,14 @@ class ThreadedDriver final : public Driver {
   void Note(EventType type, SessionId id, double a, double b = 0) {
     if (type == EventType::kStale && notes_.size() >= kMaxNotes) return;
     notes_.push_back(EventRecord{static_cast<double>(type), static_cast<double>(id), a, b});
+    notes_peak_.Note(notes_.size());
+  }
+
+  // Once a period (the engine's tick): the buffers that grow with a burst
+  // (commands, notes, broadcast ids) give back what the period did not need.
+  size_t TrimBuffers() {
+    return commands_.Trim(&work_) + ShrinkTo(&notes_, notes_peak_.EndPeriod(kKeepNotes)) +
+           ShrinkTo(&ids_, ids_peak_.EndPeriod(kKeepIds));
   }
 
   void WriteNotes() {
@@ -311,6 +326,7 @@ class ThreadedDriver final : public Driver {
         } else {
           // The ids follow the payload unaligned; copy them out.
           ids_.resize(c.id_count);
+          ids_peak_.Note(ids_.size());
           std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
           engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
         }
@@ -373,8 +389,10 @@ class ThreadedDriver final : public Driver {
   DeliverFn deliver_;
   CommandQueue commands_;
   CommandQueue::Side work_;
-  std::vector<SessionId> ids_;
+  std::vector<SessionId> ids_;      // I/O thread only
   std::vector<EventRecord> notes_;  // I/O thread only
+  PeakTracker ids_peak_;
+  PeakTracker notes_peak_;
   std::vector<std::unique_ptr<EventBatch>> batches_;
 
   std::mutex mutex_;

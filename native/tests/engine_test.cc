@@ -1374,6 +1374,44 @@ EngineConfig HammerConfig() {
 
 }  // namespace
 
+TEST(SendBlocksOfABurstAreFreedAfterOneIdleTick) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string burst = Bytes(90000, 21);
+  rig.engine->Send(id, burst.data(), burst.size());
+  size_t blocks = rig.stats().send_blocks;
+  EXPECT(blocks >= burst.size() / SendBlock::kBytes);
+  rig.fake->AddWritable(h, 1 << 20);
+  rig.fake->Tick();
+  rig.Poll();  // flushed in this period: the blocks were needed in it
+  EXPECT_EQ(rig.fake->Sock(h).written, burst);
+  EXPECT_EQ(rig.stats().send_blocks, blocks);
+  rig.fake->Tick();
+  rig.Poll();  // a period in which no send needed them
+  EXPECT_EQ(rig.stats().send_blocks, 0u);
+}
+
+TEST(SendBlocksThatSteadyTrafficNeedsStayAcrossTicks) {
+  // Every period queues three blocks' worth and flushes it; each tick finds
+  // the blocks spare. They were needed in the period, so none is freed (and
+  // made again in the next one).
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  std::string chunk = Bytes(3 * SendBlock::kBytes, 22);
+  for (int period = 0; period < 5; ++period) {
+    rig.fake->Sock(h).writable = 0;  // the socket is full: the send is queued
+    rig.engine->Send(id, chunk.data(), chunk.size());
+    rig.fake->AddWritable(h, 1 << 20);
+    rig.Poll();  // flushed: the blocks are spare again
+    rig.fake->Tick();
+    rig.Poll();
+    EXPECT_EQ(rig.stats().send_blocks, 3u);
+  }
+}
+
 TEST(EngineDestroyedMidTrafficClosesEverySocketOnceAndFreesItsQueues) {
   // What a worker's teardown leaves: sessions with queued sends, one closing
   // gracefully behind its queue, close events still pending for lack of
