@@ -27,6 +27,7 @@
         ["OS=='linux'", {
           "sources": [
             "native/backends/epoll/epoll_backend.cc",
+            "native/backends/posix/heap.cc",
             "native/backends/posix/socket_address.cc",
             "native/backends/posix/sys_errors.cc"
           ]

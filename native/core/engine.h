@@ -161,6 +161,7 @@ class Engine final : public BackendEvents {
   void UpdateAccepting();
   void GrowIfNeeded();
   bool EnsureInitialPool();
+  void ReturnMemoryWhenQuiet(size_t freed);
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
@@ -184,6 +185,11 @@ class Engine final : public BackendEvents {
   std::atomic<uint32_t>* shared_buffered_ = nullptr;
   size_t shared_size_ = 0;
   DriverHooks hooks_;
+  // Bytes moved or freed since the last burst was noted, the traffic
+  // counters at the last tick, and the quiet ticks still to return memory on.
+  uint64_t churn_since_return_ = 0;
+  uint64_t bytes_at_last_tick_ = 0;
+  uint32_t quiet_returns_left_ = 0;
 };
 
 }  // namespace acceptpool

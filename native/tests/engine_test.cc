@@ -1412,6 +1412,33 @@ TEST(SendBlocksThatSteadyTrafficNeedsStayAcrossTicks) {
   }
 }
 
+TEST(FreedMemoryGoesBackToTheOsOnTheQuietTicksAfterABurstOnly) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  std::string mib = Bytes(1 << 20, 23);
+  // A trickle below the threshold: no return, however quiet it gets.
+  rig.engine->Send(id, mib.data(), 1000);
+  for (int i = 0; i < 3; ++i) {
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  EXPECT_EQ(rig.fake->memory_returns, 0);
+  // Steady traffic: never quiet, never a return.
+  for (int i = 0; i < 5; ++i) {
+    rig.engine->Send(id, mib.data(), mib.size());
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  EXPECT_EQ(rig.fake->memory_returns, 0);
+  // Quiet after it: a return on each of the first quiet ticks, then none.
+  for (int i = 0; i < 30; ++i) {
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  EXPECT_EQ(rig.fake->memory_returns, 10);
+}
+
 TEST(EngineDestroyedMidTrafficClosesEverySocketOnceAndFreesItsQueues) {
   // What a worker's teardown leaves: sessions with queued sends, one closing
   // gracefully behind its queue, close events still pending for lack of

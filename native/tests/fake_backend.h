@@ -327,6 +327,9 @@ class FakeBackend final : public Backend {
 
   int PollDescriptor() const override { return -1; }
 
+  int memory_returns = 0;
+  void ReturnFreedMemory() override { ++memory_returns; }
+
  private:
   void SettleConnects() {
     for (auto it = connect_results.begin(); it != connect_results.end();) {
