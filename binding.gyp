@@ -4,11 +4,8 @@
       "target_name": "acceptpool",
       "cflags_cc": ["-std=c++17", "-O2", "-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-rtti"],
-      "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "native"
-      ],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "include_dirs": ["native"],
+      "defines": ["NAPI_VERSION=8"],
       "sources": [
         "native/core/command_queue.cc",
         "native/core/engine.cc",
@@ -20,14 +17,17 @@
         "native/core/session_table.cc",
         "native/core/status.cc",
         "native/addon/addon.cc",
+        "native/addon/js.cc",
         "native/addon/native_server.cc",
         "native/addon/native_load_generator.cc",
-        "native/addon/drivers.cc"
+        "native/addon/uv_event_loop.cc",
+        "native/drivers/drivers.cc"
       ],
       "conditions": [
         ["OS=='linux'", {
           "sources": [
             "native/backends/epoll/epoll_backend.cc",
+            "native/backends/posix/heap.cc",
             "native/backends/posix/socket_address.cc",
             "native/backends/posix/sys_errors.cc"
           ]

@@ -4,7 +4,6 @@
 # module needs nothing beyond node.exe and Windows' own DLLs.
 # Included from CMakeLists.txt; scripts/build-win.js drives it.
 
-# NODE_ADDON_API_DIR comes from CMakeLists.txt (the host's node finds it).
 set(_node_api_headers ${CMAKE_CURRENT_SOURCE_DIR}/node_modules/node-api-headers)
 if(NOT EXISTS ${_node_api_headers}/include/node_api.h)
   message(FATAL_ERROR "node-api-headers not found: run npm install first")
@@ -35,9 +34,8 @@ set_target_properties(acceptpool_addon PROPERTIES
   OUTPUT_NAME acceptpool
   PREFIX ""
   SUFFIX ".node")
-target_include_directories(acceptpool_addon PRIVATE ${_node_api_headers}/include ${NODE_ADDON_API_DIR})
-target_compile_definitions(acceptpool_addon PRIVATE
-  NAPI_VERSION=8 NAPI_DISABLE_CPP_EXCEPTIONS NODE_ADDON_API_DISABLE_DEPRECATED BUILDING_NODE_EXTENSION)
+target_include_directories(acceptpool_addon PRIVATE ${_node_api_headers}/include)
+target_compile_definitions(acceptpool_addon PRIVATE NAPI_VERSION=8 BUILDING_NODE_EXTENSION)
 target_link_options(acceptpool_addon PRIVATE -static -static-libgcc -static-libstdc++)
 target_link_libraries(acceptpool_addon PRIVATE
-  ${ACCEPTPOOL_BACKEND_LIBS} acceptpool_core ${_import_libs} ws2_32 mswsock iphlpapi)
+  acceptpool_drivers ${ACCEPTPOOL_BACKEND_LIBS} acceptpool_core ${_import_libs} ws2_32 mswsock iphlpapi)

@@ -412,7 +412,7 @@ export class ChildServer {
     return this.messages.splice(i, 1)[0] as T;
   }
 
-  send(msg: { type: string }): void {
+  send(msg: { type: string; [key: string]: unknown }): void {
     this.proc.send(msg);
   }
 
@@ -437,16 +437,21 @@ export function fixturePath(name: string): string {
 }
 
 /**
- * Runs fixture `name` with node (optionally under a descriptor limit through
- * prlimit), with an IPC channel.
+ * Runs fixture `name` with node (with `nodeArgs` such as --expose-gc, and
+ * optionally under a descriptor limit through prlimit), with an IPC channel.
  */
-export function spawnFixture(name: string, args: readonly string[], opts: { nofile?: number; env?: NodeJS.ProcessEnv } = {}): ChildServer {
+export function spawnFixture(
+  name: string,
+  args: readonly string[],
+  opts: { nofile?: number; env?: NodeJS.ProcessEnv; nodeArgs?: readonly string[] } = {},
+): ChildServer {
   const script = fixturePath(name);
   const stdio: ('ignore' | 'inherit' | 'pipe' | 'ipc')[] = ['ignore', 'inherit', 'pipe', 'ipc'];
   const env = { ...process.env, ...(opts.env ?? {}) };
+  const node = [...(opts.nodeArgs ?? []), script, ...args];
   const proc =
     opts.nofile !== undefined
-      ? spawn('prlimit', [`--nofile=${opts.nofile}:${opts.nofile}`, process.execPath, script, ...args], { stdio, env })
-      : spawn(process.execPath, [script, ...args], { stdio, env });
+      ? spawn('prlimit', [`--nofile=${opts.nofile}:${opts.nofile}`, process.execPath, ...node], { stdio, env })
+      : spawn(process.execPath, node, { stdio, env });
   return new ChildServer(proc);
 }

@@ -1,7 +1,10 @@
-// Module entry: the NativeServer class and the tables JS needs to decode
-// events (error names by SysError index).
-#include <napi.h>
+// Module entry: the NativeServer and NativeLoadGenerator classes and the
+// tables JS needs to decode events (error names by SysError index). Raw
+// Node-API with checked statuses, like every object here (see js.h): a worker
+// may be terminated while it loads the module.
+#include <node_api.h>
 
+#include "addon/js.h"
 #include "addon/native_load_generator.h"
 #include "addon/native_server.h"
 #include "backends/make_backend.h"
@@ -10,15 +13,25 @@
 namespace acceptpool {
 namespace {
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("NativeServer", NativeServer::Define(env));
-  exports.Set("NativeLoadGenerator", NativeLoadGenerator::Define(env));
-  Napi::Array names = Napi::Array::New(env);
-  for (uint32_t i = 0; i < static_cast<uint32_t>(SysError::kCount); ++i) {
-    names.Set(i, Napi::String::New(env, SysErrorName(static_cast<SysError>(i))));
+napi_value Init(napi_env env, napi_value exports) {
+  napi_value names = nullptr;
+  if (napi_create_array_with_length(env, static_cast<size_t>(SysError::kCount), &names) != napi_ok) {
+    return nullptr;
   }
-  exports.Set("errorNames", names);
-  exports.Set("platformBackend", Napi::String::New(env, PlatformBackendName()));
+  for (uint32_t i = 0; i < static_cast<uint32_t>(SysError::kCount); ++i) {
+    napi_value name = js::String(env, SysErrorName(static_cast<SysError>(i)));
+    if (name == nullptr || napi_set_element(env, names, i, name) != napi_ok) return nullptr;
+  }
+  napi_value server = NativeServer::Define(env);
+  napi_value generator = NativeLoadGenerator::Define(env);
+  napi_value backend = js::String(env, PlatformBackendName());
+  if (server == nullptr || generator == nullptr || backend == nullptr ||
+      napi_set_named_property(env, exports, "NativeServer", server) != napi_ok ||
+      napi_set_named_property(env, exports, "NativeLoadGenerator", generator) != napi_ok ||
+      napi_set_named_property(env, exports, "errorNames", names) != napi_ok ||
+      napi_set_named_property(env, exports, "platformBackend", backend) != napi_ok) {
+    return nullptr;
+  }
   return exports;
 }
 
@@ -26,8 +39,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace acceptpool
 
 // The macro pastes its second argument into a name: it must be unqualified.
-static Napi::Object InitAcceptPool(Napi::Env env, Napi::Object exports) {
+static napi_value InitAcceptPool(napi_env env, napi_value exports) {
   return acceptpool::Init(env, exports);
 }
 
-NODE_API_MODULE(acceptpool, InitAcceptPool)
+NAPI_MODULE(NODE_GYP_MODULE_NAME, InitAcceptPool)

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "addon/uv_event_loop.h"
 #include "backends/make_backend.h"
 
 namespace acceptpool {
@@ -10,23 +11,19 @@ namespace {
 
 const char* const kPhaseNames[] = {"ramp", "warmup", "measure", "hold", "draining", "done"};
 
-Napi::Value ThrowTyped(Napi::Env env, const std::string& message) {
-  Napi::TypeError error = Napi::TypeError::New(env, message);
-  error.Set("code", Napi::String::New(env, "ERR_ACCEPTPOOL_INVALID_ARG"));
-  error.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
 // Reads the options object; `error` names the first bad field.
 class OptionReader {
  public:
-  explicit OptionReader(Napi::Object options) : options_(options) {}
+  OptionReader(napi_env env, napi_value options) : env_(env), options_(options) {}
 
   // An integer in [min, max]; required.
   double Int(const char* key, double min, double max) {
     if (!error_.empty()) return min;
-    Napi::Value v = options_.Get(key);
-    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    napi_value v;
+    double d = NAN;
+    if (js::GetProperty(env_, options_, key, &v) && js::TypeOf(env_, v) == napi_number) {
+      js::GetNumber(env_, v, &d);
+    }
     if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
       error_ = std::string("load generator option ") + key + " must be an integer from " +
                std::to_string(static_cast<long long>(min)) + " to " +
@@ -38,7 +35,8 @@ class OptionReader {
   const std::string& error() const { return error_; }
 
  private:
-  Napi::Object options_;
+  napi_env env_;
+  napi_value options_;
   std::string error_;
 };
 
@@ -54,99 +52,85 @@ SocketAddress Ipv4(double host_order, double port) {
   return a;
 }
 
-Napi::Object ResultObject(Napi::Env env, const LoadResult& r) {
+napi_value ResultObject(napi_env env, const LoadResult& r) {
   const LoadCounters& c = r.totals;
-  Napi::Object o = Napi::Object::New(env);
-  auto put = [env](Napi::Object target, const char* key, double value) {
-    target.Set(key, Napi::Number::New(env, value));
-  };
-  put(o, "threads", r.threads);
-  put(o, "connections", r.lanes);
-  put(o, "rate", r.rate);
-  put(o, "completed", static_cast<double>(c.completed));
-  put(o, "total", static_cast<double>(c.total));
-  put(o, "connects", static_cast<double>(c.connects));
-  put(o, "connected", static_cast<double>(c.connected));
-  put(o, "abandoned", static_cast<double>(c.abandoned));
-  put(o, "peakOpen", c.peak_open);
-  put(o, "windowMs", static_cast<double>(c.window_us) / 1000.0);
-  put(o, "rampMs", static_cast<double>(c.ramp_us) / 1000.0);
-  put(o, "bytesIn", static_cast<double>(c.bytes_in));
-  put(o, "bytesOut", static_cast<double>(c.bytes_out));
-  put(o, "errorCount", static_cast<double>(c.ErrorTotal()));
-  Napi::Object errors = Napi::Object::New(env);
+  js::ObjectBuilder errors(env);
   for (size_t i = 0; i < static_cast<size_t>(SysError::kCount); ++i) {
-    if (c.errors[i] > 0) put(errors, SysErrorName(static_cast<SysError>(i)), static_cast<double>(c.errors[i]));
+    if (c.errors[i] > 0) errors.Set(SysErrorName(static_cast<SysError>(i)), static_cast<double>(c.errors[i]));
   }
-  if (c.mismatches > 0) put(errors, "mismatch", static_cast<double>(c.mismatches));
-  if (c.eofs > 0) put(errors, "eof", static_cast<double>(c.eofs));
-  if (c.timeouts > 0) put(errors, "timeout", static_cast<double>(c.timeouts));
-  o.Set("errors", errors);
-  Napi::Object latency = Napi::Object::New(env);
-  put(latency, "count", static_cast<double>(c.latency.count()));
-  put(latency, "mean", c.latency.mean());
-  put(latency, "p50", static_cast<double>(c.latency.Percentile(0.5)));
-  put(latency, "p90", static_cast<double>(c.latency.Percentile(0.9)));
-  put(latency, "p99", static_cast<double>(c.latency.Percentile(0.99)));
-  put(latency, "p999", static_cast<double>(c.latency.Percentile(0.999)));
-  put(latency, "max", static_cast<double>(c.latency.max()));
-  o.Set("latencyUs", latency);
-  return o;
+  if (c.mismatches > 0) errors.Set("mismatch", static_cast<double>(c.mismatches));
+  if (c.eofs > 0) errors.Set("eof", static_cast<double>(c.eofs));
+  if (c.timeouts > 0) errors.Set("timeout", static_cast<double>(c.timeouts));
+  napi_value latency = js::ObjectBuilder(env)
+                           .Set("count", static_cast<double>(c.latency.count()))
+                           .Set("mean", c.latency.mean())
+                           .Set("p50", static_cast<double>(c.latency.Percentile(0.5)))
+                           .Set("p90", static_cast<double>(c.latency.Percentile(0.9)))
+                           .Set("p99", static_cast<double>(c.latency.Percentile(0.99)))
+                           .Set("p999", static_cast<double>(c.latency.Percentile(0.999)))
+                           .Set("max", static_cast<double>(c.latency.max()))
+                           .value();
+  return js::ObjectBuilder(env)
+      .Set("threads", static_cast<double>(r.threads))
+      .Set("connections", static_cast<double>(r.lanes))
+      .Set("rate", r.rate)
+      .Set("completed", static_cast<double>(c.completed))
+      .Set("total", static_cast<double>(c.total))
+      .Set("connects", static_cast<double>(c.connects))
+      .Set("connected", static_cast<double>(c.connected))
+      .Set("abandoned", static_cast<double>(c.abandoned))
+      .Set("peakOpen", static_cast<double>(c.peak_open))
+      .Set("windowMs", static_cast<double>(c.window_us) / 1000.0)
+      .Set("rampMs", static_cast<double>(c.ramp_us) / 1000.0)
+      .Set("bytesIn", static_cast<double>(c.bytes_in))
+      .Set("bytesOut", static_cast<double>(c.bytes_out))
+      .Set("errorCount", static_cast<double>(c.ErrorTotal()))
+      .Set("errors", errors.value())
+      .Set("latencyUs", latency)
+      .value();
 }
 
 }  // namespace
 
-Napi::Function NativeLoadGenerator::Define(Napi::Env env) {
-  return DefineClass(env, "NativeLoadGenerator",
-                     {
-                         InstanceMethod<&NativeLoadGenerator::Start>("start"),
-                         InstanceMethod<&NativeLoadGenerator::Progress>("progress"),
-                         InstanceMethod<&NativeLoadGenerator::Stop>("stop"),
-                     });
+napi_value NativeLoadGenerator::Define(napi_env env) {
+  const napi_property_descriptor methods[] = {
+      js::Method<NativeLoadGenerator, &NativeLoadGenerator::Start>("start"),
+      js::Method<NativeLoadGenerator, &NativeLoadGenerator::Progress>("progress"),
+      js::Method<NativeLoadGenerator, &NativeLoadGenerator::Stop>("stop"),
+  };
+  return js::DefineClass<NativeLoadGenerator>(env, "NativeLoadGenerator", methods);
 }
 
-NativeLoadGenerator::NativeLoadGenerator(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<NativeLoadGenerator>(info), env_(info.Env()) {
-  napi_add_env_cleanup_hook(env_, &NativeLoadGenerator::CleanupHook, this);
-  hook_added_ = true;
+NativeLoadGenerator::NativeLoadGenerator(napi_env env) : js::Wrapped(env) {}
+
+bool NativeLoadGenerator::Init(const js::Args&) {
+  return cleanup_.Add(env_, &NativeLoadGenerator::CleanupHook, this);
 }
 
-NativeLoadGenerator::~NativeLoadGenerator() {
-  Abandon();
-  if (hook_added_) napi_remove_env_cleanup_hook(env_, &NativeLoadGenerator::CleanupHook, this);
-}
+NativeLoadGenerator::~NativeLoadGenerator() { Abandon(); }
 
-void NativeLoadGenerator::CleanupHook(void* self) {
-  auto* gen = static_cast<NativeLoadGenerator*>(self);
-  gen->hook_added_ = false;
-  gen->Abandon();
-}
+void NativeLoadGenerator::CleanupHook(void* self) { static_cast<NativeLoadGenerator*>(self)->Abandon(); }
 
-// The environment or the object is going away: stop the threads and wait
-// for them (each drain is bounded), settling nothing more in JS.
 void NativeLoadGenerator::Abandon() {
-  abandoned_.store(true, std::memory_order_release);
   if (generator_) {
     generator_->Stop();
     generator_->Join();
   }
+  done_.reset();
   generator_.reset();
+  // An unsettled promise is left to the environment (settling it would run JS).
+  deferred_ = nullptr;
   running_ = false;
 }
 
 // start({ mode, remote, port, firstSource, sources, connections, threads,
 //         messageSize, durationMs, warmupMs, rampTimeoutMs, timeoutMs,
 //         retryDelayMs, maxConnecting }) -> Promise<result>
-Napi::Value NativeLoadGenerator::Start(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (running_) {
-    Napi::Error error = Napi::Error::New(env, "a load generator run is already in progress");
-    error.Set("code", Napi::String::New(env, "ERR_ACCEPTPOOL_INVALID_STATE"));
-    error.ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (info.Length() < 1 || !info[0].IsObject()) return ThrowTyped(env, "start(options: object)");
-  OptionReader read(info[0].As<Napi::Object>());
+napi_value NativeLoadGenerator::Start(const js::Args& args) {
+  napi_env env = env_;
+  if (running_) return js::ThrowError(env, "ERR_ACCEPTPOOL_INVALID_STATE", "a load generator run is already in progress");
+  if (args.size() < 1 || args.Type(0) != napi_object) return js::ThrowInvalidArg(env, "start(options: object)");
+  OptionReader read(env, args[0]);
   LoadConfig config;
   config.mode = static_cast<LoadMode>(static_cast<int>(read.Int("mode", 0, 3)));
   double remote = read.Int("remote", 0, 4294967295.0);
@@ -164,70 +148,77 @@ Napi::Value NativeLoadGenerator::Start(const Napi::CallbackInfo& info) {
   config.op_timeout_us = static_cast<int64_t>(read.Int("timeoutMs", 1, kDay)) * 1000;
   config.retry_delay_us = static_cast<int64_t>(read.Int("retryDelayMs", 0, 60000)) * 1000;
   config.max_connecting = static_cast<uint32_t>(read.Int("maxConnecting", 0, kMaxLanesPerThread));
-  if (!read.error().empty()) return ThrowTyped(env, read.error());
+  if (!read.error().empty()) return js::ThrowInvalidArg(env, read.error());
 
-  generator_ = std::make_unique<LoadGenerator>(config);
-  done_ = DoneCall::New(env, "acceptpool:loadgen", 0, 1, this);
-  abandoned_.store(false, std::memory_order_release);
-  Status st = generator_->Start(MakePlatformBackend, [this] {
-    // Never call into a thread-safe function the environment is tearing down.
-    if (!abandoned_.load(std::memory_order_acquire)) done_.BlockingCall();
-  });
-  if (!st.ok()) {
-    done_.Release();
-    generator_.reset();
-    Napi::Error error = Napi::Error::New(
-        env, std::string("load generator failed to start: ") +
-                 (st.code == Code::kSystem ? SysErrorName(st.sys) : "invalid configuration"));
-    error.Set("code", Napi::String::New(env, st.code == Code::kSystem ? SysErrorName(st.sys)
-                                                                       : "ERR_ACCEPTPOOL_INVALID_ARG"));
-    error.Set("errno", Napi::Number::New(env, -st.raw));
-    error.Set("syscall", Napi::String::New(env, st.syscall != nullptr ? st.syscall : "start"));
-    error.ThrowAsJavaScriptException();
-    return env.Undefined();
+  std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env);
+  if (!loop || !loop->NewAsync([](void* self) { static_cast<NativeLoadGenerator*>(self)->Finish(); },
+                               this, &done_).ok()) {
+    done_.reset();
+    return js::ThrowError(env, "ERR_ACCEPTPOOL_INTERNAL", "load generator: no event loop");
   }
-  deferred_ = std::make_unique<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+  generator_ = std::make_unique<LoadGenerator>(config);
+  LoopAsync* done = done_.get();
+  Status st = generator_->Start(MakePlatformBackend, [done] { done->Send(); });
+  if (!st.ok()) {
+    generator_.reset();
+    done_.reset();
+    napi_value error = js::NewError(
+        env, st.code == Code::kSystem ? SysErrorName(st.sys) : "ERR_ACCEPTPOOL_INVALID_ARG",
+        std::string("load generator failed to start: ") +
+            (st.code == Code::kSystem ? SysErrorName(st.sys) : "invalid configuration"));
+    napi_value err_no = js::Number(env, static_cast<double>(-st.raw));
+    napi_value syscall = js::String(env, st.syscall != nullptr ? st.syscall : "start");
+    if (error == nullptr || err_no == nullptr || syscall == nullptr ||
+        napi_set_named_property(env, error, "errno", err_no) != napi_ok ||
+        napi_set_named_property(env, error, "syscall", syscall) != napi_ok) {
+      return nullptr;
+    }
+    return js::Throw(env, error);
+  }
+  napi_value promise = nullptr;
+  if (napi_create_promise(env, &deferred_, &promise) != napi_ok) {
+    Abandon();
+    return nullptr;
+  }
   running_ = true;
   // Stay alive while the threads run, even with no JS reference left.
-  Ref();
-  return deferred_->Promise();
+  Hold();
+  return promise;
 }
 
-void NativeLoadGenerator::OnFinished(Napi::Env env, Napi::Function, NativeLoadGenerator* self, void*) {
-  // A null env means the environment is being torn down: nothing to settle.
-  if (env == nullptr || self == nullptr) return;
-  self->Finish(env);
-}
-
-void NativeLoadGenerator::Finish(Napi::Env env) {
-  if (!running_ || !generator_) return;
-  Napi::HandleScope scope(env);
+void NativeLoadGenerator::Finish() {
+  if (!running_ || !generator_ || deferred_ == nullptr) return;
   generator_->Join();
-  Napi::Object result = ResultObject(env, generator_->Result());
   running_ = false;
-  done_.Release();
-  std::unique_ptr<Napi::Promise::Deferred> deferred = std::move(deferred_);
-  Unref();
-  deferred->Resolve(result);
+  // The handle is closed from its own callback, which libuv allows.
+  done_.reset();
+  napi_deferred deferred = deferred_;
+  deferred_ = nullptr;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) == napi_ok) {
+    napi_value result = ResultObject(env_, generator_->Result());
+    if (result != nullptr) napi_resolve_deferred(env_, deferred, result);
+    napi_close_handle_scope(env_, scope);
+  }
+  Release();
 }
 
-Napi::Value NativeLoadGenerator::Progress(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = Napi::Object::New(env);
+napi_value NativeLoadGenerator::Progress(const js::Args&) {
   bool live = generator_ != nullptr && generator_->started();
-  o.Set("total", Napi::Number::New(env, live ? static_cast<double>(generator_->total()) : 0));
-  o.Set("completed", Napi::Number::New(env, live ? static_cast<double>(generator_->completed()) : 0));
-  o.Set("errors", Napi::Number::New(env, live ? static_cast<double>(generator_->errors()) : 0));
-  o.Set("open", Napi::Number::New(env, live ? generator_->open() : 0));
   LoadPhase phase = live ? generator_->phase() : LoadPhase::kDone;
-  o.Set("phase", Napi::String::New(env, kPhaseNames[static_cast<int>(phase)]));
-  o.Set("running", Napi::Boolean::New(env, running_));
-  return o;
+  return js::ObjectBuilder(env_)
+      .Set("total", live ? static_cast<double>(generator_->total()) : 0.0)
+      .Set("completed", live ? static_cast<double>(generator_->completed()) : 0.0)
+      .Set("errors", live ? static_cast<double>(generator_->errors()) : 0.0)
+      .Set("open", live ? static_cast<double>(generator_->open()) : 0.0)
+      .Set("phase", kPhaseNames[static_cast<int>(phase)])
+      .Set("running", js::Boolean(env_, running_))
+      .value();
 }
 
-Napi::Value NativeLoadGenerator::Stop(const Napi::CallbackInfo& info) {
+napi_value NativeLoadGenerator::Stop(const js::Args&) {
   if (running_ && generator_) generator_->Stop();
-  return info.Env().Undefined();
+  return js::Undefined(env_);
 }
 
 }  // namespace acceptpool

@@ -10,41 +10,43 @@
 #ifndef ACCEPTPOOL_ADDON_NATIVE_LOAD_GENERATOR_H_
 #define ACCEPTPOOL_ADDON_NATIVE_LOAD_GENERATOR_H_
 
-#include <napi.h>
-
-#include <atomic>
 #include <memory>
 
+#include "addon/js.h"
 #include "core/load_generator.h"
+#include "drivers/event_loop.h"
 
 namespace acceptpool {
 
-class NativeLoadGenerator : public Napi::ObjectWrap<NativeLoadGenerator> {
+// Like NativeServer, safe against an environment that is going away: its
+// cleanup hook stops and joins the generator's threads, and nothing touches
+// JS after that.
+class NativeLoadGenerator final : public js::Wrapped {
  public:
-  static Napi::Function Define(Napi::Env env);
+  static napi_value Define(napi_env env);
 
-  explicit NativeLoadGenerator(const Napi::CallbackInfo& info);
+  explicit NativeLoadGenerator(napi_env env);
   ~NativeLoadGenerator() override;
+  bool Init(const js::Args& args);
 
  private:
-  // Runs on the JS thread once the last worker thread has finished.
-  static void OnFinished(Napi::Env env, Napi::Function unused, NativeLoadGenerator* self, void* data);
-  using DoneCall = Napi::TypedThreadSafeFunction<NativeLoadGenerator, void, &NativeLoadGenerator::OnFinished>;
-
-  Napi::Value Start(const Napi::CallbackInfo& info);
-  Napi::Value Progress(const Napi::CallbackInfo& info);
-  Napi::Value Stop(const Napi::CallbackInfo& info);
-  void Finish(Napi::Env env);
+  napi_value Start(const js::Args& args);
+  napi_value Progress(const js::Args& args);
+  napi_value Stop(const js::Args& args);
+  // On the JS thread, once the last generator thread has finished.
+  void Finish();
+  // Stops the threads and waits for them (each drain is bounded), settling
+  // nothing more in JS.
   void Abandon();
   static void CleanupHook(void* self);
 
-  Napi::Env env_;
   std::unique_ptr<LoadGenerator> generator_;
-  DoneCall done_;
-  std::unique_ptr<Napi::Promise::Deferred> deferred_;
+  // Woken by the last generator thread; exists from start() until the run is
+  // finished or abandoned (after the threads are joined).
+  std::unique_ptr<LoopAsync> done_;
+  napi_deferred deferred_ = nullptr;
   bool running_ = false;
-  bool hook_added_ = false;
-  std::atomic<bool> abandoned_{false};
+  js::EnvCleanupHook cleanup_;
 };
 
 }  // namespace acceptpool

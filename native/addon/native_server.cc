@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/uv_event_loop.h"
 #include "backends/make_backend.h"
 
 namespace acceptpool {
@@ -24,43 +25,38 @@ namespace {
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 constexpr size_t kSlabBytes = 64 * 1024;
 
-Napi::Value ThrowInvalid(Napi::Env env, const std::string& message) {
-  Napi::TypeError error = Napi::TypeError::New(env, message);
-  error.Set("code", Napi::String::New(env, "ERR_ACCEPTPOOL_INVALID_ARG"));
-  error.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-Napi::Value ThrowState(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
-  return env.Undefined();
+napi_value ThrowState(napi_env env, const char* code, const std::string& message) {
+  return js::ThrowError(env, code, message);
 }
 
 // An integer option within [min, max], or `fallback` when absent.
-bool ReadOption(Napi::Object options, const char* key, double min, double max, double fallback,
-                double* out) {
-  Napi::Value v = options.Get(key);
-  if (v.IsUndefined() || v.IsNull()) {
+bool ReadOption(napi_env env, napi_value options, const char* key, double min, double max,
+                double fallback, double* out) {
+  napi_value v;
+  if (!js::GetProperty(env, options, key, &v)) return false;
+  napi_valuetype t = js::TypeOf(env, v);
+  if (t == napi_undefined || t == napi_null) {
     *out = fallback;
     return true;
   }
-  if (!v.IsNumber()) return false;
-  double d = v.As<Napi::Number>().DoubleValue();
+  double d;
+  if (t != napi_number || !js::GetNumber(env, v, &d)) return false;
   if (!std::isfinite(d) || d < min || d > max || std::floor(d) != d) return false;
   *out = d;
   return true;
 }
 
-// The hot-path readers use raw Node-API calls: one call per argument
-// instead of node-addon-api's type check plus accessor per property.
-bool ReadId(Napi::Value v, SessionId* out) {
-  double d;
-  if (napi_get_value_double(v.Env(), v, &d) != napi_ok) return false;
+bool IdFromDouble(double d, SessionId* out) {
   if (!(d >= 0) || d > kMaxSafeInteger || std::floor(d) != d) return false;
   *out = static_cast<SessionId>(d);
   return true;
+}
+
+// One call per argument on the hot path: napi_get_value_double fails for
+// anything but a number.
+bool ReadId(napi_env env, napi_value v, SessionId* out) {
+  double d;
+  return js::GetNumber(env, v, &d) && IdFromDouble(d, out);
 }
 
 size_t ElementBytes(napi_typedarray_type type) {
@@ -82,8 +78,7 @@ size_t ElementBytes(napi_typedarray_type type) {
 }
 
 // Bytes of a Buffer / TypedArray / DataView / ArrayBuffer.
-bool ReadBytes(Napi::Value v, const char** data, size_t* size) {
-  napi_env env = v.Env();
+bool ReadBytes(napi_env env, napi_value v, const char** data, size_t* size) {
   bool is = false;
   void* base = nullptr;
   if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
@@ -130,56 +125,58 @@ std::string FormatAddress(const SocketAddress& a) {
   return text;
 }
 
-Napi::Object SystemErrorInfo(Napi::Env env, const Status& st) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("code", Napi::String::New(env, SysErrorName(st.sys)));
-  o.Set("errno", Napi::Number::New(env, -st.raw));
-  o.Set("syscall", Napi::String::New(env, st.syscall != nullptr ? st.syscall : "unknown"));
-  return o;
+napi_value SystemErrorInfo(napi_env env, const Status& st) {
+  return js::ObjectBuilder(env)
+      .Set("code", SysErrorName(st.sys))
+      .Set("errno", static_cast<double>(-st.raw))
+      .Set("syscall", st.syscall != nullptr ? st.syscall : "unknown")
+      .value();
 }
 
 }  // namespace
 
-Napi::Function NativeServer::Define(Napi::Env env) {
-  return DefineClass(env, "NativeServer",
-                     {
-                         InstanceMethod<&NativeServer::Listen>("listen"),
-                         InstanceMethod<&NativeServer::Connect>("connect"),
-                         InstanceMethod<&NativeServer::AbortConnect>("abortConnect"),
-                         InstanceMethod<&NativeServer::Send>("send"),
-                         InstanceMethod<&NativeServer::CloseSession>("closeSession"),
-                         InstanceMethod<&NativeServer::Broadcast>("broadcast"),
-                         InstanceMethod<&NativeServer::BufferedAmount>("bufferedAmount"),
-                         InstanceMethod<&NativeServer::Shutdown>("shutdown"),
-                         InstanceMethod<&NativeServer::GetStats>("stats"),
-                         InstanceMethod<&NativeServer::SetRef>("setRef"),
-                         InstanceMethod<&NativeServer::Destroy>("destroy"),
-                         InstanceMethod<&NativeServer::SetGenerationForTesting>(
-                             "setGenerationForTesting"),
-                     });
+napi_value NativeServer::Define(napi_env env) {
+  const napi_property_descriptor methods[] = {
+      js::Method<NativeServer, &NativeServer::Listen>("listen"),
+      js::Method<NativeServer, &NativeServer::Connect>("connect"),
+      js::Method<NativeServer, &NativeServer::AbortConnect>("abortConnect"),
+      js::Method<NativeServer, &NativeServer::Send>("send"),
+      js::Method<NativeServer, &NativeServer::CloseSession>("closeSession"),
+      js::Method<NativeServer, &NativeServer::Broadcast>("broadcast"),
+      js::Method<NativeServer, &NativeServer::BufferedAmount>("bufferedAmount"),
+      js::Method<NativeServer, &NativeServer::Shutdown>("shutdown"),
+      js::Method<NativeServer, &NativeServer::GetStats>("stats"),
+      js::Method<NativeServer, &NativeServer::SetRef>("setRef"),
+      js::Method<NativeServer, &NativeServer::Destroy>("destroy"),
+      js::Method<NativeServer, &NativeServer::SetGenerationForTesting>("setGenerationForTesting"),
+  };
+  return js::DefineClass<NativeServer>(env, "NativeServer", methods);
 }
 
-NativeServer::NativeServer(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<NativeServer>(info), env_(info.Env()) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsTypedArray() ||
-      !info[2].IsFunction()) {
-    ThrowInvalid(env, "NativeServer(options, records, onBatch)");
-    return;
+NativeServer::NativeServer(napi_env env) : js::Wrapped(env) {}
+
+bool NativeServer::Init(const js::Args& args) {
+  napi_env env = env_;
+  napi_typedarray_type records_type;
+  size_t records_length = 0;
+  void* records_data = nullptr;
+  if (args.size() < 3 || args.Type(0) != napi_object || args.Type(2) != napi_function ||
+      !js::GetTypedArray(env, args[1], &records_type, &records_length, &records_data)) {
+    js::ThrowInvalidArg(env, "NativeServer(options, records, onBatch)");
+    return false;
   }
-  Napi::TypedArray records = info[1].As<Napi::TypedArray>();
-  if (records.TypedArrayType() != napi_float64_array || records.ElementLength() < 64) {
-    ThrowInvalid(env, "records must be a Float64Array of at least 64 elements");
-    return;
+  if (records_type != napi_float64_array || records_length < 64) {
+    js::ThrowInvalidArg(env, "records must be a Float64Array of at least 64 elements");
+    return false;
   }
-  Napi::Object o = info[0].As<Napi::Object>();
+  napi_value o = args[0];
   double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
       idle_timeout, shrink_ticks, read_chunk, linger_ticks;
   // src/options.ts validates first; these ranges only keep bad values out
   // of the engine, so reaching one is a facade bug: name the option.
   const char* bad = nullptr;
   auto read = [&](const char* key, double min, double max, double fallback, double* out) {
-    if (bad == nullptr && !ReadOption(o, key, min, max, fallback, out)) bad = key;
+    if (bad == nullptr && !ReadOption(env, o, key, min, max, fallback, out)) bad = key;
   };
   read("maxConnections", 1, kMaxSlots, 1 << 20, &max_connections);
   read("poolSize", 1, kMaxSlots, 1024, &pool_size);
@@ -193,8 +190,8 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   read("readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
   read("closeLingerSeconds", 0, 1u << 30, config_.close_linger_ticks, &linger_ticks);
   if (bad != nullptr) {
-    ThrowInvalid(env, std::string("invalid native server option ") + bad);
-    return;
+    js::ThrowInvalidArg(env, std::string("invalid native server option ") + bad);
+    return false;
   }
   config_.pool.max_sessions = static_cast<uint32_t>(max_connections);
   config_.pool.initial = static_cast<uint32_t>(pool_size);
@@ -208,42 +205,50 @@ NativeServer::NativeServer(const Napi::CallbackInfo& info)
   config_.idle_timeout_ticks = static_cast<uint32_t>(idle_timeout);
   config_.read_chunk = static_cast<size_t>(read_chunk);
   config_.close_linger_ticks = static_cast<uint32_t>(linger_ticks);
-  config_.no_delay = !o.Get("noDelay").IsBoolean() || o.Get("noDelay").As<Napi::Boolean>().Value();
-  threaded_ = o.Get("driver").IsString() &&
-              o.Get("driver").As<Napi::String>().Utf8Value() == "threaded";
+  napi_value no_delay;
+  napi_value driver;
+  std::string driver_name;
+  if (!js::GetProperty(env, o, "noDelay", &no_delay) || !js::GetProperty(env, o, "driver", &driver)) {
+    return false;
+  }
+  bool no_delay_value = true;
+  if (js::TypeOf(env, no_delay) == napi_boolean) napi_get_value_bool(env, no_delay, &no_delay_value);
+  config_.no_delay = no_delay_value;
+  threaded_ = js::TypeOf(env, driver) == napi_string && js::GetString(env, driver, &driver_name) &&
+              driver_name == "threaded";
 
-  records_capacity_ = records.ElementLength() / 4;
-  records_ = reinterpret_cast<double*>(static_cast<char*>(records.ArrayBuffer().Data()) +
-                                       records.ByteOffset());
-  records_ref_ = Napi::Reference<Napi::Float64Array>::New(records.As<Napi::Float64Array>(), 1);
-  on_batch_ = Napi::Persistent(info[2].As<Napi::Function>());
-  async_context_ = std::make_unique<Napi::AsyncContext>(env, "acceptpool:batch");
+  napi_value resource_name = js::String(env, "acceptpool:batch");
+  if (!records_ref_.Set(env, args[1]) || !on_batch_.Set(env, args[2]) || resource_name == nullptr ||
+      napi_async_init(env, nullptr, resource_name, &async_context_) != napi_ok) {
+    async_context_ = nullptr;
+    return false;
+  }
+  records_capacity_ = records_length / 4;
+  records_ = static_cast<double*>(records_data);
   limits_.records = records_capacity_;
 
   engine_ = std::make_unique<Engine>(config_, MakePlatformBackend());
   Status st = engine_->Init();
   if (!st.ok()) {
-    Napi::Object e = SystemErrorInfo(env, st);
-    ThrowState(env, e.Get("code").As<Napi::String>().Utf8Value().c_str(),
-               std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
     engine_.reset();
-    return;
+    ThrowState(env, SysErrorName(st.sys), std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
+    return false;
   }
   // A backend without a pollable descriptor (IOCP) can only run threaded.
   if (engine_->backend().PollDescriptor() < 0) threaded_ = true;
-  napi_add_env_cleanup_hook(env, &NativeServer::CleanupHook, this);
-  hook_added_ = true;
+  cleanup_.Add(env, &NativeServer::CleanupHook, this);
+  return true;
 }
 
 NativeServer::~NativeServer() {
   StopAll();
-  if (hook_added_) napi_remove_env_cleanup_hook(env_, &NativeServer::CleanupHook, this);
+  if (async_context_ != nullptr) napi_async_destroy(env_, async_context_);
 }
 
 void NativeServer::CleanupHook(void* self) {
   NativeServer* server = static_cast<NativeServer*>(self);
-  server->hook_added_ = false;
-  // The environment is going away: no reference juggling, just stop.
+  // The environment is going away: no reference juggling, just stop the
+  // driver (its thread joined, its handles closed) before the env dies.
   server->running_ = false;
   server->StopAll();
 }
@@ -252,29 +257,31 @@ void NativeServer::StopAll() {
   destroyed_ = true;
   if (running_) {
     running_ = false;
-    Unref();
+    Release();
   }
   if (driver_) driver_->Stop();
   driver_.reset();
   engine_.reset();
 }
 
-Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::Listen(const js::Args& args) {
+  napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-    return ThrowInvalid(env, "listen(host: string, port: number)");
+  double port;
+  std::string host;
+  if (args.size() < 2 || !args.IsString(0) || !args.IsNumber(1) || !args.String(0, &host) ||
+      !args.Number(1, &port)) {
+    return js::ThrowInvalidArg(env, "listen(host: string, port: number)");
   }
-  double port = info[1].As<Napi::Number>().DoubleValue();
   if (!(port >= 0 && port <= 65535) || std::floor(port) != port) {
-    return ThrowInvalid(env, "port must be an integer from 0 to 65535");
+    return js::ThrowInvalidArg(env, "port must be an integer from 0 to 65535");
   }
   SocketAddress address;
-  if (!ParseAddress(info[0].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(port), &address)) {
-    return ThrowInvalid(env, "host must be a numeric IPv4 or IPv6 address");
+  if (!ParseAddress(host, static_cast<uint16_t>(port), &address)) {
+    return js::ThrowInvalidArg(env, "host must be a numeric IPv4 or IPv6 address");
   }
   ListenOptions listen_options = config_.listen;
-  listen_options.ipv6_only = info.Length() > 2 && info[2].ToBoolean().Value();
+  listen_options.ipv6_only = args.size() > 2 && args.Truthy(2);
   SocketAddress bound;
   Status st = engine_->Listen(address, listen_options, &bound);
   if (!st.ok()) {
@@ -283,38 +290,39 @@ Napi::Value NativeServer::Listen(const Napi::CallbackInfo& info) {
   }
   st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("address", Napi::String::New(env, FormatAddress(bound)));
-  result.Set("family", Napi::String::New(env, bound.family == 6 ? "IPv6" : "IPv4"));
-  result.Set("port", Napi::Number::New(env, bound.port));
-  return result;
+  return js::ObjectBuilder(env)
+      .Set("address", FormatAddress(bound).c_str())
+      .Set("family", bound.family == 6 ? "IPv6" : "IPv4")
+      .Set("port", static_cast<double>(bound.port))
+      .value();
 }
 
-// Raw Node-API here, with every status checked: during environment teardown
-// these calls fail (JS can no longer run), and node-addon-api would turn the
-// failure into a fatal error instead of a quiet no-op.
 napi_value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
   size_t size = batch.data_used();
   *base = 0;
   napi_value out = nullptr;
-  if (size == 0) return napi_get_undefined(env_, &out) == napi_ok ? out : nullptr;
+  if (size == 0) return js::Undefined(env_);
   if (size > kSlabBytes / 4) {
     void* copy = nullptr;
     return napi_create_buffer_copy(env_, size, batch.data(), &copy, &out) == napi_ok ? out : nullptr;
   }
-  if (slab_.IsEmpty() || slab_used_ + size > kSlabBytes) {
+  if (slab_.empty() || slab_used_ + size > kSlabBytes) {
     void* data = nullptr;
     napi_value slab;
-    if (napi_create_buffer(env_, kSlabBytes, &data, &slab) != napi_ok) return nullptr;
+    if (napi_create_buffer(env_, kSlabBytes, &data, &slab) != napi_ok || !slab_.Set(env_, slab)) {
+      slab_.Reset();
+      return nullptr;
+    }
     slab_data_ = static_cast<char*>(data);
     slab_used_ = 0;
-    slab_.Reset(Napi::Buffer<char>(env_, slab), 1);
   }
+  napi_value slab = slab_.Get();
+  if (slab == nullptr) return nullptr;
   std::memcpy(slab_data_ + slab_used_, batch.data(), size);
   *base = slab_used_;
   // Keep every batch 8-byte aligned within the slab, like the arena.
   slab_used_ += (size + 7) & ~static_cast<size_t>(7);
-  return slab_.Value();
+  return slab;
 }
 
 Status NativeServer::EnsureDriver() {
@@ -322,9 +330,14 @@ Status NativeServer::EnsureDriver() {
   auto deliver = [this](EventBatch& batch) { Deliver(batch); };
   driver_ = threaded_ ? MakeThreadedDriver(engine_.get(), limits_, deliver)
                       : MakeInlineDriver(engine_.get(), limits_, deliver);
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env_, &loop);
-  Status st = driver_->Start(loop);
+  // The handles the driver makes live on Node's loop; this object only
+  // makes them.
+  std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env_);
+  if (!loop) {
+    driver_.reset();
+    return Status::Of(Code::kClosed);
+  }
+  Status st = driver_->Start(loop.get());
   if (!st.ok()) {
     driver_.reset();
     return st;
@@ -332,151 +345,172 @@ Status NativeServer::EnsureDriver() {
   // A running endpoint stays alive without JS references, as net.Server
   // does; StopAll() lets go.
   running_ = true;
-  Ref();
+  Hold();
   return st;
 }
 
 // connect(token, host, port, localHost?, localPort?) -> true | {code, errno, syscall}
 // for an OS failure | the Code of a library failure (as kConnectFailed
 // carries it)
-Napi::Value NativeServer::Connect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::Connect(const js::Args& args) {
+  napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
-  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
-    return ThrowInvalid(env, "connect(token, host: string, port: number, localHost?, localPort?)");
+  double token_value;
+  double port;
+  std::string host;
+  if (args.size() < 3 || !args.IsNumber(0) || !args.IsString(1) || !args.IsNumber(2) ||
+      !args.Number(0, &token_value) || !args.String(1, &host) || !args.Number(2, &port)) {
+    return js::ThrowInvalidArg(env, "connect(token, host: string, port: number, localHost?, localPort?)");
   }
-  double port = info[2].As<Napi::Number>().DoubleValue();
   if (!(port >= 1 && port <= 65535) || std::floor(port) != port) {
-    return ThrowInvalid(env, "port must be an integer from 1 to 65535");
+    return js::ThrowInvalidArg(env, "port must be an integer from 1 to 65535");
   }
   SocketAddress remote;
-  if (!ParseAddress(info[1].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(port), &remote)) {
-    return ThrowInvalid(env, "host must be a numeric IPv4 or IPv6 address");
+  if (!ParseAddress(host, static_cast<uint16_t>(port), &remote)) {
+    return js::ThrowInvalidArg(env, "host must be a numeric IPv4 or IPv6 address");
   }
   SocketAddress local;
-  bool has_local = info.Length() > 3 && info[3].IsString();
+  bool has_local = args.size() > 3 && args.IsString(3);
   if (has_local) {
-    double local_port = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 0;
+    double local_port = 0;
+    std::string local_host;
+    if (args.size() > 4 && args.IsNumber(4) && !args.Number(4, &local_port)) return nullptr;
     if (!(local_port >= 0 && local_port <= 65535) || std::floor(local_port) != local_port) {
-      return ThrowInvalid(env, "localPort must be an integer from 0 to 65535");
+      return js::ThrowInvalidArg(env, "localPort must be an integer from 0 to 65535");
     }
-    if (!ParseAddress(info[3].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(local_port), &local)) {
-      return ThrowInvalid(env, "localAddress must be a numeric IPv4 or IPv6 address");
+    if (!args.String(3, &local_host) ||
+        !ParseAddress(local_host, static_cast<uint16_t>(local_port), &local)) {
+      return js::ThrowInvalidArg(env, "localAddress must be a numeric IPv4 or IPv6 address");
     }
   }
   Status st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
-  uint32_t token = static_cast<uint32_t>(info[0].As<Napi::Number>().Int64Value());
+  uint32_t token = static_cast<uint32_t>(static_cast<int64_t>(token_value));
   st = driver_->Connect(token, remote, has_local ? &local : nullptr);
-  if (st.ok()) return Napi::Boolean::New(env, true);
+  if (st.ok()) return js::Boolean(env, true);
   if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-  return Napi::Number::New(env, static_cast<double>(st.code));
+  return js::Number(env, static_cast<double>(st.code));
 }
 
-Napi::Value NativeServer::AbortConnect(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsNumber()) return ThrowInvalid(info.Env(), "abortConnect(token)");
-  if (driver_) driver_->AbortConnect(static_cast<uint32_t>(info[0].As<Napi::Number>().Int64Value()));
-  return info.Env().Undefined();
+napi_value NativeServer::AbortConnect(const js::Args& args) {
+  double token;
+  if (args.size() < 1 || !args.IsNumber(0) || !args.Number(0, &token)) {
+    return js::ThrowInvalidArg(env_, "abortConnect(token)");
+  }
+  if (driver_) driver_->AbortConnect(static_cast<uint32_t>(static_cast<int64_t>(token)));
+  return js::Undefined(env_);
 }
 
 void NativeServer::Deliver(EventBatch& batch) {
-  Napi::Env env = env_;
-  Napi::HandleScope scope(env);
+  napi_env env = env_;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    batch.Clear();
+    return;
+  }
   size_t count = batch.count();
   std::memcpy(records_, batch.records(), count * sizeof(EventRecord));
   size_t base = 0;
   napi_value data = DataFor(batch, &base);
   batch.Clear();
-  napi_value args[3];
-  if (data == nullptr || napi_create_double(env, static_cast<double>(count), &args[0]) != napi_ok ||
-      napi_create_double(env, static_cast<double>(base), &args[2]) != napi_ok) {
-    return;  // the environment is going away; nobody is left to tell
-  }
-  args[1] = data;
+  napi_value args[3] = {js::Number(env, static_cast<double>(count)), data,
+                        js::Number(env, static_cast<double>(base))};
+  napi_value self = Self();
+  napi_value callback = on_batch_.Get();
   napi_value result;
-  napi_status st = napi_make_callback(env, *async_context_, Value(), on_batch_.Value(), 3, args, &result);
-  if (st != napi_ok && st != napi_pending_exception) return;
-  if (env.IsExceptionPending()) {
+  // Every step can fail once the environment is going away; nobody is left
+  // to tell then.
+  if (args[0] != nullptr && data != nullptr && args[2] != nullptr && self != nullptr &&
+      callback != nullptr &&
+      napi_make_callback(env, async_context_, self, callback, 3, args, &result) ==
+          napi_pending_exception) {
     // The facade catches handler errors itself; anything else is a bug that
-    // must surface as an uncaught exception, not vanish.
-    Napi::Error error = env.GetAndClearPendingException();
-    napi_fatal_exception(env, error.Value());
+    // must surface as an uncaught exception, not vanish. While the
+    // environment is being torn down the exception is the termination
+    // itself, and napi_fatal_exception declines (it cannot run JS).
+    napi_value error = nullptr;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok && error != nullptr) {
+      napi_fatal_exception(env, error);
+    }
   }
+  napi_close_handle_scope(env, scope);
 }
 
-Napi::Value NativeServer::Send(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::Send(const js::Args& args) {
+  napi_env env = env_;
   SessionId id;
   const char* data;
   size_t size;
-  if (info.Length() < 2 || !ReadId(info[0], &id)) return ThrowInvalid(env, "session id must be a non-negative integer");
-  if (!ReadBytes(info[1], &data, &size)) return ThrowInvalid(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
-  if (!driver_) return Napi::Number::New(env, static_cast<double>(SendResult::kStale));
-  return Napi::Number::New(env, static_cast<double>(driver_->Send(id, data, size)));
+  if (args.size() < 2 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (!ReadBytes(env, args[1], &data, &size)) return js::ThrowInvalidArg(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
+  if (!driver_) return js::Number(env, static_cast<double>(SendResult::kStale));
+  return js::Number(env, static_cast<double>(driver_->Send(id, data, size)));
 }
 
-Napi::Value NativeServer::CloseSession(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::CloseSession(const js::Args& args) {
+  napi_env env = env_;
   SessionId id;
-  if (info.Length() < 1 || !ReadId(info[0], &id)) return ThrowInvalid(env, "session id must be a non-negative integer");
+  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
   double mode = 0;
-  if (info.Length() > 1 && info[1].IsNumber()) mode = info[1].As<Napi::Number>().DoubleValue();
-  if (mode != 0 && mode != 1 && mode != 2) return ThrowInvalid(env, "close mode must be 0, 1 or 2");
-  if (!driver_) return Napi::Boolean::New(env, false);
-  return Napi::Boolean::New(env, driver_->Close(id, static_cast<CloseMode>(static_cast<int>(mode))));
+  if (args.size() > 1 && args.IsNumber(1) && !args.Number(1, &mode)) return nullptr;
+  if (mode != 0 && mode != 1 && mode != 2) return js::ThrowInvalidArg(env, "close mode must be 0, 1 or 2");
+  if (!driver_) return js::Boolean(env, false);
+  return js::Boolean(env, driver_->Close(id, static_cast<CloseMode>(static_cast<int>(mode))));
 }
 
-Napi::Value NativeServer::Broadcast(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::Broadcast(const js::Args& args) {
+  napi_env env = env_;
   const char* data;
   size_t size;
-  if (info.Length() < 1 || !ReadBytes(info[0], &data, &size)) {
-    return ThrowInvalid(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
+  if (args.size() < 1 || !ReadBytes(env, args[0], &data, &size)) {
+    return js::ThrowInvalidArg(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
   }
   std::vector<SessionId> ids;
-  bool all = info.Length() < 2 || info[1].IsUndefined() || info[1].IsNull();
+  bool all = args.size() < 2 || args.IsAbsent(1);
   if (!all) {
-    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-      return ThrowInvalid(env, "ids must be a Float64Array");
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* list = nullptr;
+    if (!js::GetTypedArray(env, args[1], &type, &length, &list) || type != napi_float64_array) {
+      return js::ThrowInvalidArg(env, "ids must be a Float64Array");
     }
-    Napi::Float64Array list = info[1].As<Napi::Float64Array>();
-    ids.reserve(list.ElementLength());
-    for (size_t i = 0; i < list.ElementLength(); ++i) {
+    ids.reserve(length);
+    for (size_t i = 0; i < length; ++i) {
       SessionId id;
-      if (!ReadId(Napi::Number::New(env, list[i]), &id)) return ThrowInvalid(env, "every id must be a non-negative integer");
+      if (!IdFromDouble(static_cast<const double*>(list)[i], &id)) {
+        return js::ThrowInvalidArg(env, "every id must be a non-negative integer");
+      }
       ids.push_back(id);
     }
   }
-  if (!driver_) return Napi::Number::New(env, 0);
+  if (!driver_) return js::Number(env, 0);
   uint32_t reached = driver_->Broadcast(data, size, all ? nullptr : ids.data(), ids.size());
-  return Napi::Number::New(env, reached);
+  return js::Number(env, reached);
 }
 
-Napi::Value NativeServer::BufferedAmount(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::BufferedAmount(const js::Args& args) {
+  napi_env env = env_;
   SessionId id;
-  if (info.Length() < 1 || !ReadId(info[0], &id)) return ThrowInvalid(env, "session id must be a non-negative integer");
-  if (!driver_) return Napi::Number::New(env, -1);
-  return Napi::Number::New(env, static_cast<double>(driver_->BufferedAmount(id)));
+  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (!driver_) return js::Number(env, -1);
+  return js::Number(env, static_cast<double>(driver_->BufferedAmount(id)));
 }
 
-Napi::Value NativeServer::Shutdown(const Napi::CallbackInfo& info) {
+napi_value NativeServer::Shutdown(const js::Args&) {
   if (driver_) driver_->Shutdown();
-  return Napi::Boolean::New(info.Env(), driver_ != nullptr);
+  return js::Boolean(env_, driver_ != nullptr);
 }
 
-Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::GetStats(const js::Args&) {
+  napi_env env = env_;
   Stats s;
   if (driver_) {
     s = driver_->GetStats();
   } else if (engine_) {
     s = engine_->SnapshotStats();
   }
-  Napi::Object o = Napi::Object::New(env);
-  auto put = [&](const char* key, uint64_t value) {
-    o.Set(key, Napi::Number::New(env, static_cast<double>(value)));
-  };
+  js::ObjectBuilder o(env);
+  auto put = [&](const char* key, uint64_t value) { o.Set(key, static_cast<double>(value)); };
   put("poolSize", s.pool_size);
   put("poolFree", s.pool_free);
   put("inUse", s.in_use);
@@ -506,47 +540,46 @@ Napi::Value NativeServer::GetStats(const Napi::CallbackInfo& info) {
     const char* const* names = nullptr;
     size_t n = std::min(engine_->backend().CounterNames(&names), Stats::kBackendCounters);
     if (n > 0) {
-      Napi::Object counters = Napi::Object::New(env);
-      for (size_t i = 0; i < n; ++i) {
-        counters.Set(names[i], Napi::Number::New(env, static_cast<double>(s.backend[i])));
-      }
-      o.Set("backendCounters", counters);
+      js::ObjectBuilder counters(env);
+      for (size_t i = 0; i < n; ++i) counters.Set(names[i], static_cast<double>(s.backend[i]));
+      o.Set("backendCounters", counters.value());
     }
   }
-  o.Set("backend", Napi::String::New(env, engine_ ? engine_->backend().name() : "none"));
-  o.Set("driver", Napi::String::New(env, threaded_ ? "threaded" : "inline"));
-  return o;
+  o.Set("backend", engine_ ? engine_->backend().name() : "none");
+  o.Set("driver", threaded_ ? "threaded" : "inline");
+  return o.value();
 }
 
-Napi::Value NativeServer::SetRef(const Napi::CallbackInfo& info) {
-  if (driver_) driver_->SetRef(info.Length() > 0 && info[0].ToBoolean().Value());
-  return info.Env().Undefined();
+napi_value NativeServer::SetRef(const js::Args& args) {
+  if (driver_) driver_->SetRef(args.size() > 0 && args.Truthy(0));
+  return js::Undefined(env_);
 }
 
 // setGenerationForTesting(slot, generation): only for tests of slot
 // retirement, which cannot make 2^29 connections. Allowed before listen() or
 // the first connect(): the engine has no I/O thread yet, so the table can be
 // touched from here.
-Napi::Value NativeServer::SetGenerationForTesting(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value NativeServer::SetGenerationForTesting(const js::Args& args) {
+  napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
   if (driver_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "only before listen() or connect()");
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    return ThrowInvalid(env, "setGenerationForTesting(slot, generation)");
+  double slot;
+  double generation;
+  if (args.size() < 2 || !args.IsNumber(0) || !args.IsNumber(1) || !args.Number(0, &slot) ||
+      !args.Number(1, &generation)) {
+    return js::ThrowInvalidArg(env, "setGenerationForTesting(slot, generation)");
   }
-  double slot = info[0].As<Napi::Number>().DoubleValue();
-  double generation = info[1].As<Napi::Number>().DoubleValue();
   if (!(slot >= 0 && slot < kMaxSlots) || std::floor(slot) != slot || !(generation >= 1) ||
       !(generation < kGenerationLimit) || std::floor(generation) != generation ||
       !engine_->SetGenerationForTesting(static_cast<uint32_t>(slot), static_cast<uint32_t>(generation))) {
-    return ThrowInvalid(env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
+    return js::ThrowInvalidArg(env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
   }
-  return env.Undefined();
+  return js::Undefined(env);
 }
 
-Napi::Value NativeServer::Destroy(const Napi::CallbackInfo& info) {
+napi_value NativeServer::Destroy(const js::Args&) {
   StopAll();
-  return info.Env().Undefined();
+  return js::Undefined(env_);
 }
 
 }  // namespace acceptpool

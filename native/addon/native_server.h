@@ -4,38 +4,41 @@
 #ifndef ACCEPTPOOL_ADDON_NATIVE_SERVER_H_
 #define ACCEPTPOOL_ADDON_NATIVE_SERVER_H_
 
-#include <napi.h>
-
 #include <memory>
 
-#include "addon/drivers.h"
+#include "addon/js.h"
+#include "drivers/drivers.h"
 #include "core/engine.h"
 
 namespace acceptpool {
 
-class NativeServer : public Napi::ObjectWrap<NativeServer> {
+// Every method copes with an environment that is going away (see js.h): no
+// Node-API failure throws or aborts, and once the environment's cleanup hook
+// has stopped the driver nothing here touches JS again.
+class NativeServer final : public js::Wrapped {
  public:
-  static Napi::Function Define(Napi::Env env);
+  static napi_value Define(napi_env env);
 
-  // new NativeServer(options, records: Float64Array, onBatch(count, data?))
-  explicit NativeServer(const Napi::CallbackInfo& info);
+  explicit NativeServer(napi_env env);
   ~NativeServer() override;
+  // new NativeServer(options, records: Float64Array, onBatch(count, data?, base))
+  bool Init(const js::Args& args);
 
  private:
-  Napi::Value Listen(const Napi::CallbackInfo& info);
-  Napi::Value Connect(const Napi::CallbackInfo& info);
-  Napi::Value AbortConnect(const Napi::CallbackInfo& info);
+  napi_value Listen(const js::Args& args);
+  napi_value Connect(const js::Args& args);
+  napi_value AbortConnect(const js::Args& args);
   // Creates and starts the driver on first use (listen or connect).
   Status EnsureDriver();
-  Napi::Value Send(const Napi::CallbackInfo& info);
-  Napi::Value CloseSession(const Napi::CallbackInfo& info);
-  Napi::Value Broadcast(const Napi::CallbackInfo& info);
-  Napi::Value BufferedAmount(const Napi::CallbackInfo& info);
-  Napi::Value Shutdown(const Napi::CallbackInfo& info);
-  Napi::Value GetStats(const Napi::CallbackInfo& info);
-  Napi::Value SetRef(const Napi::CallbackInfo& info);
-  Napi::Value Destroy(const Napi::CallbackInfo& info);
-  Napi::Value SetGenerationForTesting(const Napi::CallbackInfo& info);
+  napi_value Send(const js::Args& args);
+  napi_value CloseSession(const js::Args& args);
+  napi_value Broadcast(const js::Args& args);
+  napi_value BufferedAmount(const js::Args& args);
+  napi_value Shutdown(const js::Args& args);
+  napi_value GetStats(const js::Args& args);
+  napi_value SetRef(const js::Args& args);
+  napi_value Destroy(const js::Args& args);
+  napi_value SetGenerationForTesting(const js::Args& args);
 
   void Deliver(EventBatch& batch);
   // Where a batch's bytes go for JS: the current slab (small batches) or a
@@ -44,26 +47,25 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   void StopAll();
   static void CleanupHook(void* self);
 
-  Napi::Env env_;
   EngineConfig config_;
   bool threaded_ = false;
   BatchLimits limits_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Driver> driver_;
-  Napi::FunctionReference on_batch_;
-  Napi::Reference<Napi::Float64Array> records_ref_;
+  js::Reference on_batch_;
+  js::Reference records_ref_;
   double* records_ = nullptr;
   size_t records_capacity_ = 0;  // in records
-  std::unique_ptr<Napi::AsyncContext> async_context_;
+  napi_async_context async_context_ = nullptr;
   // Small batches are copied into a shared slab Buffer, one allocation per
   // slab instead of one per batch (as Node pools small Buffers). A slab is
   // never reused: JS may keep views into it; GC frees it.
-  Napi::Reference<Napi::Buffer<char>> slab_;
+  js::Reference slab_;
   char* slab_data_ = nullptr;
   size_t slab_used_ = 0;
   bool running_ = false;  // driver started (listen or connect)
   bool destroyed_ = false;
-  bool hook_added_ = false;
+  js::EnvCleanupHook cleanup_;
 };
 
 }  // namespace acceptpool

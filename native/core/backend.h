@@ -142,6 +142,10 @@ class Backend {
   // A descriptor that becomes readable when PollOnce has work, for Node's
   // loop to watch (-1 if the backend has none, e.g. IOCP).
   virtual int PollDescriptor() const = 0;
+  // Hands memory the process has freed back to the OS where the C allocator
+  // would keep it (glibc). The engine calls it once traffic has gone quiet
+  // after a burst. The Windows heap decommits large free blocks by itself.
+  virtual void ReturnFreedMemory() {}
 };
 
 }  // namespace acceptpool

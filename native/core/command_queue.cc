@@ -29,7 +29,18 @@ bool CommandQueue::Take(Side* out) {
     std::swap(incoming_, *out);
   }
   space_.notify_all();
+  peak_commands_.Note(out->commands.size());
+  peak_bytes_.Note(out->bytes.size());
   return true;
+}
+
+size_t CommandQueue::Trim(Side* work) {
+  size_t keep_commands = peak_commands_.EndPeriod(kKeepCommands);
+  size_t keep_bytes = peak_bytes_.EndPeriod(kKeepBytes);
+  size_t freed = ShrinkTo(&work->commands, keep_commands) + ShrinkTo(&work->bytes, keep_bytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  // A side being filled right now is left for a later period.
+  return freed + ShrinkTo(&incoming_.commands, keep_commands) + ShrinkTo(&incoming_.bytes, keep_bytes);
 }
 
 void CommandQueue::Close() {

@@ -2,7 +2,9 @@
 //
 // Double-buffered: the producer appends to one side under the lock; the
 // consumer swaps sides and works through its side without the lock. Both
-// sides keep their capacity, so steady traffic allocates nothing. The bound is
+// sides keep the capacity that the last period's largest take needed
+// (capacity.h), so steady traffic allocates nothing and a burst's memory (a
+// single 64 MiB send fills a side) is given back once it is over. The bound is
 // on queued bytes: a producer that would pass it waits until the consumer has
 // swapped, which it always does without waiting on JS, so this cannot
 // deadlock.
@@ -14,6 +16,8 @@
 #include <cstdint>
 #include <mutex>
 #include <vector>
+
+#include "core/capacity.h"
 
 namespace acceptpool {
 
@@ -56,8 +60,19 @@ class CommandQueue {
   // Wakes producers waiting in Push (for shutdown).
   void Close();
 
+  // Consumer, once a period, with `work` (its own side) executed and
+  // cleared: gives back what neither side needed for any take of the period.
+  // Returns the bytes given back.
+  size_t Trim(Side* work);
+
+  // Each side keeps at least this much.
+  static constexpr size_t kKeepCommands = 1024;
+  static constexpr size_t kKeepBytes = 64 * 1024;
+
  private:
   size_t max_bytes_;
+  PeakTracker peak_commands_;  // consumer only
+  PeakTracker peak_bytes_;     // consumer only
   std::mutex mutex_;
   std::condition_variable space_;
   Side incoming_;

@@ -11,6 +11,13 @@ namespace {
 constexpr size_t kMinReadRoom = 4096;
 // Arena bytes one kSession record takes (address plus alignment).
 constexpr size_t kSessionRecordBytes = sizeof(SocketAddress) + 8;
+// A tick that moved less than this counts as quiet.
+constexpr uint64_t kQuietBytesPerTick = 64 * 1024;
+// Memory goes back to the OS after this much was moved or freed (each return
+// walks the allocator's heaps: not for every trickle), on this many quiet
+// ticks.
+constexpr uint64_t kReturnAfterBytes = 1024 * 1024;
+constexpr uint32_t kQuietTicksReturning = 10;
 
 double CloseWord(const Session& s) {
   return static_cast<double>(s.close_reason | (static_cast<uint32_t>(s.close_error) << 8));
@@ -618,8 +625,30 @@ void Engine::OnTick() {
   if (policy_.TickShouldShrink(table_->capacity(), table_->free_slots()) && table_->ShrinkTop()) {
     ++stats_.shrinks;
   }
-  blocks_.Trim(blocks_.spare() / 2);
+  size_t freed = blocks_.TrimIdle();
   stats_.send_blocks = blocks_.allocated();
+  if (hooks_.on_tick != nullptr) freed += hooks_.on_tick(hooks_.context);
+  ReturnMemoryWhenQuiet(freed);
+}
+
+// Memory follows load down to the OS: buffers shrink back after a burst
+// (capacity.h), but the C allocator may keep what they freed, and likewise
+// what JS frees when it collects the Buffers of a burst, which can come
+// seconds after traffic stops. So for the first few quiet ticks after enough
+// churn the backend hands free memory back; steady traffic is never quiet
+// and never pays for it, and an idle server stops after those ticks.
+void Engine::ReturnMemoryWhenQuiet(size_t freed) {
+  uint64_t bytes = stats_.bytes_in + stats_.bytes_out;
+  uint64_t moved = bytes - bytes_at_last_tick_;
+  bytes_at_last_tick_ = bytes;
+  churn_since_return_ += moved + freed;
+  if (churn_since_return_ >= kReturnAfterBytes) {
+    churn_since_return_ = 0;
+    quiet_returns_left_ = kQuietTicksReturning;
+  }
+  if (moved >= kQuietBytesPerTick || quiet_returns_left_ == 0) return;
+  --quiet_returns_left_;
+  backend_->ReturnFreedMemory();
 }
 
 bool Engine::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
@@ -627,7 +656,7 @@ bool Engine::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
 }
 
 void Engine::OnWake() {
-  if (wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+  if (hooks_.on_wake != nullptr) hooks_.on_wake(hooks_.context);
 }
 
 int64_t Engine::BufferedAmount(SessionId id) {

@@ -125,11 +125,16 @@ class Engine final : public BackendEvents {
   // The driver is handing a batch to JS and will call EmitPending() after:
   // no need to wake the backend for events queued meanwhile.
   void SetDispatching(bool on) { dispatching_ = on; }
-  // Called from OnWake.
-  void SetWakeHandler(void (*fn)(void*), void* ctx) {
-    wake_fn_ = fn;
-    wake_ctx_ = ctx;
-  }
+  // What the engine tells the driver that runs it, on the engine's thread:
+  // on_wake after Wake() (commands from another thread may be waiting), and
+  // on_tick once a period, returning the bytes the driver's own buffers gave
+  // back (capacity.h).
+  struct DriverHooks {
+    void (*on_wake)(void* context) = nullptr;
+    size_t (*on_tick)(void* context) = nullptr;
+    void* context = nullptr;
+  };
+  void SetDriverHooks(const DriverHooks& hooks) { hooks_ = hooks; }
 
   // Tests only (see SessionTable::SetGenerationForTesting); on the engine's
   // thread, like every command.
@@ -173,6 +178,7 @@ class Engine final : public BackendEvents {
   void UpdateAccepting();
   void GrowIfNeeded();
   bool EnsureInitialPool();
+  void ReturnMemoryWhenQuiet(size_t freed);
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
@@ -196,8 +202,12 @@ class Engine final : public BackendEvents {
 
   std::atomic<uint32_t>* shared_buffered_ = nullptr;
   size_t shared_size_ = 0;
-  void (*wake_fn_)(void*) = nullptr;
-  void* wake_ctx_ = nullptr;
+  DriverHooks hooks_;
+  // Bytes moved or freed since the last burst was noted, the traffic
+  // counters at the last tick, and the quiet ticks still to return memory on.
+  uint64_t churn_since_return_ = 0;
+  uint64_t bytes_at_last_tick_ = 0;
+  uint32_t quiet_returns_left_ = 0;
 };
 
 }  // namespace acceptpool

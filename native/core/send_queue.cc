@@ -12,6 +12,7 @@ SendBlock* BlockPool::Get() {
   if (block != nullptr) {
     spare_ = block->next;
     --spare_count_;
+    if (spare_count_ < min_spare_) min_spare_ = spare_count_;
   } else {
     // The pool is the allocator: blocks are malloc'ed here and nowhere else.
     block = static_cast<SendBlock*>(std::malloc(sizeof(SendBlock)));
@@ -38,6 +39,14 @@ void BlockPool::Trim(size_t keep) {
     --allocated_count_;
     std::free(block);
   }
+  if (min_spare_ > spare_count_) min_spare_ = spare_count_;
+}
+
+size_t BlockPool::TrimIdle() {
+  size_t idle = min_spare_;
+  Trim(spare_count_ - idle);
+  min_spare_ = spare_count_;
+  return idle * sizeof(SendBlock);
 }
 
 bool SendQueue::Append(BlockPool& pool, const char* data, size_t size) {

@@ -3,8 +3,9 @@
 // A queue is two pointers and a byte count, so a session that has nothing
 // queued (the common case: most sends go straight to the socket) holds no
 // buffer at all. Blocks are recycled through the pool instead of being freed,
-// and the pool trims its spare blocks only when asked (on idle ticks), so a
-// busy server does not allocate per send.
+// and once a period (the engine's tick) the pool frees the spare blocks that
+// no send needed during the whole period: a busy server does not allocate
+// per send, and a burst's blocks are gone one idle period after it.
 #ifndef ACCEPTPOOL_CORE_SEND_QUEUE_H_
 #define ACCEPTPOOL_CORE_SEND_QUEUE_H_
 
@@ -39,6 +40,9 @@ class BlockPool {
   void Put(SendBlock* block);
   // Frees spare blocks beyond `keep`.
   void Trim(size_t keep);
+  // Ends a period: frees the blocks that stayed spare all through it (the
+  // fewest spare seen since the last call) and returns the bytes freed.
+  size_t TrimIdle();
 
   size_t spare() const { return spare_count_; }
   size_t allocated() const { return allocated_count_; }
@@ -47,6 +51,7 @@ class BlockPool {
   SendBlock* spare_ = nullptr;
   size_t spare_count_ = 0;
   size_t allocated_count_ = 0;
+  size_t min_spare_ = 0;  // since the last TrimIdle()
 };
 
 class SendQueue {

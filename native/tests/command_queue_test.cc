@@ -141,6 +141,62 @@ TEST(TakeSwapsSidesAndKeepsCapacity) {
   EXPECT_EQ(Payload(side, side.commands[0]), big);
 }
 
+TEST(TrimGivesBackBothSidesOfABurstOneIdlePeriodLater) {
+  CommandQueue q(1 << 20);
+  CommandQueue::Side work;
+  std::string burst(8 << 20, 'b');  // one oversized command fills a side
+  // Two bursts, so that both sides have grown to the burst's size.
+  for (int i = 0; i < 2; ++i) {
+    q.Push(Send(1), burst.data(), burst.size());
+    ASSERT(q.Take(&work));
+    work.Clear();
+  }
+  q.Push(Send(2), "x", 1);  // the other side is now the incoming one
+  ASSERT(q.Take(&work));
+  work.Clear();
+  // The period of the burst: what it needed stays.
+  EXPECT_EQ(q.Trim(&work), 0u);
+  // An idle period: both sides go back to their floor.
+  size_t freed = q.Trim(&work);
+  EXPECT(freed >= 2 * (burst.size() - CommandQueue::kKeepBytes));
+  EXPECT(work.bytes.capacity() <= CommandQueue::kKeepBytes);
+  q.Push(Send(3), "y", 1);
+  CommandQueue::Side other;
+  ASSERT(q.Take(&other));
+  EXPECT(other.bytes.capacity() <= CommandQueue::kKeepBytes);
+  EXPECT_EQ(Payload(other, other.commands[0]), std::string("y"));
+}
+
+TEST(TrimKeepsWhatSteadyTrafficUsesSoItAllocatesNothing) {
+  CommandQueue q(1 << 20);
+  CommandQueue::Side work;
+  std::string chunk(200 * 1024, 's');  // above the floor of a side
+  const char* storage[2] = {nullptr, nullptr};
+  for (int period = 0; period < 5; ++period) {
+    for (int take = 0; take < 4; ++take) {
+      q.Push(Send(1), chunk.data(), chunk.size());
+      ASSERT(q.Take(&work));
+      // Two sides alternate; after the first period each keeps its buffer.
+      if (period > 0) EXPECT(work.bytes.data() == storage[take % 2]);
+      storage[take % 2] = work.bytes.data();
+      work.Clear();
+    }
+    EXPECT_EQ(q.Trim(&work), 0u);
+  }
+}
+
+TEST(TrimLeavesASideThatIsBeingFilled) {
+  CommandQueue q(1 << 20);
+  CommandQueue::Side work;
+  std::string burst(4 << 20, 'f');
+  q.Push(Send(1), burst.data(), burst.size());
+  q.Trim(&work);
+  q.Trim(&work);  // idle periods, but the incoming side holds a command
+  ASSERT(q.Take(&work));
+  EXPECT_EQ(Payload(work, work.commands[0]), burst);
+  EXPECT(work.bytes.capacity() >= burst.size());
+}
+
 TEST(OversizedCommandFitsIntoEmptyQueue) {
   CommandQueue q(10);
   std::string big(100, 'q');

@@ -1750,6 +1750,114 @@ EngineConfig HammerConfig() {
 
 }  // namespace
 
+TEST(SendBlocksOfABurstAreFreedAfterOneIdleTick) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 0);
+  std::string burst = Bytes(90000, 21);
+  rig.engine->Send(id, burst.data(), burst.size());
+  size_t blocks = rig.stats().send_blocks;
+  EXPECT(blocks >= burst.size() / SendBlock::kBytes);
+  rig.fake->AddWritable(h, 1 << 20);
+  rig.fake->Tick();
+  rig.Poll();  // flushed in this period: the blocks were needed in it
+  EXPECT_EQ(rig.fake->Sock(h).written, burst);
+  EXPECT_EQ(rig.stats().send_blocks, blocks);
+  rig.fake->Tick();
+  rig.Poll();  // a period in which no send needed them
+  EXPECT_EQ(rig.stats().send_blocks, 0u);
+}
+
+TEST(SendBlocksThatSteadyTrafficNeedsStayAcrossTicks) {
+  // Every period queues three blocks' worth and flushes it; each tick finds
+  // the blocks spare. They were needed in the period, so none is freed (and
+  // made again in the next one).
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  std::string chunk = Bytes(3 * SendBlock::kBytes, 22);
+  for (int period = 0; period < 5; ++period) {
+    rig.fake->Sock(h).writable = 0;  // the socket is full: the send is queued
+    rig.engine->Send(id, chunk.data(), chunk.size());
+    rig.fake->AddWritable(h, 1 << 20);
+    rig.Poll();  // flushed: the blocks are spare again
+    rig.fake->Tick();
+    rig.Poll();
+    EXPECT_EQ(rig.stats().send_blocks, 3u);
+  }
+}
+
+TEST(FreedMemoryGoesBackToTheOsOnTheQuietTicksAfterABurstOnly) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  std::string mib = Bytes(1 << 20, 23);
+  // A trickle below the threshold: no return, however quiet it gets.
+  rig.engine->Send(id, mib.data(), 1000);
+  for (int i = 0; i < 3; ++i) {
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  EXPECT_EQ(rig.fake->memory_returns, 0);
+  // Steady traffic: never quiet, never a return.
+  for (int i = 0; i < 5; ++i) {
+    rig.engine->Send(id, mib.data(), mib.size());
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  EXPECT_EQ(rig.fake->memory_returns, 0);
+  // Quiet after it: a return on each of the first quiet ticks, then none.
+  for (int i = 0; i < 30; ++i) {
+    rig.fake->Tick();
+    rig.Poll();
+  }
+  EXPECT_EQ(rig.fake->memory_returns, 10);
+}
+
+TEST(EngineDestroyedMidTrafficClosesEverySocketOnceAndFreesItsQueues) {
+  // What a worker's teardown leaves: sessions with queued sends, one closing
+  // gracefully behind its queue, close events still pending for lack of
+  // batch room, a release the backend has not confirmed, a connect in
+  // progress. Destroying the engine must close every socket exactly once,
+  // touch nothing freed, and (ASan) free every send block.
+  EngineConfig config = SmallConfig();
+  auto rig = std::make_unique<Rig>(config, 16, 1 << 16);
+  rig->fake->defer_release = true;
+  rig->fake->release_all_deferred_next_round = false;
+  std::vector<SocketHandle> handles(5);
+  std::vector<SessionId> ids;
+  for (SocketHandle& h : handles) ids.push_back(rig->Accept(&h));
+  std::string big = Bytes(50000, 9);
+  for (int i = 0; i < 3; ++i) {
+    rig->fake->AddWritable(handles[i], 0);
+    EXPECT(rig->engine->Send(ids[i], big.data(), big.size()) != SendResult::kStale);
+  }
+  EXPECT(rig->engine->Close(ids[2], CloseMode::kGraceful));  // closing behind its queue
+  EXPECT(rig->engine->Close(ids[3], CloseMode::kAbort));     // release not yet confirmed
+  rig->fake->PeerError(handles[4], SysError::kConnReset, 104);
+  SessionId connecting = 0;
+  SocketAddress remote;
+  remote.family = 4;
+  remote.port = 9;
+  EXPECT(rig->engine->Connect(remote, nullptr, 7, &connecting).ok());
+  while (rig->batch.HasRecordRoom(1)) rig->batch.Add(EventType::kDrain, 0);  // JS is behind
+  rig->engine->Poll(0);
+  EXPECT(rig->engine->HasPending());
+  EXPECT(rig->stats().send_blocks > 0);
+
+  bool checked = false;
+  rig->fake->on_destroy = [&](const FakeBackend& fake) {
+    checked = true;
+    for (const std::string& v : fake.violations) FAIL_MSG("violation: " << v);
+    for (const auto& [h, sock] : fake.sockets) {
+      if (sock.attached || sock.connecting) EXPECT(sock.closed);
+    }
+  };
+  rig->engine.reset();
+  EXPECT(checked);
+}
+
 TEST(HammerRandomOperationsKeepEveryInvariant) {
   Hammer hammer(20240601, HammerConfig(), 48, 48 * 1024);
   EXPECT(hammer.Run(200000));

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -140,6 +141,13 @@ class FakeBackend final : public Backend {
   // Completes every deferred release now (inside a round, as a completion
   // backend would report them).
   bool release_all_deferred_next_round = true;
+
+  // Called from the destructor, for tests of what the engine left behind
+  // when it was destroyed (the fake dies with it).
+  std::function<void(const FakeBackend&)> on_destroy;
+  ~FakeBackend() override {
+    if (on_destroy) on_destroy(*this);
+  }
 
   // ---- Backend ----
   const char* name() const override { return "fake"; }
@@ -322,6 +330,9 @@ class FakeBackend final : public Backend {
   }
 
   int PollDescriptor() const override { return -1; }
+
+  int memory_returns = 0;
+  void ReturnFreedMemory() override { ++memory_returns; }
 
  private:
   void SettleConnects() {

@@ -242,6 +242,32 @@ TEST(TrimFreesSpareBlocksBeyondKeep) {
   EXPECT_EQ(pool.allocated(), 0u);
 }
 
+TEST(TrimIdleFreesOnlyBlocksNoSendNeededAllPeriod) {
+  BlockPool pool;
+  SendQueue q;
+  std::string burst = Pattern(8 * kBlock, 12);
+  ASSERT(q.Append(pool, burst.data(), burst.size()));
+  q.Clear(pool);
+  // The period of the burst: every block was in use at some point.
+  EXPECT_EQ(pool.TrimIdle(), 0u);
+  EXPECT_EQ(pool.allocated(), 8u);
+  // Steady traffic that needs three blocks at its peak keeps them...
+  std::string steady = Pattern(3 * kBlock, 13);
+  ASSERT(q.Append(pool, steady.data(), steady.size()));
+  q.Clear(pool);
+  EXPECT_EQ(pool.TrimIdle(), 5 * sizeof(SendBlock));
+  EXPECT_EQ(pool.allocated(), 3u);
+  for (int period = 0; period < 3; ++period) {
+    ASSERT(q.Append(pool, steady.data(), steady.size()));
+    q.Clear(pool);
+    EXPECT_EQ(pool.TrimIdle(), 0u);
+    EXPECT_EQ(pool.allocated(), 3u);  // ...and allocates nothing
+  }
+  // ...and an idle period frees them all.
+  EXPECT_EQ(pool.TrimIdle(), 3 * sizeof(SendBlock));
+  EXPECT_EQ(pool.allocated(), 0u);
+}
+
 TEST(TrimNeverTouchesBlocksInUse) {
   BlockPool pool;
   SendQueue q;

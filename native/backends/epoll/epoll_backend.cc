@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "backends/posix/heap.h"
 #include "backends/posix/socket_address.h"
 #include "backends/posix/sys_errors.h"
 
@@ -282,6 +283,8 @@ class EpollBackend final : public Backend {
   }
 
   int PollDescriptor() const override { return epoll_.get(); }
+
+  void ReturnFreedMemory() override { ReturnFreedHeapMemory(); }
 
   bool PollSaturated() const override { return saturated_ || accept_budget_spent_; }
 

@@ -1,4 +1,4 @@
-#include "addon/drivers.h"
+#include "drivers/drivers.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -8,50 +8,11 @@
 #include <thread>
 #include <vector>
 
+#include "core/capacity.h"
 #include "core/command_queue.h"
 
 namespace acceptpool {
 namespace {
-
-// Owns a libuv handle. uv_close() is asynchronous, so the memory is handed to
-// the close callback, which frees it.
-template <typename T>
-class UvHandle {
- public:
-  UvHandle() : handle_(std::make_unique<T>()) {}
-  UvHandle(const UvHandle&) = delete;
-  UvHandle& operator=(const UvHandle&) = delete;
-  ~UvHandle() { Close(); }
-
-  T* get() { return handle_.get(); }
-  uv_handle_t* base() { return reinterpret_cast<uv_handle_t*>(handle_.get()); }
-  void MarkInitialized() { initialized_ = true; }
-  bool initialized() const { return initialized_; }
-  // Whether the handle keeps Node's loop alive.
-  void SetRef(bool ref) {
-    if (!initialized_) return;
-    if (ref) {
-      uv_ref(base());
-    } else {
-      uv_unref(base());
-    }
-  }
-
-  void Close() {
-    if (!handle_ || !initialized_) return;
-    initialized_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(handle_.release()),
-             [](uv_handle_t* h) { std::unique_ptr<T> owned(reinterpret_cast<T*>(h)); });
-  }
-
- private:
-  std::unique_ptr<T> handle_;
-  bool initialized_ = false;
-};
-
-Status UvStatus(int rc, const char* call) {
-  return Status::System(SysError::kUnknown, rc, call);
-}
 
 // ---------------------------------------------------------------- inline
 
@@ -61,20 +22,18 @@ class InlineDriver final : public Driver {
       : engine_(engine), batch_(limits.records, limits.data_bytes), deliver_(std::move(deliver)) {
     engine_->SetBatch(&batch_);
   }
-  ~InlineDriver() override { Stop(); }
+  ~InlineDriver() override {
+    Stop();
+    // The batch dies with this driver: the engine must not write to it.
+    engine_->SetBatch(nullptr);
+  }
 
   const char* name() const override { return "inline"; }
 
-  Status Start(uv_loop_t* loop) override {
-    int rc = uv_poll_init(loop, poll_.get(), engine_->backend().PollDescriptor());
-    if (rc != 0) return UvStatus(rc, "uv_poll_init");
-    poll_.MarkInitialized();
-    poll_.get()->data = this;
-    rc = uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
-      static_cast<InlineDriver*>(h->data)->RunRounds();
-    });
-    if (rc != 0) return UvStatus(rc, "uv_poll_start");
-    return Status::Ok();
+  Status Start(EventLoop* loop) override {
+    return loop->WatchReadable(
+        engine_->backend().PollDescriptor(),
+        [](void* self) { static_cast<InlineDriver*>(self)->RunRounds(); }, this, &poll_);
   }
 
   Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) override {
@@ -97,10 +56,12 @@ class InlineDriver final : public Driver {
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
   void Shutdown() override { engine_->Shutdown(); }
   Stats GetStats() override { return engine_->SnapshotStats(); }
-  void SetRef(bool ref) override { poll_.SetRef(ref); }
+  void SetRef(bool ref) override {
+    if (poll_) poll_->SetRef(ref);
+  }
   void Stop() override {
     stopped_ = true;
-    poll_.Close();
+    poll_.reset();
   }
 
  private:
@@ -127,7 +88,7 @@ class InlineDriver final : public Driver {
   Engine* engine_;
   EventBatch batch_;
   DeliverFn deliver_;
-  UvHandle<uv_poll_t> poll_;
+  std::unique_ptr<LoopWatcher> poll_;
   bool stopped_ = false;
 };
 
@@ -140,6 +101,9 @@ class ThreadedDriver final : public Driver {
   static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
   static constexpr size_t kMaxNotes = 4096;
+  // What the notes and the broadcast ids keep when idle.
+  static constexpr size_t kKeepNotes = 256;
+  static constexpr size_t kKeepIds = 1024;
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
@@ -157,22 +121,29 @@ class ThreadedDriver final : public Driver {
     counters_.reset(static_cast<std::atomic<uint32_t>*>(
         std::calloc(counters_size_, sizeof(std::atomic<uint32_t>))));
     if (counters_) engine_->SetSharedBuffered(counters_.get(), counters_size_);
-    engine_->SetWakeHandler([](void* self) { static_cast<ThreadedDriver*>(self)->RunCommands(); },
-                            this);
+    Engine::DriverHooks hooks;
+    hooks.on_wake = [](void* self) { static_cast<ThreadedDriver*>(self)->RunCommands(); };
+    hooks.on_tick = [](void* self) { return static_cast<ThreadedDriver*>(self)->TrimBuffers(); };
+    hooks.context = this;
+    engine_->SetDriverHooks(hooks);
     published_ = engine_->SnapshotStats();
   }
-  ~ThreadedDriver() override { Stop(); }
+  ~ThreadedDriver() override {
+    Stop();
+    // The batches, the counters and the wake handler die with this driver:
+    // an engine that outlives it must not reach them.
+    engine_->SetBatch(nullptr);
+    engine_->SetSharedBuffered(nullptr, 0);
+    engine_->SetDriverHooks(Engine::DriverHooks());
+  }
 
   const char* name() const override { return "threaded"; }
 
-  Status Start(uv_loop_t* loop) override {
+  Status Start(EventLoop* loop) override {
     if (!counters_) return Status::Of(Code::kNoMemory);
-    int rc = uv_async_init(loop, async_.get(), [](uv_async_t* h) {
-      static_cast<ThreadedDriver*>(h->data)->DeliverReady();
-    });
-    if (rc != 0) return UvStatus(rc, "uv_async_init");
-    async_.MarkInitialized();
-    async_.get()->data = this;
+    Status st = loop->NewAsync([](void* self) { static_cast<ThreadedDriver*>(self)->DeliverReady(); },
+                               this, &async_);
+    if (!st.ok()) return st;
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
   }
@@ -251,7 +222,9 @@ class ThreadedDriver final : public Driver {
     return s;
   }
 
-  void SetRef(bool ref) override { async_.SetRef(ref); }
+  void SetRef(bool ref) override {
+    if (async_) async_->SetRef(ref);
+  }
 
   void Stop() override {
     if (thread_.joinable()) {
@@ -261,7 +234,7 @@ class ThreadedDriver final : public Driver {
       engine_->backend().Wake();
       thread_.join();
     }
-    async_.Close();
+    async_.reset();
   }
 
  private:
@@ -289,6 +262,14 @@ class ThreadedDriver final : public Driver {
   void Note(EventType type, SessionId id, double a, double b = 0) {
     if (type == EventType::kStale && notes_.size() >= kMaxNotes) return;
     notes_.push_back(EventRecord{static_cast<double>(type), static_cast<double>(id), a, b});
+    notes_peak_.Note(notes_.size());
+  }
+
+  // Once a period (the engine's tick): the buffers that grow with a burst
+  // (commands, notes, broadcast ids) give back what the period did not need.
+  size_t TrimBuffers() {
+    return commands_.Trim(&work_) + ShrinkTo(&notes_, notes_peak_.EndPeriod(kKeepNotes)) +
+           ShrinkTo(&ids_, ids_peak_.EndPeriod(kKeepIds));
   }
 
   void WriteNotes() {
@@ -350,6 +331,7 @@ class ThreadedDriver final : public Driver {
         } else {
           // The ids follow the payload unaligned; copy them out.
           ids_.resize(c.id_count);
+          ids_peak_.Note(ids_.size());
           std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
           engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
         }
@@ -371,7 +353,7 @@ class ThreadedDriver final : public Driver {
     current_ = nullptr;
     engine_->SetBatch(nullptr);
     lock.unlock();
-    uv_async_send(async_.get());
+    async_->Send();
     lock.lock();
     while (spare_.empty() && !stop_.load(std::memory_order_acquire)) {
       space_.wait_for(lock, std::chrono::milliseconds(2));
@@ -412,8 +394,10 @@ class ThreadedDriver final : public Driver {
   DeliverFn deliver_;
   CommandQueue commands_;
   CommandQueue::Side work_;
-  std::vector<SessionId> ids_;
+  std::vector<SessionId> ids_;      // I/O thread only
   std::vector<EventRecord> notes_;  // I/O thread only
+  PeakTracker ids_peak_;
+  PeakTracker notes_peak_;
   std::vector<std::unique_ptr<EventBatch>> batches_;
 
   std::mutex mutex_;
@@ -429,7 +413,7 @@ class ThreadedDriver final : public Driver {
   std::atomic<uint64_t> engine_stale_js_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  UvHandle<uv_async_t> async_;
+  std::unique_ptr<LoopAsync> async_;  // created before thread_ starts, reset after it ends
 };
 
 }  // namespace

@@ -1,20 +1,20 @@
-// The two ways to drive an engine, behind one interface.
+// The two ways to drive an engine, behind one interface, on the loop of the
+// JS thread (drivers/event_loop.h; no libuv, no Node-API here).
 //
-// Inline: the backend's descriptor is watched by Node's own loop (uv_poll);
-// polling and dispatch happen on the JS thread, commands act at once.
+// Inline: the backend's descriptor is watched by that loop; polling and
+// dispatch happen on the JS thread, commands act at once.
 // Threaded: an I/O thread blocks in the backend; JS commands travel through a
 // bounded CommandQueue and batches come back through a bounded set of
-// EventBatches and one uv_async wake per hand-off.
-#ifndef ACCEPTPOOL_ADDON_DRIVERS_H_
-#define ACCEPTPOOL_ADDON_DRIVERS_H_
-
-#include "addon/uv_compat.h"
+// EventBatches and one LoopAsync wake per hand-off.
+#ifndef ACCEPTPOOL_DRIVERS_DRIVERS_H_
+#define ACCEPTPOOL_DRIVERS_DRIVERS_H_
 
 #include <functional>
 #include <memory>
 
 #include "core/engine.h"
 #include "core/event_batch.h"
+#include "drivers/event_loop.h"
 
 namespace acceptpool {
 
@@ -31,8 +31,9 @@ class Driver {
  public:
   virtual ~Driver() = default;
   virtual const char* name() const = 0;
-  // Starts driving an engine that is already listening.
-  virtual Status Start(uv_loop_t* loop) = 0;
+  // Starts driving the engine; callbacks run on `loop`'s thread (the JS
+  // thread), which must outlive neither the driver nor Stop().
+  virtual Status Start(EventLoop* loop) = 0;
   // Starts an outgoing connect. Inline: errors that stop it from starting
   // come back here; threaded: always Ok here, failures arrive as
   // kConnectFailed events carrying `token`.
@@ -47,7 +48,8 @@ class Driver {
   virtual void Shutdown() = 0;
   virtual Stats GetStats() = 0;
   virtual void SetRef(bool ref) = 0;
-  // Stops at once (environment teardown); no more events.
+  // Stops at once (close, or environment teardown): the I/O thread is
+  // joined and the loop handles are closed when it returns; no more events.
   virtual void Stop() = 0;
 };
 
@@ -57,4 +59,4 @@ std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& li
 
 }  // namespace acceptpool
 
-#endif  // ACCEPTPOOL_ADDON_DRIVERS_H_
+#endif  // ACCEPTPOOL_DRIVERS_DRIVERS_H_
