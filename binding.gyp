@@ -21,6 +21,7 @@
         "native/addon/native_server.cc",
         "native/addon/native_load_generator.cc",
         "native/addon/uv_event_loop.cc",
+        "native/addon/wire.cc",
         "native/drivers/drivers.cc"
       ],
       "conditions": [

@@ -1,8 +1,18 @@
-/** Server options: their types, defaults and up-front validation. */
-import { InvalidArgumentError } from './errors';
-import type { NativeServerOptions } from './native';
+/**
+ * Every option of the API: its type, default, range and up-front validation,
+ * in this one place (server and client options, connect() options, load
+ * generator options). Native code takes the resolved values complete and has
+ * no defaults of its own; what it can hold at most (MAX_SLOTS,
+ * maxLoadMessage) it says itself, through the wire.
+ */
+import * as net from 'node:net';
 
-export type Driver = 'inline' | 'threaded';
+import { InvalidArgumentError } from './errors';
+import type { NativeLoadOptions, NativeServerOptions } from './native';
+import type { Driver, LoadMode } from './types';
+import { MAX_SLOTS, wire } from './wire';
+
+export type { Driver };
 
 export interface ServerOptions {
   /** Most sessions open at once; beyond it accepting pauses (default 1,048,576). */
@@ -55,12 +65,11 @@ export interface ResolvedOptions {
   ipv6Only: boolean;
 }
 
-/** The Linux default, chosen by benchmarks/ (see README); the only driver on Windows. */
+/** The Linux default, chosen by measurement (README, "Drivers"); the only driver on Windows. */
 export const DEFAULT_DRIVER: Driver = 'threaded';
 /** The inline driver needs a pollable descriptor, which IOCP does not have. */
 const INLINE_AVAILABLE = process.platform !== 'win32';
 
-const MAX_SLOTS = 2 ** 24;
 const MAX_BYTES = 2 ** 30;
 const MAX_MS = 2 ** 31 - 1;
 
@@ -177,5 +186,149 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', false),
     ipv6Only: optionalBoolean(options, 'ipv6Only', false),
+  };
+}
+
+/** Options of one outgoing connection (Client.connect(), connect()). */
+export interface ConnectOptions {
+  /** Numeric IP to bind before connecting (e.g. a 127.0.0.x to spread sources). */
+  localAddress?: string;
+  /** Local port to bind (default 0: any). */
+  localPort?: number;
+  /** Milliseconds before an attempt fails with ETIMEDOUT (default 0: the OS's own limit). */
+  timeout?: number;
+}
+
+export interface ResolvedConnectOptions {
+  localAddress: string | undefined;
+  localPort: number;
+  /** 4 or 6 for a localAddress (as net.isIP() says), else 0. */
+  localFamily: number;
+  timeout: number;
+}
+
+export function resolveConnectOptions(options: ConnectOptions): ResolvedConnectOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError(`connect options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'localAddress' && key !== 'localPort' && key !== 'timeout') {
+      throw new InvalidArgumentError(`unknown connect option ${JSON.stringify(key)}`);
+    }
+  }
+  let localFamily = 0;
+  if (options.localAddress !== undefined) {
+    localFamily = typeof options.localAddress === 'string' ? net.isIP(options.localAddress) : 0;
+    if (localFamily === 0) throw new InvalidArgumentError(`localAddress must be a numeric IP address, got ${describe(options.localAddress)}`);
+  }
+  const localPort = options.localPort === undefined ? 0 : checkInteger('localPort', options.localPort, 0, 65535);
+  if (localPort !== 0 && options.localAddress === undefined) {
+    throw new InvalidArgumentError('localPort needs localAddress');
+  }
+  const timeout = options.timeout === undefined ? 0 : checkInteger('timeout', options.timeout, 0, MAX_MS);
+  return { localAddress: options.localAddress, localPort, localFamily, timeout };
+}
+
+export interface LoadOptions {
+  /** Server port. */
+  port: number;
+  /** Server IPv4 address (default 127.0.0.1). */
+  host?: string;
+  /**
+   * 'connect-close' (default): connect, reset at once, connect again.
+   * 'reqrep': connect, send `messageSize` bytes, check the echo, reset.
+   * 'echo': persistent connections, one message in flight on each.
+   * 'idle': open `connections` and hold them until stop() or `duration`.
+   */
+  mode?: LoadMode;
+  /** Connects in flight (storms) or connections held (echo, idle), over all threads (default 64). */
+  connections?: number;
+  /** Native threads, each with its own engine (default 1). */
+  threads?: number;
+  /** Measured milliseconds; for 'idle' the longest hold (default 3000). */
+  duration?: number;
+  /** Milliseconds of load before measuring starts (default 500). */
+  warmup?: number;
+  /** Bytes per request (default 16). */
+  messageSize?: number;
+  /**
+   * Source addresses: connects bind to firstSource, firstSource + 1, ... in
+   * turn (default 8 when host is in 127.0.0.0/8, else 0: the OS chooses).
+   */
+  sourceAddresses?: number;
+  /** First source address (default 127.0.0.1). */
+  firstSource?: string;
+  /** Milliseconds a connect or a reply may take before it counts as a timeout (default 3000). */
+  timeout?: number;
+  /** Echo and idle: milliseconds opening every connection may take before the run starts anyway (default 20000). */
+  rampTimeout?: number;
+  /** Milliseconds before a connection that failed is tried again (default 10). */
+  retryDelay?: number;
+  /**
+   * Connects in progress at once per thread, at most (default 256; 0 = no
+   * cap), so opening thousands of connections does not overflow the
+   * server's accept queue.
+   */
+  maxConnecting?: number;
+}
+
+const LOAD_KEYS = new Set<string>([
+  'port', 'host', 'mode', 'connections', 'threads', 'duration', 'warmup', 'messageSize', 'sourceAddresses',
+  'firstSource', 'timeout', 'rampTimeout', 'retryDelay', 'maxConnecting',
+]);
+const DAY_MS = 86_400_000;
+
+/** An IPv4 address as an unsigned 32-bit number, or throws naming the option. */
+function ipv4(name: string, value: unknown): number {
+  if (typeof value !== 'string' || !net.isIPv4(value)) {
+    throw new InvalidArgumentError(`${name} must be a numeric IPv4 address, got ${describe(value)}`);
+  }
+  return value.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+}
+
+function optionalLoad(o: LoadOptions, key: keyof LoadOptions, min: number, max: number, fallback: number): number {
+  const v = o[key];
+  return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
+}
+
+/** Checks every load generator option and fills in the defaults. */
+export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; native: NativeLoadOptions } {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!LOAD_KEYS.has(key)) throw new InvalidArgumentError(`unknown load generator option ${JSON.stringify(key)}`);
+  }
+  const modes = wire.loadModes;
+  const mode = options.mode ?? 'connect-close';
+  if (!modes.includes(mode)) {
+    throw new InvalidArgumentError(`options.mode must be one of ${modes.join(', ')}, got ${describe(mode)}`);
+  }
+  const port = checkInteger('options.port', options.port, 1, 65535);
+  const remote = ipv4('options.host', options.host ?? '127.0.0.1');
+  const loopback = remote >>> 24 === 127;
+  const firstSource = ipv4('options.firstSource', options.firstSource ?? '127.0.0.1');
+  const sources = optionalLoad(options, 'sourceAddresses', 0, 65536, loopback ? 8 : 0);
+  if (sources > 0 && firstSource + sources - 1 > 0xffffffff) {
+    throw new InvalidArgumentError('options.sourceAddresses runs past 255.255.255.255');
+  }
+  return {
+    mode,
+    native: {
+      mode: modes.indexOf(mode),
+      remote,
+      port,
+      firstSource,
+      sources,
+      connections: optionalLoad(options, 'connections', 1, 1_000_000, 64),
+      threads: optionalLoad(options, 'threads', 1, 64, 1),
+      messageSize: optionalLoad(options, 'messageSize', 1, wire.maxLoadMessage, 16),
+      durationMs: optionalLoad(options, 'duration', 0, DAY_MS, 3000),
+      warmupMs: optionalLoad(options, 'warmup', 0, DAY_MS, 500),
+      rampTimeoutMs: optionalLoad(options, 'rampTimeout', 0, DAY_MS, 20000),
+      timeoutMs: optionalLoad(options, 'timeout', 1, DAY_MS, 3000),
+      retryDelayMs: optionalLoad(options, 'retryDelay', 0, 60000, 10),
+      maxConnecting: optionalLoad(options, 'maxConnecting', 0, 1_000_000, 256),
+    },
   };
 }

@@ -6,11 +6,16 @@
  */
 import { formatIPv4, formatIPv6 } from './address';
 import type { SystemErrorInfo } from './errors';
+import type { CloseReason } from './types';
+import { wire } from './wire';
 
-export type CloseReason = 'remote' | 'reset' | 'local' | 'timeout' | 'shutdown' | 'overflow' | 'error';
+export type { CloseReason };
 
-/** Index = the native CloseReason value. */
-export const CLOSE_REASONS: readonly CloseReason[] = ['remote', 'reset', 'local', 'timeout', 'shutdown', 'overflow', 'error'];
+/** Every close reason; index = the native CloseReason value. */
+export const CLOSE_REASONS: readonly CloseReason[] = wire.closeReasons;
+
+// Where a kSession record's address keeps its parts (native/core/address.h).
+const { family: AT_FAMILY, port: AT_PORT, addr: AT_ADDR } = wire.address;
 
 export type SendData = ArrayBufferView | ArrayBuffer | string;
 
@@ -73,9 +78,10 @@ export class Session {
 
   /** @internal From a session record's 24 address bytes (accepted sessions). */
   static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number): Session {
-    const port = bytes.readUInt16LE(offset + 2);
-    if (bytes[offset] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + 8));
-    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + 8), null);
+    const port = bytes.readUInt16LE(offset + AT_PORT);
+    // The family is the IP version, 4 or 6, as net.isIP() numbers it.
+    if (bytes[offset + AT_FAMILY] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR));
+    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null);
   }
 
   /** @internal From the address a client connected to. */

@@ -53,6 +53,7 @@ class ObjectBuilder {
   ObjectBuilder& Set(const char* key, double value);
   ObjectBuilder& Set(const char* key, const char* value);
   napi_value value() const { return object_; }
+  napi_env env() const { return env_; }
 
  private:
   napi_env env_;

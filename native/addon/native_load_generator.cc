@@ -9,7 +9,9 @@
 namespace acceptpool {
 namespace {
 
-const char* const kPhaseNames[] = {"ramp", "warmup", "measure", "hold", "draining", "done"};
+#define ACCEPTPOOL_PHASE_NAME(name, text) text,
+const char* const kPhaseNames[] = {ACCEPTPOOL_LOAD_PHASES(ACCEPTPOOL_PHASE_NAME)};
+#undef ACCEPTPOOL_PHASE_NAME
 
 // Reads the options object; `error` names the first bad field.
 class OptionReader {

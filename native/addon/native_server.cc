@@ -349,9 +349,8 @@ Status NativeServer::EnsureDriver() {
   return st;
 }
 
-// connect(token, host, port, localHost?, localPort?) -> true | {code, errno, syscall}
-// for an OS failure | the Code of a library failure (as kConnectFailed
-// carries it)
+// connect(token, host, port, localHost?, localPort?) -> 0 when started, else
+// the error word of why not (as a kConnectFailed record carries it)
 napi_value NativeServer::Connect(const js::Args& args) {
   napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
@@ -387,9 +386,7 @@ napi_value NativeServer::Connect(const js::Args& args) {
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
   uint32_t token = static_cast<uint32_t>(static_cast<int64_t>(token_value));
   st = driver_->Connect(token, remote, has_local ? &local : nullptr);
-  if (st.ok()) return js::Boolean(env, true);
-  if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-  return js::Number(env, static_cast<double>(st.code));
+  return js::Number(env, EncodeErrorWord(RecordError::Of(st)));
 }
 
 napi_value NativeServer::AbortConnect(const js::Args& args) {
@@ -510,32 +507,9 @@ napi_value NativeServer::GetStats(const js::Args&) {
     s = engine_->SnapshotStats();
   }
   js::ObjectBuilder o(env);
-  auto put = [&](const char* key, uint64_t value) { o.Set(key, static_cast<double>(value)); };
-  put("poolSize", s.pool_size);
-  put("poolFree", s.pool_free);
-  put("inUse", s.in_use);
-  put("retiredSlots", s.retired_slots);
-  put("peakInUse", s.peak_in_use);
-  put("growths", s.growths);
-  put("shrinks", s.shrinks);
-  put("accepts", s.accepts);
-  put("connects", s.connects);
-  put("connectErrors", s.connect_errors);
-  put("acceptErrors", s.accept_errors);
-  put("acceptAborts", s.accept_aborts);
-  put("emfile", s.emfile);
-  put("shed", s.shed);
-  put("acceptPauses", s.accept_pauses);
-  put("staleCommands", s.stale_commands);
-  put("overflows", s.overflows);
-  put("timeouts", s.timeouts);
-  put("bytesIn", s.bytes_in);
-  put("bytesOut", s.bytes_out);
-  put("sendBlocks", s.send_blocks);
-  put("lingers", s.lingers);
-  put("lingerEnds", s.linger_ends);
-  put("lingerTimeouts", s.linger_timeouts);
-  put("bytesDiscarded", s.bytes_discarded);
+#define ACCEPTPOOL_PUT_STAT(member, js_name) o.Set(#js_name, static_cast<double>(s.member));
+  ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_PUT_STAT)
+#undef ACCEPTPOOL_PUT_STAT
   if (engine_) {
     const char* const* names = nullptr;
     size_t n = std::min(engine_->backend().CounterNames(&names), Stats::kBackendCounters);

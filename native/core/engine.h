@@ -49,20 +49,23 @@ struct EngineConfig {
   uint32_t close_linger_ticks = 0;
 };
 
-enum class SendResult : uint8_t {
-  kOk = 0,           // sent or queued, below the high-water mark
-  kBackpressure = 1, // queued, above the high-water mark: wait for drain
-  kStale = 2,        // id of a closed session: dropped and counted
-  kClosed = 3,       // the session is ending (end()/close() called): dropped
-  kOverflow = 4,     // hard limit hit: the session was closed ('overflow')
-  kFailed = 5,       // the write failed: the session is closing with the error as its reason
-};
+// X(name, value): numbered lists (core/wire.h).
+#define ACCEPTPOOL_SEND_RESULTS(X)                                                  \
+  X(kOk, 0)           /* sent or queued, below the high-water mark */               \
+  X(kBackpressure, 1) /* queued, above the high-water mark: wait for drain */       \
+  X(kStale, 2)        /* id of a closed session: dropped and counted */             \
+  X(kClosed, 3)       /* the session is ending (end()/close() called): dropped */   \
+  X(kOverflow, 4)     /* hard limit hit: the session was closed ('overflow') */     \
+  X(kFailed, 5)       /* the write failed: the session is closing with the error */
 
-enum class CloseMode : uint8_t {
-  kGraceful = 0,  // flush the queue, FIN, linger until the peer's FIN, then close
-  kAbort = 1,     // drop the queue, reset the connection
-  kEnd = 2,       // flush the queue, then half-close (FIN)
-};
+enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
+#define ACCEPTPOOL_CLOSE_MODES(X)                                                     \
+  X(kGraceful, 0) /* flush the queue, FIN, linger until the peer's FIN, then close */ \
+  X(kAbort, 1)    /* drop the queue, reset the connection */                          \
+  X(kEnd, 2)      /* flush the queue, then half-close (FIN) */
+
+enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
 class Engine final : public BackendEvents {
  public:

@@ -189,13 +189,13 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
         OnConnected(static_cast<uint32_t>(r.a), id, now_us);
         break;
       case EventType::kConnectFailed: {
-        index = static_cast<uint32_t>(r.b);
+        index = static_cast<uint32_t>(r.a);
         if (index >= lanes_.size()) break;
         Lane& lane = lanes_[index];
         // A connect this lane gave up itself (timeout, stop) is not news.
         if (lane.state != LaneState::kConnecting || lane.id != id) break;
-        auto error = static_cast<SysError>(static_cast<uint32_t>(r.a) & 0xff);
-        if (error == SysError::kNone || error >= SysError::kCount) error = SysError::kUnknown;
+        SysError error = DecodeErrorWord(r.b).sys;
+        if (error == SysError::kNone) error = SysError::kUnknown;
         ++counters_.errors[static_cast<size_t>(error)];
         LeaveConnecting(lane);
         lane.state = LaneState::kIdle;
@@ -218,10 +218,8 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
       case EventType::kClose: {
         Lane* lane = LaneOf(id, &index);
         if (lane == nullptr || lane->state != LaneState::kOpen) break;
-        uint32_t word = static_cast<uint32_t>(r.a);
-        auto reason = static_cast<CloseReason>(word & 0xff);
-        auto error = static_cast<SysError>((word >> 8) & 0xff);
-        if (error >= SysError::kCount) error = SysError::kUnknown;
+        auto reason = static_cast<CloseReason>(static_cast<int>(r.a));
+        SysError error = DecodeErrorWord(r.b).sys;
         if (reason == CloseReason::kRemote) {
           ++counters_.eofs;
         } else if (reason == CloseReason::kTimeout) {

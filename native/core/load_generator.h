@@ -40,15 +40,18 @@
 #include "core/event_batch.h"
 #include "core/latency_histogram.h"
 #include "core/status.h"
+#include "core/wire.h"
 
 namespace acceptpool {
 
-enum class LoadMode : uint8_t {
-  kConnectClose = 0,  // connect, then reset at once
-  kReqRep = 1,        // connect, send a request, check its echo, reset
-  kEcho = 2,          // persistent connections, one message in flight each
-  kIdle = 3,          // open connections and hold them without traffic
-};
+// X(name, text): named lists (core/wire.h); JS names modes and phases so.
+#define ACCEPTPOOL_LOAD_MODES(X)                                                             \
+  X(kConnectClose, "connect-close") /* connect, then reset at once */                        \
+  X(kReqRep, "reqrep")              /* connect, send a request, check its echo, reset */     \
+  X(kEcho, "echo")                  /* persistent connections, one message in flight each */ \
+  X(kIdle, "idle")                  /* open connections and hold them without traffic */
+
+enum class LoadMode : uint8_t { ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 struct LoadConfig {
   LoadMode mode = LoadMode::kConnectClose;
@@ -84,7 +87,11 @@ constexpr uint32_t kMaxLoadMessage = 64 * 1024;
 // Lanes per thread at most (bounded by the descriptors one process has).
 constexpr uint32_t kMaxLanesPerThread = 1u << 20;
 
-enum class LoadPhase : uint8_t { kRamp, kWarmup, kMeasure, kHold, kDraining, kDone };
+#define ACCEPTPOOL_LOAD_PHASES(X)                                               \
+  X(kRamp, "ramp") X(kWarmup, "warmup") X(kMeasure, "measure") X(kHold, "hold") \
+      X(kDraining, "draining") X(kDone, "done")
+
+enum class LoadPhase : uint8_t { ACCEPTPOOL_LOAD_PHASES(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 struct LoadCounters {
   uint64_t completed = 0;  // operations completed in the measure phase

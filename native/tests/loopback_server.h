@@ -25,8 +25,11 @@ struct Event {
   double a;
   double b;
   std::string data;
-  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
-  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+  // kClose: a = reason, b = error word; kConnectFailed: a = token, b = error word.
+  uint32_t reason() const { return static_cast<uint32_t>(a); }
+  SysError error() const { return DecodeErrorWord(b).sys; }
+  int32_t raw() const { return DecodeErrorWord(b).raw; }
+  uint32_t token() const { return static_cast<uint32_t>(a); }
 };
 
 inline EngineConfig LoopbackConfig() {
