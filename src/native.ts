@@ -36,7 +36,9 @@ export interface NativeWire {
   address: Numbered<'size' | 'family' | 'port' | 'addr'>;
   /** A session id is generation * 2^slotBits + slot. */
   slotBits: number;
-  /** The largest message the native load generator sends. */
+  /** What native code can hold at most, which option ranges stay within. */
+  maxQueuedBytes: number;
+  maxLoadThreads: number;
   maxLoadMessage: number;
 }
 

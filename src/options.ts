@@ -70,7 +70,8 @@ export const DEFAULT_DRIVER: Driver = 'threaded';
 /** The inline driver needs a pollable descriptor, which IOCP does not have. */
 const INLINE_AVAILABLE = process.platform !== 'win32';
 
-const MAX_BYTES = 2 ** 30;
+// What native code can hold at most (a queue's bytes), which the ranges stay within.
+const MAX_BYTES = wire.maxQueuedBytes;
 const MAX_MS = 2 ** 31 - 1;
 
 /**
@@ -321,7 +322,7 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
       firstSource,
       sources,
       connections: optionalLoad(options, 'connections', 1, 1_000_000, 64),
-      threads: optionalLoad(options, 'threads', 1, 64, 1),
+      threads: optionalLoad(options, 'threads', 1, wire.maxLoadThreads, 1),
       messageSize: optionalLoad(options, 'messageSize', 1, wire.maxLoadMessage, 16),
       durationMs: optionalLoad(options, 'duration', 0, DAY_MS, 3000),
       warmupMs: optionalLoad(options, 'warmup', 0, DAY_MS, 500),

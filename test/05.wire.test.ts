@@ -42,7 +42,8 @@ const ADDRESS: Names<NativeWire['address']> = { size: true, family: true, port: 
 const TOP: Names<NativeWire> = {
   EventType: true, SendResult: true, CloseMode: true, Code: true, ConnectStep: true, errorNames: true,
   closeReasons: true, staleCommands: true, loadModes: true, loadPhases: true, statsFields: true, record: true,
-  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxLoadMessage: true,
+  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxQueuedBytes: true,
+  maxLoadThreads: true, maxLoadMessage: true,
 };
 
 function sorted(names: Iterable<string>): string[] {
@@ -120,7 +121,12 @@ describe('wire format (native lists vs TypeScript declarations)', () => {
     assert.deepEqual(sorted(Object.keys(wire.address)), sorted(Object.keys(ADDRESS)));
     const { size, family, port, addr } = wire.address;
     assert.ok(family < size && port + 2 <= size && addr + 16 <= size);
-    assert.ok(wire.slotBits > 0 && wire.slotBits <= 32 && wire.maxLoadMessage > 0);
+
+  });
+
+  it('limits: positive integers', () => {
+    assert.ok(wire.slotBits > 0 && wire.slotBits <= 32);
+    for (const limit of [wire.maxQueuedBytes, wire.maxLoadThreads, wire.maxLoadMessage]) assert.ok(Number.isSafeInteger(limit) && limit > 0);
   });
 
   for (const driver of DRIVERS) {

@@ -29,23 +29,6 @@ napi_value ThrowState(napi_env env, const char* code, const std::string& message
   return js::ThrowError(env, code, message);
 }
 
-// An integer option within [min, max], or `fallback` when absent.
-bool ReadOption(napi_env env, napi_value options, const char* key, double min, double max,
-                double fallback, double* out) {
-  napi_value v;
-  if (!js::GetProperty(env, options, key, &v)) return false;
-  napi_valuetype t = js::TypeOf(env, v);
-  if (t == napi_undefined || t == napi_null) {
-    *out = fallback;
-    return true;
-  }
-  double d;
-  if (t != napi_number || !js::GetNumber(env, v, &d)) return false;
-  if (!std::isfinite(d) || d < min || d > max || std::floor(d) != d) return false;
-  *out = d;
-  return true;
-}
-
 bool IdFromDouble(double d, SessionId* out) {
   if (!(d >= 0) || d > kMaxSafeInteger || std::floor(d) != d) return false;
   *out = static_cast<SessionId>(d);
@@ -169,53 +152,23 @@ bool NativeServer::Init(const js::Args& args) {
     js::ThrowInvalidArg(env, "records must be a Float64Array of at least 64 elements");
     return false;
   }
-  napi_value o = args[0];
-  double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
-      idle_timeout, shrink_ticks, read_chunk, linger_ticks;
-  // src/options.ts validates first; these ranges only keep bad values out
-  // of the engine, so reaching one is a facade bug: name the option.
-  const char* bad = nullptr;
-  auto read = [&](const char* key, double min, double max, double fallback, double* out) {
-    if (bad == nullptr && !ReadOption(env, o, key, min, max, fallback, out)) bad = key;
-  };
-  read("maxConnections", 1, kMaxSlots, 1 << 20, &max_connections);
-  read("poolSize", 1, kMaxSlots, 1024, &pool_size);
-  read("poolGrowth", 1, kMaxSlots, 1024, &pool_growth);
-  read("backlog", 1, 65535, 511, &backlog);
-  read("highWaterMark", 0, 1u << 30, 64 * 1024, &hwm);
-  read("maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued);
-  read("acceptBatch", 1, 65536, 128, &accept_batch);
-  read("idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout);
-  read("shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks);
-  read("readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
-  read("closeLingerSeconds", 0, 1u << 30, config_.close_linger_ticks, &linger_ticks);
-  if (bad != nullptr) {
-    js::ThrowInvalidArg(env, std::string("invalid native server option ") + bad);
-    return false;
-  }
-  config_.pool.max_sessions = static_cast<uint32_t>(max_connections);
-  config_.pool.initial = static_cast<uint32_t>(pool_size);
-  config_.pool.chunk = static_cast<uint32_t>(pool_growth);
+  // Every option, complete: its default and range are src/options.ts's.
+  js::OptionReader read(env, args[0], "native server");
+  config_.pool.max_sessions = static_cast<uint32_t>(read.Integer("maxConnections", 0, kMaxSlots));
+  config_.pool.initial = static_cast<uint32_t>(read.Integer("poolSize", 0, kMaxSlots));
+  config_.pool.chunk = static_cast<uint32_t>(read.Integer("poolGrowth", 0, kMaxSlots));
   config_.pool.low_water = std::max<uint32_t>(1, config_.pool.chunk / 16);
-  config_.pool.shrink_idle_ticks = static_cast<uint32_t>(shrink_ticks);
-  config_.listen.backlog = static_cast<int>(backlog);
-  config_.high_water_mark = static_cast<size_t>(hwm);
-  config_.max_queued_bytes = static_cast<size_t>(max_queued);
-  config_.accept_batch = static_cast<uint32_t>(accept_batch);
-  config_.idle_timeout_ticks = static_cast<uint32_t>(idle_timeout);
-  config_.read_chunk = static_cast<size_t>(read_chunk);
-  config_.close_linger_ticks = static_cast<uint32_t>(linger_ticks);
-  napi_value no_delay;
-  napi_value driver;
-  std::string driver_name;
-  if (!js::GetProperty(env, o, "noDelay", &no_delay) || !js::GetProperty(env, o, "driver", &driver)) {
-    return false;
-  }
-  bool no_delay_value = true;
-  if (js::TypeOf(env, no_delay) == napi_boolean) napi_get_value_bool(env, no_delay, &no_delay_value);
-  config_.no_delay = no_delay_value;
-  threaded_ = js::TypeOf(env, driver) == napi_string && js::GetString(env, driver, &driver_name) &&
-              driver_name == "threaded";
+  config_.pool.shrink_idle_ticks = read.Whole<uint32_t>("shrinkDelaySeconds");
+  config_.listen.backlog = read.Whole<int>("backlog");
+  config_.high_water_mark = static_cast<size_t>(read.Integer("highWaterMark", 0, kMaxQueuedBytes));
+  config_.max_queued_bytes = static_cast<size_t>(read.Integer("maxQueuedBytes", 0, kMaxQueuedBytes));
+  config_.accept_batch = read.Whole<uint32_t>("acceptBatch");
+  config_.idle_timeout_ticks = read.Whole<uint32_t>("idleTimeoutSeconds");
+  config_.close_linger_ticks = read.Whole<uint32_t>("closeLingerSeconds");
+  config_.no_delay = read.Boolean("noDelay");
+  const char* const kDrivers[] = {"inline", "threaded"};
+  threaded_ = read.Choice("driver", kDrivers, 2) == 1;
+  if (!read.Check()) return false;
 
   napi_value resource_name = js::String(env, "acceptpool:batch");
   if (!records_ref_.Set(env, args[1]) || !on_batch_.Set(env, args[2]) || resource_name == nullptr ||

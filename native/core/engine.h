@@ -27,26 +27,41 @@
 
 namespace acceptpool {
 
+// The most bytes one session may queue: the threaded driver counts a slot's
+// bytes in flight in 32 bits, and this leaves it room to spare.
+constexpr size_t kMaxQueuedBytes = size_t{1} << 30;
+// Bytes one session reads per round: its share of the batch arena
+// (BatchLimits::data_bytes), so one busy peer cannot take a whole round. The
+// engine's own tuning, not an option: it follows the arena, not the
+// application (tests lower it to make fairness visible).
+constexpr size_t kReadChunk = 64 * 1024;
+
+// What an engine runs with. Nothing here stands for the product's defaults:
+// whoever builds an engine gives every value (the addon: the options
+// src/options.ts validated and completed; the load generator and the tests:
+// their own), and a field left alone is 0. Only the engine's own tuning has
+// a value of its own.
 struct EngineConfig {
   PoolConfig pool;
   ListenOptions listen;
-  bool no_delay = true;
-  size_t high_water_mark = 64 * 1024;
-  size_t max_queued_bytes = 4 * 1024 * 1024;
-  uint32_t accept_batch = 128;   // accepts per wakeup, for fairness
-  size_t read_chunk = 64 * 1024; // bytes read per session per round
+  bool no_delay = false;         // TCP_NODELAY on every session's socket
+  size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
+  size_t max_queued_bytes = 0;   // queued bytes that close a session ('overflow'), <= kMaxQueuedBytes
+  uint32_t accept_batch = 0;     // accepts per wakeup, for fairness
   uint32_t idle_timeout_ticks = 0;  // 0 = never time out
-  // After Shutdown(), sessions get this many ticks to flush their queues
-  // before they are reset.
-  uint32_t shutdown_grace_ticks = 5;
   // A graceful close that has flushed its queue sends FIN, then lingers: it
   // reads and discards what the peer still sends until the peer's FIN, for
   // more than this many ticks at most, then resets. Closing with unread input
   // would reset the connection at once, and a reset can destroy bytes already
   // handed to the kernel. 0 = no lingering: close as soon as the queue is
-  // flushed. The product's default is the closeLinger option's, in
-  // src/options.ts; whoever builds an engine says how long.
+  // flushed.
   uint32_t close_linger_ticks = 0;
+
+  // The engine's own tuning.
+  size_t read_chunk = kReadChunk;
+  // After Shutdown(), sessions get this many ticks to flush their queues
+  // before they are reset.
+  uint32_t shutdown_grace_ticks = 5;
 };
 
 // X(name, value): numbered lists (core/wire.h).

@@ -16,10 +16,17 @@ constexpr int64_t kMaxWaitUs = 50000;
 // How often lanes are checked for connects or replies that take too long.
 constexpr int64_t kTimeoutScanUs = 50000;
 
+// A lane sends one message at a time (at most kMaxLoadMessage), so its queue
+// never nears these.
+constexpr size_t kLaneHighWaterMark = 64 * 1024;
+constexpr size_t kLaneMaxQueuedBytes = 4 * 1024 * 1024;
+
 EngineConfig EngineFor(uint32_t lanes, LoadMode mode) {
   EngineConfig c;
   // Connect + close sends nothing: spare the TCP_NODELAY call per connect.
   c.no_delay = mode != LoadMode::kConnectClose;
+  c.high_water_mark = kLaneHighWaterMark;
+  c.max_queued_bytes = kLaneMaxQueuedBytes;
   // A lane's closed connection keeps its slot until its close event is
   // written, while the lane already connects again: room for both.
   c.pool.chunk = lanes < 1024 ? 256 : 1024;
@@ -499,8 +506,8 @@ int64_t LoadGenerator::NowUs() {
 
 Status LoadGenerator::Start(const BackendFactory& factory, std::function<void()> on_done) {
   if (!workers_.empty() || config_.connections == 0 || config_.threads == 0 ||
-      config_.message_size == 0 || config_.message_size > kMaxLoadMessage || config_.duration_us < 0 ||
-      config_.warmup_us < 0) {
+      config_.threads > kMaxLoadThreads || config_.message_size == 0 ||
+      config_.message_size > kMaxLoadMessage || config_.duration_us < 0 || config_.warmup_us < 0) {
     return Status::Of(Code::kInvalid);
   }
   // Never a thread without lanes.

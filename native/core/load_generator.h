@@ -53,6 +53,8 @@ namespace acceptpool {
 
 enum class LoadMode : uint8_t { ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
+// What a run does. No defaults stand for the product's (src/options.ts has
+// them): whoever starts a run gives every value; a field left alone is 0.
 struct LoadConfig {
   LoadMode mode = LoadMode::kConnectClose;
   SocketAddress remote;
@@ -61,24 +63,25 @@ struct LoadConfig {
   SocketAddress first_source;
   uint32_t sources = 0;
   // Lanes over all threads (connects in flight, or connections held).
-  uint32_t connections = 64;
-  uint32_t threads = 1;
-  uint32_t message_size = 16;
-  int64_t duration_us = 3000000;  // measured time (idle: the longest hold)
-  int64_t warmup_us = 500000;
+  uint32_t connections = 0;
+  uint32_t threads = 0;
+  uint32_t message_size = 0;
+  int64_t duration_us = 0;  // measured time (idle: the longest hold)
+  int64_t warmup_us = 0;
   // Echo and idle: how long opening every lane may take before the run
   // starts anyway.
-  int64_t ramp_timeout_us = 20000000;
+  int64_t ramp_timeout_us = 0;
   // A connect or reply slower than this counts as timed out; the lane is
   // reset and connects again.
-  int64_t op_timeout_us = 3000000;
+  int64_t op_timeout_us = 0;
   // Pause before a lane connects again after an error.
-  int64_t retry_delay_us = 10000;
+  int64_t retry_delay_us = 0;
   // Connects in progress at once per thread, at most (0 = no cap): opening
   // thousands of idle or echo connections at once would overflow a
   // server's accept queue and measure SYN retransmits instead.
-  uint32_t max_connecting = 256;
-  // Longest wait, at the end, for the engine to release every connection.
+  uint32_t max_connecting = 0;
+  // The generator's own tuning: the longest wait, at the end, for the engine
+  // to release every connection.
   int64_t drain_timeout_us = 3000000;
 };
 
@@ -86,6 +89,8 @@ struct LoadConfig {
 constexpr uint32_t kMaxLoadMessage = 64 * 1024;
 // Lanes per thread at most (bounded by the descriptors one process has).
 constexpr uint32_t kMaxLanesPerThread = 1u << 20;
+// Threads per run at most: each is an OS thread with an engine of its own.
+constexpr uint32_t kMaxLoadThreads = 64;
 
 #define ACCEPTPOOL_LOAD_PHASES(X)                                               \
   X(kRamp, "ramp") X(kWarmup, "warmup") X(kMeasure, "measure") X(kHold, "hold") \

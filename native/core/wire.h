@@ -32,5 +32,7 @@
 // Enumerators from either shape of list.
 #define ACCEPTPOOL_NUMBERED_ENUMERATOR(name, value) name = value,
 #define ACCEPTPOOL_NAMED_ENUMERATOR(name, text) name,
+// A list's length: (0 LIST(ACCEPTPOOL_COUNT_ENTRY)).
+#define ACCEPTPOOL_COUNT_ENTRY(...) +1
 
 #endif  // ACCEPTPOOL_CORE_WIRE_H_

@@ -38,8 +38,12 @@ inline EngineConfig LoopbackConfig() {
   c.pool.chunk = 4;
   c.pool.max_sessions = 64;
   c.pool.low_water = 1;
+  c.pool.shrink_idle_ticks = 30;
+  c.listen.backlog = 511;
+  c.no_delay = true;
   c.high_water_mark = 64 * 1024;
   c.max_queued_bytes = 64 * 1024 * 1024;
+  c.accept_batch = 128;
   c.close_linger_ticks = 5;
   return c;
 }
