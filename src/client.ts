@@ -58,11 +58,17 @@ export class Client extends Endpoint {
   private nextToken = 1;
   // The shared client behind the top-level connect(): it keeps the process
   // alive only while it has sessions or connects in flight, like sockets do.
-  private readonly autoRef: boolean;
+  private autoRef = false;
 
-  constructor(options?: ClientOptions, autoRef = false) {
+  constructor(options?: ClientOptions) {
     super(resolveOptions(options, 'client'));
-    this.autoRef = autoRef;
+  }
+
+  /** @internal The shared client of the top-level connect(). */
+  static shared(): Client {
+    const client = new Client();
+    client.autoRef = true;
+    return client;
   }
 
   /**
@@ -112,6 +118,7 @@ export class Client extends Endpoint {
     throw last ?? new AcceptPoolSystemError({ code: 'ENOTFOUND', errno: 0, syscall: 'connect', address: host, port });
   }
 
+  /** @internal */
   protected override onClosing(): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
@@ -121,6 +128,7 @@ export class Client extends Endpoint {
     }
   }
 
+  /** @internal */
   protected override onConnected(id: number, token: number): void {
     const p = this.pending.get(token);
     if (p === undefined) {
@@ -136,6 +144,7 @@ export class Client extends Endpoint {
     this.deliver1('session', s);
   }
 
+  /** @internal */
   protected override onConnectFailed(_id: number, token: number, word: number): void {
     const p = this.pending.get(token);
     if (p === undefined) return;
@@ -145,6 +154,7 @@ export class Client extends Endpoint {
     p.reject(connectError(word, p.address, p.port, p.local));
   }
 
+  /** @internal */
   protected override onSessionGone(): void {
     this.refIfBusy();
   }

@@ -11,7 +11,7 @@ import type { Bytes, NativeServer } from './native';
 import { describe } from './options';
 import type { ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
-import type { SendData, SessionOwner } from './session';
+import type { SendData } from './session';
 import type { CloseReason, EndpointStats, StaleCommand } from './types';
 import { CloseMode, decodeErrorWord, errorName, wire } from './wire';
 import type { RecordError } from './wire';
@@ -42,7 +42,8 @@ export interface SessionEvents {
   data: [session: Session, chunk: Buffer];
   drain: [session: Session];
   end: [session: Session];
-  sessionClose: [session: Session, reason: CloseReason, err?: Error];
+  /** Why it closed; for 'reset' and 'error' the OS error (ECONNRESET, ...). */
+  sessionClose: [session: Session, reason: CloseReason, err?: AcceptPoolSystemError];
   /**
    * Threaded driver only: a send or close that was accepted (returned true)
    * while the id looked live, but the I/O thread found the session gone (a
@@ -54,10 +55,11 @@ export interface SessionEvents {
   error: [err: Error];
 }
 
+/** @internal */
 export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
 
 /**
- * Tests only, not part of the API (index.ts does not export it): gives the
+ * @internal Tests only, not part of the API (index.ts does not export it): gives the
  * next occupant of a slot a chosen generation. A slot retires after
  * 2^29 - 1 occupants, which no test can make, so this is how the suite
  * reaches the end of a slot's generations over real sockets. Allowed before
@@ -65,20 +67,24 @@ export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
  */
 export const kSetGenerationForTesting = Symbol('acceptpool.setGenerationForTesting');
 
-export abstract class Endpoint extends IsolatingEmitter implements SessionOwner {
+export abstract class Endpoint extends IsolatingEmitter {
+  /** @internal */
   protected readonly opts: ResolvedOptions;
+  /** @internal */
   protected native: NativeServer | null;
+  /** @internal */
   protected state: EndpointState = 'idle';
-  // Live sessions by slot (id & 0xffffff); a dense array keeps lookup cheap.
-  protected readonly sessions: (Session | undefined)[] = [];
+  // Live sessions by slot (id & SLOT_MASK); a dense array keeps lookup cheap.
+  private readonly sessions: (Session | undefined)[] = [];
   // Event records, one batch at a time (native code writes them here).
   private readonly records = new Float64Array(wire.recordsPerBatch * RECORD_DOUBLES);
-  /** Sessions open (known to JS and not yet reported closed). */
+  /** @internal Sessions open (known to JS and not yet reported closed). */
   protected liveSessions = 0;
   private closeWaiters: (() => void)[] = [];
   private jsStale = 0;
   private lastStats: EndpointStats;
 
+  /** @internal */
   protected constructor(opts: ResolvedOptions) {
     super();
     this.opts = opts;
@@ -191,25 +197,25 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
     return this;
   }
 
-  /** See kSetGenerationForTesting. */
+  /** @internal See kSetGenerationForTesting. */
   [kSetGenerationForTesting](slot: number, generation: number): void {
     if (this.native === null) throw new InvalidStateError('the endpoint is closed');
     this.native.setGenerationForTesting(slot, generation);
   }
 
-  /** Called when close() starts, before sessions close. */
+  /** @internal Called when close() starts, before sessions close. */
   protected onClosing(): void {}
 
-  /** A kConnected record (client side). */
+  /** @internal A kConnected record (client side). */
   protected onConnected(_id: number, _token: number): void {}
 
-  /** A kConnectFailed record (client side): `word` is its error word. */
+  /** @internal A kConnectFailed record (client side): `word` is its error word. */
   protected onConnectFailed(_id: number, _token: number, _word: number): void {}
 
-  /** A session was reported closed. */
+  /** @internal A session was reported closed. */
   protected onSessionGone(): void {}
 
-  /** Makes a session known to the dispatcher (and the id-based commands). */
+  /** @internal Makes a session known to the dispatcher (and the id-based commands). */
   protected adopt(s: Session): void {
     // Accepted before close() reached the I/O thread: closing all the same.
     if (this.state === 'closing') markClosing(s);
@@ -353,7 +359,7 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
         const s = this.sessions[slot];
         if (s === undefined || s.id !== id) return;
         this.sessions[slot] = undefined;
-        s.closed = true;
+        s.markClosed();
         this.liveSessions--;
         this.onSessionGone();
         const reason: CloseReason = CLOSE_REASONS[a] ?? 'error';
@@ -394,7 +400,7 @@ function markClosing(s: Session): void {
   if (s.closeStep < CloseStep.Closing) s.closeStep = CloseStep.Closing;
 }
 
-/** The system error of a decoded error word (code System). */
+/** @internal The system error of a decoded error word (code System). */
 export function systemError(e: RecordError, syscall: string, address?: string, port?: number): AcceptPoolSystemError {
   // The stack would only show the batch dispatcher; skipping it makes a
   // storm of resets cheap.
@@ -407,12 +413,14 @@ export function systemError(e: RecordError, syscall: string, address?: string, p
   }
 }
 
+/** @internal */
 export function checkId(id: unknown): asserts id is number {
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
     throw new InvalidArgumentError(`session id must be a non-negative integer, got ${describe(id)}`);
   }
 }
 
+/** @internal */
 export function toBytes(data: SendData): Bytes {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) return data;

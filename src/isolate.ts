@@ -29,8 +29,6 @@ export function reportUncaught(err: unknown): void {
 
 // EventEmitter's own listener type; the Server and Client interfaces type
 // listeners per event.
-// EventEmitter's own listener type; the Server and Client interfaces type
-// listeners per event.
 type Listener = Parameters<EventEmitter['on']>[1];
 type EventName = string | symbol;
 type Routes = { [event: EventName]: Listener | true | undefined };
@@ -50,6 +48,7 @@ export class IsolatingEmitter extends EventEmitter {
 
   // ---- emitting: what emit() does, each listener in a try.
 
+  /** @internal */
   protected deliver0(event: EventName): void {
     const route = this.routes[event];
     if (route === undefined) return;
@@ -61,6 +60,7 @@ export class IsolatingEmitter extends EventEmitter {
     }
   }
 
+  /** @internal */
   protected deliver1(event: EventName, a: unknown): void {
     const route = this.routes[event];
     if (route === undefined) return;
@@ -72,6 +72,7 @@ export class IsolatingEmitter extends EventEmitter {
     }
   }
 
+  /** @internal */
   protected deliver2(event: EventName, a: unknown, b: unknown): void {
     const route = this.routes[event];
     if (route === undefined) return;
@@ -83,6 +84,7 @@ export class IsolatingEmitter extends EventEmitter {
     }
   }
 
+  /** @internal */
   protected deliver3(event: EventName, a: unknown, b: unknown, c: unknown): void {
     const route = this.routes[event];
     if (route === undefined) return;

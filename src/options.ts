@@ -59,6 +59,7 @@ export type ClientOptions = Pick<
   'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay' | 'closeLinger'
 >;
 
+/** @internal */
 export interface ResolvedOptions {
   native: NativeServerOptions;
   allowHalfOpen: boolean;
@@ -75,6 +76,7 @@ const MAX_BYTES = wire.maxQueuedBytes;
 const MAX_MS = 2 ** 31 - 1;
 
 /**
+ * @internal
  * The range of every numeric option, in the one place that checks them.
  * Each value in range, with any other option in range, stays within what
  * the native side accepts: highWaterMark stops one below maxQueuedBytes'
@@ -93,7 +95,7 @@ export const OPTION_RANGES = {
   closeLinger: [0, MAX_MS],
 } as const satisfies Partial<Record<keyof ServerOptions, readonly [number, number]>>;
 
-type NumericOption = keyof typeof OPTION_RANGES;
+type Ranges = { readonly [key: string]: readonly [number, number] };
 
 const CLIENT_KEYS = [
   'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
@@ -104,6 +106,7 @@ const KEYS = {
   server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch']),
 };
 
+/** @internal */
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
@@ -111,9 +114,10 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value;
 }
 
-function optionalInteger(o: ServerOptions, key: NumericOption, fallback: number): number {
-  const v = o[key];
-  const [min, max] = OPTION_RANGES[key];
+/** `options[key]` checked against its range in `ranges`, or `fallback` when absent. */
+function optionalInteger<R extends Ranges>(options: object, ranges: R, key: keyof R & string, fallback: number): number {
+  const v: unknown = (options as Record<string, unknown>)[key];
+  const [min, max] = ranges[key];
   return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
 }
 
@@ -124,6 +128,7 @@ function optionalBoolean(o: ServerOptions, key: keyof ServerOptions, fallback: b
   return v;
 }
 
+/** @internal */
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
@@ -133,6 +138,7 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : typeof value;
 }
 
+/** @internal */
 export function resolveOptions(options: ServerOptions | ClientOptions | undefined, kind: 'server' | 'client'): ResolvedOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -141,11 +147,11 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   for (const key of Object.keys(options)) {
     if (!KEYS[kind].has(key)) throw new InvalidArgumentError(`unknown ${kind} option ${JSON.stringify(key)}`);
   }
-  const maxConnections = optionalInteger(options, 'maxConnections', 2 ** 20);
-  const poolGrowth = optionalInteger(options, 'poolGrowth', Math.min(1024, maxConnections));
-  const poolSize = optionalInteger(options, 'poolSize', Math.min(1024, maxConnections));
-  const highWaterMark = optionalInteger(options, 'highWaterMark', 64 * 1024);
-  const maxQueuedBytes = optionalInteger(options, 'maxQueuedBytes', Math.max(4 * 1024 * 1024, highWaterMark + 1));
+  const maxConnections = optionalInteger(options, OPTION_RANGES, 'maxConnections', 2 ** 20);
+  const poolGrowth = optionalInteger(options, OPTION_RANGES, 'poolGrowth', Math.min(1024, maxConnections));
+  const poolSize = optionalInteger(options, OPTION_RANGES, 'poolSize', Math.min(1024, maxConnections));
+  const highWaterMark = optionalInteger(options, OPTION_RANGES, 'highWaterMark', 64 * 1024);
+  const maxQueuedBytes = optionalInteger(options, OPTION_RANGES, 'maxQueuedBytes', Math.max(4 * 1024 * 1024, highWaterMark + 1));
   if (maxQueuedBytes <= highWaterMark) {
     throw new InvalidArgumentError(`options.maxQueuedBytes (${maxQueuedBytes}) must exceed options.highWaterMark (${highWaterMark})`);
   }
@@ -167,18 +173,18 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   if (driver === 'inline' && !INLINE_AVAILABLE) {
     throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
   }
-  const idleTimeout = optionalInteger(options, 'idleTimeout', 0);
-  const shrinkDelay = optionalInteger(options, 'shrinkDelay', 30_000);
-  const closeLinger = optionalInteger(options, 'closeLinger', 5_000);
+  const idleTimeout = optionalInteger(options, OPTION_RANGES, 'idleTimeout', 0);
+  const shrinkDelay = optionalInteger(options, OPTION_RANGES, 'shrinkDelay', 30_000);
+  const closeLinger = optionalInteger(options, OPTION_RANGES, 'closeLinger', 5_000);
   return {
     native: {
       maxConnections,
       poolSize,
       poolGrowth,
-      backlog: optionalInteger(options, 'backlog', 511),
+      backlog: optionalInteger(options, OPTION_RANGES, 'backlog', 511),
       highWaterMark,
       maxQueuedBytes,
-      acceptBatch: optionalInteger(options, 'acceptBatch', 128),
+      acceptBatch: optionalInteger(options, OPTION_RANGES, 'acceptBatch', 128),
       idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
       shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
       closeLingerSeconds: Math.ceil(closeLinger / 1000),
@@ -200,6 +206,7 @@ export interface ConnectOptions {
   timeout?: number;
 }
 
+/** @internal */
 export interface ResolvedConnectOptions {
   localAddress: string | undefined;
   localPort: number;
@@ -208,6 +215,7 @@ export interface ResolvedConnectOptions {
   timeout: number;
 }
 
+/** @internal */
 export function resolveConnectOptions(options: ConnectOptions): ResolvedConnectOptions {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError(`connect options must be an object, got ${describe(options)}`);
@@ -273,11 +281,23 @@ export interface LoadOptions {
   maxConnecting?: number;
 }
 
-const LOAD_KEYS = new Set<string>([
-  'port', 'host', 'mode', 'connections', 'threads', 'duration', 'warmup', 'messageSize', 'sourceAddresses',
-  'firstSource', 'timeout', 'rampTimeout', 'retryDelay', 'maxConnecting',
-]);
 const DAY_MS = 86_400_000;
+
+/** @internal The range of every numeric load generator option. */
+export const LOAD_OPTION_RANGES = {
+  connections: [1, 1_000_000],
+  threads: [1, wire.maxLoadThreads],
+  duration: [0, DAY_MS],
+  warmup: [0, DAY_MS],
+  messageSize: [1, wire.maxLoadMessage],
+  sourceAddresses: [0, 65536],
+  timeout: [1, DAY_MS],
+  rampTimeout: [0, DAY_MS],
+  retryDelay: [0, 60_000],
+  maxConnecting: [0, 1_000_000],
+} as const satisfies Partial<Record<keyof LoadOptions, readonly [number, number]>>;
+
+const LOAD_KEYS = new Set<string>(['port', 'host', 'mode', 'firstSource', ...Object.keys(LOAD_OPTION_RANGES)]);
 
 /** An IPv4 address as an unsigned 32-bit number, or throws naming the option. */
 function ipv4(name: string, value: unknown): number {
@@ -287,12 +307,7 @@ function ipv4(name: string, value: unknown): number {
   return value.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
 }
 
-function optionalLoad(o: LoadOptions, key: keyof LoadOptions, min: number, max: number, fallback: number): number {
-  const v = o[key];
-  return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
-}
-
-/** Checks every load generator option and fills in the defaults. */
+/** @internal Checks every load generator option and fills in the defaults. */
 export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; native: NativeLoadOptions } {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
@@ -309,7 +324,7 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
   const remote = ipv4('options.host', options.host ?? '127.0.0.1');
   const loopback = remote >>> 24 === 127;
   const firstSource = ipv4('options.firstSource', options.firstSource ?? '127.0.0.1');
-  const sources = optionalLoad(options, 'sourceAddresses', 0, 65536, loopback ? 8 : 0);
+  const sources = optionalInteger(options, LOAD_OPTION_RANGES, 'sourceAddresses', loopback ? 8 : 0);
   if (sources > 0 && firstSource + sources - 1 > 0xffffffff) {
     throw new InvalidArgumentError('options.sourceAddresses runs past 255.255.255.255');
   }
@@ -321,15 +336,15 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
       port,
       firstSource,
       sources,
-      connections: optionalLoad(options, 'connections', 1, 1_000_000, 64),
-      threads: optionalLoad(options, 'threads', 1, wire.maxLoadThreads, 1),
-      messageSize: optionalLoad(options, 'messageSize', 1, wire.maxLoadMessage, 16),
-      durationMs: optionalLoad(options, 'duration', 0, DAY_MS, 3000),
-      warmupMs: optionalLoad(options, 'warmup', 0, DAY_MS, 500),
-      rampTimeoutMs: optionalLoad(options, 'rampTimeout', 0, DAY_MS, 20000),
-      timeoutMs: optionalLoad(options, 'timeout', 1, DAY_MS, 3000),
-      retryDelayMs: optionalLoad(options, 'retryDelay', 0, 60000, 10),
-      maxConnecting: optionalLoad(options, 'maxConnecting', 0, 1_000_000, 256),
+      connections: optionalInteger(options, LOAD_OPTION_RANGES, 'connections', 64),
+      threads: optionalInteger(options, LOAD_OPTION_RANGES, 'threads', 1),
+      messageSize: optionalInteger(options, LOAD_OPTION_RANGES, 'messageSize', 16),
+      durationMs: optionalInteger(options, LOAD_OPTION_RANGES, 'duration', 3000),
+      warmupMs: optionalInteger(options, LOAD_OPTION_RANGES, 'warmup', 500),
+      rampTimeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'rampTimeout', 20000),
+      timeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'timeout', 3000),
+      retryDelayMs: optionalInteger(options, LOAD_OPTION_RANGES, 'retryDelay', 10),
+      maxConnecting: optionalInteger(options, LOAD_OPTION_RANGES, 'maxConnecting', 256),
     },
   };
 }

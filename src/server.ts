@@ -71,6 +71,7 @@ export class Server extends Endpoint {
     return this.bound;
   }
 
+  /** @internal */
   protected override onClosing(): void {
     this.bound = null;
   }

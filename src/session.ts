@@ -5,7 +5,7 @@
  * in native code, even after the slot serves a new client.
  */
 import { formatIPv4, formatIPv6 } from './address';
-import type { SystemErrorInfo } from './errors';
+import type { AcceptPoolSystemError } from './errors';
 import type { CloseReason } from './types';
 import { wire } from './wire';
 
@@ -30,7 +30,7 @@ export const enum CloseStep {
   Destroyed = 3,
 }
 
-/** What a Session needs from its server or client. */
+/** @internal What a Session needs from its server or client. */
 export interface SessionOwner {
   send(id: number, data: SendData): boolean;
   closeSession(id: number): boolean;
@@ -39,26 +39,26 @@ export interface SessionOwner {
   /** @internal */ bufferedAmountOf(id: number): number;
 }
 
-export type { SystemErrorInfo };
-
 interface SessionHandlers {
   data: ((chunk: Buffer) => void) | null;
   drain: (() => void) | null;
   end: (() => void) | null;
-  close: ((reason: CloseReason, err?: Error) => void) | null;
+  close: SessionCloseHandler | null;
 }
+
+/** A session's close: why, and for 'reset' and 'error' the OS error. */
+export type SessionCloseHandler = (reason: CloseReason, err?: AcceptPoolSystemError) => void;
 
 export class Session {
   /** slot + generation * 2^24; unique for the life of the server. */
   readonly id: number;
   readonly remotePort: number;
   readonly remoteFamily: 'IPv4' | 'IPv6';
-  /** True once 'sessionClose' has been emitted for this session. */
-  closed = false;
   /** @internal See CloseStep. */
   closeStep = CloseStep.Open;
 
   private readonly owner: SessionOwner;
+  private wasClosed = false;
   // Per-session handlers live in a side object made on first use, so a
   // session without them carries one empty field, not four.
   private handlers: SessionHandlers | null = null;
@@ -66,8 +66,8 @@ export class Session {
   private readonly addr4: number;
   private addrText: string | null;
 
-  /** @internal */
-  constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
+  // Made by the endpoint only, through fromRecord() and fromAddress().
+  private constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
     this.owner = owner;
     this.id = id;
     this.remoteFamily = family;
@@ -108,10 +108,10 @@ export class Session {
   set onend(fn: (() => void) | null) {
     this.handlersForWrite().end = fn;
   }
-  get onclose(): ((reason: CloseReason, err?: Error) => void) | null {
+  get onclose(): SessionCloseHandler | null {
     return this.handlers === null ? null : this.handlers.close;
   }
-  set onclose(fn: ((reason: CloseReason, err?: Error) => void) | null) {
+  set onclose(fn: SessionCloseHandler | null) {
     this.handlersForWrite().close = fn;
   }
 
@@ -120,7 +120,17 @@ export class Session {
     return this.handlers;
   }
 
-  /** @internal close(), destroy() or end() was called: no more sends. */
+  /** True once 'sessionClose' has been emitted for this session. */
+  get closed(): boolean {
+    return this.wasClosed;
+  }
+
+  /** @internal Its close is being reported. */
+  markClosed(): void {
+    this.wasClosed = true;
+  }
+
+  /** True once close(), destroy() or end() was called, or server.close(): sends are refused. */
   get ending(): boolean {
     return this.closeStep !== CloseStep.Open;
   }
