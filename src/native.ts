@@ -129,6 +129,8 @@ export interface NativeBinding {
   ) => NativeServer;
   NativeLoadGenerator: new () => NativeLoadGenerator;
   wire: NativeWire;
+  /** The soft RLIMIT_NOFILE (descriptors this process may hold), or null when there is none (Windows) or it is unlimited. */
+  descriptorLimit(): number | null;
 }
 
 function load(): NativeBinding {
