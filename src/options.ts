@@ -77,6 +77,30 @@ const MAX_MS = 2 ** 31 - 1;
 
 /**
  * @internal
+ * Every server and client option's default, in the one place that applies
+ * them (the README's option table says the same: test/07 holds it to this).
+ * Two give way to other options: poolSize and poolGrowth are at most
+ * maxConnections, and maxQueuedBytes stays above highWaterMark.
+ */
+export const OPTION_DEFAULTS = {
+  maxConnections: 2 ** 20,
+  poolSize: 1024,
+  poolGrowth: 1024,
+  backlog: 511,
+  noDelay: true,
+  highWaterMark: 64 * 1024,
+  maxQueuedBytes: 4 * 1024 * 1024,
+  driver: DEFAULT_DRIVER,
+  idleTimeout: 0,
+  allowHalfOpen: false,
+  ipv6Only: false,
+  acceptBatch: 128,
+  shrinkDelay: 30_000,
+  closeLinger: 5_000,
+} as const satisfies Required<Omit<ServerOptions, 'threads'>>;
+
+/**
+ * @internal
  * The range of every numeric option, in the one place that checks them.
  * Each value in range, with any other option in range, stays within what
  * the native side accepts: highWaterMark stops one below maxQueuedBytes'
@@ -147,15 +171,16 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   for (const key of Object.keys(options)) {
     if (!KEYS[kind].has(key)) throw new InvalidArgumentError(`unknown ${kind} option ${JSON.stringify(key)}`);
   }
-  const maxConnections = optionalInteger(options, OPTION_RANGES, 'maxConnections', 2 ** 20);
-  const poolGrowth = optionalInteger(options, OPTION_RANGES, 'poolGrowth', Math.min(1024, maxConnections));
-  const poolSize = optionalInteger(options, OPTION_RANGES, 'poolSize', Math.min(1024, maxConnections));
-  const highWaterMark = optionalInteger(options, OPTION_RANGES, 'highWaterMark', 64 * 1024);
-  const maxQueuedBytes = optionalInteger(options, OPTION_RANGES, 'maxQueuedBytes', Math.max(4 * 1024 * 1024, highWaterMark + 1));
+  const d = OPTION_DEFAULTS;
+  const maxConnections = optionalInteger(options, OPTION_RANGES, 'maxConnections', d.maxConnections);
+  const poolGrowth = optionalInteger(options, OPTION_RANGES, 'poolGrowth', Math.min(d.poolGrowth, maxConnections));
+  const poolSize = optionalInteger(options, OPTION_RANGES, 'poolSize', Math.min(d.poolSize, maxConnections));
+  const highWaterMark = optionalInteger(options, OPTION_RANGES, 'highWaterMark', d.highWaterMark);
+  const maxQueuedBytes = optionalInteger(options, OPTION_RANGES, 'maxQueuedBytes', Math.max(d.maxQueuedBytes, highWaterMark + 1));
   if (maxQueuedBytes <= highWaterMark) {
     throw new InvalidArgumentError(`options.maxQueuedBytes (${maxQueuedBytes}) must exceed options.highWaterMark (${highWaterMark})`);
   }
-  let driver: Driver = DEFAULT_DRIVER;
+  let driver: Driver = d.driver;
   if (options.driver !== undefined) {
     if (options.driver !== 'inline' && options.driver !== 'threaded') {
       throw new InvalidArgumentError(`options.driver must be 'inline' or 'threaded', got ${describe(options.driver)}`);
@@ -173,26 +198,26 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   if (driver === 'inline' && !INLINE_AVAILABLE) {
     throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
   }
-  const idleTimeout = optionalInteger(options, OPTION_RANGES, 'idleTimeout', 0);
-  const shrinkDelay = optionalInteger(options, OPTION_RANGES, 'shrinkDelay', 30_000);
-  const closeLinger = optionalInteger(options, OPTION_RANGES, 'closeLinger', 5_000);
+  const idleTimeout = optionalInteger(options, OPTION_RANGES, 'idleTimeout', d.idleTimeout);
+  const shrinkDelay = optionalInteger(options, OPTION_RANGES, 'shrinkDelay', d.shrinkDelay);
+  const closeLinger = optionalInteger(options, OPTION_RANGES, 'closeLinger', d.closeLinger);
   return {
     native: {
       maxConnections,
       poolSize,
       poolGrowth,
-      backlog: optionalInteger(options, OPTION_RANGES, 'backlog', 511),
+      backlog: optionalInteger(options, OPTION_RANGES, 'backlog', d.backlog),
       highWaterMark,
       maxQueuedBytes,
-      acceptBatch: optionalInteger(options, OPTION_RANGES, 'acceptBatch', 128),
+      acceptBatch: optionalInteger(options, OPTION_RANGES, 'acceptBatch', d.acceptBatch),
       idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
       shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
       closeLingerSeconds: Math.ceil(closeLinger / 1000),
-      noDelay: optionalBoolean(options, 'noDelay', true),
+      noDelay: optionalBoolean(options, 'noDelay', d.noDelay),
       driver,
     },
-    allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', false),
-    ipv6Only: optionalBoolean(options, 'ipv6Only', false),
+    allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
+    ipv6Only: optionalBoolean(options, 'ipv6Only', d.ipv6Only),
   };
 }
 
@@ -283,6 +308,24 @@ export interface LoadOptions {
 
 const DAY_MS = 86_400_000;
 
+/** @internal Every load generator option's default but the port's. */
+export const LOAD_OPTION_DEFAULTS = {
+  host: '127.0.0.1',
+  mode: 'connect-close',
+  connections: 64,
+  threads: 1,
+  duration: 3000,
+  warmup: 500,
+  messageSize: 16,
+  /** When host is in 127.0.0.0/8; else 0 (the OS chooses). */
+  sourceAddresses: 8,
+  firstSource: '127.0.0.1',
+  timeout: 3000,
+  rampTimeout: 20_000,
+  retryDelay: 10,
+  maxConnecting: 256,
+} as const satisfies Required<Omit<LoadOptions, 'port'>>;
+
 /** @internal The range of every numeric load generator option. */
 export const LOAD_OPTION_RANGES = {
   connections: [1, 1_000_000],
@@ -315,16 +358,17 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
   for (const key of Object.keys(options)) {
     if (!LOAD_KEYS.has(key)) throw new InvalidArgumentError(`unknown load generator option ${JSON.stringify(key)}`);
   }
+  const d = LOAD_OPTION_DEFAULTS;
   const modes = wire.loadModes;
-  const mode = options.mode ?? 'connect-close';
+  const mode = options.mode ?? d.mode;
   if (!modes.includes(mode)) {
     throw new InvalidArgumentError(`options.mode must be one of ${modes.join(', ')}, got ${describe(mode)}`);
   }
   const port = checkInteger('options.port', options.port, 1, 65535);
-  const remote = ipv4('options.host', options.host ?? '127.0.0.1');
+  const remote = ipv4('options.host', options.host ?? d.host);
   const loopback = remote >>> 24 === 127;
-  const firstSource = ipv4('options.firstSource', options.firstSource ?? '127.0.0.1');
-  const sources = optionalInteger(options, LOAD_OPTION_RANGES, 'sourceAddresses', loopback ? 8 : 0);
+  const firstSource = ipv4('options.firstSource', options.firstSource ?? d.firstSource);
+  const sources = optionalInteger(options, LOAD_OPTION_RANGES, 'sourceAddresses', loopback ? d.sourceAddresses : 0);
   if (sources > 0 && firstSource + sources - 1 > 0xffffffff) {
     throw new InvalidArgumentError('options.sourceAddresses runs past 255.255.255.255');
   }
@@ -336,15 +380,15 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
       port,
       firstSource,
       sources,
-      connections: optionalInteger(options, LOAD_OPTION_RANGES, 'connections', 64),
-      threads: optionalInteger(options, LOAD_OPTION_RANGES, 'threads', 1),
-      messageSize: optionalInteger(options, LOAD_OPTION_RANGES, 'messageSize', 16),
-      durationMs: optionalInteger(options, LOAD_OPTION_RANGES, 'duration', 3000),
-      warmupMs: optionalInteger(options, LOAD_OPTION_RANGES, 'warmup', 500),
-      rampTimeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'rampTimeout', 20000),
-      timeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'timeout', 3000),
-      retryDelayMs: optionalInteger(options, LOAD_OPTION_RANGES, 'retryDelay', 10),
-      maxConnecting: optionalInteger(options, LOAD_OPTION_RANGES, 'maxConnecting', 256),
+      connections: optionalInteger(options, LOAD_OPTION_RANGES, 'connections', d.connections),
+      threads: optionalInteger(options, LOAD_OPTION_RANGES, 'threads', d.threads),
+      messageSize: optionalInteger(options, LOAD_OPTION_RANGES, 'messageSize', d.messageSize),
+      durationMs: optionalInteger(options, LOAD_OPTION_RANGES, 'duration', d.duration),
+      warmupMs: optionalInteger(options, LOAD_OPTION_RANGES, 'warmup', d.warmup),
+      rampTimeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'rampTimeout', d.rampTimeout),
+      timeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'timeout', d.timeout),
+      retryDelayMs: optionalInteger(options, LOAD_OPTION_RANGES, 'retryDelay', d.retryDelay),
+      maxConnecting: optionalInteger(options, LOAD_OPTION_RANGES, 'maxConnecting', d.maxConnecting),
     },
   };
 }

@@ -12,13 +12,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { OPTION_DEFAULTS } from '../src/options';
+
 const ROOT = path.resolve(__dirname, '..', '..');
 const TYPES = path.join(ROOT, 'dist', 'src', 'index.d.ts');
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 
+function readme(): string {
+  return fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+}
+
 /** Every ```ts block of the README, with the line it starts on. */
 function readmeBlocks(): { line: number; code: string }[] {
-  const text = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const text = readme();
   const blocks: { line: number; code: string }[] = [];
   const fence = /^```ts\n([\s\S]*?)^```$/gm;
   for (let m = fence.exec(text); m !== null; m = fence.exec(text)) {
@@ -31,7 +37,7 @@ function readmeBlocks(): { line: number; code: string }[] {
 // after each ts-expect-error directive must be an error, or tsc fails on the
 // directive.
 const SURFACE = `
-import { AcceptPoolSystemError, Client, Session, createServer } from 'acceptpool';
+import { AcceptPoolSystemError, Client, Session, createClient, createServer } from 'acceptpool';
 import type { CloseReason } from 'acceptpool';
 
 export function surface(s: Session): void {
@@ -60,6 +66,22 @@ export function surface(s: Session): void {
   server.abortSession(s.id);
   // @ts-expect-error the shared client's auto-ref is internal
   void new Client(undefined, true);
+  // @ts-expect-error event names are checked
+  server.on('sesion', () => undefined);
+  server.on('data', (session, chunk) => {
+    const id: number = session.id;
+    const bytes: Buffer = chunk;
+    // @ts-expect-error listener arguments are typed, not any
+    const text: string = chunk;
+    void id, bytes, text;
+  });
+  createClient().once('session', (session) => {
+    // @ts-expect-error its session is a Session
+    const port: string = session.remotePort;
+    void port;
+  });
+  // @ts-expect-error a client has no 'listening' event
+  createClient().on('listening', () => undefined);
   server.on('sessionClose', (_s, reason: CloseReason, err) => {
     const e: AcceptPoolSystemError | undefined = err;
     if (e !== undefined) console.log(reason, e.code, e.errno, e.syscall);
@@ -120,10 +142,36 @@ describe('published types (strict tsc against dist/src/index.d.ts)', function ()
   });
 
   it('the published types do not reach the native binding or the wire', () => {
-    const published = files.filter((f) => f.startsWith(path.join(ROOT, 'dist', 'src')));
-    assert.ok(published.includes(TYPES), `index.d.ts not among ${published.join(', ')}`);
+    // tsc lists files with forward slashes, also on Windows.
+    const published = files.map((f) => f.replace(/\\/g, '/')).filter((f) => f.includes('/dist/src/'));
+    assert.ok(published.some((f) => f.endsWith('/dist/src/index.d.ts')), `index.d.ts not among ${published.join(', ')}`);
     for (const internal of ['native.d.ts', 'wire.d.ts']) {
-      assert.ok(!published.some((f) => path.basename(f) === internal), `${internal} is reachable from index.d.ts`);
+      assert.ok(!published.some((f) => f.endsWith(`/dist/src/${internal}`)), `${internal} is reachable from index.d.ts`);
+    }
+  });
+});
+
+/** A default as the README writes it: 1,048,576, 64 KiB, 4 MiB, true, `'threaded'`, 0 (off). */
+function readmeValue(text: string): number | boolean | string {
+  const t = text.replace(/`/g, '').replace(/\s*\(.*\)$/, '').trim();
+  if (t === 'true' || t === 'false') return t === 'true';
+  if (/^'.*'$/.test(t)) return t.slice(1, -1);
+  const m = /^([\d,]+)(?: (KiB|MiB))?$/.exec(t);
+  assert.ok(m !== null, `cannot read the README default ${JSON.stringify(text)}`);
+  return Number(m[1].replace(/,/g, '')) * (m[2] === 'KiB' ? 1024 : m[2] === 'MiB' ? 1024 * 1024 : 1);
+}
+
+describe('README option table', () => {
+  it('names every server option with the default src/options.ts applies', () => {
+    const rows = new Map<string, string>();
+    for (const line of readme().split('\n')) {
+      const m = /^\| `(\w+)`(?: \/ `\w+`)? \| ([^|]+) \|/.exec(line);
+      if (m !== null) rows.set(m[1], m[2].split(' / ')[0]);
+    }
+    for (const [key, value] of Object.entries(OPTION_DEFAULTS)) {
+      const row = rows.get(key);
+      assert.ok(row !== undefined, `the README's option table has no row for ${key}`);
+      assert.equal(readmeValue(row), value, `README default of ${key}`);
     }
   });
 });
