@@ -18,15 +18,6 @@ export type { ConnectOptions };
 
 export type ClientStats = EndpointStats;
 
-export interface Client {
-  on<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  once<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  off<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  addListener<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  removeListener<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  emit<E extends keyof SessionEvents>(event: E, ...args: SessionEvents[E]): boolean;
-}
-
 interface PendingConnect {
   resolve: (s: Session) => void;
   reject: (err: Error) => void;
@@ -53,7 +44,7 @@ function connectError(word: number, address: string, port: number, local: Resolv
   return systemError(e, 'bind', local.localAddress ?? address, local.localPort > 0 ? local.localPort : undefined);
 }
 
-export class Client extends Endpoint {
+export class Client extends Endpoint<SessionEvents> {
   private readonly pending = new Map<number, PendingConnect>();
   private nextToken = 1;
   // The shared client behind the top-level connect(): it keeps the process

@@ -108,6 +108,29 @@ std::string FormatAddress(const SocketAddress& a) {
   return text;
 }
 
+// The address of args[host_at] (a numeric IP) and args[port_at] (an integer
+// from min_port to 65535; when absent, 0 if min_port allows it), or false
+// after throwing for the one that is bad, by the name JS knows it by.
+bool ReadAddress(const js::Args& args, size_t host_at, const char* host_name, size_t port_at,
+                 const char* port_name, double min_port, SocketAddress* out) {
+  double port = 0;
+  bool bad = args.IsAbsent(port_at) ? min_port > 0
+                                    : !args.IsNumber(port_at) || !args.Number(port_at, &port) ||
+                                          !(port >= min_port && port <= 65535) || std::floor(port) != port;
+  if (bad) {
+    js::ThrowInvalidArg(args.env(), std::string(port_name) + " must be an integer from " +
+                                        std::to_string(static_cast<int>(min_port)) + " to 65535");
+    return false;
+  }
+  std::string host;
+  if (!args.IsString(host_at) || !args.String(host_at, &host) ||
+      !ParseAddress(host, static_cast<uint16_t>(port), out)) {
+    js::ThrowInvalidArg(args.env(), std::string(host_name) + " must be a numeric IPv4 or IPv6 address");
+    return false;
+  }
+  return true;
+}
+
 napi_value SystemErrorInfo(napi_env env, const Status& st) {
   return js::ObjectBuilder(env)
       .Set("code", SysErrorName(st.sys))
@@ -220,19 +243,9 @@ void NativeServer::StopAll() {
 napi_value NativeServer::Listen(const js::Args& args) {
   napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
-  double port;
-  std::string host;
-  if (args.size() < 2 || !args.IsString(0) || !args.IsNumber(1) || !args.String(0, &host) ||
-      !args.Number(1, &port)) {
-    return js::ThrowInvalidArg(env, "listen(host: string, port: number)");
-  }
-  if (!(port >= 0 && port <= 65535) || std::floor(port) != port) {
-    return js::ThrowInvalidArg(env, "port must be an integer from 0 to 65535");
-  }
+  // listen(host, port, ipv6Only)
   SocketAddress address;
-  if (!ParseAddress(host, static_cast<uint16_t>(port), &address)) {
-    return js::ThrowInvalidArg(env, "host must be a numeric IPv4 or IPv6 address");
-  }
+  if (!ReadAddress(args, 0, "host", 1, "port", 0, &address)) return nullptr;
   ListenOptions listen_options = config_.listen;
   listen_options.ipv6_only = args.size() > 2 && args.Truthy(2);
   SocketAddress bound;
@@ -308,32 +321,13 @@ napi_value NativeServer::Connect(const js::Args& args) {
   napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
   double token_value;
-  double port;
-  std::string host;
-  if (args.size() < 3 || !args.IsNumber(0) || !args.IsString(1) || !args.IsNumber(2) ||
-      !args.Number(0, &token_value) || !args.String(1, &host) || !args.Number(2, &port)) {
-    return js::ThrowInvalidArg(env, "connect(token, host: string, port: number, localHost?, localPort?)");
-  }
-  if (!(port >= 1 && port <= 65535) || std::floor(port) != port) {
-    return js::ThrowInvalidArg(env, "port must be an integer from 1 to 65535");
-  }
+  if (!args.IsNumber(0) || !args.Number(0, &token_value)) return js::ThrowInvalidArg(env, "token must be a number");
   SocketAddress remote;
-  if (!ParseAddress(host, static_cast<uint16_t>(port), &remote)) {
-    return js::ThrowInvalidArg(env, "host must be a numeric IPv4 or IPv6 address");
-  }
   SocketAddress local;
-  bool has_local = args.size() > 3 && args.IsString(3);
-  if (has_local) {
-    double local_port = 0;
-    std::string local_host;
-    if (args.size() > 4 && args.IsNumber(4) && !args.Number(4, &local_port)) return nullptr;
-    if (!(local_port >= 0 && local_port <= 65535) || std::floor(local_port) != local_port) {
-      return js::ThrowInvalidArg(env, "localPort must be an integer from 0 to 65535");
-    }
-    if (!args.String(3, &local_host) ||
-        !ParseAddress(local_host, static_cast<uint16_t>(local_port), &local)) {
-      return js::ThrowInvalidArg(env, "localAddress must be a numeric IPv4 or IPv6 address");
-    }
+  bool has_local = !args.IsAbsent(3);
+  if (!ReadAddress(args, 1, "host", 2, "port", 1, &remote) ||
+      (has_local && !ReadAddress(args, 3, "localAddress", 4, "localPort", 0, &local))) {
+    return nullptr;
   }
   Status st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
