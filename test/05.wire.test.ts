@@ -7,12 +7,12 @@
  */
 import * as assert from 'node:assert/strict';
 
-import { createServer } from '../src/index';
+import { createServer, runLoad } from '../src/index';
 import { binding } from '../src/native';
 import type { NativeWire } from '../src/native';
-import type { CloseReason, LoadMode, LoadPhase, StaleCommand, StatsCounters } from '../src/types';
+import type { CloseReason, LatencySummary, LoadMode, LoadPhase, LoadProgress, LoadResult, StaleCommand, StatsCounters } from '../src/types';
 import { decodeErrorWord } from '../src/wire';
-import { DRIVERS, cleanup, track } from './helpers';
+import { DRIVERS, cleanup, startEcho, track } from './helpers';
 
 const wire: NativeWire = binding.wire;
 
@@ -45,6 +45,15 @@ const TOP: Names<NativeWire> = {
   recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxQueuedBytes: true,
   maxLoadThreads: true, maxLoadMessage: true,
 };
+
+// The shapes the load generator hands back as they are.
+const PROGRESS: Names<LoadProgress> = { total: true, completed: true, errors: true, open: true, phase: true, running: true };
+const RESULT: Names<LoadResult> = {
+  mode: true, threads: true, connections: true, rate: true, completed: true, total: true, connects: true, connected: true,
+  abandoned: true, peakOpen: true, windowMs: true, rampMs: true, bytesIn: true, bytesOut: true, errors: true,
+  errorCount: true, latencyUs: true, cpuUs: true,
+};
+const LATENCY: Names<LatencySummary> = { count: true, mean: true, p50: true, p90: true, p99: true, p999: true, max: true };
 
 function sorted(names: Iterable<string>): string[] {
   return [...names].sort();
@@ -127,6 +136,16 @@ describe('wire format (native lists vs TypeScript declarations)', () => {
   it('limits: positive integers', () => {
     assert.ok(wire.slotBits > 0 && wire.slotBits <= 32);
     for (const limit of [wire.maxQueuedBytes, wire.maxLoadThreads, wire.maxLoadMessage]) assert.ok(Number.isSafeInteger(limit) && limit > 0);
+  });
+
+  it("the load generator's progress() and result have exactly the declared fields", async () => {
+    const progress = new binding.NativeLoadGenerator().progress();
+    assert.deepEqual(sorted(Object.keys(progress)), sorted(Object.keys(PROGRESS)));
+    assert.ok(wire.loadPhases.includes(progress.phase));
+    const h = await startEcho('threaded');
+    const result = await runLoad({ port: h.port, duration: 50, warmup: 0, connections: 2 });
+    assert.deepEqual(sorted(Object.keys(result)), sorted(Object.keys(RESULT)));
+    assert.deepEqual(sorted(Object.keys(result.latencyUs)), sorted(Object.keys(LATENCY)));
   });
 
   for (const driver of DRIVERS) {

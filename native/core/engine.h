@@ -30,10 +30,10 @@ namespace acceptpool {
 // The most bytes one session may queue: the threaded driver counts a slot's
 // bytes in flight in 32 bits, and this leaves it room to spare.
 constexpr size_t kMaxQueuedBytes = size_t{1} << 30;
-// Bytes one session reads per round: its share of the batch arena
-// (BatchLimits::data_bytes), so one busy peer cannot take a whole round. The
-// engine's own tuning, not an option: it follows the arena, not the
-// application (tests lower it to make fairness visible).
+// Bytes one session reads per round: its share of a batch's data arena, so
+// one busy peer cannot take a whole round. The engine's own tuning, not an
+// option: it follows the arena's size, not the application (tests lower it
+// to make fairness visible).
 constexpr size_t kReadChunk = 64 * 1024;
 
 // What an engine runs with. Nothing here stands for the product's defaults:
