@@ -27,13 +27,14 @@
 
 namespace acceptpool {
 
+// No defaults of its own (see EngineConfig).
 struct ListenOptions {
-  int backlog = 511;
+  int backlog = 0;
   bool ipv6_only = false;
   bool reuse_port = false;
   // TCP_NODELAY for accepted sockets. Set on the listener where accepted
   // sockets inherit it (Linux), saving a syscall per connection.
-  bool no_delay = true;
+  bool no_delay = false;
   // maxConnections: the most accepts a backend that pre-posts them (IOCP)
   // may keep posted. 0 = no limit of its own.
   uint32_t max_sessions = 0;

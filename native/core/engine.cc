@@ -19,8 +19,9 @@ constexpr uint64_t kQuietBytesPerTick = 64 * 1024;
 constexpr uint64_t kReturnAfterBytes = 1024 * 1024;
 constexpr uint32_t kQuietTicksReturning = 10;
 
-double CloseWord(const Session& s) {
-  return static_cast<double>(s.close_reason | (static_cast<uint32_t>(s.close_error) << 8));
+// The error word of a session's close (or failed connect).
+double CloseErrorWord(const Session& s) {
+  return EncodeErrorWord(RecordError::System(static_cast<SysError>(s.close_error), s.close_raw));
 }
 
 }  // namespace
@@ -581,10 +582,9 @@ void Engine::EmitPending() {
       s.clear(kClosePending);
       if (s.has(kClosedConnecting)) {
         // JS knows this session only by its connect token.
-        batch_->Add(EventType::kConnectFailed, id, ConnectFailureWord(s.close_error, s.close_raw),
-                    s.token);
+        batch_->Add(EventType::kConnectFailed, id, s.token, CloseErrorWord(s));
       } else {
-        batch_->Add(EventType::kClose, id, CloseWord(s), s.close_raw);
+        batch_->Add(EventType::kClose, id, s.close_reason, CloseErrorWord(s));
       }
       MaybeRelease(s);
     }

@@ -27,42 +27,60 @@
 
 namespace acceptpool {
 
+// The most bytes one session may queue: the threaded driver counts a slot's
+// bytes in flight in 32 bits, and this leaves it room to spare.
+constexpr size_t kMaxQueuedBytes = size_t{1} << 30;
+// Bytes one session reads per round: its share of a batch's data arena, so
+// one busy peer cannot take a whole round. The engine's own tuning, not an
+// option: it follows the arena's size, not the application (tests lower it
+// to make fairness visible).
+constexpr size_t kReadChunk = 64 * 1024;
+
+// What an engine runs with. Nothing here stands for the product's defaults:
+// whoever builds an engine gives every value (the addon: the options
+// src/options.ts validated and completed; the load generator and the tests:
+// their own), and a field left alone is 0. Only the engine's own tuning has
+// a value of its own.
 struct EngineConfig {
   PoolConfig pool;
   ListenOptions listen;
-  bool no_delay = true;
-  size_t high_water_mark = 64 * 1024;
-  size_t max_queued_bytes = 4 * 1024 * 1024;
-  uint32_t accept_batch = 128;   // accepts per wakeup, for fairness
-  size_t read_chunk = 64 * 1024; // bytes read per session per round
+  bool no_delay = false;         // TCP_NODELAY on every session's socket
+  size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
+  size_t max_queued_bytes = 0;   // queued bytes that close a session ('overflow'), <= kMaxQueuedBytes
+  uint32_t accept_batch = 0;     // accepts per wakeup, for fairness
   uint32_t idle_timeout_ticks = 0;  // 0 = never time out
-  // After Shutdown(), sessions get this many ticks to flush their queues
-  // before they are reset.
-  uint32_t shutdown_grace_ticks = 5;
   // A graceful close that has flushed its queue sends FIN, then lingers: it
   // reads and discards what the peer still sends until the peer's FIN, for
   // more than this many ticks at most, then resets. Closing with unread input
   // would reset the connection at once, and a reset can destroy bytes already
   // handed to the kernel. 0 = no lingering: close as soon as the queue is
-  // flushed. The product's default is the closeLinger option's, in
-  // src/options.ts; whoever builds an engine says how long.
+  // flushed.
   uint32_t close_linger_ticks = 0;
+
+  // The engine's own tuning.
+  size_t read_chunk = kReadChunk;
+  // After Shutdown(), sessions get this many ticks to flush their queues
+  // before they are reset.
+  uint32_t shutdown_grace_ticks = 5;
 };
 
-enum class SendResult : uint8_t {
-  kOk = 0,           // sent or queued, below the high-water mark
-  kBackpressure = 1, // queued, above the high-water mark: wait for drain
-  kStale = 2,        // id of a closed session: dropped and counted
-  kClosed = 3,       // the session is ending (end()/close() called): dropped
-  kOverflow = 4,     // hard limit hit: the session was closed ('overflow')
-  kFailed = 5,       // the write failed: the session is closing with the error as its reason
-};
+// X(name, value): numbered lists (core/wire.h).
+#define ACCEPTPOOL_SEND_RESULTS(X)                                                  \
+  X(kOk, 0)           /* sent or queued, below the high-water mark */               \
+  X(kBackpressure, 1) /* queued, above the high-water mark: wait for drain */       \
+  X(kStale, 2)        /* id of a closed session: dropped and counted */             \
+  X(kClosed, 3)       /* the session is ending (end()/close() called): dropped */   \
+  X(kOverflow, 4)     /* hard limit hit: the session was closed ('overflow') */     \
+  X(kFailed, 5)       /* the write failed: the session is closing with the error */
 
-enum class CloseMode : uint8_t {
-  kGraceful = 0,  // flush the queue, FIN, linger until the peer's FIN, then close
-  kAbort = 1,     // drop the queue, reset the connection
-  kEnd = 2,       // flush the queue, then half-close (FIN)
-};
+enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
+#define ACCEPTPOOL_CLOSE_MODES(X)                                                     \
+  X(kGraceful, 0) /* flush the queue, FIN, linger until the peer's FIN, then close */ \
+  X(kAbort, 1)    /* drop the queue, reset the connection */                          \
+  X(kEnd, 2)      /* flush the queue, then half-close (FIN) */
+
+enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
 class Engine final : public BackendEvents {
  public:

@@ -16,10 +16,17 @@ constexpr int64_t kMaxWaitUs = 50000;
 // How often lanes are checked for connects or replies that take too long.
 constexpr int64_t kTimeoutScanUs = 50000;
 
+// A lane sends one message at a time (at most kMaxLoadMessage), so its queue
+// never nears these.
+constexpr size_t kLaneHighWaterMark = 64 * 1024;
+constexpr size_t kLaneMaxQueuedBytes = 4 * 1024 * 1024;
+
 EngineConfig EngineFor(uint32_t lanes, LoadMode mode) {
   EngineConfig c;
   // Connect + close sends nothing: spare the TCP_NODELAY call per connect.
   c.no_delay = mode != LoadMode::kConnectClose;
+  c.high_water_mark = kLaneHighWaterMark;
+  c.max_queued_bytes = kLaneMaxQueuedBytes;
   // A lane's closed connection keeps its slot until its close event is
   // written, while the lane already connects again: room for both.
   c.pool.chunk = lanes < 1024 ? 256 : 1024;
@@ -189,13 +196,13 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
         OnConnected(static_cast<uint32_t>(r.a), id, now_us);
         break;
       case EventType::kConnectFailed: {
-        index = static_cast<uint32_t>(r.b);
+        index = static_cast<uint32_t>(r.a);
         if (index >= lanes_.size()) break;
         Lane& lane = lanes_[index];
         // A connect this lane gave up itself (timeout, stop) is not news.
         if (lane.state != LaneState::kConnecting || lane.id != id) break;
-        auto error = static_cast<SysError>(static_cast<uint32_t>(r.a) & 0xff);
-        if (error == SysError::kNone || error >= SysError::kCount) error = SysError::kUnknown;
+        SysError error = DecodeErrorWord(r.b).sys;
+        if (error == SysError::kNone) error = SysError::kUnknown;
         ++counters_.errors[static_cast<size_t>(error)];
         LeaveConnecting(lane);
         lane.state = LaneState::kIdle;
@@ -218,10 +225,8 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
       case EventType::kClose: {
         Lane* lane = LaneOf(id, &index);
         if (lane == nullptr || lane->state != LaneState::kOpen) break;
-        uint32_t word = static_cast<uint32_t>(r.a);
-        auto reason = static_cast<CloseReason>(word & 0xff);
-        auto error = static_cast<SysError>((word >> 8) & 0xff);
-        if (error >= SysError::kCount) error = SysError::kUnknown;
+        auto reason = static_cast<CloseReason>(static_cast<int>(r.a));
+        SysError error = DecodeErrorWord(r.b).sys;
         if (reason == CloseReason::kRemote) {
           ++counters_.eofs;
         } else if (reason == CloseReason::kTimeout) {
@@ -501,8 +506,8 @@ int64_t LoadGenerator::NowUs() {
 
 Status LoadGenerator::Start(const BackendFactory& factory, std::function<void()> on_done) {
   if (!workers_.empty() || config_.connections == 0 || config_.threads == 0 ||
-      config_.message_size == 0 || config_.message_size > kMaxLoadMessage || config_.duration_us < 0 ||
-      config_.warmup_us < 0) {
+      config_.threads > kMaxLoadThreads || config_.message_size == 0 ||
+      config_.message_size > kMaxLoadMessage || config_.duration_us < 0 || config_.warmup_us < 0) {
     return Status::Of(Code::kInvalid);
   }
   // Never a thread without lanes.

@@ -299,11 +299,15 @@ class ThreadedDriver final : public Driver {
         // failed write or an overflow closes the session, whose reason says
         // why.)
         SendResult r = engine_->Send(c.id, payload, c.size, c.pressure);
-        if (r == SendResult::kStale || r == SendResult::kClosed) Note(EventType::kStale, c.id, 0);
+        if (r == SendResult::kStale || r == SendResult::kClosed) {
+          Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kSend));
+        }
         break;
       }
       case CommandKind::kClose:
-        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) Note(EventType::kStale, c.id, 1);
+        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) {
+          Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
+        }
         break;
       case CommandKind::kAbortConnect:
         engine_->AbortConnect(static_cast<uint32_t>(c.id));
@@ -317,11 +321,7 @@ class ThreadedDriver final : public Driver {
         SessionId id;
         Status st = engine_->Connect(remote, c.mode != 0 ? &local : nullptr, token, &id);
         if (!st.ok()) {
-          // Library-level failures (pool full, closing) travel as their Code
-          // in the raw field, with no SysError.
-          int raw = st.code == Code::kSystem ? st.raw : static_cast<int>(st.code);
-          Note(EventType::kConnectFailed, 0,
-               ConnectFailureWord(static_cast<uint8_t>(st.sys), raw, ConnectStepOf(st)), token);
+          Note(EventType::kConnectFailed, 0, token, EncodeErrorWord(RecordError::Of(st)));
         }
         break;
       }

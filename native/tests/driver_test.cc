@@ -114,7 +114,13 @@ class EchoServer {
     config.pool.initial = 64;
     config.pool.chunk = 64;
     config.pool.max_sessions = 256;
+    config.pool.low_water = 4;
+    config.pool.shrink_idle_ticks = 30;
+    config.listen.backlog = 511;
+    config.no_delay = true;
+    config.high_water_mark = 64 * 1024;
     config.max_queued_bytes = 16 * 1024 * 1024;
+    config.accept_batch = 128;
     engine_ = std::make_unique<Engine>(config, MakeEpollBackend());
     status_ = engine_->Init();
     SocketAddress local;

@@ -28,8 +28,11 @@ struct Event {
   double b;
   std::string data;  // kSession: the address bytes; kData: the received bytes
 
-  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
-  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+  // kClose: a = reason, b = error word; kConnectFailed: a = token, b = error word.
+  uint32_t reason() const { return static_cast<uint32_t>(a); }
+  SysError error() const { return DecodeErrorWord(b).sys; }
+  int32_t raw() const { return DecodeErrorWord(b).raw; }
+  uint32_t token() const { return static_cast<uint32_t>(a); }
 };
 
 EngineConfig SmallConfig() {
@@ -741,7 +744,7 @@ TEST(PeerResetClosesWithReasonResetAndTheErrorCode) {
   ASSERT(close != nullptr);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kReset));
   EXPECT(close->error() == SysError::kConnReset);
-  EXPECT_EQ(close->b, 104.0);
+  EXPECT_EQ(close->raw(), 104);
 }
 
 TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
@@ -758,7 +761,7 @@ TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
   EXPECT_EQ(ca->reason(), static_cast<uint32_t>(CloseReason::kTimeout));
   EXPECT_EQ(cb->reason(), static_cast<uint32_t>(CloseReason::kError));
   EXPECT(cb->error() == SysError::kHostUnreach);
-  EXPECT_EQ(cb->b, 113.0);
+  EXPECT_EQ(cb->raw(), 113);
 }
 
 TEST(SendErrorClosesTheSessionAndReportsFailed) {
@@ -1017,8 +1020,9 @@ TEST(FailedConnectClosesWithTheErrorAndFreesTheSlot) {
   EXPECT(FindEvent(events, EventType::kClose, id) == nullptr);
   const Event* failed = FindEvent(events, EventType::kConnectFailed, id);
   ASSERT(failed != nullptr);
-  EXPECT_EQ(failed->b, 7.0);
-  EXPECT_EQ(failed->a, static_cast<double>(SysError::kConnRefused) + 111.0 * 256);
+  EXPECT_EQ(failed->token(), 7u);
+  EXPECT(failed->error() == SysError::kConnRefused);
+  EXPECT_EQ(failed->raw(), 111);
   EXPECT_EQ(rig.stats().connect_errors, 1u);
   EXPECT_EQ(rig.stats().in_use, 0u);
   EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kStale);

@@ -242,7 +242,7 @@ TEST(ResetGivesReasonResetWithEconnreset) {
   const Event* close_event = server.Find(EventType::kClose, id);
   EXPECT_EQ(close_event->reason(), static_cast<uint32_t>(CloseReason::kReset));
   EXPECT(close_event->error() == SysError::kConnReset);
-  EXPECT_EQ(close_event->b, static_cast<double>(ECONNRESET));
+  EXPECT_EQ(close_event->raw(), ECONNRESET);
 }
 
 TEST(StaleIdIsRefusedAfterTheSlotIsReused) {

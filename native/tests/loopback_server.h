@@ -25,8 +25,11 @@ struct Event {
   double a;
   double b;
   std::string data;
-  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
-  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+  // kClose: a = reason, b = error word; kConnectFailed: a = token, b = error word.
+  uint32_t reason() const { return static_cast<uint32_t>(a); }
+  SysError error() const { return DecodeErrorWord(b).sys; }
+  int32_t raw() const { return DecodeErrorWord(b).raw; }
+  uint32_t token() const { return static_cast<uint32_t>(a); }
 };
 
 inline EngineConfig LoopbackConfig() {
@@ -35,8 +38,12 @@ inline EngineConfig LoopbackConfig() {
   c.pool.chunk = 4;
   c.pool.max_sessions = 64;
   c.pool.low_water = 1;
+  c.pool.shrink_idle_ticks = 30;
+  c.listen.backlog = 511;
+  c.no_delay = true;
   c.high_water_mark = 64 * 1024;
   c.max_queued_bytes = 64 * 1024 * 1024;
+  c.accept_batch = 128;
   c.close_linger_ticks = 5;
   return c;
 }

@@ -44,7 +44,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-// The most the idle scenario holds, under the 20,000 descriptors per process here.
+// The library's own maxConnections: what bounds the idle scenario is the
+// descriptor limit (main.ts), not the pool.
 const MAX_CONNECTIONS = 1 << 20;
 
 async function startAcceptpool(setup: ServerSetup): Promise<RunningServer> {
