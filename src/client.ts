@@ -44,8 +44,8 @@ interface PendingConnect {
 }
 
 // Library-level reasons a connect could not start (native Code values).
-const CODE_CLOSED = 4;
-const CODE_POOL_FULL = 6;
+const CODE_CLOSED = 1;
+const CODE_POOL_FULL = 3;
 // kConnectFailed's word: SysError + raw * 2^8 + step * 2^40 (event_batch.h).
 const RAW_SPAN = 2 ** 32;
 const STEP_UNIT = 2 ** 40;

@@ -30,7 +30,6 @@ namespace acceptpool {
 struct ListenOptions {
   int backlog = 511;
   bool ipv6_only = false;
-  bool reuse_port = false;
   // TCP_NODELAY for accepted sockets. Set on the listener where accepted
   // sockets inherit it (Linux), saving a syscall per connection.
   bool no_delay = true;

@@ -97,7 +97,7 @@ Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, 
   if (shutting_down_) return Status::Of(Code::kClosed);
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   GrowIfNeeded();
-  if (table_->in_use() >= policy_.config().max_sessions) return Status::Of(Code::kPoolFull);
+  if (AtLimit()) return Status::Of(Code::kPoolFull);
   Session* s = table_->Acquire();
   if (s == nullptr) return Status::Of(Code::kPoolFull);
   s->state = SessionState::kConnecting;
@@ -145,6 +145,8 @@ bool Engine::OnConnected(Session& s) {
 
 // ---- accepting ----
 
+bool Engine::AtLimit() const { return policy_.AtLimit(table_->capacity(), table_->free_slots()); }
+
 void Engine::GrowIfNeeded() {
   if (policy_.ChunksToGrow(table_->capacity(), table_->free_slots()) == 0) return;
   if (table_->Grow()) {
@@ -157,7 +159,7 @@ void Engine::UpdateAccepting() {
   // With no slot free and none to add (every slot up to the limit retired),
   // accepting waits for a release instead of waking for nothing.
   bool room = table_->free_slots() > 0 || table_->CanGrow();
-  bool want = listening_ && !shutting_down_ && room && table_->in_use() < policy_.config().max_sessions;
+  bool want = listening_ && !shutting_down_ && room && !AtLimit();
   if (want == accepting_) return;
   accepting_ = want;
   if (!want) ++stats_.accept_pauses;
@@ -167,13 +169,12 @@ void Engine::UpdateAccepting() {
 uint32_t Engine::AcceptBudget() {
   if (!accepting_ || batch_ == nullptr) return 0;
   GrowIfNeeded();
-  uint32_t in_use = table_->in_use();
-  uint32_t max = policy_.config().max_sessions;
-  if (in_use >= max || table_->free_slots() == 0) {
+  if (AtLimit() || table_->free_slots() == 0) {
     UpdateAccepting();
     return 0;
   }
-  size_t budget = std::min<size_t>({table_->free_slots(), max - in_use, config_.accept_batch});
+  uint32_t below_max = policy_.config().max_sessions - table_->in_use();
+  size_t budget = std::min<size_t>({table_->free_slots(), below_max, config_.accept_batch});
   // Every accept writes a kSession record; keep one record spare for data.
   size_t records = 0;
   while (records < budget && batch_->HasRecordRoom(records + 2)) ++records;
@@ -574,7 +575,6 @@ void Engine::EmitPending() {
     }
     if (s.has(kEndPending)) {
       s.clear(kEndPending);
-      s.set(kEofReported);
       batch_->Add(EventType::kEnd, id);
     }
     if (s.has(kClosePending)) {

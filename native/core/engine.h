@@ -90,7 +90,6 @@ class Engine final : public BackendEvents {
   // them when it hands one to JS; null while it has none (events then wait
   // in the pending list, and no I/O is polled).
   void SetBatch(EventBatch* batch) { batch_ = batch; }
-  EventBatch* batch() const { return batch_; }
 
   // One round: poll the backend, then write pending events.
   Status Poll(int timeout_ms);
@@ -113,7 +112,6 @@ class Engine final : public BackendEvents {
   // Stops accepting and closes every session (reason 'shutdown'); a
   // kServerClosed event follows the last close.
   void Shutdown();
-  void CountStale(uint64_t n) { stats_.stale_commands += n; }
 
   // For the threaded driver: a slot-indexed counter of bytes that JS has
   // handed over and that are not yet sent or dropped. The engine decrements
@@ -175,6 +173,8 @@ class Engine final : public BackendEvents {
   void MaybeRelease(Session& s);
   void NoteSent(Session& s, size_t bytes, bool from_queue);
   void CheckServerClosed();
+  // maxConnections sessions are in use.
+  bool AtLimit() const;
   void UpdateAccepting();
   void GrowIfNeeded();
   bool EnsureInitialPool();

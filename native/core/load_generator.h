@@ -81,7 +81,11 @@ struct LoadConfig {
 
 // The largest message a lane sends (its bytes are generated, not stored).
 constexpr uint32_t kMaxLoadMessage = 64 * 1024;
-// Lanes per thread at most (bounded by the descriptors one process has).
+// Lanes per thread at most: a sanity bound on what a worker sizes before its
+// first connect (about 60 bytes a lane), which keeps its pool (2 x lanes +
+// 1024 slots) far below kMaxSlots. A real run meets the descriptors a process
+// may open (RLIMIT_NOFILE) long before: connects past them fail with EMFILE
+// and are counted as errors.
 constexpr uint32_t kMaxLanesPerThread = 1u << 20;
 
 enum class LoadPhase : uint8_t { kRamp, kWarmup, kMeasure, kHold, kDraining, kDone };

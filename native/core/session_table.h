@@ -69,7 +69,6 @@ enum SessionFlag : uint16_t {
   kEndAfterFlush = 1 << 3,   // send FIN once the queue drains
   kAboveHighWater = 1 << 4,  // a send reported backpressure; emit drain later
   kReadPaused = 1 << 5,      // not reading (JS behind, or EOF seen)
-  kEofReported = 1 << 6,     // the end event went to JS
   kDrainPending = 1 << 7,    // events waiting in the engine's pending list
   kEndPending = 1 << 8,
   kClosePending = 1 << 9,

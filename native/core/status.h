@@ -56,9 +56,6 @@ bool IsAbortedAccept(SysError e);
 // OS failure, whose details travel in `sys` and `raw`.
 enum class Code : uint8_t {
   kOk = 0,
-  kWouldBlock,   // nothing done now; the backend will report readiness
-  kStale,        // the session id names an earlier occupant of the slot
-  kOverflow,     // a send queue hit its hard limit
   kClosed,       // the server or session is closing or closed
   kInvalid,      // a bad argument reached the core
   kPoolFull,     // maxConnections reached

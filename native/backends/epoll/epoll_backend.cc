@@ -85,7 +85,6 @@ class EpollBackend final : public Backend {
     if (!fd.valid()) return ErrnoStatus(errno, "socket");
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (options.reuse_port) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (options.no_delay) {
       // Accepted sockets inherit it on Linux: no setsockopt per connection.
       setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
