@@ -126,11 +126,16 @@ Session* SessionTable::AtSlot(uint32_t slot) {
   return &chunks_[c].sessions[slot % chunk_size_];
 }
 
-Session* SessionTable::Lookup(SessionId id) {
+Session* SessionTable::LookupTaken(SessionId id) {
   Session* s = AtSlot(SlotOf(id));
   if (s == nullptr || s->generation != GenerationOf(id)) return nullptr;
-  if (s->state == SessionState::kFree || s->state == SessionState::kReleasing) return nullptr;
+  if (s->state == SessionState::kFree || s->state == SessionState::kRetired) return nullptr;
   return s;
+}
+
+Session* SessionTable::Lookup(SessionId id) {
+  Session* s = LookupTaken(id);
+  return s != nullptr && s->state != SessionState::kReleasing ? s : nullptr;
 }
 
 void* SessionTable::Ext(const Session& s) {

@@ -128,8 +128,15 @@ class SessionTable {
   void Release(Session* s);
 
   // The session an id names, or null if the id is stale, out of range or not
-  // live (kConnecting, kOpen, kClosing or kLingering).
+  // live (kConnecting, kOpen, kClosing or kLingering). Every command passes
+  // here.
   Session* Lookup(SessionId id);
+  // The session an id names while its slot is taken: any state but kFree or
+  // kRetired, kReleasing included. Backends tag what they queue (epoll
+  // events, IOCP work lists) with s.id() and resolve the tag here, so a tag
+  // left from an earlier occupant never matches, and a session whose close
+  // is still completing is found.
+  Session* LookupTaken(SessionId id);
   // Slot by index regardless of state, or null if out of range.
   Session* AtSlot(uint32_t slot);
   void* Ext(const Session& s);

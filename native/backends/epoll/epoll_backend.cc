@@ -20,9 +20,10 @@
 namespace acceptpool {
 namespace {
 
-// epoll_event.data for sessions is generation << 32 | slot, so an event
-// that was queued for a slot's previous occupant is recognised and skipped.
-// Generations are below 2^29, so these tags never collide with a session.
+// epoll_event.data for a session is its id, resolved by
+// SessionTable::LookupTaken, so an event that was queued for a slot's
+// previous occupant is recognised and skipped. Ids stay below 2^53, so these
+// tags never collide with a session's.
 constexpr uint64_t kTagListener = ~0ull;
 constexpr uint64_t kTagWake = ~0ull - 1;
 constexpr uint64_t kTagTick = ~0ull - 2;
@@ -34,10 +35,6 @@ constexpr int kMinBackoffMs = 10;
 constexpr int kMaxBackoffMs = 1000;
 // Connections closed per EMFILE episode before backing off.
 constexpr int kMaxShedPerEpisode = 64;
-
-uint64_t SessionTag(const Session& s) {
-  return (static_cast<uint64_t>(s.generation) << 32) | s.slot;
-}
 
 void ArmTimer(int fd, int first_ms, int interval_ms) {
   itimerspec spec{};
@@ -127,7 +124,7 @@ class EpollBackend final : public Backend {
   Status Attach(Session& s, bool no_delay) override {
     // TCP_NODELAY came from the listener (see Listen).
     (void)no_delay;
-    return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), EPOLLIN, SessionTag(s));
+    return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), EPOLLIN, s.id());
   }
 
   Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
@@ -155,7 +152,7 @@ class EpollBackend final : public Backend {
     // Writability reports the outcome (even for an immediate success).
     s.socket = fd.get();
     s.set(kWantWritable);
-    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN | EPOLLOUT, SessionTag(s));
+    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN | EPOLLOUT, s.id());
     if (!st.ok()) {
       s.socket = kNoSocket;
       s.clear(kWantWritable);
@@ -307,7 +304,7 @@ class EpollBackend final : public Backend {
     if (s.socket == kNoSocket) return Status::Ok();
     uint32_t want = (s.has(kReadPaused) ? 0u : static_cast<uint32_t>(EPOLLIN)) |
                     (s.has(kWantWritable) ? static_cast<uint32_t>(EPOLLOUT) : 0u);
-    return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, SessionTag(s));
+    return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, s.id());
   }
 
   void UpdateListener() {
@@ -378,11 +375,8 @@ class EpollBackend final : public Backend {
   }
 
   void HandleSession(uint64_t tag, uint32_t ev) {
-    Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
-    if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32) ||
-        s->socket == kNoSocket) {
-      return;  // the event was for an earlier occupant
-    }
+    Session* s = table_->LookupTaken(tag);
+    if (s == nullptr || s->socket == kNoSocket) return;  // the event was for an earlier occupant
     if (s->state == SessionState::kConnecting) {
       FinishConnect(*s, ev);
       return;

@@ -200,8 +200,6 @@ bool AllTcpProvidersAreIfs() {
   return true;
 }
 
-uint64_t Tag(const Session& s) { return (static_cast<uint64_t>(s.generation) << 32) | s.slot; }
-
 SOCKET SocketOf(const Session& s) { return static_cast<SOCKET>(s.socket); }
 
 class IocpBackend final : public Backend {
@@ -715,12 +713,12 @@ class IocpBackend final : public Backend {
     SlotOps* o = Ops(s);
     if ((o->bits & kReadReady) != 0) return;
     o->bits |= kReadReady;
-    ready_.push_back(Tag(s));
+    ready_.push_back(s.id());
   }
 
-  Session* FromTag(uint64_t tag) {
-    Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
-    if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32)) return nullptr;
+  Session* FromTag(SessionId tag) {
+    Session* s = table_->LookupTaken(tag);
+    if (s == nullptr) return nullptr;
     if (s->state != SessionState::kOpen && s->state != SessionState::kClosing &&
         s->state != SessionState::kLingering) {
       return nullptr;
@@ -736,7 +734,7 @@ class IocpBackend final : public Backend {
     if (ready_.empty()) return;
     serving_.swap(ready_);
     bool room = true;
-    for (uint64_t tag : serving_) {
+    for (SessionId tag : serving_) {
       Session* s = FromTag(tag);
       if (s == nullptr) continue;
       SlotOps* o = Ops(*s);
@@ -796,7 +794,7 @@ class IocpBackend final : public Backend {
 
   void ReportConnected(Session& s) {
     if (!events_->OnConnected(s)) {
-      connect_reports_.push_back(Tag(s));  // no batch room: next round
+      connect_reports_.push_back(s.id());  // no batch room: next round
       return;
     }
     Status st = PostRecv(s);
@@ -806,12 +804,9 @@ class IocpBackend final : public Backend {
   void RetryConnectReports() {
     if (connect_reports_.empty()) return;
     serving_.swap(connect_reports_);
-    for (uint64_t tag : serving_) {
-      Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
-      if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32) ||
-          s->state != SessionState::kConnecting) {
-        continue;
-      }
+    for (SessionId tag : serving_) {
+      Session* s = table_->LookupTaken(tag);
+      if (s == nullptr || s->state != SessionState::kConnecting) continue;
       ReportConnected(*s);
     }
     serving_.clear();
@@ -847,7 +842,7 @@ class IocpBackend final : public Backend {
     ++counters_[kReuseAttempts];
     Begin(s, &o->aux, OpKind::kDisconnect);
     o->disconnect_tick = tick_;
-    disconnecting_.push_back(Tag(s));
+    disconnecting_.push_back(s.id());
     if (ExtFor(family_).disconnect_ex(SocketOf(s), &o->aux.ov, TF_REUSE_SOCKET, 0)) {
       Inline(o, &o->aux, 0);
       return true;
@@ -919,9 +914,9 @@ class IocpBackend final : public Backend {
   // socket (the completion then closes it).
   void CheckStalledDisconnects() {
     size_t keep = 0;
-    for (uint64_t tag : disconnecting_) {
-      Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
-      if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32)) continue;
+    for (SessionId tag : disconnecting_) {
+      Session* s = table_->LookupTaken(tag);
+      if (s == nullptr) continue;
       SlotOps* o = Ops(*s);
       if (!o->aux.busy || o->aux.kind != OpKind::kDisconnect) continue;
       uint32_t waited = tick_ - o->disconnect_tick;
@@ -1288,13 +1283,14 @@ class IocpBackend final : public Backend {
   bool reuse_disabled_ = false;
   bool reuse_worked_ = false;
   uint32_t reuse_failures_ = 0;
-  std::vector<uint64_t> disconnecting_;
+  std::vector<SessionId> disconnecting_;
 
-  // Work carried between completions and rounds (tags are generation:slot).
-  std::vector<uint64_t> ready_;
-  std::vector<uint64_t> serving_;
-  std::vector<uint64_t> read_again_;
-  std::vector<uint64_t> connect_reports_;
+  // Work carried between completions and rounds, tagged with session ids
+  // (resolved by SessionTable::LookupTaken).
+  std::vector<SessionId> ready_;
+  std::vector<SessionId> serving_;
+  std::vector<SessionId> read_again_;
+  std::vector<SessionId> connect_reports_;
   std::vector<InlineCompletion> inline_;
   std::vector<InlineCompletion> running_inline_;
 
