@@ -77,7 +77,6 @@ Session* SessionTable::Acquire() {
   s->close_error = 0;
   s->close_raw = 0;
   s->next_pending = nullptr;
-  s->pending_ops = 0;
   s->token = 0;
   s->last_active = 0;
   return s;

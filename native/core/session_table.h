@@ -61,20 +61,19 @@ enum class SessionState : uint8_t {
   kRetired,    // generations used up: never handed out again
 };
 
-// Bits of Session::flags.
+// Bits of Session::flags: the engine's alone (backends keep their own per
+// slot state in their ext bytes, see backend.h).
 enum SessionFlag : uint16_t {
-  kWantWritable = 1 << 0,    // queue not empty, writable readiness requested
-  kReadEof = 1 << 1,         // the peer sent FIN
-  kWriteShut = 1 << 2,       // we sent FIN
-  kEndAfterFlush = 1 << 3,   // send FIN once the queue drains
-  kAboveHighWater = 1 << 4,  // a send reported backpressure; emit drain later
-  kReadPaused = 1 << 5,      // not reading (JS behind, or EOF seen)
-  kDrainPending = 1 << 7,    // events waiting in the engine's pending list
-  kEndPending = 1 << 8,
-  kClosePending = 1 << 9,
-  kInPendingList = 1 << 10,
-  kBackendReleased = 1 << 11,  // the backend holds nothing of the session
-  kClosedConnecting = 1 << 12, // closed before its outgoing connect completed
+  kReadEof = 1 << 0,         // the peer sent FIN
+  kWriteShut = 1 << 1,       // we sent FIN
+  kEndAfterFlush = 1 << 2,   // send FIN once the queue drains
+  kAboveHighWater = 1 << 3,  // a send reported backpressure; emit drain later
+  kDrainPending = 1 << 4,    // events waiting in the engine's pending list
+  kEndPending = 1 << 5,
+  kClosePending = 1 << 6,
+  kInPendingList = 1 << 7,
+  kBackendReleased = 1 << 8,   // the backend holds nothing of the session
+  kClosedConnecting = 1 << 9,  // closed before its outgoing connect completed
 };
 
 struct Session {
@@ -89,7 +88,6 @@ struct Session {
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
-  uint16_t pending_ops = 0;  // in-flight backend operations (completion backends)
   uint32_t token = 0;        // outgoing connects: the caller's tag for the result
   SendQueue queue;
 

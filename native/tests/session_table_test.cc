@@ -417,9 +417,7 @@ TEST(AcquireResetsFlagsAndCloseDetails) {
   s->close_reason = 3;
   s->close_error = 4;
   s->close_raw = 104;
-  s->pending_ops = 2;
   s->last_active = 99;
-  s->pending_ops = 0;
   table.Release(s);
   s = table.Acquire();
   ASSERT(s != nullptr);
@@ -427,7 +425,6 @@ TEST(AcquireResetsFlagsAndCloseDetails) {
   EXPECT_EQ(s->close_reason, 0u);
   EXPECT_EQ(s->close_error, 0u);
   EXPECT_EQ(s->close_raw, 0);
-  EXPECT_EQ(s->pending_ops, 0u);
   EXPECT_EQ(s->last_active, 0u);
   EXPECT(s->next_pending == nullptr);
   EXPECT_EQ(s->socket, kNoSocket);

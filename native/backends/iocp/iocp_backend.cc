@@ -61,13 +61,15 @@ struct IoOp {
 };
 
 // Per-slot backend storage (SessionExtBytes): the operations a session can
-// have in flight. No other per-connection memory exists.
+// have in flight and their state. No other per-connection memory exists.
+// Reset (InitOps) when a socket becomes a session: Attach, Connect.
 struct SlotOps {
   IoOp recv;
   IoOp send;
   IoOp aux;  // ConnectEx while connecting, DisconnectEx while recycling
   uint32_t disconnect_tick;
   uint16_t bits;
+  uint16_t pending_ops;  // operations in flight; the slot is released at 0
 };
 
 // Part of the idle-connection budget, with Session's 72 bytes.
@@ -467,7 +469,7 @@ class IocpBackend final : public Backend {
     if (reuse) {
       // Recycle once every operation is back: cancel the idle zero-byte read.
       o->bits |= kReuseWanted;
-      if (s.pending_ops > 0) CancelIoEx(reinterpret_cast<HANDLE>(sock), nullptr);
+      if (o->pending_ops > 0) CancelIoEx(reinterpret_cast<HANDLE>(sock), nullptr);
       FinishIfDone(s);
       return;
     }
@@ -480,7 +482,7 @@ class IocpBackend final : public Backend {
     // Cancel what is in flight (Windows' closesocket would, Wine 8's does
     // not); the cancellations come back through the port before the slot is
     // released.
-    if (s.pending_ops > 0) CancelIoEx(reinterpret_cast<HANDLE>(sock), nullptr);
+    if (o->pending_ops > 0) CancelIoEx(reinterpret_cast<HANDLE>(sock), nullptr);
     CloseCounted(sock);
     s.socket = kNoSocket;
     FinishIfDone(s);
@@ -619,14 +621,14 @@ class IocpBackend final : public Backend {
     op->kind = kind;
     op->busy = true;
     op->stalled = false;
-    ++s.pending_ops;
+    ++Ops(s)->pending_ops;
     ++outstanding_;
   }
 
   // The call failed at once: nothing is in flight.
   void Undo(Session& s, IoOp* op) {
     op->busy = false;
-    --s.pending_ops;
+    --Ops(s)->pending_ops;
     --outstanding_;
   }
 
@@ -675,7 +677,7 @@ class IocpBackend final : public Backend {
     Session* s = table_->AtSlot(op->slot);
     if (s == nullptr) return;  // cannot happen: slots outlive their operations
     op->busy = false;
-    --s->pending_ops;
+    --Ops(*s)->pending_ops;
     if (op->kind == OpKind::kDisconnect) {
       DisconnectDone(*s, ntstatus, op->stalled);
       return;
@@ -822,7 +824,7 @@ class IocpBackend final : public Backend {
   // The slot goes back only when nothing of it is in flight any more.
   void FinishIfDone(Session& s) {
     SlotOps* o = Ops(s);
-    if (s.state != SessionState::kReleasing || s.pending_ops != 0 || (o->bits & kReleased) != 0) {
+    if (s.state != SessionState::kReleasing || o->pending_ops != 0 || (o->bits & kReleased) != 0) {
       return;
     }
     if ((o->bits & kReuseWanted) != 0) {
