@@ -123,7 +123,7 @@ struct LoadProgress {
 // One thread's share of the load: an engine, its lanes, and the state
 // machine over them. Not thread-safe; time comes in from the caller, so tests
 // drive it step by step with any backend.
-class LoadWorker {
+class LoadWorker : private EngineObserver {
  public:
   LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes, std::unique_ptr<Backend> backend);
   LoadWorker(const LoadWorker&) = delete;
@@ -182,6 +182,7 @@ class LoadWorker {
   uint8_t MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) const;
   bool measuring() const { return phase_ == LoadPhase::kMeasure; }
   bool awaiting_reply() const { return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kEcho; }
+  void OnWorkOutsidePoll() override;
 
   LoadConfig config_;
   uint32_t index_;
@@ -210,6 +211,7 @@ class LoadWorker {
   int64_t measure_start_us_ = 0;
   int64_t next_timeout_check_us_ = 0;
   bool server_closed_ = false;
+  bool acting_ = false;  // in Begin/Process/Stop: a Poll() follows
   LoadCounters counters_;
   LoadProgress progress_;
 };

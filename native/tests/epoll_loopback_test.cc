@@ -121,8 +121,8 @@ TEST(ListensOnAnEphemeralLoopbackPort) {
   Server server;
   ASSERT(server.ok());
   EXPECT(server.port() != 0);
-  EXPECT_EQ(std::string(server.engine().backend().name()), std::string("epoll"));
-  EXPECT(server.engine().backend().PollDescriptor() >= 0);
+  EXPECT_EQ(std::string(server.engine().backend_name()), std::string("epoll"));
+  EXPECT(server.engine().PollDescriptor() >= 0);
 }
 
 TEST(AcceptReportsTheClientsAddress) {

@@ -50,7 +50,7 @@ class EchoServer {
   }
   ~EchoServer() {
     stop_.store(true);
-    engine_->backend().Wake();
+    engine_->Wake();
     if (thread_.joinable()) thread_.join();
   }
   bool ok() const { return status_.ok(); }
