@@ -376,7 +376,8 @@ class ThreadedDriver final : public Driver, private EngineObserver {
         // JS counted nothing for a broadcast: count it here, so that what
         // the engine reports leaving balances.
         for (SessionId id : ids_) Account(id, c.size);
-        engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
+        // (An empty vector's data() may be null, which would mean everyone.)
+        if (!ids_.empty()) engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
         ids_.clear();
         break;
       case CommandKind::kShutdown:
