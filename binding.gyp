@@ -7,11 +7,8 @@
       "include_dirs": ["native"],
       "defines": ["NAPI_VERSION=8"],
       "sources": [
-        "native/core/command_queue.cc",
         "native/core/engine.cc",
         "native/core/event_batch.cc",
-        "native/core/latency_histogram.cc",
-        "native/core/load_generator.cc",
         "native/core/pool_policy.cc",
         "native/core/send_queue.cc",
         "native/core/session_table.cc",
@@ -21,7 +18,10 @@
         "native/addon/native_server.cc",
         "native/addon/native_load_generator.cc",
         "native/addon/uv_event_loop.cc",
-        "native/drivers/drivers.cc"
+        "native/drivers/command_queue.cc",
+        "native/drivers/drivers.cc",
+        "native/loadgen/latency_histogram.cc",
+        "native/loadgen/load_generator.cc"
       ],
       "conditions": [
         ["OS=='linux'", {

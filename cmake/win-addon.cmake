@@ -38,4 +38,4 @@ target_include_directories(acceptpool_addon PRIVATE ${_node_api_headers}/include
 target_compile_definitions(acceptpool_addon PRIVATE NAPI_VERSION=8 BUILDING_NODE_EXTENSION)
 target_link_options(acceptpool_addon PRIVATE -static -static-libgcc -static-libstdc++)
 target_link_libraries(acceptpool_addon PRIVATE
-  acceptpool_drivers ${ACCEPTPOOL_BACKEND_LIBS} acceptpool_core ${_import_libs} ws2_32 mswsock iphlpapi)
+  acceptpool_drivers acceptpool_loadgen ${ACCEPTPOOL_BACKEND_LIBS} acceptpool_core ${_import_libs} ws2_32 mswsock iphlpapi)

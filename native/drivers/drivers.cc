@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/capacity.h"
-#include "core/command_queue.h"
+#include "drivers/command_queue.h"
 
 namespace acceptpool {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "backends/epoll/epoll_backend.h"
 #include "core/engine.h"
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 #include "test_main.h"
 
 using namespace acceptpool;

@@ -1,4 +1,4 @@
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 
 #include <algorithm>
 #include <chrono>

@@ -23,8 +23,8 @@
 // (reset every lane, wait for the engine to release them) and done. Only
 // operations that complete during the measure phase count in the rate and
 // the latencies; errors count in every phase.
-#ifndef ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
-#define ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
+#ifndef ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
+#define ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
 
 #include <atomic>
 #include <cstddef>
@@ -38,8 +38,8 @@
 #include "core/backend.h"
 #include "core/engine.h"
 #include "core/event_batch.h"
-#include "core/latency_histogram.h"
 #include "core/status.h"
+#include "loadgen/latency_histogram.h"
 
 namespace acceptpool {
 
@@ -270,4 +270,4 @@ class LoadGenerator {
 
 }  // namespace acceptpool
 
-#endif  // ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
+#endif  // ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
