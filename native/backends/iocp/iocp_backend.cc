@@ -13,6 +13,8 @@
 #include <cstring>
 #include <vector>
 
+#include "backends/iocp/accept_target.h"
+#include "backends/iocp/socket_reuse.h"
 #include "backends/win/socket_address.h"
 #include "backends/win/win_errors.h"
 #include "core/stats.h"
@@ -32,15 +34,7 @@ constexpr ULONG_PTR kKeyAcceptSignal = 2;
 
 constexpr ULONG kMaxEntries = 256;
 constexpr int kMaxSlices = 64;
-// AcceptEx calls posted at listen (libuv keeps 32 per listener).
-constexpr uint32_t kInitialAccepts = 32;
-// The most accepts ever posted at once, whatever maxConnections says.
-constexpr uint32_t kMaxAccepts = 4096;
 constexpr uint32_t kContextChunk = 32;
-// Seconds without accept pressure before the posted count halves.
-constexpr uint32_t kShrinkIdleTicks = 10;
-// auto mode: failed reuses, with none ever working, before giving up.
-constexpr uint32_t kReuseGiveUp = 3;
 // Seconds a DisconnectEx may take before it counts as stalled (TIME_WAIT).
 constexpr uint32_t kDisconnectStallTicks = 2;
 // AcceptEx wants 16 bytes beyond each address.
@@ -136,8 +130,6 @@ static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == kCounterCount,
               "a name per counter");
 static_assert(kCounterCount <= Stats::kBackendCounters, "room in Stats");
 
-enum class ReuseMode : uint8_t { kOff = 0, kAuto = 1, kForce = 2 };
-
 // The process environment as it is now (process.env writes from JS update
 // it; the C runtime's getenv copy does not see them).
 bool EnvEquals(const char* name, const char* value) {
@@ -149,11 +141,7 @@ bool EnvEquals(const char* name, const char* value) {
 ReuseMode ReuseModeFromEnv() {
   char buffer[32];
   DWORD n = GetEnvironmentVariableA("ACCEPTPOOL_IOCP_REUSE", buffer, sizeof(buffer));
-  const char* v = n > 0 && n < sizeof(buffer) ? buffer : nullptr;
-  if (v == nullptr) return ReuseMode::kAuto;
-  if (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0) return ReuseMode::kOff;
-  if (std::strcmp(v, "force") == 0) return ReuseMode::kForce;
-  return ReuseMode::kAuto;
+  return ParseReuseMode(n > 0 && n < sizeof(buffer) ? buffer : nullptr);
 }
 
 struct Extensions {
@@ -226,10 +214,12 @@ class IocpBackend final : public Backend {
       if (c < n) values[c] = v;
     };
     set(kAcceptsPending, pending_);
-    set(kAcceptTarget, target_);
+    set(kAcceptTarget, accept_target_.target());
+    set(kAcceptGrowths, accept_target_.growths());
+    set(kAcceptShrinks, accept_target_.shrinks());
     set(kAcceptsWaiting, waiting_);
-    set(kReuseMode, static_cast<uint64_t>(reuse_mode_));
-    set(kReuseDisabled, reuse_disabled_ ? 1 : 0);
+    set(kReuseMode, static_cast<uint64_t>(reuse_.mode()));
+    set(kReuseDisabled, reuse_.disabled() ? 1 : 0);
     set(kSkipOnSuccess, skip_on_success_ ? 1 : 0);
   }
 
@@ -244,7 +234,7 @@ class IocpBackend final : public Backend {
     wsa_started_ = true;
     port_ = CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
     if (port_ == nullptr) return WinStatus(GetLastError(), "CreateIoCompletionPort");
-    reuse_mode_ = ReuseModeFromEnv();
+    reuse_ = SocketReuse(ReuseModeFromEnv());
     skip_on_success_ = !EnvEquals("ACCEPTPOOL_IOCP_SKIP_ON_SUCCESS", "0") && AllTcpProvidersAreIfs();
     if (skip_on_success_) {
       // Prove the call works here before any socket depends on it.
@@ -298,13 +288,9 @@ class IocpBackend final : public Backend {
     }
 
     family_ = af;
-    uint32_t max = options.max_sessions == 0 ? kMaxAccepts : options.max_sessions;
-    max_target_ = std::min(kMaxAccepts, max);
-    initial_target_ = std::min(kInitialAccepts, max_target_);
-    target_ = initial_target_;
+    accept_target_.Start(options.max_sessions, tick_);
     listener_ = std::move(ls);
     accepting_ = true;
-    last_pressure_tick_ = tick_;
     PostAccepts();
     if (pending_ == 0) return WinStatus(last_accept_error_, "AcceptEx");
     return Status::Ok();
@@ -406,7 +392,7 @@ class IocpBackend final : public Backend {
     if (err == WSAEWOULDBLOCK) return Status::Ok();
     if (err == WSAESHUTDOWN && (Ops(s)->bits & kReusedSocket) != 0) {
       ++counters_[kReuseFailed];
-      NoteReuseFailure();
+      reuse_.NoteFailed();
     }
     return WinStatus(err, "send");
   }
@@ -524,7 +510,7 @@ class IocpBackend final : public Backend {
     RunInline();
     ServeReads();
     RetryConnectReports();
-    if (accepts_this_round_ > 0 && pending_ < std::max<uint32_t>(1, target_ / 4)) GrowAccepts();
+    accept_target_.AfterRound(accepts_this_round_, pending_, tick_);
     DeliverAccepts();
     PostAccepts();
     RunTicks(GetTickCount64());
@@ -598,7 +584,7 @@ class IocpBackend final : public Backend {
   // for everything; the rest skip it.
   bool SkipForAccepted() const {
     if (!skip_on_success_) return false;
-    return reuse_mode_ == ReuseMode::kOff || (reuse_mode_ == ReuseMode::kAuto && reuse_disabled_);
+    return reuse_.AcceptedMaySkipPort();
   }
 
   // ---- operations ----
@@ -817,8 +803,7 @@ class IocpBackend final : public Backend {
   // ---- closing and recycling ----
 
   bool ReuseAllowed() const {
-    if (reuse_mode_ == ReuseMode::kOff || stopped_ || !listener_.valid()) return false;
-    return reuse_mode_ == ReuseMode::kForce || !reuse_disabled_;
+    return reuse_.Allowed() && !stopped_ && listener_.valid();
   }
 
   // The slot goes back only when nothing of it is in flight any more.
@@ -852,7 +837,7 @@ class IocpBackend final : public Backend {
     if (WSAGetLastError() == WSA_IO_PENDING) return true;
     Undo(s, &o->aux);
     ++counters_[kReuseFailed];
-    NoteReuseFailure();
+    reuse_.NoteFailed();
     return false;
   }
 
@@ -860,20 +845,19 @@ class IocpBackend final : public Backend {
     SOCKET sock = SocketOf(s);
     bool ok = ntstatus == 0 && sock != INVALID_SOCKET;
     if (ok) ok = LooksUnconnected(sock);
-    if (ok && ReuseAllowed() && spares_.size() < target_) {
+    if (ok && ReuseAllowed() && spares_.size() < accept_target_.target()) {
       ++counters_[kReuseOk];
-      reuse_worked_ = true;
-      reuse_failures_ = 0;
+      reuse_.NoteWorked();
       spares_.push_back({sock, true, (Ops(s)->bits & kSkipMode) != 0});
     } else {
       if (ok) {
         ++counters_[kReuseOk];  // worked, but the pool needs no more sockets
       } else if (stalled) {
         ++counters_[kReuseStalled];
-        NoteReuseFailure();
+        reuse_.NoteFailed();
       } else {
         ++counters_[kReuseFailed];
-        NoteReuseFailure();
+        reuse_.NoteFailed();
       }
       if (sock != INVALID_SOCKET) CloseCounted(sock);
     }
@@ -900,17 +884,11 @@ class IocpBackend final : public Backend {
   void SessionError(Session& s, const Status& st) {
     if (st.raw == WSAESHUTDOWN && (Ops(s)->bits & kReusedSocket) != 0) {
       ++counters_[kReuseFailed];
-      NoteReuseFailure();
+      reuse_.NoteFailed();
     }
     events_->OnSessionError(s, st);
   }
 
-  void NoteReuseFailure() {
-    ++reuse_failures_;
-    if (reuse_mode_ == ReuseMode::kAuto && !reuse_worked_ && reuse_failures_ >= kReuseGiveUp) {
-      reuse_disabled_ = true;
-    }
-  }
 
   // DisconnectEx can wait out TIME_WAIT; past a few seconds, give up on the
   // socket (the completion then closes it).
@@ -940,7 +918,7 @@ class IocpBackend final : public Backend {
 
   AcceptContext* TakeContext() {
     if (free_contexts_ == nullptr) {
-      if (context_count_ >= kMaxAccepts) return nullptr;
+      if (context_count_ >= AcceptTarget::kMax) return nullptr;
       std::unique_ptr<AcceptContext[]> chunk(new (std::nothrow) AcceptContext[kContextChunk]);
       if (!chunk) return nullptr;
       for (uint32_t i = 0; i < kContextChunk; ++i) {
@@ -986,11 +964,10 @@ class IocpBackend final : public Backend {
     ++waiting_;
   }
 
-  // Keeps `target_` accepts posted (accepted connections that wait for the
-  // engine count too, so a slow JS side leaves clients in the backlog).
+  // Keeps the target's accepts posted.
   void PostAccepts() {
-    if (!listener_.valid() || stopped_ || !accepting_ || accept_backoff_) return;
-    while (pending_ + waiting_ < target_) {
+    if (!listener_.valid() || stopped_ || !accepting_) return;
+    while (accept_target_.WantsMore(pending_ + waiting_)) {
       AcceptContext* ctx = TakeContext();
       if (ctx == nullptr) return;
       PostResult r = PostAccept(ctx);
@@ -1017,7 +994,7 @@ class IocpBackend final : public Backend {
       if (sock == INVALID_SOCKET) {
         last_accept_error_ = WSAGetLastError();
         events_->OnAcceptError(WinStatus(last_accept_error_, "socket"), 0);
-        accept_backoff_ = true;  // until the next tick
+        accept_target_.OnNoSocket();
         return PostResult::kStop;
       }
       ++counters_[kFreshSockets];
@@ -1038,14 +1015,16 @@ class IocpBackend final : public Backend {
         ctx->op.busy = false;
         CloseCounted(sock);
         last_accept_error_ = err;
+        Status st = WinStatus(err, "AcceptEx");
         if (reused) {
           ++counters_[kReuseFailed];
-          NoteReuseFailure();
-          return PostResult::kRetry;  // the next try takes a fresh socket
+          reuse_.NoteFailed();
+        } else {
+          events_->OnAcceptError(st, 0);
         }
-        events_->OnAcceptError(WinStatus(err, "AcceptEx"), 0);
-        accept_backoff_ = true;
-        return PostResult::kStop;
+        return accept_target_.OnPostFailed(st.sys, reused) == AcceptTarget::Failure::kRetry
+                   ? PostResult::kRetry
+                   : PostResult::kStop;
       }
     }
     ++pending_;
@@ -1064,11 +1043,11 @@ class IocpBackend final : public Backend {
         ++counters_[kAcceptsCancelled];
         if (stalled) {
           ++counters_[kReuseStalled];
-          NoteReuseFailure();
+          reuse_.NoteFailed();
         }
       } else if (ctx->reused) {
         ++counters_[kReuseFailed];
-        NoteReuseFailure();
+        reuse_.NoteFailed();
       } else {
         // That client went away before we took it (reset, abort).
         ++counters_[kAcceptsFailed];
@@ -1110,14 +1089,6 @@ class IocpBackend final : public Backend {
     }
   }
 
-  void GrowAccepts() {
-    last_pressure_tick_ = tick_;
-    uint32_t next = std::min(max_target_, target_ * 2);
-    if (next <= target_) return;
-    target_ = next;
-    ++counters_[kAcceptGrowths];
-  }
-
   static void CALLBACK OnAcceptEvent(PVOID self, BOOLEAN) {
     auto* backend = static_cast<IocpBackend*>(self);
     PostQueuedCompletionStatus(backend->port_, 0, kKeyAcceptSignal, nullptr);
@@ -1129,11 +1100,8 @@ class IocpBackend final : public Backend {
     if (WSAEnumNetworkEvents(listener_.get(), nullptr, &ne) != 0) return;
     if ((ne.lNetworkEvents & FD_ACCEPT) == 0) return;
     ++counters_[kAcceptSignals];
-    if (accepting_ && pending_ == 0) {
-      // A client waits and nothing is posted: more accepts.
-      GrowAccepts();
-    } else if (pending_ > 0) {
-      // A client waits although accepts are posted: some of them are dead.
+    if (accept_target_.OnClientWaiting(accepting_, pending_, tick_) ==
+        AcceptTarget::Waiting::kSuspectPosted) {
       // Recycled sockets are the suspects (Wine never completes AcceptEx
       // on them): cancel those, fresh sockets take their place.
       CancelReusedAccepts();
@@ -1155,13 +1123,10 @@ class IocpBackend final : public Backend {
     }
   }
 
-  // After a quiet spell, fewer accepts stay posted: cancel the excess.
-  void MaybeShrinkAccepts() {
-    if (target_ <= initial_target_ || tick_ - last_pressure_tick_ < kShrinkIdleTicks) return;
-    last_pressure_tick_ = tick_;
-    target_ = std::max(initial_target_, target_ / 2);
-    ++counters_[kAcceptShrinks];
-    uint32_t excess = pending_ > target_ ? pending_ - target_ : 0;
+  // The target shrank: fewer accepts stay posted, cancel the excess.
+  void CancelExcessAccepts() {
+    uint32_t target = accept_target_.target();
+    uint32_t excess = pending_ > target ? pending_ - target : 0;
     for (auto& chunk : context_chunks_) {
       for (uint32_t i = 0; i < kContextChunk && excess > 0; ++i) {
         AcceptContext& ctx = chunk[i];
@@ -1172,7 +1137,7 @@ class IocpBackend final : public Backend {
       }
     }
     // Spare recycled sockets beyond the target are not needed either.
-    while (spares_.size() > target_) {
+    while (spares_.size() > target) {
       CloseCounted(spares_.back().socket);
       spares_.pop_back();
     }
@@ -1197,8 +1162,7 @@ class IocpBackend final : public Backend {
       next_tick_ += 1000;
       if (now >= next_tick_) next_tick_ = now + 1000;  // fell behind: no burst of ticks
       ++tick_;
-      accept_backoff_ = false;
-      MaybeShrinkAccepts();
+      if (accept_target_.OnTick(tick_)) CancelExcessAccepts();
       CheckStalledDisconnects();
       events_->OnTick();
     }
@@ -1262,17 +1226,13 @@ class IocpBackend final : public Backend {
   HANDLE accept_wait_ = nullptr;
   bool accepting_ = false;
   bool stopped_ = false;
-  bool accept_backoff_ = false;
   bool attaching_reused_ = false;
   bool attaching_skip_ = false;
   DWORD last_accept_error_ = 0;
   uint32_t pending_ = 0;  // AcceptEx in flight
   uint32_t waiting_ = 0;  // accepted, not yet handed to the engine
-  uint32_t target_ = 0;
-  uint32_t initial_target_ = 0;
-  uint32_t max_target_ = 0;
   uint32_t accepts_this_round_ = 0;
-  uint32_t last_pressure_tick_ = 0;
+  AcceptTarget accept_target_;
   uint32_t context_count_ = 0;
   std::vector<std::unique_ptr<AcceptContext[]>> context_chunks_;
   AcceptContext* free_contexts_ = nullptr;
@@ -1281,10 +1241,7 @@ class IocpBackend final : public Backend {
   std::vector<Spare> spares_;  // recycled sockets ready for AcceptEx
 
   // Recycling.
-  ReuseMode reuse_mode_ = ReuseMode::kAuto;
-  bool reuse_disabled_ = false;
-  bool reuse_worked_ = false;
-  uint32_t reuse_failures_ = 0;
+  SocketReuse reuse_;
   std::vector<SessionId> disconnecting_;
 
   // Work carried between completions and rounds, tagged with session ids
