@@ -132,6 +132,33 @@ TEST(AcceptTargetPausesOnAFailureOfItsOwn) {
   EXPECT(t.WantsMore(0));
 }
 
+TEST(AcceptTargetRetriesAConnectionResetInTheBacklog) {
+  // Real Windows fails an AcceptEx at once with WSAECONNRESET when the
+  // connection it takes from the backlog was reset meanwhile: that costs
+  // this one connection, like a reset reported by the completion, and must
+  // not stop accepting for up to a second.
+  for (SysError e : {SysError::kConnReset, SysError::kConnAborted, SysError::kNotConn}) {
+    AcceptTarget t;
+    t.Start(0, 0);
+    EXPECT(t.OnPostFailed(e, false) == AcceptTarget::Failure::kRetry);
+    EXPECT_FALSE(t.paused());
+    EXPECT(t.WantsMore(0));
+  }
+}
+
+TEST(AcceptTargetStopsRetryingWithinATickSoAFailureThatRepeatsNeverSpins) {
+  AcceptTarget t;
+  t.Start(0, 0);
+  uint32_t retries = 0;
+  while (t.OnPostFailed(SysError::kConnReset, retries % 2 == 0) == AcceptTarget::Failure::kRetry) {
+    ASSERT(++retries <= AcceptTarget::kMaxRetriesPerTick);
+  }
+  EXPECT_EQ(retries, AcceptTarget::kMaxRetriesPerTick);
+  EXPECT(t.paused());
+  t.OnTick(1);
+  EXPECT(t.OnPostFailed(SysError::kConnReset, false) == AcceptTarget::Failure::kRetry);
+}
+
 // ---- socket reuse ----
 
 TEST(ReuseModeComesFromTheEnvironmentValue) {

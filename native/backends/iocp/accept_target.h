@@ -9,9 +9,13 @@
 //           fewer than a quarter of the target posted
 //   shrink  halves, never below the start, after kShrinkIdleTicks ticks
 //           without pressure
-//   fail    a post that fails at once on a recycled socket is retried (a
-//           fresh socket takes its place); any other failure pauses posting
-//           until the next tick
+//   fail    a post that fails at once is retried when the failure is the
+//           socket's or one connection's: a fresh socket takes a recycled
+//           one's place, and a connection reset or abandoned in the backlog
+//           costs only itself (as when a completion reports it). Anything
+//           else (no socket, no memory) pauses posting until the next tick,
+//           and so do kMaxRetriesPerTick retries, so a failure that repeats
+//           never spins
 #ifndef ACCEPTPOOL_BACKENDS_IOCP_ACCEPT_TARGET_H_
 #define ACCEPTPOOL_BACKENDS_IOCP_ACCEPT_TARGET_H_
 
@@ -28,6 +32,7 @@ class AcceptTarget {
   // The most accepts ever posted at once, whatever maxConnections says.
   static constexpr uint32_t kMax = 4096;
   static constexpr uint32_t kShrinkIdleTicks = 10;
+  static constexpr uint32_t kMaxRetriesPerTick = 1024;
 
   // What to do about a post that failed at once.
   enum class Failure { kRetry, kPause };
@@ -46,6 +51,7 @@ class AcceptTarget {
     target_ = initial_;
     last_pressure_tick_ = tick;
     paused_ = false;
+    retries_ = 0;
   }
 
   uint32_t target() const { return target_; }
@@ -76,10 +82,14 @@ class AcceptTarget {
 
   // AcceptEx failed at once with `error`, on a recycled socket or a fresh one.
   Failure OnPostFailed(SysError error, bool reused_socket) {
+    if (retries_ >= kMaxRetriesPerTick) return Pause();
     // A recycled socket that fails is the socket's fault: the next try
-    // takes a fresh one.
-    if (reused_socket) return Failure::kRetry;
-    (void)error;
+    // takes a fresh one. A connection its peer had already given up on
+    // (WSAECONNRESET from the backlog, on real Windows) costs only itself.
+    if (reused_socket || IsAbortedAccept(error)) {
+      ++retries_;
+      return Failure::kRetry;
+    }
     return Pause();
   }
 
@@ -90,6 +100,7 @@ class AcceptTarget {
   // if it did (the backend then cancels what is posted beyond it).
   bool OnTick(uint32_t tick) {
     paused_ = false;
+    retries_ = 0;
     if (target_ <= initial_ || tick - last_pressure_tick_ < kShrinkIdleTicks) return false;
     last_pressure_tick_ = tick;
     target_ = std::max(initial_, target_ / 2);
@@ -114,6 +125,7 @@ class AcceptTarget {
   uint32_t max_ = kMax;
   uint32_t target_ = kInitial;
   uint32_t last_pressure_tick_ = 0;
+  uint32_t retries_ = 0;  // since the last tick
   bool paused_ = false;
   uint64_t growths_ = 0;
   uint64_t shrinks_ = 0;

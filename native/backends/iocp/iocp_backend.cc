@@ -101,7 +101,7 @@ enum Counter : size_t {
   kAcceptShrinks,
   kAcceptSignals,    // FD_ACCEPT seen
   kAcceptsCancelled,
-  kAcceptsFailed,
+  kAcceptsFailed,    // accepts a reset or abandoned connection failed, at once or on completion
   kFreshSockets,
   kSocketsClosed,
   kReuseMode,        // 0 off, 1 auto, 2 force
@@ -1020,6 +1020,7 @@ class IocpBackend final : public Backend {
           ++counters_[kReuseFailed];
           reuse_.NoteFailed();
         } else {
+          ++counters_[kAcceptsFailed];
           events_->OnAcceptError(st, 0);
         }
         return accept_target_.OnPostFailed(st.sys, reused) == AcceptTarget::Failure::kRetry
