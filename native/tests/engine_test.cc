@@ -1337,6 +1337,44 @@ TEST(EventsOutsideAPollWakeTheBackend) {
   EXPECT(FindEvent(rig.Poll(), EventType::kClose, a) != nullptr);
 }
 
+TEST(AnObserverHearsWorkOutsideAPollTicksAndWakesInsteadOfTheBackend) {
+  // Whoever runs the engine decides how work queued outside a poll round
+  // gets its round (the inline driver: after the batch it is delivering).
+  struct Runner : EngineObserver {
+    int outside = 0;
+    int wakes = 0;
+    int ticks = 0;
+    void OnWorkOutsidePoll() override { ++outside; }
+    void OnWake() override { ++wakes; }
+    size_t OnTick() override {
+      ++ticks;
+      return 0;
+    }
+  } runner;
+  Rig rig(SmallConfig());
+  rig.engine->SetObserver(&runner);
+  SessionId a = rig.Accept();
+  SessionId b = rig.Accept();
+  int backend_wakes = rig.fake->wakes;
+  rig.engine->Close(a, CloseMode::kAbort);
+  rig.engine->Close(b, CloseMode::kAbort);
+  // One report while the pending list was empty, and no wake of its own.
+  EXPECT_EQ(runner.outside, 1);
+  EXPECT_EQ(rig.fake->wakes, backend_wakes);
+  std::vector<Event> events = rig.Poll();
+  EXPECT(FindEvent(events, EventType::kClose, a) != nullptr);
+  EXPECT(FindEvent(events, EventType::kClose, b) != nullptr);
+  rig.engine->Shutdown();
+  EXPECT_EQ(runner.outside, 2);
+  rig.engine->Wake();
+  rig.fake->Tick(2);
+  rig.Poll();
+  EXPECT_EQ(runner.wakes, 1);
+  EXPECT_EQ(runner.ticks, 2);
+  EXPECT_EQ(runner.outside, 2);  // work that a round does is not reported
+  rig.engine->SetObserver(nullptr);
+}
+
 // ---- the hammer ----
 
 namespace {
