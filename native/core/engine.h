@@ -1,8 +1,7 @@
 // The engine: one server's sessions, pool, send queues and event batches,
-// driven by one backend on one thread. Whoever runs it (a driver, the load
-// generator) owns the batches, calls Poll() and the commands on that thread,
-// and hears back through an EngineObserver; the engine knows nothing of how
-// it is run.
+// driven by one backend on one thread. Whoever runs it owns the batches,
+// calls Poll() and the commands on that thread, and hears back through an
+// EngineObserver; the engine knows nothing of how it is run.
 //
 // Event order per session is kSession, kData..., then kDrain/kEnd/kClose.
 // Once a graceful close is requested no kData or kEnd follows: what the peer
