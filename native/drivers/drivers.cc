@@ -367,7 +367,7 @@ class ThreadedDriver final : public Driver, private EngineObserver {
       case CommandKind::kBroadcast:
         if (c.mode == kToEveryone) {
           engine_->ListOpen(&ids_);
-        } else {
+        } else if (c.id_count > 0) {
           // The ids follow the payload unaligned; copy them out.
           ids_.resize(c.id_count);
           std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
