@@ -191,6 +191,32 @@ class SessionTable {
   size_t lowest_free_chunk_ = 0;  // no chunk below this one has a free slot
 };
 
+// Defined here rather than in the .cc: they run for every event and every
+// command.
+inline Session* SessionTable::AtSlot(uint32_t slot) {
+  size_t c = slot / chunk_size_;
+  if (c >= chunks_.size()) return nullptr;
+  return &chunks_[c].sessions[slot % chunk_size_];
+}
+
+inline Session* SessionTable::LookupTaken(SessionId id) {
+  Session* s = AtSlot(SlotOf(id));
+  if (s == nullptr || s->generation != GenerationOf(id)) return nullptr;
+  if (s->state == SessionState::kFree || s->state == SessionState::kRetired) return nullptr;
+  return s;
+}
+
+inline Session* SessionTable::Lookup(SessionId id) {
+  Session* s = LookupTaken(id);
+  return s != nullptr && s->state != SessionState::kReleasing ? s : nullptr;
+}
+
+inline void* SessionTable::Ext(const Session& s) {
+  if (ext_bytes_ == 0) return nullptr;
+  Chunk& chunk = chunks_[s.slot / chunk_size_];
+  return chunk.ext.get() + (s.slot % chunk_size_) * ext_bytes_;
+}
+
 }  // namespace acceptpool
 
 #endif  // ACCEPTPOOL_CORE_SESSION_TABLE_H_
