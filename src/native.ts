@@ -14,7 +14,7 @@ export interface NativeWire {
   EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
-  Code: Numbered<'Ok' | 'WouldBlock' | 'Stale' | 'Overflow' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
+  Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
   ConnectStep: Numbered<'Connect' | 'Bind'>;
   /** By SysError value: the Node-style code ('ECONNRESET'). */
   errorNames: readonly string[];

@@ -23,7 +23,7 @@ const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'Code' | 'Con
   EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true },
   SendResult: { Ok: true, Backpressure: true, Stale: true, Closed: true, Overflow: true, Failed: true },
   CloseMode: { Graceful: true, Abort: true, End: true },
-  Code: { Ok: true, WouldBlock: true, Stale: true, Overflow: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true },
+  Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true },
   ConnectStep: { Connect: true, Bind: true },
 };
 const CLOSE_REASONS: Names<Record<CloseReason, true>> = { remote: true, reset: true, local: true, timeout: true, shutdown: true, overflow: true, error: true };

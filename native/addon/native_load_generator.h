@@ -13,8 +13,8 @@
 #include <memory>
 
 #include "addon/js.h"
-#include "core/load_generator.h"
 #include "drivers/event_loop.h"
+#include "loadgen/load_generator.h"
 
 namespace acceptpool {
 

@@ -211,7 +211,7 @@ bool NativeServer::Init(const js::Args& args) {
     return false;
   }
   // A backend without a pollable descriptor (IOCP) can only run threaded.
-  if (engine_->backend().PollDescriptor() < 0) threaded_ = true;
+  if (engine_->PollDescriptor() < 0) threaded_ = true;
   cleanup_.Add(env, &NativeServer::CleanupHook, this);
   return true;
 }
@@ -459,14 +459,14 @@ napi_value NativeServer::GetStats(const js::Args&) {
 #undef ACCEPTPOOL_PUT_STAT
   if (engine_) {
     const char* const* names = nullptr;
-    size_t n = std::min(engine_->backend().CounterNames(&names), Stats::kBackendCounters);
+    size_t n = std::min(engine_->BackendCounterNames(&names), Stats::kBackendCounters);
     if (n > 0) {
       js::ObjectBuilder counters(env);
       for (size_t i = 0; i < n; ++i) counters.Set(names[i], static_cast<double>(s.backend[i]));
       o.Set("backendCounters", counters.value());
     }
   }
-  o.Set("backend", engine_ ? engine_->backend().name() : "none");
+  o.Set("backend", engine_ ? engine_->backend_name() : "none");
   o.Set("driver", threaded_ ? "threaded" : "inline");
   return o.value();
 }

@@ -6,7 +6,7 @@
 #include "core/address.h"
 #include "core/engine.h"
 #include "core/event_batch.h"
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 #include "core/session_table.h"
 #include "core/stats.h"
 #include "core/status.h"

@@ -45,7 +45,8 @@ class PoolPolicy {
 
   // Chunks to add now for a pool of `capacity` slots with `free_slots` free.
   uint32_t ChunksToGrow(uint32_t capacity, uint32_t free_slots) const;
-  // True when accepting must wait because no slot is free and none may be added.
+  // True when the sessions in use (capacity - free_slots) have reached
+  // max_sessions: no more may be taken, whether slots are free or not.
   bool AtLimit(uint32_t capacity, uint32_t free_slots) const;
   // Call once per tick; true when one chunk should be given back now.
   bool TickShouldShrink(uint32_t capacity, uint32_t free_slots);

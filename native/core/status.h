@@ -54,14 +54,11 @@ bool IsAbortedAccept(SysError e);
 // core/wire.h.
 #define ACCEPTPOOL_CODES(X)                                                    \
   X(kOk, 0)                                                                    \
-  X(kWouldBlock, 1) /* nothing done now; the backend will report readiness */  \
-  X(kStale, 2)      /* the session id names an earlier occupant of the slot */ \
-  X(kOverflow, 3)   /* a send queue hit its hard limit */                      \
-  X(kClosed, 4)     /* the server or session is closing or closed */           \
-  X(kInvalid, 5)    /* a bad argument reached the core */                      \
-  X(kPoolFull, 6)   /* maxConnections reached */                               \
-  X(kNoMemory, 7)   /* an allocation failed */                                 \
-  X(kSystem, 8)     /* see sys/raw */
+  X(kClosed, 1)     /* the server or session is closing or closed */           \
+  X(kInvalid, 2)    /* a bad argument reached the core */                      \
+  X(kPoolFull, 3)   /* maxConnections reached */                               \
+  X(kNoMemory, 4)   /* an allocation failed */                                 \
+  X(kSystem, 5)     /* see sys/raw */
 
 enum class Code : uint8_t { ACCEPTPOOL_CODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 

@@ -129,7 +129,7 @@ TEST(ShutdownCancelsEveryPostedAcceptBeforeReportingClosed) {
   ASSERT(rig.ok());
   rig.engine().Shutdown();
   ASSERT(rig.PollUntil([&] { return rig.Find(EventType::kServerClosed) != nullptr; }));
-  EXPECT_TRUE(rig.engine().backend().Quiescent());
+  EXPECT_TRUE(rig.backend().Quiescent());
 }
 
 int main(int argc, char** argv) {

@@ -14,7 +14,7 @@
 
 #include "backends/epoll/epoll_backend.h"
 #include "core/engine.h"
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 #include "test_main.h"
 
 using namespace acceptpool;
@@ -58,7 +58,7 @@ class EchoServer {
   }
   ~EchoServer() {
     stop_.store(true);
-    engine_->backend().Wake();
+    engine_->Wake();
     if (thread_.joinable()) thread_.join();
   }
   bool ok() const { return status_.ok(); }

@@ -3,7 +3,7 @@
 // error counting by SysError, retries after a pause, timeouts, the measure
 // window, source addresses, and the drain at the end. Plus the latency
 // histogram's bucket arithmetic.
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 
 #include <memory>
 #include <string>

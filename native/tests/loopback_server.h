@@ -51,7 +51,7 @@ inline EngineConfig LoopbackConfig() {
 class LoopbackServer {
  public:
   LoopbackServer(const EngineConfig& config, std::unique_ptr<Backend> backend)
-      : batch_(1024, 1 << 20) {
+      : batch_(1024, 1 << 20), backend_(backend.get()) {
     engine_ = std::make_unique<Engine>(config, std::move(backend));
     status_ = engine_->Init();
     if (!status_.ok()) return;
@@ -66,6 +66,8 @@ class LoopbackServer {
   bool ok() const { return status_.ok(); }
   uint16_t port() const { return bound_.port; }
   Engine& engine() { return *engine_; }
+  // The engine's backend, for what only a test asks it directly.
+  Backend& backend() { return *backend_; }
   std::vector<Event>& events() { return events_; }
 
   // Polls until `done` holds or the deadline passes; true if it held.
@@ -124,6 +126,7 @@ class LoopbackServer {
   }
 
   EventBatch batch_;
+  Backend* backend_;  // owned by engine_
   std::unique_ptr<Engine> engine_;
   Status status_;
   SocketAddress bound_;

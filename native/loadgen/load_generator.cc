@@ -1,4 +1,4 @@
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -105,7 +105,14 @@ Status LoadWorker::Init() {
   Status st = engine_.Init();
   if (!st.ok()) return st;
   engine_.SetBatch(&batches_[current_]);
+  engine_.SetObserver(this);
   return Status::Ok();
+}
+
+// Commands from Begin(), Process() and Stop() queue events that the next
+// Poll() writes: it follows at once, so no wake per command.
+void LoadWorker::OnWorkOutsidePoll() {
+  if (!acting_) engine_.Wake();
 }
 
 void LoadWorker::Begin(int64_t now_us) {
@@ -118,9 +125,9 @@ void LoadWorker::Begin(int64_t now_us) {
     phase_ = LoadPhase::kWarmup;
     phase_end_us_ = now_us + config_.warmup_us;
   }
-  engine_.SetDispatching(true);
+  acting_ = true;
   for (uint32_t i = 0; i < lanes_.size(); ++i) Connect(i, now_us);
-  engine_.SetDispatching(false);
+  acting_ = false;
   Advance(now_us);
   Publish();
 }
@@ -134,7 +141,7 @@ void LoadWorker::Process(int64_t now_us) {
   current_ ^= 1;
   batches_[current_].Clear();
   engine_.SetBatch(&batches_[current_]);
-  engine_.SetDispatching(true);
+  acting_ = true;
   HandleBatch(ready, now_us);
   if (phase_ < LoadPhase::kDraining) {
     RunRetries(now_us);
@@ -144,7 +151,7 @@ void LoadWorker::Process(int64_t now_us) {
       CheckTimeouts(now_us);
     }
   }
-  engine_.SetDispatching(false);
+  acting_ = false;
   ready.Clear();
   Advance(now_us);
   Publish();
@@ -162,7 +169,7 @@ int LoadWorker::NextTimeout(int64_t now_us) const {
 void LoadWorker::Stop(int64_t now_us) {
   if (phase_ >= LoadPhase::kDraining) return;
   if (phase_ == LoadPhase::kMeasure) counters_.window_us = now_us - measure_start_us_;
-  engine_.SetDispatching(true);
+  acting_ = true;
   for (uint32_t i = 0; i < lanes_.size(); ++i) {
     Lane& lane = lanes_[i];
     if (lane.state == LaneState::kConnecting) ++counters_.abandoned;
@@ -171,7 +178,7 @@ void LoadWorker::Stop(int64_t now_us) {
     }
     lane.state = LaneState::kIdle;
   }
-  engine_.SetDispatching(false);
+  acting_ = false;
   retry_head_ = 0;
   retry_count_ = 0;
   waiting_head_ = 0;
@@ -552,7 +559,7 @@ void LoadGenerator::RunWorker(LoadWorker* worker) {
 void LoadGenerator::Stop() {
   stop_.store(true, std::memory_order_release);
   if (threads_.empty()) return;
-  for (auto& worker : workers_) worker->engine().backend().Wake();
+  for (auto& worker : workers_) worker->engine().Wake();
 }
 
 void LoadGenerator::Join() {

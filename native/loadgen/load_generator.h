@@ -23,8 +23,8 @@
 // (reset every lane, wait for the engine to release them) and done. Only
 // operations that complete during the measure phase count in the rate and
 // the latencies; errors count in every phase.
-#ifndef ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
-#define ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
+#ifndef ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
+#define ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
 
 #include <atomic>
 #include <cstddef>
@@ -38,9 +38,9 @@
 #include "core/backend.h"
 #include "core/engine.h"
 #include "core/event_batch.h"
-#include "core/latency_histogram.h"
 #include "core/status.h"
 #include "core/wire.h"
+#include "loadgen/latency_histogram.h"
 
 namespace acceptpool {
 
@@ -87,7 +87,11 @@ struct LoadConfig {
 
 // The largest message a lane sends (its bytes are generated, not stored).
 constexpr uint32_t kMaxLoadMessage = 64 * 1024;
-// Lanes per thread at most (bounded by the descriptors one process has).
+// Lanes per thread at most: a sanity bound on what a worker sizes before its
+// first connect (about 60 bytes a lane), which keeps its pool (2 x lanes +
+// 1024 slots) far below kMaxSlots. A real run meets the descriptors a process
+// may open (RLIMIT_NOFILE) long before: connects past them fail with EMFILE
+// and are counted as errors.
 constexpr uint32_t kMaxLanesPerThread = 1u << 20;
 // Threads per run at most: each is an OS thread with an engine of its own.
 constexpr uint32_t kMaxLoadThreads = 64;
@@ -131,7 +135,7 @@ struct LoadProgress {
 // One thread's share of the load: an engine, its lanes, and the state
 // machine over them. Not thread-safe; time comes in from the caller, so tests
 // drive it step by step with any backend.
-class LoadWorker {
+class LoadWorker : private EngineObserver {
  public:
   LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes, std::unique_ptr<Backend> backend);
   LoadWorker(const LoadWorker&) = delete;
@@ -190,6 +194,7 @@ class LoadWorker {
   uint8_t MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) const;
   bool measuring() const { return phase_ == LoadPhase::kMeasure; }
   bool awaiting_reply() const { return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kEcho; }
+  void OnWorkOutsidePoll() override;
 
   LoadConfig config_;
   uint32_t index_;
@@ -218,6 +223,7 @@ class LoadWorker {
   int64_t measure_start_us_ = 0;
   int64_t next_timeout_check_us_ = 0;
   bool server_closed_ = false;
+  bool acting_ = false;  // in Begin/Process/Stop: a Poll() follows
   LoadCounters counters_;
   LoadProgress progress_;
 };
@@ -276,4 +282,4 @@ class LoadGenerator {
 
 }  // namespace acceptpool
 
-#endif  // ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
+#endif  // ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
