@@ -511,7 +511,6 @@ bool Engine::Close(SessionId id, CloseMode mode) {
 }
 
 bool Engine::Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) {
-  (void)b;
   Session* s = table_->Lookup(id);
   if (s == nullptr) {
     ++stats_.stale_commands;
@@ -530,9 +529,11 @@ bool Engine::Control(SessionId id, SessionControl control, uint32_t a, uint32_t 
       if (s->state != SessionState::kConnecting) UpdateReading(*s);
       break;
     case SessionControl::kTimeout:
-      // Like net.Socket.setTimeout: the clock starts now.
+      // Like net.Socket.setTimeout: the clock starts now. Without an idle
+      // timeout nothing kept active_ms fresh: start it here too.
       s->timeout_ms = a;
       s->timeout_set_ms = static_cast<uint32_t>(Now());
+      if (config_.idle_timeout_ms == 0) s->active_ms = s->timeout_set_ms;
       s->clear(kTimeoutFired);
       Reschedule(*s);
       break;
