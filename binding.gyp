@@ -1,38 +1,16 @@
+# The addon users get (npm install). Its sources, flags, defines and system
+# libraries come from native/build.json, the list CMake builds from too;
+# scripts/build-config.js reads it, and fails for an OS without a backend.
 {
   "targets": [
     {
       "target_name": "acceptpool",
-      "cflags_cc": ["-std=c++17", "-O2", "-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "cflags_cc!": ["-fno-rtti"],
       "include_dirs": ["native"],
-      "defines": ["NAPI_VERSION=8"],
-      "sources": [
-        "native/core/command_queue.cc",
-        "native/core/engine.cc",
-        "native/core/event_batch.cc",
-        "native/core/latency_histogram.cc",
-        "native/core/load_generator.cc",
-        "native/core/pool_policy.cc",
-        "native/core/send_queue.cc",
-        "native/core/session_table.cc",
-        "native/core/status.cc",
-        "native/addon/addon.cc",
-        "native/addon/js.cc",
-        "native/addon/native_server.cc",
-        "native/addon/native_load_generator.cc",
-        "native/addon/uv_event_loop.cc",
-        "native/drivers/drivers.cc"
-      ],
-      "conditions": [
-        ["OS=='linux'", {
-          "sources": [
-            "native/backends/epoll/epoll_backend.cc",
-            "native/backends/posix/heap.cc",
-            "native/backends/posix/socket_address.cc",
-            "native/backends/posix/sys_errors.cc"
-          ]
-        }]
-      ]
+      "sources": ["<!@(node scripts/build-config.js sources <(OS))"],
+      "cflags_cc": ["<!@(node scripts/build-config.js cflags)"],
+      "cflags_cc!": ["-fno-rtti"],
+      "defines": ["<!@(node scripts/build-config.js defines <(OS))"],
+      "libraries": ["<!@(node scripts/build-config.js libraries <(OS))"]
     }
   ]
 }

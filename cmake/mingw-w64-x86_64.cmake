@@ -1,6 +1,6 @@
 # Cross-compiling for 64-bit Windows with mingw-w64 (Debian:
 # g++-mingw-w64-x86-64-posix, the variant with std::thread on winpthreads).
-#   cmake -S . -B build-win/addon -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake
+# npm run build:win passes it to cmake-js (scripts/build-win.js).
 set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR x86_64)
 

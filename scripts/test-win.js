@@ -18,6 +18,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const { build, buildDir, run, root, setFail } = require('./build-win');
+const { failedRun } = require('./build-common');
 
 const buildRoot = path.join(root, 'build-win');
 const prefix = path.join(buildRoot, 'wineprefix');
@@ -28,13 +29,7 @@ const nodeExe = path.join(nodeDir, 'package', 'bin', 'node.exe');
 // The whole Windows run, including Wine's own start-up.
 const RUN_LIMIT_MS = 15 * 60 * 1000;
 
-// A run that cannot happen is a failed test, never a silent pass.
-function fail(message) {
-  console.error(`test:win: ${message}`);
-  console.log('0 passing');
-  console.log('1 failing');
-  process.exit(1);
-}
+const fail = failedRun('test:win');
 setFail(fail);
 
 // Headless and quiet; no Mono/Gecko install prompts (nothing here needs them).

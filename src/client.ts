@@ -9,29 +9,14 @@ import * as os from 'node:os';
 import { Endpoint, systemError } from './endpoint';
 import type { EndpointStats, SessionEvents } from './endpoint';
 import { AcceptPoolError, AcceptPoolSystemError, ClientClosedError, InvalidArgumentError } from './errors';
-import { checkInteger, describe, resolveOptions } from './options';
-import type { ClientOptions } from './options';
+import { checkInteger, describe, resolveConnectOptions, resolveOptions } from './options';
+import type { ClientOptions, ConnectOptions, ResolvedConnectOptions } from './options';
 import { Session } from './session';
+import { Code, CloseMode, ConnectStep, decodeErrorWord } from './wire';
 
-export interface ConnectOptions {
-  /** Numeric IP to bind before connecting (e.g. a 127.0.0.x to spread sources). */
-  localAddress?: string;
-  /** Local port to bind (default 0: any). */
-  localPort?: number;
-  /** Milliseconds before an attempt fails with ETIMEDOUT (default 0: the OS's own limit). */
-  timeout?: number;
-}
+export type { ConnectOptions };
 
 export type ClientStats = EndpointStats;
-
-export interface Client {
-  on<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  once<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  off<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  addListener<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  removeListener<E extends keyof SessionEvents>(event: E, listener: (...args: SessionEvents[E]) => void): this;
-  emit<E extends keyof SessionEvents>(event: E, ...args: SessionEvents[E]): boolean;
-}
 
 interface PendingConnect {
   resolve: (s: Session) => void;
@@ -39,45 +24,42 @@ interface PendingConnect {
   address: string;
   port: number;
   family: 'IPv4' | 'IPv6';
-  local: CheckedConnectOptions;
+  local: ResolvedConnectOptions;
   timer: NodeJS.Timeout | null;
 }
 
-// Library-level reasons a connect could not start (native Code values).
-const CODE_CLOSED = 4;
-const CODE_POOL_FULL = 6;
-// kConnectFailed's word: SysError + raw * 2^8 + step * 2^40 (event_batch.h).
-const RAW_SPAN = 2 ** 32;
-const STEP_UNIT = 2 ** 40;
-const STEP_BIND = 1;
-
-/** A connect the library refused to start: the same error on both drivers. */
-function libraryFailure(code: number, address: string, port: number): AcceptPoolError {
-  if (code === CODE_POOL_FULL) return new AcceptPoolError('ERR_ACCEPTPOOL_POOL_FULL', `maxConnections reached connecting to ${address}:${port}`);
-  if (code === CODE_CLOSED) return new ClientClosedError();
-  return new AcceptPoolError('ERR_ACCEPTPOOL_INTERNAL', `connect to ${address}:${port} could not start (code ${code})`);
-}
-
 /**
- * Where an OS failure of a connect is reported, as node:net does: a failed
- * bind names the local address (and port, if one was asked for), anything
- * else the remote address tried.
+ * Why a connect failed, from its error word (a kConnectFailed record, or
+ * what native connect() returned): the same error on both drivers. An OS
+ * failure is reported as node:net does: a failed bind names the local
+ * address (and port, if one was asked for), anything else the remote
+ * address tried.
  */
-function failedAt(bind: boolean, address: string, port: number, local: CheckedConnectOptions): { syscall: string; address: string; port?: number } {
-  if (!bind) return { syscall: 'connect', address, port };
-  return { syscall: 'bind', address: local.localAddress ?? address, port: local.localPort > 0 ? local.localPort : undefined };
+function connectError(word: number, address: string, port: number, local: ResolvedConnectOptions): AcceptPoolError {
+  const e = decodeErrorWord(word);
+  if (e.code === Code.PoolFull) return new AcceptPoolError('ERR_ACCEPTPOOL_POOL_FULL', `maxConnections reached connecting to ${address}:${port}`);
+  if (e.code === Code.Closed) return new ClientClosedError();
+  if (e.code !== Code.System) return new AcceptPoolError('ERR_ACCEPTPOOL_INTERNAL', `connect to ${address}:${port} could not start (code ${e.code})`);
+  if (e.step !== ConnectStep.Bind) return systemError(e, 'connect', address, port);
+  return systemError(e, 'bind', local.localAddress ?? address, local.localPort > 0 ? local.localPort : undefined);
 }
 
-export class Client extends Endpoint {
+export class Client extends Endpoint<SessionEvents> {
   private readonly pending = new Map<number, PendingConnect>();
   private nextToken = 1;
   // The shared client behind the top-level connect(): it keeps the process
   // alive only while it has sessions or connects in flight, like sockets do.
-  private readonly autoRef: boolean;
+  private autoRef = false;
 
-  constructor(options?: ClientOptions, autoRef = false) {
+  constructor(options?: ClientOptions) {
     super(resolveOptions(options, 'client'));
-    this.autoRef = autoRef;
+  }
+
+  /** @internal The shared client of the top-level connect(). */
+  static shared(): Client {
+    const client = new Client();
+    client.autoRef = true;
+    return client;
   }
 
   /**
@@ -91,7 +73,7 @@ export class Client extends Endpoint {
     if (typeof host !== 'string' || host.length === 0) {
       throw new InvalidArgumentError(`host must be a non-empty string, got ${describe(host)}`);
     }
-    const opts = checkConnectOptions(options);
+    const opts = resolveConnectOptions(options);
     this.checkOpen();
     let addresses: { address: string; family: number }[];
     const family = net.isIP(host);
@@ -127,6 +109,7 @@ export class Client extends Endpoint {
     throw last ?? new AcceptPoolSystemError({ code: 'ENOTFOUND', errno: 0, syscall: 'connect', address: host, port });
   }
 
+  /** @internal */
   protected override onClosing(): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
@@ -136,11 +119,12 @@ export class Client extends Endpoint {
     }
   }
 
+  /** @internal */
   protected override onConnected(id: number, token: number): void {
     const p = this.pending.get(token);
     if (p === undefined) {
       // Given up on (timeout) before it completed: close it quietly.
-      this.native?.closeSession(id, 1);
+      this.native?.closeSession(id, CloseMode.Abort);
       return;
     }
     this.pending.delete(token);
@@ -151,22 +135,17 @@ export class Client extends Endpoint {
     this.deliver1('session', s);
   }
 
-  protected override onConnectFailed(_id: number, word: number, token: number): void {
+  /** @internal */
+  protected override onConnectFailed(_id: number, token: number, word: number): void {
     const p = this.pending.get(token);
     if (p === undefined) return;
     this.pending.delete(token);
     if (p.timer !== null) clearTimeout(p.timer);
     this.refIfBusy();
-    const sys = word % 256;
-    const raw = Math.floor(word / 256) % RAW_SPAN;
-    if (sys === 0) {
-      p.reject(libraryFailure(raw, p.address, p.port));
-      return;
-    }
-    const at = failedAt(Math.floor(word / STEP_UNIT) === STEP_BIND, p.address, p.port, p.local);
-    p.reject(systemError(sys, raw, at.syscall, at.address, at.port));
+    p.reject(connectError(word, p.address, p.port, p.local));
   }
 
+  /** @internal */
   protected override onSessionGone(): void {
     this.refIfBusy();
   }
@@ -179,19 +158,13 @@ export class Client extends Endpoint {
     if (this.autoRef && this.native !== null) this.native.setRef(this.pending.size > 0 || this.liveSessions > 0);
   }
 
-  private attempt(address: string, family: 'IPv4' | 'IPv6', port: number, opts: CheckedConnectOptions): Promise<Session> {
+  private attempt(address: string, family: 'IPv4' | 'IPv6', port: number, opts: ResolvedConnectOptions): Promise<Session> {
     const native = this.native;
     if (native === null) return Promise.reject(new ClientClosedError());
     const token = this.nextToken;
     this.nextToken = this.nextToken >= 0xffffffff ? 1 : this.nextToken + 1;
-    const started = native.connect(token, address, port, opts.localAddress, opts.localPort);
-    if (typeof started === 'number') return Promise.reject(libraryFailure(started, address, port));
-    if (started !== true) {
-      // Reported as the threaded driver reports it (a kConnectFailed record
-      // knows bind from every other step).
-      const at = failedAt(started.syscall === 'bind', address, port, opts);
-      return Promise.reject(new AcceptPoolSystemError({ code: started.code, errno: started.errno, ...at }));
-    }
+    const failed = native.connect(token, address, port, opts.localAddress, opts.localPort);
+    if (failed !== 0) return Promise.reject(connectError(failed, address, port, opts));
     this.state = 'running';
     return new Promise<Session>((resolve, reject) => {
       const p: PendingConnect = { resolve, reject, address, port, family, local: opts, timer: null };
@@ -213,33 +186,4 @@ export class Client extends Endpoint {
 /** The address as the server side would print it ('::1', not '0:0:0:0:0:0:0:1'). */
 function canonical(address: string, family: 'IPv4' | 'IPv6'): string {
   return family === 'IPv6' ? new net.SocketAddress({ address, family: 'ipv6' }).address : address;
-}
-
-interface CheckedConnectOptions {
-  localAddress: string | undefined;
-  localPort: number;
-  localFamily: number;
-  timeout: number;
-}
-
-function checkConnectOptions(options: ConnectOptions): CheckedConnectOptions {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError(`connect options must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== 'localAddress' && key !== 'localPort' && key !== 'timeout') {
-      throw new InvalidArgumentError(`unknown connect option ${JSON.stringify(key)}`);
-    }
-  }
-  let localFamily = 0;
-  if (options.localAddress !== undefined) {
-    localFamily = typeof options.localAddress === 'string' ? net.isIP(options.localAddress) : 0;
-    if (localFamily === 0) throw new InvalidArgumentError(`localAddress must be a numeric IP address, got ${describe(options.localAddress)}`);
-  }
-  const localPort = options.localPort === undefined ? 0 : checkInteger('localPort', options.localPort, 0, 65535);
-  if (localPort !== 0 && options.localAddress === undefined) {
-    throw new InvalidArgumentError('localPort needs localAddress');
-  }
-  const timeout = options.timeout === undefined ? 0 : checkInteger('timeout', options.timeout, 0, 2 ** 31 - 1);
-  return { localAddress: options.localAddress, localPort, localFamily, timeout };
 }

@@ -5,18 +5,36 @@
  * each native batch of events into Session objects and events.
  */
 import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError } from './errors';
-import { IsolatingEmitter, reportUncaught } from './isolate';
-import { binding, CloseMode, EventType, SendResult } from './native';
-import type { Bytes, NativeServer, NativeStats } from './native';
+import { IsolatingEmitter, call0, call1, call2, reportUncaught } from './isolate';
+import { binding } from './native';
+import type { Bytes, NativeServer } from './native';
 import { describe } from './options';
-import type { Driver, ResolvedOptions } from './options';
+import type { ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
-import type { CloseReason, SendData, SessionOwner } from './session';
+import type { SendData } from './session';
+import type { CloseReason, EndpointStats, StaleCommand } from './types';
+import { CloseMode, decodeErrorWord, errorName, wire } from './wire';
+import type { RecordError } from './wire';
 
-export interface EndpointStats extends NativeStats {
-  backend: string;
-  driver: Driver;
-}
+export type { EndpointStats };
+
+// The hot paths' constants, read from the addon once, at load.
+const {
+  Session: EV_SESSION,
+  Data: EV_DATA,
+  Drain: EV_DRAIN,
+  End: EV_END,
+  Close: EV_CLOSE,
+  Stale: EV_STALE,
+  ServerClosed: EV_SERVER_CLOSED,
+  Connected: EV_CONNECTED,
+  ConnectFailed: EV_CONNECT_FAILED,
+} = wire.EventType;
+const { type: R_TYPE, id: R_ID, a: R_A, b: R_B } = wire.record;
+const RECORD_DOUBLES = wire.recordDoubles;
+const SEND_OK = wire.SendResult.Ok;
+const SLOT_MASK = 2 ** wire.slotBits - 1;
+const STALE_COMMANDS: readonly StaleCommand[] = wire.staleCommands;
 
 /** Events of a server or a client (typed on each class). */
 export interface SessionEvents {
@@ -24,26 +42,24 @@ export interface SessionEvents {
   data: [session: Session, chunk: Buffer];
   drain: [session: Session];
   end: [session: Session];
-  sessionClose: [session: Session, reason: CloseReason, err?: Error];
+  /** Why it closed; for 'reset' and 'error' the OS error (ECONNRESET, ...). */
+  sessionClose: [session: Session, reason: CloseReason, err?: AcceptPoolSystemError];
   /**
    * Threaded driver only: a send or close that was accepted (returned true)
    * while the id looked live, but the I/O thread found the session gone (a
    * stale id, counted in staleCommands) or, for a send, already closing by
    * the time it acted. Nothing was delivered.
    */
-  staleCommand: [id: number, command: 'send' | 'close'];
+  staleCommand: [id: number, command: StaleCommand];
   close: [];
   error: [err: Error];
 }
 
-/** Event records held in one shared Float64Array: 4 doubles per event. */
-const RECORDS_PER_BATCH = 8192;
-export const SLOT_MASK = 0xffffff;
-
+/** @internal */
 export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
 
 /**
- * Tests only, not part of the API (index.ts does not export it): gives the
+ * @internal Tests only, not part of the API (index.ts does not export it): gives the
  * next occupant of a slot a chosen generation. A slot retires after
  * 2^29 - 1 occupants, which no test can make, so this is how the suite
  * reaches the end of a slot's generations over real sockets. Allowed before
@@ -51,19 +67,39 @@ export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
  */
 export const kSetGenerationForTesting = Symbol('acceptpool.setGenerationForTesting');
 
-export abstract class Endpoint extends IsolatingEmitter implements SessionOwner {
+/** A listener of an event whose arguments are `A`. */
+type ListenerOf<A> = A extends unknown[] ? (...args: A) => void : never;
+
+// Typed events by declaration merging: no wrapper methods at run time, so an
+// emit costs what EventEmitter's own does. Server and Client each name their
+// events (E).
+export interface Endpoint<E extends SessionEvents> {
+  on<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  once<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  off<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  addListener<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  removeListener<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  emit<K extends keyof E & string>(event: K, ...args: E[K] extends unknown[] ? E[K] : never): boolean;
+}
+
+export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter {
+  /** @internal */
   protected readonly opts: ResolvedOptions;
+  /** @internal */
   protected native: NativeServer | null;
+  /** @internal */
   protected state: EndpointState = 'idle';
-  // Live sessions by slot (id & 0xffffff); a dense array keeps lookup cheap.
-  protected readonly sessions: (Session | undefined)[] = [];
-  private readonly records = new Float64Array(RECORDS_PER_BATCH * 4);
-  /** Sessions open (known to JS and not yet reported closed). */
+  // Live sessions by slot (id & SLOT_MASK); a dense array keeps lookup cheap.
+  private readonly sessions: (Session | undefined)[] = [];
+  // Event records, one batch at a time (native code writes them here).
+  private readonly records = new Float64Array(wire.recordsPerBatch * RECORD_DOUBLES);
+  /** @internal Sessions open (known to JS and not yet reported closed). */
   protected liveSessions = 0;
   private closeWaiters: (() => void)[] = [];
   private jsStale = 0;
-  private lastStats: NativeStats;
+  private lastStats: EndpointStats;
 
+  /** @internal */
   protected constructor(opts: ResolvedOptions) {
     super();
     this.opts = opts;
@@ -87,7 +123,7 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
     }
     // Ending sessions refuse sends here, so both drivers answer the same.
     if (s.ending) return false;
-    return this.native.send(id, bytes) === SendResult.Ok;
+    return this.native.send(id, bytes) === SEND_OK;
   }
 
   /**
@@ -176,25 +212,25 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
     return this;
   }
 
-  /** See kSetGenerationForTesting. */
+  /** @internal See kSetGenerationForTesting. */
   [kSetGenerationForTesting](slot: number, generation: number): void {
     if (this.native === null) throw new InvalidStateError('the endpoint is closed');
     this.native.setGenerationForTesting(slot, generation);
   }
 
-  /** Called when close() starts, before sessions close. */
+  /** @internal Called when close() starts, before sessions close. */
   protected onClosing(): void {}
 
-  /** A kConnected record (client side). */
+  /** @internal A kConnected record (client side). */
   protected onConnected(_id: number, _token: number): void {}
 
-  /** A kConnectFailed record (client side). */
-  protected onConnectFailed(_id: number, _word: number, _token: number): void {}
+  /** @internal A kConnectFailed record (client side): `word` is its error word. */
+  protected onConnectFailed(_id: number, _token: number, _word: number): void {}
 
-  /** A session was reported closed. */
+  /** @internal A session was reported closed. */
   protected onSessionGone(): void {}
 
-  /** Makes a session known to the dispatcher (and the id-based commands). */
+  /** @internal Makes a session known to the dispatcher (and the id-based commands). */
   protected adopt(s: Session): void {
     // Accepted before close() reached the I/O thread: closing all the same.
     if (this.state === 'closing') markClosing(s);
@@ -223,7 +259,7 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
   // the same one. If the native side finds the session already gone (its
   // close event on the way), nothing happens there and it counts the command
   // in staleCommands (the threaded driver also emits 'staleCommand').
-  private command(id: number, mode: CloseMode, step: CloseStep): boolean {
+  private command(id: number, mode: number, step: CloseStep): boolean {
     checkId(id);
     const s = this.sessions[id & SLOT_MASK];
     if (s === undefined || s.id !== id || this.native === null) {
@@ -257,9 +293,9 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
   private readonly onBatch = (count: number, data: Buffer | undefined, base: number): void => {
     const r = this.records;
     for (let i = 0; i < count; i++) {
-      const o = i * 4;
+      const o = i * RECORD_DOUBLES;
       try {
-        this.dispatch(r[o], r[o + 1], r[o + 2], r[o + 3], data, base);
+        this.dispatch(r[o + R_TYPE], r[o + R_ID], r[o + R_A], r[o + R_B], data, base);
       } catch (err) {
         // User callbacks are isolated where they are called; this only
         // keeps a library bug from stopping the rest of the batch.
@@ -276,53 +312,32 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
    */
   private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
     switch (type) {
-      case EventType.Session: {
+      case EV_SESSION: {
         const s = Session.fromRecord(this, id, data as Buffer, base + a);
         this.adopt(s);
         this.deliver1('session', s);
         return;
       }
-      case EventType.Data: {
+      case EV_DATA: {
         const s = this.sessions[id & SLOT_MASK];
         // Bytes read before a close reached native code are discarded too.
         if (s === undefined || s.closing) return;
         const chunk = (data as Buffer).subarray(base + a, base + a + b);
-        const ondata = s.ondata;
-        if (ondata !== null) {
-          try {
-            ondata.call(s, chunk);
-          } catch (err) {
-            reportUncaught(err);
-          }
-        }
+        call1(s.ondata, s, chunk);
         this.deliver2('data', s, chunk);
         return;
       }
-      case EventType.Drain: {
+      case EV_DRAIN: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined) return;
-        const ondrain = s.ondrain;
-        if (ondrain !== null) {
-          try {
-            ondrain.call(s);
-          } catch (err) {
-            reportUncaught(err);
-          }
-        }
+        call0(s.ondrain, s);
         this.deliver1('drain', s);
         return;
       }
-      case EventType.End: {
+      case EV_END: {
         const s = this.sessions[id & SLOT_MASK];
         if (s === undefined || s.closing) return;
-        const onend = s.onend;
-        if (onend !== null) {
-          try {
-            onend.call(s);
-          } catch (err) {
-            reportUncaught(err);
-          }
-        }
+        call0(s.onend, s);
         this.deliver1('end', s);
         // Like net.Socket without allowHalfOpen: answer the peer's FIN with
         // ours once what the handlers queued has been sent (unless a handler
@@ -333,40 +348,33 @@ export abstract class Endpoint extends IsolatingEmitter implements SessionOwner 
         }
         return;
       }
-      case EventType.Close: {
+      case EV_CLOSE: {
         const slot = id & SLOT_MASK;
         const s = this.sessions[slot];
         if (s === undefined || s.id !== id) return;
         this.sessions[slot] = undefined;
-        s.closed = true;
+        s.markClosed();
         this.liveSessions--;
         this.onSessionGone();
-        const reason = CLOSE_REASONS[a & 0xff] ?? 'error';
-        const code = a >>> 8;
+        const reason: CloseReason = CLOSE_REASONS[a] ?? 'error';
         const onclose = s.onclose;
         // Errors are built only for someone who will see them.
         if (onclose === null && this.listenerCount('sessionClose') === 0) return;
-        const err = code !== 0 ? systemError(code, b, 'io') : undefined;
-        if (onclose !== null) {
-          try {
-            onclose.call(s, reason, err);
-          } catch (e) {
-            reportUncaught(e);
-          }
-        }
+        const err = b !== 0 ? systemError(decodeErrorWord(b), 'io') : undefined;
+        call2(onclose, s, reason, err);
         this.deliver3('sessionClose', s, reason, err);
         return;
       }
-      case EventType.Stale:
-        this.deliver2('staleCommand', id, a === 0 ? 'send' : 'close');
+      case EV_STALE:
+        this.deliver2('staleCommand', id, STALE_COMMANDS[a]);
         return;
-      case EventType.Connected:
+      case EV_CONNECTED:
         this.onConnected(id, a);
         return;
-      case EventType.ConnectFailed:
+      case EV_CONNECT_FAILED:
         this.onConnectFailed(id, a, b);
         return;
-      case EventType.ServerClosed:
+      case EV_SERVER_CLOSED:
         this.finishClose();
         return;
       default:
@@ -380,25 +388,27 @@ function markClosing(s: Session): void {
   if (s.closeStep < CloseStep.Closing) s.closeStep = CloseStep.Closing;
 }
 
-/** A system error from a native SysError index and raw OS code. */
-export function systemError(code: number, raw: number, syscall: string, address?: string, port?: number): AcceptPoolSystemError {
+/** @internal The system error of a decoded error word (code System). */
+export function systemError(e: RecordError, syscall: string, address?: string, port?: number): AcceptPoolSystemError {
   // The stack would only show the batch dispatcher; skipping it makes a
   // storm of resets cheap.
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new AcceptPoolSystemError({ code: binding.errorNames[code] ?? 'EUNKNOWN', errno: -raw, syscall, address, port });
+    return new AcceptPoolSystemError({ code: errorName(e.sys), errno: -e.raw, syscall, address, port });
   } finally {
     Error.stackTraceLimit = limit;
   }
 }
 
+/** @internal */
 export function checkId(id: unknown): asserts id is number {
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
     throw new InvalidArgumentError(`session id must be a non-negative integer, got ${describe(id)}`);
   }
 }
 
+/** @internal */
 export function toBytes(data: SendData): Bytes {
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
   if (ArrayBuffer.isView(data) || data instanceof ArrayBuffer) return data;

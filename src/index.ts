@@ -43,6 +43,6 @@ let sharedClient: Client | null = null;
  * data with `session.ondata` (or use createClient() for events).
  */
 export function connect(port: number, host?: string, options?: ConnectOptions): Promise<Session> {
-  if (sharedClient === null) sharedClient = new Client(undefined, true);
+  if (sharedClient === null) sharedClient = Client.shared();
   return sharedClient.connect(port, host, options);
 }

@@ -27,8 +27,45 @@ export function reportUncaught(err: unknown): void {
   process.nextTick(rethrow, err);
 }
 
-// EventEmitter's own listener type; the Server and Client interfaces type
-// listeners per event.
+// Calls `fn` (when there is one) with `this` = `self` under the rule above.
+// One function per arity: a listener gets exactly the arguments emit() would
+// give it, and no array is made per call.
+export function call0(fn: ((this: unknown) => void) | null, self: unknown): void {
+  if (fn === null) return;
+  try {
+    fn.call(self);
+  } catch (err) {
+    reportUncaught(err);
+  }
+}
+
+export function call1<A>(fn: ((this: unknown, a: A) => void) | null, self: unknown, a: A): void {
+  if (fn === null) return;
+  try {
+    fn.call(self, a);
+  } catch (err) {
+    reportUncaught(err);
+  }
+}
+
+export function call2<A, B>(fn: ((this: unknown, a: A, b: B) => void) | null, self: unknown, a: A, b: B): void {
+  if (fn === null) return;
+  try {
+    fn.call(self, a, b);
+  } catch (err) {
+    reportUncaught(err);
+  }
+}
+
+export function call3<A, B, C>(fn: ((this: unknown, a: A, b: B, c: C) => void) | null, self: unknown, a: A, b: B, c: C): void {
+  if (fn === null) return;
+  try {
+    fn.call(self, a, b, c);
+  } catch (err) {
+    reportUncaught(err);
+  }
+}
+
 // EventEmitter's own listener type; the Server and Client interfaces type
 // listeners per event.
 type Listener = Parameters<EventEmitter['on']>[1];
@@ -50,48 +87,36 @@ export class IsolatingEmitter extends EventEmitter {
 
   // ---- emitting: what emit() does, each listener in a try.
 
+  /** @internal */
   protected deliver0(event: EventName): void {
     const route = this.routes[event];
     if (route === undefined) return;
     if (route === true) return this.fanOut(event, []);
-    try {
-      route.call(this);
-    } catch (err) {
-      reportUncaught(err);
-    }
+    call0(route, this);
   }
 
+  /** @internal */
   protected deliver1(event: EventName, a: unknown): void {
     const route = this.routes[event];
     if (route === undefined) return;
     if (route === true) return this.fanOut(event, [a]);
-    try {
-      route.call(this, a);
-    } catch (err) {
-      reportUncaught(err);
-    }
+    call1(route, this, a);
   }
 
+  /** @internal */
   protected deliver2(event: EventName, a: unknown, b: unknown): void {
     const route = this.routes[event];
     if (route === undefined) return;
     if (route === true) return this.fanOut(event, [a, b]);
-    try {
-      route.call(this, a, b);
-    } catch (err) {
-      reportUncaught(err);
-    }
+    call2(route, this, a, b);
   }
 
+  /** @internal */
   protected deliver3(event: EventName, a: unknown, b: unknown, c: unknown): void {
     const route = this.routes[event];
     if (route === undefined) return;
     if (route === true) return this.fanOut(event, [a, b, c]);
-    try {
-      route.call(this, a, b, c);
-    } catch (err) {
-      reportUncaught(err);
-    }
+    call3(route, this, a, b, c);
   }
 
   // Several listeners: a snapshot of the list (once wrappers included, which

@@ -2,77 +2,47 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 
-import type { LoadProgress, LoadResult } from './loadgen';
+import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgress, LoadResult, StaleCommand, StatsCounters } from './types';
 
-/** The record layout the native side writes: [type, id, a, b] per event. */
-export const enum EventType {
-  Session = 1,
-  Data = 2,
-  Drain = 3,
-  End = 4,
-  Close = 5,
-  Stale = 6,
-  ServerClosed = 7,
-  Connected = 8,
-  ConnectFailed = 9,
+/**
+ * The wire format as the addon exports it (native/core/wire.h lists every
+ * part). These declarations name what TypeScript relies on; the values come
+ * from the addon only, and test/05.wire.test.ts checks that the addon has
+ * exactly these names.
+ */
+export interface NativeWire {
+  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed'>;
+  SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
+  CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
+  Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
+  ConnectStep: Numbered<'Connect' | 'Bind'>;
+  /** By SysError value: the Node-style code ('ECONNRESET'). */
+  errorNames: readonly string[];
+  /** By native value, as in every named list. */
+  closeReasons: readonly CloseReason[];
+  staleCommands: readonly StaleCommand[];
+  loadModes: readonly LoadMode[];
+  loadPhases: readonly LoadPhase[];
+  /** Every counter of stats(), in native order. */
+  statsFields: readonly (keyof StatsCounters)[];
+  /** Each record field's index among a record's doubles. */
+  record: Numbered<'type' | 'id' | 'a' | 'b'>;
+  recordDoubles: number;
+  /** Records one batch holds at most (what JS's record array is sized for). */
+  recordsPerBatch: number;
+  /** The error word's fields: field = floor(word / 2^shift) mod 2^bits. */
+  errorWord: Readonly<Record<'sys' | 'raw' | 'code' | 'step', Readonly<{ shift: number; bits: number }>>>;
+  /** A kSession record's SocketAddress: its size and each part's byte offset. */
+  address: Numbered<'size' | 'family' | 'port' | 'addr'>;
+  /** A session id is generation * 2^slotBits + slot. */
+  slotBits: number;
+  /** What native code can hold at most, which option ranges stay within. */
+  maxQueuedBytes: number;
+  maxLoadThreads: number;
+  maxLoadMessage: number;
 }
 
-export const enum SendResult {
-  Ok = 0,
-  Backpressure = 1,
-  Stale = 2,
-  Closed = 3,
-  Overflow = 4,
-  Failed = 5,
-}
-
-export const enum CloseMode {
-  Graceful = 0,
-  Abort = 1,
-  End = 2,
-}
-
-export interface NativeStats {
-  poolSize: number;
-  poolFree: number;
-  inUse: number;
-  /** Slots retired because their generations ran out; never reused. */
-  retiredSlots: number;
-  peakInUse: number;
-  growths: number;
-  shrinks: number;
-  accepts: number;
-  connects: number;
-  connectErrors: number;
-  acceptErrors: number;
-  /**
-   * Accept errors of one connection that its peer had already reset or
-   * abandoned before the server could take it: the client saw it connected,
-   * the server never had a session for it. Counted in acceptErrors too.
-   */
-  acceptAborts: number;
-  emfile: number;
-  shed: number;
-  acceptPauses: number;
-  staleCommands: number;
-  overflows: number;
-  timeouts: number;
-  bytesIn: number;
-  bytesOut: number;
-  sendBlocks: number;
-  /** Graceful closes that waited for the peer's FIN after sending ours (closeLinger). */
-  lingers: number;
-  /** ... of them, ended by the peer's FIN. */
-  lingerEnds: number;
-  /** ... of them, reset at the closeLinger deadline. */
-  lingerTimeouts: number;
-  /** Bytes read after a close was requested and dropped (never reach JS). */
-  bytesDiscarded: number;
-  /** The backend's own counters (IOCP: accept pool, socket reuse), when it has any. */
-  backendCounters?: Record<string, number>;
-  backend: string;
-  driver: string;
-}
+type Numbered<Name extends string> = Readonly<Record<Name, number>>;
 
 export interface NativeListenResult {
   address: string;
@@ -88,6 +58,7 @@ export interface NativeErrorInfo {
 
 export type Bytes = ArrayBufferView | ArrayBuffer;
 
+/** Every option, validated and complete (src/options.ts); native code has no defaults. */
 export interface NativeServerOptions {
   maxConnections: number;
   poolSize: number;
@@ -100,29 +71,32 @@ export interface NativeServerOptions {
   shrinkDelaySeconds: number;
   closeLingerSeconds: number;
   noDelay: boolean;
-  driver: 'inline' | 'threaded';
+  driver: Driver;
 }
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
-  /** True, an OS failure, or the native Code of a library failure (as in kConnectFailed). */
-  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): true | NativeErrorInfo | number;
+  /** 0 when started, else the error word of why not (as in a kConnectFailed record). */
+  connect(token: number, host: string, port: number, localHost?: string, localPort?: number): number;
   abortConnect(token: number): void;
-  send(id: number, data: Bytes): SendResult;
-  closeSession(id: number, mode: CloseMode): boolean;
+  /** A SendResult value. */
+  send(id: number, data: Bytes): number;
+  /** `mode`: a CloseMode value. */
+  closeSession(id: number, mode: number): boolean;
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;
-  stats(): NativeStats;
+  stats(): EndpointStats;
   setRef(ref: boolean): void;
   destroy(): void;
   /** Tests only, before listen/connect: the next occupant of `slot` gets `generation`. */
   setGenerationForTesting(slot: number, generation: number): void;
 }
 
-/** What src/loadgen.ts hands the native load generator (validated there). */
+/** What src/options.ts hands the native load generator: validated and complete. */
 export interface NativeLoadOptions {
-  mode: 0 | 1 | 2 | 3;
+  /** A LoadMode value (its index in wire.loadModes). */
+  mode: number;
   remote: number;
   port: number;
   firstSource: number;
@@ -154,8 +128,9 @@ export interface NativeBinding {
     onBatch: (count: number, data: Buffer | undefined, base: number) => void,
   ) => NativeServer;
   NativeLoadGenerator: new () => NativeLoadGenerator;
-  errorNames: string[];
-  platformBackend?: string;
+  wire: NativeWire;
+  /** The soft RLIMIT_NOFILE (descriptors this process may hold), or null when there is none (Windows) or it is unlimited. */
+  descriptorLimit(): number | null;
 }
 
 function load(): NativeBinding {

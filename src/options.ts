@@ -1,8 +1,18 @@
-/** Server options: their types, defaults and up-front validation. */
-import { InvalidArgumentError } from './errors';
-import type { NativeServerOptions } from './native';
+/**
+ * Every option of the API: its type, default, range and up-front validation,
+ * in this one place (server and client options, connect() options, load
+ * generator options). Native code takes the resolved values complete and has
+ * no defaults of its own; what it can hold at most (MAX_SLOTS,
+ * maxLoadMessage) it says itself, through the wire.
+ */
+import * as net from 'node:net';
 
-export type Driver = 'inline' | 'threaded';
+import { InvalidArgumentError } from './errors';
+import type { NativeLoadOptions, NativeServerOptions } from './native';
+import type { Driver, LoadMode } from './types';
+import { MAX_SLOTS, wire } from './wire';
+
+export type { Driver };
 
 export interface ServerOptions {
   /** Most sessions open at once; beyond it accepting pauses (default 1,048,576). */
@@ -49,22 +59,48 @@ export type ClientOptions = Pick<
   'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay' | 'closeLinger'
 >;
 
+/** @internal */
 export interface ResolvedOptions {
   native: NativeServerOptions;
   allowHalfOpen: boolean;
   ipv6Only: boolean;
 }
 
-/** The Linux default, chosen by benchmarks/ (see README); the only driver on Windows. */
+/** The Linux default, chosen by measurement (README, "Drivers"); the only driver on Windows. */
 export const DEFAULT_DRIVER: Driver = 'threaded';
 /** The inline driver needs a pollable descriptor, which IOCP does not have. */
 const INLINE_AVAILABLE = process.platform !== 'win32';
 
-const MAX_SLOTS = 2 ** 24;
-const MAX_BYTES = 2 ** 30;
+// What native code can hold at most (a queue's bytes), which the ranges stay within.
+const MAX_BYTES = wire.maxQueuedBytes;
 const MAX_MS = 2 ** 31 - 1;
 
 /**
+ * @internal
+ * Every server and client option's default, in the one place that applies
+ * them (the README's option table says the same: test/07 holds it to this).
+ * Two give way to other options: poolSize and poolGrowth are at most
+ * maxConnections, and maxQueuedBytes stays above highWaterMark.
+ */
+export const OPTION_DEFAULTS = {
+  maxConnections: 2 ** 20,
+  poolSize: 1024,
+  poolGrowth: 1024,
+  backlog: 511,
+  noDelay: true,
+  highWaterMark: 64 * 1024,
+  maxQueuedBytes: 4 * 1024 * 1024,
+  driver: DEFAULT_DRIVER,
+  idleTimeout: 0,
+  allowHalfOpen: false,
+  ipv6Only: false,
+  acceptBatch: 128,
+  shrinkDelay: 30_000,
+  closeLinger: 5_000,
+} as const satisfies Required<Omit<ServerOptions, 'threads'>>;
+
+/**
+ * @internal
  * The range of every numeric option, in the one place that checks them.
  * Each value in range, with any other option in range, stays within what
  * the native side accepts: highWaterMark stops one below maxQueuedBytes'
@@ -83,7 +119,7 @@ export const OPTION_RANGES = {
   closeLinger: [0, MAX_MS],
 } as const satisfies Partial<Record<keyof ServerOptions, readonly [number, number]>>;
 
-type NumericOption = keyof typeof OPTION_RANGES;
+type Ranges = { readonly [key: string]: readonly [number, number] };
 
 const CLIENT_KEYS = [
   'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
@@ -94,6 +130,7 @@ const KEYS = {
   server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch']),
 };
 
+/** @internal */
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
@@ -101,9 +138,10 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value;
 }
 
-function optionalInteger(o: ServerOptions, key: NumericOption, fallback: number): number {
-  const v = o[key];
-  const [min, max] = OPTION_RANGES[key];
+/** `options[key]` checked against its range in `ranges`, or `fallback` when absent. */
+function optionalInteger<R extends Ranges>(options: object, ranges: R, key: keyof R & string, fallback: number): number {
+  const v: unknown = (options as Record<string, unknown>)[key];
+  const [min, max] = ranges[key];
   return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
 }
 
@@ -114,6 +152,7 @@ function optionalBoolean(o: ServerOptions, key: keyof ServerOptions, fallback: b
   return v;
 }
 
+/** @internal */
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
@@ -123,6 +162,7 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : typeof value;
 }
 
+/** @internal */
 export function resolveOptions(options: ServerOptions | ClientOptions | undefined, kind: 'server' | 'client'): ResolvedOptions {
   if (options === undefined) options = {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -131,15 +171,16 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   for (const key of Object.keys(options)) {
     if (!KEYS[kind].has(key)) throw new InvalidArgumentError(`unknown ${kind} option ${JSON.stringify(key)}`);
   }
-  const maxConnections = optionalInteger(options, 'maxConnections', 2 ** 20);
-  const poolGrowth = optionalInteger(options, 'poolGrowth', Math.min(1024, maxConnections));
-  const poolSize = optionalInteger(options, 'poolSize', Math.min(1024, maxConnections));
-  const highWaterMark = optionalInteger(options, 'highWaterMark', 64 * 1024);
-  const maxQueuedBytes = optionalInteger(options, 'maxQueuedBytes', Math.max(4 * 1024 * 1024, highWaterMark + 1));
+  const d = OPTION_DEFAULTS;
+  const maxConnections = optionalInteger(options, OPTION_RANGES, 'maxConnections', d.maxConnections);
+  const poolGrowth = optionalInteger(options, OPTION_RANGES, 'poolGrowth', Math.min(d.poolGrowth, maxConnections));
+  const poolSize = optionalInteger(options, OPTION_RANGES, 'poolSize', Math.min(d.poolSize, maxConnections));
+  const highWaterMark = optionalInteger(options, OPTION_RANGES, 'highWaterMark', d.highWaterMark);
+  const maxQueuedBytes = optionalInteger(options, OPTION_RANGES, 'maxQueuedBytes', Math.max(d.maxQueuedBytes, highWaterMark + 1));
   if (maxQueuedBytes <= highWaterMark) {
     throw new InvalidArgumentError(`options.maxQueuedBytes (${maxQueuedBytes}) must exceed options.highWaterMark (${highWaterMark})`);
   }
-  let driver: Driver = DEFAULT_DRIVER;
+  let driver: Driver = d.driver;
   if (options.driver !== undefined) {
     if (options.driver !== 'inline' && options.driver !== 'threaded') {
       throw new InvalidArgumentError(`options.driver must be 'inline' or 'threaded', got ${describe(options.driver)}`);
@@ -157,25 +198,197 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   if (driver === 'inline' && !INLINE_AVAILABLE) {
     throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
   }
-  const idleTimeout = optionalInteger(options, 'idleTimeout', 0);
-  const shrinkDelay = optionalInteger(options, 'shrinkDelay', 30_000);
-  const closeLinger = optionalInteger(options, 'closeLinger', 5_000);
+  const idleTimeout = optionalInteger(options, OPTION_RANGES, 'idleTimeout', d.idleTimeout);
+  const shrinkDelay = optionalInteger(options, OPTION_RANGES, 'shrinkDelay', d.shrinkDelay);
+  const closeLinger = optionalInteger(options, OPTION_RANGES, 'closeLinger', d.closeLinger);
   return {
     native: {
       maxConnections,
       poolSize,
       poolGrowth,
-      backlog: optionalInteger(options, 'backlog', 511),
+      backlog: optionalInteger(options, OPTION_RANGES, 'backlog', d.backlog),
       highWaterMark,
       maxQueuedBytes,
-      acceptBatch: optionalInteger(options, 'acceptBatch', 128),
+      acceptBatch: optionalInteger(options, OPTION_RANGES, 'acceptBatch', d.acceptBatch),
       idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
       shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
       closeLingerSeconds: Math.ceil(closeLinger / 1000),
-      noDelay: optionalBoolean(options, 'noDelay', true),
+      noDelay: optionalBoolean(options, 'noDelay', d.noDelay),
       driver,
     },
-    allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', false),
-    ipv6Only: optionalBoolean(options, 'ipv6Only', false),
+    allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
+    ipv6Only: optionalBoolean(options, 'ipv6Only', d.ipv6Only),
+  };
+}
+
+/** Options of one outgoing connection (Client.connect(), connect()). */
+export interface ConnectOptions {
+  /** Numeric IP to bind before connecting (e.g. a 127.0.0.x to spread sources). */
+  localAddress?: string;
+  /** Local port to bind (default 0: any). */
+  localPort?: number;
+  /** Milliseconds before an attempt fails with ETIMEDOUT (default 0: the OS's own limit). */
+  timeout?: number;
+}
+
+/** @internal */
+export interface ResolvedConnectOptions {
+  localAddress: string | undefined;
+  localPort: number;
+  /** 4 or 6 for a localAddress (as net.isIP() says), else 0. */
+  localFamily: number;
+  timeout: number;
+}
+
+/** @internal */
+export function resolveConnectOptions(options: ConnectOptions): ResolvedConnectOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError(`connect options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'localAddress' && key !== 'localPort' && key !== 'timeout') {
+      throw new InvalidArgumentError(`unknown connect option ${JSON.stringify(key)}`);
+    }
+  }
+  let localFamily = 0;
+  if (options.localAddress !== undefined) {
+    localFamily = typeof options.localAddress === 'string' ? net.isIP(options.localAddress) : 0;
+    if (localFamily === 0) throw new InvalidArgumentError(`localAddress must be a numeric IP address, got ${describe(options.localAddress)}`);
+  }
+  const localPort = options.localPort === undefined ? 0 : checkInteger('localPort', options.localPort, 0, 65535);
+  if (localPort !== 0 && options.localAddress === undefined) {
+    throw new InvalidArgumentError('localPort needs localAddress');
+  }
+  const timeout = options.timeout === undefined ? 0 : checkInteger('timeout', options.timeout, 0, MAX_MS);
+  return { localAddress: options.localAddress, localPort, localFamily, timeout };
+}
+
+export interface LoadOptions {
+  /** Server port. */
+  port: number;
+  /** Server IPv4 address (default 127.0.0.1). */
+  host?: string;
+  /**
+   * 'connect-close' (default): connect, reset at once, connect again.
+   * 'reqrep': connect, send `messageSize` bytes, check the echo, reset.
+   * 'echo': persistent connections, one message in flight on each.
+   * 'idle': open `connections` and hold them until stop() or `duration`.
+   */
+  mode?: LoadMode;
+  /** Connects in flight (storms) or connections held (echo, idle), over all threads (default 64). */
+  connections?: number;
+  /** Native threads, each with its own engine (default 1). */
+  threads?: number;
+  /** Measured milliseconds; for 'idle' the longest hold (default 3000). */
+  duration?: number;
+  /** Milliseconds of load before measuring starts (default 500). */
+  warmup?: number;
+  /** Bytes per request (default 16). */
+  messageSize?: number;
+  /**
+   * Source addresses: connects bind to firstSource, firstSource + 1, ... in
+   * turn (default 8 when host is in 127.0.0.0/8, else 0: the OS chooses).
+   */
+  sourceAddresses?: number;
+  /** First source address (default 127.0.0.1). */
+  firstSource?: string;
+  /** Milliseconds a connect or a reply may take before it counts as a timeout (default 3000). */
+  timeout?: number;
+  /** Echo and idle: milliseconds opening every connection may take before the run starts anyway (default 20000). */
+  rampTimeout?: number;
+  /** Milliseconds before a connection that failed is tried again (default 10). */
+  retryDelay?: number;
+  /**
+   * Connects in progress at once per thread, at most (default 256; 0 = no
+   * cap), so opening thousands of connections does not overflow the
+   * server's accept queue.
+   */
+  maxConnecting?: number;
+}
+
+const DAY_MS = 86_400_000;
+
+/** @internal Every load generator option's default but the port's. */
+export const LOAD_OPTION_DEFAULTS = {
+  host: '127.0.0.1',
+  mode: 'connect-close',
+  connections: 64,
+  threads: 1,
+  duration: 3000,
+  warmup: 500,
+  messageSize: 16,
+  /** When host is in 127.0.0.0/8; else 0 (the OS chooses). */
+  sourceAddresses: 8,
+  firstSource: '127.0.0.1',
+  timeout: 3000,
+  rampTimeout: 20_000,
+  retryDelay: 10,
+  maxConnecting: 256,
+} as const satisfies Required<Omit<LoadOptions, 'port'>>;
+
+/** @internal The range of every numeric load generator option. */
+export const LOAD_OPTION_RANGES = {
+  connections: [1, 1_000_000],
+  threads: [1, wire.maxLoadThreads],
+  duration: [0, DAY_MS],
+  warmup: [0, DAY_MS],
+  messageSize: [1, wire.maxLoadMessage],
+  sourceAddresses: [0, 65536],
+  timeout: [1, DAY_MS],
+  rampTimeout: [0, DAY_MS],
+  retryDelay: [0, 60_000],
+  maxConnecting: [0, 1_000_000],
+} as const satisfies Partial<Record<keyof LoadOptions, readonly [number, number]>>;
+
+const LOAD_KEYS = new Set<string>(['port', 'host', 'mode', 'firstSource', ...Object.keys(LOAD_OPTION_RANGES)]);
+
+/** An IPv4 address as an unsigned 32-bit number, or throws naming the option. */
+function ipv4(name: string, value: unknown): number {
+  if (typeof value !== 'string' || !net.isIPv4(value)) {
+    throw new InvalidArgumentError(`${name} must be a numeric IPv4 address, got ${describe(value)}`);
+  }
+  return value.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+}
+
+/** @internal Checks every load generator option and fills in the defaults. */
+export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; native: NativeLoadOptions } {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!LOAD_KEYS.has(key)) throw new InvalidArgumentError(`unknown load generator option ${JSON.stringify(key)}`);
+  }
+  const d = LOAD_OPTION_DEFAULTS;
+  const modes = wire.loadModes;
+  const mode = options.mode ?? d.mode;
+  if (!modes.includes(mode)) {
+    throw new InvalidArgumentError(`options.mode must be one of ${modes.join(', ')}, got ${describe(mode)}`);
+  }
+  const port = checkInteger('options.port', options.port, 1, 65535);
+  const remote = ipv4('options.host', options.host ?? d.host);
+  const loopback = remote >>> 24 === 127;
+  const firstSource = ipv4('options.firstSource', options.firstSource ?? d.firstSource);
+  const sources = optionalInteger(options, LOAD_OPTION_RANGES, 'sourceAddresses', loopback ? d.sourceAddresses : 0);
+  if (sources > 0 && firstSource + sources - 1 > 0xffffffff) {
+    throw new InvalidArgumentError('options.sourceAddresses runs past 255.255.255.255');
+  }
+  return {
+    mode,
+    native: {
+      mode: modes.indexOf(mode),
+      remote,
+      port,
+      firstSource,
+      sources,
+      connections: optionalInteger(options, LOAD_OPTION_RANGES, 'connections', d.connections),
+      threads: optionalInteger(options, LOAD_OPTION_RANGES, 'threads', d.threads),
+      messageSize: optionalInteger(options, LOAD_OPTION_RANGES, 'messageSize', d.messageSize),
+      durationMs: optionalInteger(options, LOAD_OPTION_RANGES, 'duration', d.duration),
+      warmupMs: optionalInteger(options, LOAD_OPTION_RANGES, 'warmup', d.warmup),
+      rampTimeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'rampTimeout', d.rampTimeout),
+      timeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'timeout', d.timeout),
+      retryDelayMs: optionalInteger(options, LOAD_OPTION_RANGES, 'retryDelay', d.retryDelay),
+      maxConnecting: optionalInteger(options, LOAD_OPTION_RANGES, 'maxConnecting', d.maxConnecting),
+    },
   };
 }

@@ -21,18 +21,7 @@ export interface ServerEvents extends SessionEvents {
   listening: [address: AddressInfo];
 }
 
-// Typed events by declaration merging: no wrapper methods at run time, so an
-// emit costs what EventEmitter's own does.
-export interface Server {
-  on<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  once<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  off<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  addListener<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  removeListener<E extends keyof ServerEvents>(event: E, listener: (...args: ServerEvents[E]) => void): this;
-  emit<E extends keyof ServerEvents>(event: E, ...args: ServerEvents[E]): boolean;
-}
-
-export class Server extends Endpoint {
+export class Server extends Endpoint<ServerEvents> {
   private bound: AddressInfo | null = null;
   private listenPending = false;
 
@@ -71,6 +60,7 @@ export class Server extends Endpoint {
     return this.bound;
   }
 
+  /** @internal */
   protected override onClosing(): void {
     this.bound = null;
   }

@@ -5,12 +5,17 @@
  * in native code, even after the slot serves a new client.
  */
 import { formatIPv4, formatIPv6 } from './address';
-import type { SystemErrorInfo } from './errors';
+import type { AcceptPoolSystemError } from './errors';
+import type { CloseReason } from './types';
+import { wire } from './wire';
 
-export type CloseReason = 'remote' | 'reset' | 'local' | 'timeout' | 'shutdown' | 'overflow' | 'error';
+export type { CloseReason };
 
-/** Index = the native CloseReason value. */
-export const CLOSE_REASONS: readonly CloseReason[] = ['remote', 'reset', 'local', 'timeout', 'shutdown', 'overflow', 'error'];
+/** Every close reason; index = the native CloseReason value. */
+export const CLOSE_REASONS: readonly CloseReason[] = wire.closeReasons;
+
+// Where a kSession record's address keeps its parts (native/core/address.h).
+const { family: AT_FAMILY, port: AT_PORT, addr: AT_ADDR } = wire.address;
 
 export type SendData = ArrayBufferView | ArrayBuffer | string;
 
@@ -25,7 +30,7 @@ export const enum CloseStep {
   Destroyed = 3,
 }
 
-/** What a Session needs from its server or client. */
+/** @internal What a Session needs from its server or client. */
 export interface SessionOwner {
   send(id: number, data: SendData): boolean;
   closeSession(id: number): boolean;
@@ -34,26 +39,26 @@ export interface SessionOwner {
   /** @internal */ bufferedAmountOf(id: number): number;
 }
 
-export type { SystemErrorInfo };
-
 interface SessionHandlers {
   data: ((chunk: Buffer) => void) | null;
   drain: (() => void) | null;
   end: (() => void) | null;
-  close: ((reason: CloseReason, err?: Error) => void) | null;
+  close: SessionCloseHandler | null;
 }
+
+/** A session's close: why, and for 'reset' and 'error' the OS error. */
+export type SessionCloseHandler = (reason: CloseReason, err?: AcceptPoolSystemError) => void;
 
 export class Session {
   /** slot + generation * 2^24; unique for the life of the server. */
   readonly id: number;
   readonly remotePort: number;
   readonly remoteFamily: 'IPv4' | 'IPv6';
-  /** True once 'sessionClose' has been emitted for this session. */
-  closed = false;
   /** @internal See CloseStep. */
   closeStep = CloseStep.Open;
 
   private readonly owner: SessionOwner;
+  private wasClosed = false;
   // Per-session handlers live in a side object made on first use, so a
   // session without them carries one empty field, not four.
   private handlers: SessionHandlers | null = null;
@@ -61,8 +66,8 @@ export class Session {
   private readonly addr4: number;
   private addrText: string | null;
 
-  /** @internal */
-  constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
+  // Made by the endpoint only, through fromRecord() and fromAddress().
+  private constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
     this.owner = owner;
     this.id = id;
     this.remoteFamily = family;
@@ -73,9 +78,10 @@ export class Session {
 
   /** @internal From a session record's 24 address bytes (accepted sessions). */
   static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number): Session {
-    const port = bytes.readUInt16LE(offset + 2);
-    if (bytes[offset] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + 8));
-    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + 8), null);
+    const port = bytes.readUInt16LE(offset + AT_PORT);
+    // The family is the IP version, 4 or 6, as net.isIP() numbers it.
+    if (bytes[offset + AT_FAMILY] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR));
+    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null);
   }
 
   /** @internal From the address a client connected to. */
@@ -102,10 +108,10 @@ export class Session {
   set onend(fn: (() => void) | null) {
     this.handlersForWrite().end = fn;
   }
-  get onclose(): ((reason: CloseReason, err?: Error) => void) | null {
+  get onclose(): SessionCloseHandler | null {
     return this.handlers === null ? null : this.handlers.close;
   }
-  set onclose(fn: ((reason: CloseReason, err?: Error) => void) | null) {
+  set onclose(fn: SessionCloseHandler | null) {
     this.handlersForWrite().close = fn;
   }
 
@@ -114,7 +120,17 @@ export class Session {
     return this.handlers;
   }
 
-  /** @internal close(), destroy() or end() was called: no more sends. */
+  /** True once 'sessionClose' has been emitted for this session. */
+  get closed(): boolean {
+    return this.wasClosed;
+  }
+
+  /** @internal Its close is being reported. */
+  markClosed(): void {
+    this.wasClosed = true;
+  }
+
+  /** True once close(), destroy() or end() was called, or server.close(): sends are refused. */
   get ending(): boolean {
     return this.closeStep !== CloseStep.Open;
   }

@@ -4,6 +4,11 @@
  * limit of 64 (prlimit), so the mocha process keeps its own limit.
  */
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { binding } from '../src/native';
 
 import { DRIVERS, cleanup, connect, connectNoWait, delay, reader, spawnFixture, waitFor, withTimeout } from './helpers';
 import type { ChildServer } from './helpers';
@@ -23,6 +28,22 @@ function cpuMicros(c: NodeJS.CpuUsage): number {
 
 // prlimit and descriptor limits are Linux's.
 const describeLinux = process.platform === 'linux' ? describe : describe.skip;
+
+describeLinux('descriptor limit (RLIMIT_NOFILE, as native code reads it)', () => {
+  it("is this process's soft limit, as /proc/self/limits says", () => {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    assert.ok(line !== undefined);
+    const soft = line.slice('Max open files'.length).trim().split(/\s+/)[0];
+    assert.equal(binding.descriptorLimit(), soft === 'unlimited' ? null : Number(soft));
+  });
+
+  it('follows the limit a process is started under (prlimit)', () => {
+    const native = path.join(__dirname, '..', 'src', 'native.js');
+    const read = `console.log(require(${JSON.stringify(native)}).binding.descriptorLimit())`;
+    const out = execFileSync('prlimit', [`--nofile=${FD_LIMIT}:${FD_LIMIT}`, process.execPath, '-e', read], { encoding: 'utf8' });
+    assert.equal(out.trim(), String(FD_LIMIT));
+  });
+});
 
 for (const driver of DRIVERS) {
   describeLinux(`EMFILE (${driver} driver, child limited to ${FD_LIMIT} descriptors)`, function () {

@@ -1,35 +1,49 @@
-// Module entry: the NativeServer and NativeLoadGenerator classes and the
-// tables JS needs to decode events (error names by SysError index). Raw
-// Node-API with checked statuses, like every object here (see js.h): a worker
-// may be terminated while it loads the module.
+// Module entry: the NativeServer and NativeLoadGenerator classes, the wire
+// lists JS decodes events with (addon/wire.h) and the descriptor limit. Raw Node-API with checked
+// statuses, like every object here (see js.h): a worker may be terminated
+// while it loads the module.
 #include <node_api.h>
+
+#if !defined(_WIN32)
+#include <sys/resource.h>
+#endif
 
 #include "addon/js.h"
 #include "addon/native_load_generator.h"
 #include "addon/native_server.h"
-#include "backends/make_backend.h"
-#include "core/status.h"
+#include "addon/wire.h"
 
 namespace acceptpool {
 namespace {
 
+// descriptorLimit() -> the soft RLIMIT_NOFILE: how many descriptors, and so
+// connections, this process may hold; null where there is no such limit
+// (Windows counts sockets against none) or it is unlimited. Node has no API
+// for it.
+napi_value DescriptorLimit(napi_env env, napi_callback_info) {
+  napi_value none = nullptr;
+  if (napi_get_null(env, &none) != napi_ok) return nullptr;
+#if defined(_WIN32)
+  return none;
+#else
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return none;
+  return js::Number(env, static_cast<double>(limit.rlim_cur));
+#endif
+}
+
 napi_value Init(napi_env env, napi_value exports) {
-  napi_value names = nullptr;
-  if (napi_create_array_with_length(env, static_cast<size_t>(SysError::kCount), &names) != napi_ok) {
-    return nullptr;
-  }
-  for (uint32_t i = 0; i < static_cast<uint32_t>(SysError::kCount); ++i) {
-    napi_value name = js::String(env, SysErrorName(static_cast<SysError>(i)));
-    if (name == nullptr || napi_set_element(env, names, i, name) != napi_ok) return nullptr;
-  }
   napi_value server = NativeServer::Define(env);
   napi_value generator = NativeLoadGenerator::Define(env);
-  napi_value backend = js::String(env, PlatformBackendName());
-  if (server == nullptr || generator == nullptr || backend == nullptr ||
+  napi_value wire = MakeWire(env);
+  napi_value descriptor_limit = nullptr;
+  if (server == nullptr || generator == nullptr || wire == nullptr ||
+      napi_create_function(env, "descriptorLimit", NAPI_AUTO_LENGTH, &DescriptorLimit, nullptr,
+                           &descriptor_limit) != napi_ok ||
       napi_set_named_property(env, exports, "NativeServer", server) != napi_ok ||
       napi_set_named_property(env, exports, "NativeLoadGenerator", generator) != napi_ok ||
-      napi_set_named_property(env, exports, "errorNames", names) != napi_ok ||
-      napi_set_named_property(env, exports, "platformBackend", backend) != napi_ok) {
+      napi_set_named_property(env, exports, "wire", wire) != napi_ok ||
+      napi_set_named_property(env, exports, "descriptorLimit", descriptor_limit) != napi_ok) {
     return nullptr;
   }
   return exports;

@@ -1,5 +1,8 @@
 #include "addon/js.h"
 
+#include <cmath>
+#include <cstdio>
+
 namespace acceptpool {
 namespace js {
 
@@ -121,6 +124,54 @@ ObjectBuilder& ObjectBuilder::Set(const char* key, double value) {
 
 ObjectBuilder& ObjectBuilder::Set(const char* key, const char* value) {
   return object_ == nullptr ? *this : Set(key, String(env_, value));
+}
+
+bool OptionReader::Read(const char* key, napi_valuetype type, napi_value* out) {
+  if (!error_.empty()) return false;
+  return GetProperty(env_, options_, key, out) && TypeOf(env_, *out) == type;
+}
+
+void OptionReader::Fail(const char* key, const std::string& wanted) {
+  if (error_.empty()) error_ = std::string(what_) + " option " + key + " must be " + wanted;
+}
+
+double OptionReader::Integer(const char* key, double min, double max) {
+  napi_value v = nullptr;
+  double d = NAN;
+  if (Read(key, napi_number, &v)) GetNumber(env_, v, &d);
+  if (std::isfinite(d) && std::floor(d) == d && d >= min && d <= max) return d;
+  char range[96];
+  std::snprintf(range, sizeof(range), "an integer from %.0f to %.0f", min, max);
+  Fail(key, range);
+  return 0;
+}
+
+bool OptionReader::Boolean(const char* key) {
+  napi_value v = nullptr;
+  bool b = false;
+  if (Read(key, napi_boolean, &v) && napi_get_value_bool(env_, v, &b) == napi_ok) return b;
+  Fail(key, "a boolean");
+  return false;
+}
+
+size_t OptionReader::Choice(const char* key, const char* const* choices, size_t count) {
+  napi_value v = nullptr;
+  std::string text;
+  if (Read(key, napi_string, &v) && GetString(env_, v, &text)) {
+    for (size_t i = 0; i < count; ++i) {
+      if (text == choices[i]) return i;
+    }
+  }
+  std::string wanted = "one of";
+  for (size_t i = 0; i < count; ++i) wanted += std::string(i == 0 ? " " : ", ") + choices[i];
+  Fail(key, wanted);
+  return 0;
+}
+
+bool OptionReader::Check() {
+  if (error_.empty()) return true;
+  ThrowInvalidArg(env_, error_);
+  return false;
 }
 
 Args::Args(napi_env env, napi_callback_info info) : env_(env) {

@@ -13,6 +13,7 @@
 #include <node_api.h>
 
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -53,10 +54,47 @@ class ObjectBuilder {
   ObjectBuilder& Set(const char* key, double value);
   ObjectBuilder& Set(const char* key, const char* value);
   napi_value value() const { return object_; }
+  napi_env env() const { return env_; }
 
  private:
   napi_env env_;
   napi_value object_ = nullptr;
+};
+
+// Reads an options object that the facade has already validated and
+// completed (src/options.ts owns every default and range). Each read checks
+// only that the value is there and fits what it fills; the first that does
+// not is a facade bug, thrown as ERR_ACCEPTPOOL_INVALID_ARG naming the option
+// (never a crash, never a guess).
+class OptionReader {
+ public:
+  // `what` names the options in messages ("native server").
+  OptionReader(napi_env env, napi_value options, const char* what)
+      : env_(env), options_(options), what_(what) {}
+
+  // An integer from min to max (0 once a read has failed).
+  double Integer(const char* key, double min, double max);
+  // An integer that type T holds, from `min`.
+  template <typename T>
+  T Whole(const char* key, T min = 0) {
+    return static_cast<T>(Integer(key, static_cast<double>(min),
+                                  static_cast<double>(std::numeric_limits<T>::max())));
+  }
+  bool Boolean(const char* key);
+  // The index of the value among `choices` (strings).
+  size_t Choice(const char* key, const char* const* choices, size_t count);
+  // After the reads: throws for the first bad option and returns false, or
+  // returns true when every option was good.
+  bool Check();
+
+ private:
+  bool Read(const char* key, napi_valuetype type, napi_value* out);
+  void Fail(const char* key, const std::string& wanted);
+
+  napi_env env_;
+  napi_value options_;
+  const char* what_;
+  std::string error_;
 };
 
 // The arguments of one callback.

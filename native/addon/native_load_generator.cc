@@ -1,6 +1,7 @@
 #include "addon/native_load_generator.h"
 
-#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "addon/uv_event_loop.h"
@@ -9,46 +10,26 @@
 namespace acceptpool {
 namespace {
 
-const char* const kPhaseNames[] = {"ramp", "warmup", "measure", "hold", "draining", "done"};
+#define ACCEPTPOOL_PHASE_NAME(name, text) text,
+const char* const kPhaseNames[] = {ACCEPTPOOL_LOAD_PHASES(ACCEPTPOOL_PHASE_NAME)};
+#undef ACCEPTPOOL_PHASE_NAME
 
-// Reads the options object; `error` names the first bad field.
-class OptionReader {
- public:
-  OptionReader(napi_env env, napi_value options) : env_(env), options_(options) {}
+constexpr double kLoadModes = (0 ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_COUNT_ENTRY));
 
-  // An integer in [min, max]; required.
-  double Int(const char* key, double min, double max) {
-    if (!error_.empty()) return min;
-    napi_value v;
-    double d = NAN;
-    if (js::GetProperty(env_, options_, key, &v) && js::TypeOf(env_, v) == napi_number) {
-      js::GetNumber(env_, v, &d);
-    }
-    if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
-      error_ = std::string("load generator option ") + key + " must be an integer from " +
-               std::to_string(static_cast<long long>(min)) + " to " +
-               std::to_string(static_cast<long long>(max));
-      return min;
-    }
-    return d;
-  }
-  const std::string& error() const { return error_; }
+// Milliseconds as microseconds, any that int64 microseconds hold.
+int64_t Micros(js::OptionReader& read, const char* key) {
+  constexpr int64_t kMaxMs = std::numeric_limits<int64_t>::max() / 1000;
+  return static_cast<int64_t>(read.Integer(key, 0, static_cast<double>(kMaxMs))) * 1000;
+}
 
- private:
-  napi_env env_;
-  napi_value options_;
-  std::string error_;
-};
-
-SocketAddress Ipv4(double host_order, double port) {
+SocketAddress Ipv4(uint32_t v, uint16_t port) {
   SocketAddress a;
   a.family = 4;
-  uint32_t v = static_cast<uint32_t>(host_order);
   a.addr[0] = static_cast<uint8_t>(v >> 24);
   a.addr[1] = static_cast<uint8_t>(v >> 16);
   a.addr[2] = static_cast<uint8_t>(v >> 8);
   a.addr[3] = static_cast<uint8_t>(v);
-  a.port = static_cast<uint16_t>(port);
+  a.port = port;
   return a;
 }
 
@@ -130,25 +111,26 @@ napi_value NativeLoadGenerator::Start(const js::Args& args) {
   napi_env env = env_;
   if (running_) return js::ThrowError(env, "ERR_ACCEPTPOOL_INVALID_STATE", "a load generator run is already in progress");
   if (args.size() < 1 || args.Type(0) != napi_object) return js::ThrowInvalidArg(env, "start(options: object)");
-  OptionReader read(env, args[0]);
+  // Every option, complete: its default and range are src/options.ts's.
+  // What the generator itself cannot run with (no lanes, too many threads,
+  // an oversized message) it refuses in Start().
+  js::OptionReader read(env, args[0], "load generator");
   LoadConfig config;
-  config.mode = static_cast<LoadMode>(static_cast<int>(read.Int("mode", 0, 3)));
-  double remote = read.Int("remote", 0, 4294967295.0);
-  double port = read.Int("port", 1, 65535);
-  config.remote = Ipv4(remote, port);
-  config.first_source = Ipv4(read.Int("firstSource", 0, 4294967295.0), 0);
-  config.sources = static_cast<uint32_t>(read.Int("sources", 0, 65536));
-  config.threads = static_cast<uint32_t>(read.Int("threads", 1, 64));
-  config.connections = static_cast<uint32_t>(read.Int("connections", 1, kMaxLanesPerThread));
-  config.message_size = static_cast<uint32_t>(read.Int("messageSize", 1, kMaxLoadMessage));
-  constexpr double kDay = 86400000.0;
-  config.duration_us = static_cast<int64_t>(read.Int("durationMs", 0, kDay)) * 1000;
-  config.warmup_us = static_cast<int64_t>(read.Int("warmupMs", 0, kDay)) * 1000;
-  config.ramp_timeout_us = static_cast<int64_t>(read.Int("rampTimeoutMs", 0, kDay)) * 1000;
-  config.op_timeout_us = static_cast<int64_t>(read.Int("timeoutMs", 1, kDay)) * 1000;
-  config.retry_delay_us = static_cast<int64_t>(read.Int("retryDelayMs", 0, 60000)) * 1000;
-  config.max_connecting = static_cast<uint32_t>(read.Int("maxConnecting", 0, kMaxLanesPerThread));
-  if (!read.error().empty()) return js::ThrowInvalidArg(env, read.error());
+  config.mode = static_cast<LoadMode>(read.Integer("mode", 0, kLoadModes - 1));
+  uint32_t remote = read.Whole<uint32_t>("remote");
+  config.remote = Ipv4(remote, read.Whole<uint16_t>("port"));
+  config.first_source = Ipv4(read.Whole<uint32_t>("firstSource"), 0);
+  config.sources = read.Whole<uint32_t>("sources");
+  config.threads = read.Whole<uint32_t>("threads");
+  config.connections = read.Whole<uint32_t>("connections");
+  config.message_size = read.Whole<uint32_t>("messageSize");
+  config.duration_us = Micros(read, "durationMs");
+  config.warmup_us = Micros(read, "warmupMs");
+  config.ramp_timeout_us = Micros(read, "rampTimeoutMs");
+  config.op_timeout_us = Micros(read, "timeoutMs");
+  config.retry_delay_us = Micros(read, "retryDelayMs");
+  config.max_connecting = read.Whole<uint32_t>("maxConnecting");
+  if (!read.Check()) return nullptr;
 
   std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env);
   if (!loop || !loop->NewAsync([](void* self) { static_cast<NativeLoadGenerator*>(self)->Finish(); },

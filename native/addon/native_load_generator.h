@@ -1,7 +1,7 @@
 // The JS-visible load generator: one run at a time of the core's
 // LoadGenerator (its own threads, its own engines, no JS per connection).
-// The TypeScript wrapper (src/loadgen.ts) validates options and is the only
-// caller.
+// src/options.ts validates and completes the options; the TypeScript wrapper
+// (src/loadgen.ts) is the only caller.
 //
 //   const gen = new NativeLoadGenerator();
 //   const result = await gen.start(options);  // resolves when the run ends
@@ -13,8 +13,8 @@
 #include <memory>
 
 #include "addon/js.h"
-#include "core/load_generator.h"
 #include "drivers/event_loop.h"
+#include "loadgen/load_generator.h"
 
 namespace acceptpool {
 

@@ -29,23 +29,6 @@ napi_value ThrowState(napi_env env, const char* code, const std::string& message
   return js::ThrowError(env, code, message);
 }
 
-// An integer option within [min, max], or `fallback` when absent.
-bool ReadOption(napi_env env, napi_value options, const char* key, double min, double max,
-                double fallback, double* out) {
-  napi_value v;
-  if (!js::GetProperty(env, options, key, &v)) return false;
-  napi_valuetype t = js::TypeOf(env, v);
-  if (t == napi_undefined || t == napi_null) {
-    *out = fallback;
-    return true;
-  }
-  double d;
-  if (t != napi_number || !js::GetNumber(env, v, &d)) return false;
-  if (!std::isfinite(d) || d < min || d > max || std::floor(d) != d) return false;
-  *out = d;
-  return true;
-}
-
 bool IdFromDouble(double d, SessionId* out) {
   if (!(d >= 0) || d > kMaxSafeInteger || std::floor(d) != d) return false;
   *out = static_cast<SessionId>(d);
@@ -125,6 +108,29 @@ std::string FormatAddress(const SocketAddress& a) {
   return text;
 }
 
+// The address of args[host_at] (a numeric IP) and args[port_at] (an integer
+// from min_port to 65535; when absent, 0 if min_port allows it), or false
+// after throwing for the one that is bad, by the name JS knows it by.
+bool ReadAddress(const js::Args& args, size_t host_at, const char* host_name, size_t port_at,
+                 const char* port_name, double min_port, SocketAddress* out) {
+  double port = 0;
+  bool bad = args.IsAbsent(port_at) ? min_port > 0
+                                    : !args.IsNumber(port_at) || !args.Number(port_at, &port) ||
+                                          !(port >= min_port && port <= 65535) || std::floor(port) != port;
+  if (bad) {
+    js::ThrowInvalidArg(args.env(), std::string(port_name) + " must be an integer from " +
+                                        std::to_string(static_cast<int>(min_port)) + " to 65535");
+    return false;
+  }
+  std::string host;
+  if (!args.IsString(host_at) || !args.String(host_at, &host) ||
+      !ParseAddress(host, static_cast<uint16_t>(port), out)) {
+    js::ThrowInvalidArg(args.env(), std::string(host_name) + " must be a numeric IPv4 or IPv6 address");
+    return false;
+  }
+  return true;
+}
+
 napi_value SystemErrorInfo(napi_env env, const Status& st) {
   return js::ObjectBuilder(env)
       .Set("code", SysErrorName(st.sys))
@@ -169,53 +175,23 @@ bool NativeServer::Init(const js::Args& args) {
     js::ThrowInvalidArg(env, "records must be a Float64Array of at least 64 elements");
     return false;
   }
-  napi_value o = args[0];
-  double max_connections, pool_size, pool_growth, backlog, hwm, max_queued, accept_batch,
-      idle_timeout, shrink_ticks, read_chunk, linger_ticks;
-  // src/options.ts validates first; these ranges only keep bad values out
-  // of the engine, so reaching one is a facade bug: name the option.
-  const char* bad = nullptr;
-  auto read = [&](const char* key, double min, double max, double fallback, double* out) {
-    if (bad == nullptr && !ReadOption(env, o, key, min, max, fallback, out)) bad = key;
-  };
-  read("maxConnections", 1, kMaxSlots, 1 << 20, &max_connections);
-  read("poolSize", 1, kMaxSlots, 1024, &pool_size);
-  read("poolGrowth", 1, kMaxSlots, 1024, &pool_growth);
-  read("backlog", 1, 65535, 511, &backlog);
-  read("highWaterMark", 0, 1u << 30, 64 * 1024, &hwm);
-  read("maxQueuedBytes", 1, 1u << 30, 4 * 1024 * 1024, &max_queued);
-  read("acceptBatch", 1, 65536, 128, &accept_batch);
-  read("idleTimeoutSeconds", 0, 1u << 30, 0, &idle_timeout);
-  read("shrinkDelaySeconds", 0, 1u << 30, 30, &shrink_ticks);
-  read("readChunk", 1024, 1 << 20, 64 * 1024, &read_chunk);
-  read("closeLingerSeconds", 0, 1u << 30, config_.close_linger_ticks, &linger_ticks);
-  if (bad != nullptr) {
-    js::ThrowInvalidArg(env, std::string("invalid native server option ") + bad);
-    return false;
-  }
-  config_.pool.max_sessions = static_cast<uint32_t>(max_connections);
-  config_.pool.initial = static_cast<uint32_t>(pool_size);
-  config_.pool.chunk = static_cast<uint32_t>(pool_growth);
+  // Every option, complete: its default and range are src/options.ts's.
+  js::OptionReader read(env, args[0], "native server");
+  config_.pool.max_sessions = static_cast<uint32_t>(read.Integer("maxConnections", 0, kMaxSlots));
+  config_.pool.initial = static_cast<uint32_t>(read.Integer("poolSize", 0, kMaxSlots));
+  config_.pool.chunk = static_cast<uint32_t>(read.Integer("poolGrowth", 0, kMaxSlots));
   config_.pool.low_water = std::max<uint32_t>(1, config_.pool.chunk / 16);
-  config_.pool.shrink_idle_ticks = static_cast<uint32_t>(shrink_ticks);
-  config_.listen.backlog = static_cast<int>(backlog);
-  config_.high_water_mark = static_cast<size_t>(hwm);
-  config_.max_queued_bytes = static_cast<size_t>(max_queued);
-  config_.accept_batch = static_cast<uint32_t>(accept_batch);
-  config_.idle_timeout_ticks = static_cast<uint32_t>(idle_timeout);
-  config_.read_chunk = static_cast<size_t>(read_chunk);
-  config_.close_linger_ticks = static_cast<uint32_t>(linger_ticks);
-  napi_value no_delay;
-  napi_value driver;
-  std::string driver_name;
-  if (!js::GetProperty(env, o, "noDelay", &no_delay) || !js::GetProperty(env, o, "driver", &driver)) {
-    return false;
-  }
-  bool no_delay_value = true;
-  if (js::TypeOf(env, no_delay) == napi_boolean) napi_get_value_bool(env, no_delay, &no_delay_value);
-  config_.no_delay = no_delay_value;
-  threaded_ = js::TypeOf(env, driver) == napi_string && js::GetString(env, driver, &driver_name) &&
-              driver_name == "threaded";
+  config_.pool.shrink_idle_ticks = read.Whole<uint32_t>("shrinkDelaySeconds");
+  config_.listen.backlog = read.Whole<int>("backlog");
+  config_.high_water_mark = static_cast<size_t>(read.Integer("highWaterMark", 0, kMaxQueuedBytes));
+  config_.max_queued_bytes = static_cast<size_t>(read.Integer("maxQueuedBytes", 0, kMaxQueuedBytes));
+  config_.accept_batch = read.Whole<uint32_t>("acceptBatch");
+  config_.idle_timeout_ticks = read.Whole<uint32_t>("idleTimeoutSeconds");
+  config_.close_linger_ticks = read.Whole<uint32_t>("closeLingerSeconds");
+  config_.no_delay = read.Boolean("noDelay");
+  const char* const kDrivers[] = {"inline", "threaded"};
+  threaded_ = read.Choice("driver", kDrivers, 2) == 1;
+  if (!read.Check()) return false;
 
   napi_value resource_name = js::String(env, "acceptpool:batch");
   if (!records_ref_.Set(env, args[1]) || !on_batch_.Set(env, args[2]) || resource_name == nullptr ||
@@ -235,7 +211,7 @@ bool NativeServer::Init(const js::Args& args) {
     return false;
   }
   // A backend without a pollable descriptor (IOCP) can only run threaded.
-  if (engine_->backend().PollDescriptor() < 0) threaded_ = true;
+  if (engine_->PollDescriptor() < 0) threaded_ = true;
   cleanup_.Add(env, &NativeServer::CleanupHook, this);
   return true;
 }
@@ -267,19 +243,9 @@ void NativeServer::StopAll() {
 napi_value NativeServer::Listen(const js::Args& args) {
   napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
-  double port;
-  std::string host;
-  if (args.size() < 2 || !args.IsString(0) || !args.IsNumber(1) || !args.String(0, &host) ||
-      !args.Number(1, &port)) {
-    return js::ThrowInvalidArg(env, "listen(host: string, port: number)");
-  }
-  if (!(port >= 0 && port <= 65535) || std::floor(port) != port) {
-    return js::ThrowInvalidArg(env, "port must be an integer from 0 to 65535");
-  }
+  // listen(host, port, ipv6Only)
   SocketAddress address;
-  if (!ParseAddress(host, static_cast<uint16_t>(port), &address)) {
-    return js::ThrowInvalidArg(env, "host must be a numeric IPv4 or IPv6 address");
-  }
+  if (!ReadAddress(args, 0, "host", 1, "port", 0, &address)) return nullptr;
   ListenOptions listen_options = config_.listen;
   listen_options.ipv6_only = args.size() > 2 && args.Truthy(2);
   SocketAddress bound;
@@ -349,47 +315,25 @@ Status NativeServer::EnsureDriver() {
   return st;
 }
 
-// connect(token, host, port, localHost?, localPort?) -> true | {code, errno, syscall}
-// for an OS failure | the Code of a library failure (as kConnectFailed
-// carries it)
+// connect(token, host, port, localHost?, localPort?) -> 0 when started, else
+// the error word of why not (as a kConnectFailed record carries it)
 napi_value NativeServer::Connect(const js::Args& args) {
   napi_env env = env_;
   if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
   double token_value;
-  double port;
-  std::string host;
-  if (args.size() < 3 || !args.IsNumber(0) || !args.IsString(1) || !args.IsNumber(2) ||
-      !args.Number(0, &token_value) || !args.String(1, &host) || !args.Number(2, &port)) {
-    return js::ThrowInvalidArg(env, "connect(token, host: string, port: number, localHost?, localPort?)");
-  }
-  if (!(port >= 1 && port <= 65535) || std::floor(port) != port) {
-    return js::ThrowInvalidArg(env, "port must be an integer from 1 to 65535");
-  }
+  if (!args.IsNumber(0) || !args.Number(0, &token_value)) return js::ThrowInvalidArg(env, "token must be a number");
   SocketAddress remote;
-  if (!ParseAddress(host, static_cast<uint16_t>(port), &remote)) {
-    return js::ThrowInvalidArg(env, "host must be a numeric IPv4 or IPv6 address");
-  }
   SocketAddress local;
-  bool has_local = args.size() > 3 && args.IsString(3);
-  if (has_local) {
-    double local_port = 0;
-    std::string local_host;
-    if (args.size() > 4 && args.IsNumber(4) && !args.Number(4, &local_port)) return nullptr;
-    if (!(local_port >= 0 && local_port <= 65535) || std::floor(local_port) != local_port) {
-      return js::ThrowInvalidArg(env, "localPort must be an integer from 0 to 65535");
-    }
-    if (!args.String(3, &local_host) ||
-        !ParseAddress(local_host, static_cast<uint16_t>(local_port), &local)) {
-      return js::ThrowInvalidArg(env, "localAddress must be a numeric IPv4 or IPv6 address");
-    }
+  bool has_local = !args.IsAbsent(3);
+  if (!ReadAddress(args, 1, "host", 2, "port", 1, &remote) ||
+      (has_local && !ReadAddress(args, 3, "localAddress", 4, "localPort", 0, &local))) {
+    return nullptr;
   }
   Status st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
   uint32_t token = static_cast<uint32_t>(static_cast<int64_t>(token_value));
   st = driver_->Connect(token, remote, has_local ? &local : nullptr);
-  if (st.ok()) return js::Boolean(env, true);
-  if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-  return js::Number(env, static_cast<double>(st.code));
+  return js::Number(env, EncodeErrorWord(RecordError::Of(st)));
 }
 
 napi_value NativeServer::AbortConnect(const js::Args& args) {
@@ -510,42 +454,19 @@ napi_value NativeServer::GetStats(const js::Args&) {
     s = engine_->SnapshotStats();
   }
   js::ObjectBuilder o(env);
-  auto put = [&](const char* key, uint64_t value) { o.Set(key, static_cast<double>(value)); };
-  put("poolSize", s.pool_size);
-  put("poolFree", s.pool_free);
-  put("inUse", s.in_use);
-  put("retiredSlots", s.retired_slots);
-  put("peakInUse", s.peak_in_use);
-  put("growths", s.growths);
-  put("shrinks", s.shrinks);
-  put("accepts", s.accepts);
-  put("connects", s.connects);
-  put("connectErrors", s.connect_errors);
-  put("acceptErrors", s.accept_errors);
-  put("acceptAborts", s.accept_aborts);
-  put("emfile", s.emfile);
-  put("shed", s.shed);
-  put("acceptPauses", s.accept_pauses);
-  put("staleCommands", s.stale_commands);
-  put("overflows", s.overflows);
-  put("timeouts", s.timeouts);
-  put("bytesIn", s.bytes_in);
-  put("bytesOut", s.bytes_out);
-  put("sendBlocks", s.send_blocks);
-  put("lingers", s.lingers);
-  put("lingerEnds", s.linger_ends);
-  put("lingerTimeouts", s.linger_timeouts);
-  put("bytesDiscarded", s.bytes_discarded);
+#define ACCEPTPOOL_PUT_STAT(member, js_name) o.Set(#js_name, static_cast<double>(s.member));
+  ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_PUT_STAT)
+#undef ACCEPTPOOL_PUT_STAT
   if (engine_) {
     const char* const* names = nullptr;
-    size_t n = std::min(engine_->backend().CounterNames(&names), Stats::kBackendCounters);
+    size_t n = std::min(engine_->BackendCounterNames(&names), Stats::kBackendCounters);
     if (n > 0) {
       js::ObjectBuilder counters(env);
       for (size_t i = 0; i < n; ++i) counters.Set(names[i], static_cast<double>(s.backend[i]));
       o.Set("backendCounters", counters.value());
     }
   }
-  o.Set("backend", engine_ ? engine_->backend().name() : "none");
+  o.Set("backend", engine_ ? engine_->backend_name() : "none");
   o.Set("driver", threaded_ ? "threaded" : "inline");
   return o.value();
 }

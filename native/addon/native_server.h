@@ -1,6 +1,7 @@
 // The JS-visible native server: argument checks, the engine and its driver,
-// batches out to one JS callback. The TypeScript facade (src/server.ts) keeps
-// this object private and is the only caller.
+// batches out to one JS callback. The TypeScript facade (src/endpoint.ts)
+// keeps this object private and is the only caller; src/options.ts validates
+// and completes its options.
 #ifndef ACCEPTPOOL_ADDON_NATIVE_SERVER_H_
 #define ACCEPTPOOL_ADDON_NATIVE_SERVER_H_
 

@@ -22,14 +22,6 @@ inline std::unique_ptr<Backend> MakePlatformBackend() {
 #endif
 }
 
-inline const char* PlatformBackendName() {
-#if defined(_WIN32)
-  return "iocp";
-#else
-  return "epoll";
-#endif
-}
-
 }  // namespace acceptpool
 
 #endif  // ACCEPTPOOL_BACKENDS_MAKE_BACKEND_H_

@@ -14,6 +14,27 @@
 // A backend reads and writes sessions in kOpen, kClosing and kLingering. A
 // lingering session has sent its FIN and is still read (the engine discards
 // what arrives) until the peer's FIN, an error, or the engine closes it.
+//
+// Who touches which Session field (session_table.h):
+//
+//   field                         engine        backend
+//   slot, generation, id()        read          read: id() tags what it queues,
+//                                               resolved by SessionTable::LookupTaken
+//   next_free                     -             -      (the table's own)
+//   state                         read, write   read
+//   socket                        read, write   read, write
+//   queue                         read, write   read (Peek) only: the engine consumes
+//   flags, next_pending,
+//   last_active, token,
+//   close_reason/error/raw        read, write   -
+//
+// socket: the engine sets it to an accepted socket before Attach(); the
+// backend sets it in Connect() and clears it once it has closed the socket.
+// Everything else a backend keeps per slot (interest bits, overlapped
+// operations, counts of operations in flight) lives in its ext bytes
+// (SessionExtBytes, SessionTable::Ext), which the engine never reads. A
+// slot's ext bytes outlive its occupants: the backend resets them when a
+// socket becomes a session (Attach, Connect).
 #ifndef ACCEPTPOOL_CORE_BACKEND_H_
 #define ACCEPTPOOL_CORE_BACKEND_H_
 
@@ -27,13 +48,13 @@
 
 namespace acceptpool {
 
+// No defaults of its own (see EngineConfig).
 struct ListenOptions {
-  int backlog = 511;
+  int backlog = 0;
   bool ipv6_only = false;
-  bool reuse_port = false;
   // TCP_NODELAY for accepted sockets. Set on the listener where accepted
   // sockets inherit it (Linux), saving a syscall per connection.
-  bool no_delay = true;
+  bool no_delay = false;
   // maxConnections: the most accepts a backend that pre-posts them (IOCP)
   // may keep posted. 0 = no limit of its own.
   uint32_t max_sessions = 0;
@@ -82,7 +103,7 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual const char* name() const = 0;
-  // Backend-private bytes the session table keeps per slot.
+  // Backend-private bytes the session table keeps per slot (see above).
   virtual size_t SessionExtBytes() const { return 0; }
   // Counters of the backend's own for stats(): static names, and values in
   // the same order (at most Stats::kBackendCounters).

@@ -19,8 +19,9 @@ constexpr uint64_t kQuietBytesPerTick = 64 * 1024;
 constexpr uint64_t kReturnAfterBytes = 1024 * 1024;
 constexpr uint32_t kQuietTicksReturning = 10;
 
-double CloseWord(const Session& s) {
-  return static_cast<double>(s.close_reason | (static_cast<uint32_t>(s.close_error) << 8));
+// The error word of a session's close (or failed connect).
+double CloseErrorWord(const Session& s) {
+  return EncodeErrorWord(RecordError::System(static_cast<SysError>(s.close_error), s.close_raw));
 }
 
 }  // namespace
@@ -97,7 +98,7 @@ Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, 
   if (shutting_down_) return Status::Of(Code::kClosed);
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   GrowIfNeeded();
-  if (table_->in_use() >= policy_.config().max_sessions) return Status::Of(Code::kPoolFull);
+  if (AtLimit()) return Status::Of(Code::kPoolFull);
   Session* s = table_->Acquire();
   if (s == nullptr) return Status::Of(Code::kPoolFull);
   s->state = SessionState::kConnecting;
@@ -145,6 +146,8 @@ bool Engine::OnConnected(Session& s) {
 
 // ---- accepting ----
 
+bool Engine::AtLimit() const { return policy_.AtLimit(table_->capacity(), table_->free_slots()); }
+
 void Engine::GrowIfNeeded() {
   if (policy_.ChunksToGrow(table_->capacity(), table_->free_slots()) == 0) return;
   if (table_->Grow()) {
@@ -157,7 +160,7 @@ void Engine::UpdateAccepting() {
   // With no slot free and none to add (every slot up to the limit retired),
   // accepting waits for a release instead of waking for nothing.
   bool room = table_->free_slots() > 0 || table_->CanGrow();
-  bool want = listening_ && !shutting_down_ && room && table_->in_use() < policy_.config().max_sessions;
+  bool want = listening_ && !shutting_down_ && room && !AtLimit();
   if (want == accepting_) return;
   accepting_ = want;
   if (!want) ++stats_.accept_pauses;
@@ -167,13 +170,12 @@ void Engine::UpdateAccepting() {
 uint32_t Engine::AcceptBudget() {
   if (!accepting_ || batch_ == nullptr) return 0;
   GrowIfNeeded();
-  uint32_t in_use = table_->in_use();
-  uint32_t max = policy_.config().max_sessions;
-  if (in_use >= max || table_->free_slots() == 0) {
+  if (AtLimit() || table_->free_slots() == 0) {
     UpdateAccepting();
     return 0;
   }
-  size_t budget = std::min<size_t>({table_->free_slots(), max - in_use, config_.accept_batch});
+  uint32_t below_max = policy_.config().max_sessions - table_->in_use();
+  size_t budget = std::min<size_t>({table_->free_slots(), below_max, config_.accept_batch});
   // Every accept writes a kSession record; keep one record spare for data.
   size_t records = 0;
   while (records < budget && batch_->HasRecordRoom(records + 2)) ++records;
@@ -263,22 +265,19 @@ void Engine::OnPeerEnd(Session& s) {
 // ---- sending ----
 
 size_t Engine::BufferedBytes(const Session& s) const {
-  if (shared_buffered_ != nullptr && s.slot < shared_size_) {
-    return shared_buffered_[s.slot].load(std::memory_order_acquire);
-  }
-  return s.queue.bytes();
+  size_t queued = s.queue.bytes();
+  return observer_ != nullptr ? observer_->Buffered(s.id(), queued) : queued;
 }
 
-void Engine::Unaccount(uint32_t slot, size_t bytes) {
-  if (bytes == 0 || shared_buffered_ == nullptr || slot >= shared_size_) return;
-  shared_buffered_[slot].fetch_sub(static_cast<uint32_t>(bytes), std::memory_order_acq_rel);
+void Engine::NoteLeft(SessionId id, size_t bytes) {
+  if (bytes > 0 && observer_ != nullptr) observer_->OnSendLeft(id, bytes);
 }
 
 void Engine::NoteSent(Session& s, size_t bytes, bool from_queue) {
   if (from_queue) s.queue.Consume(blocks_, bytes);
   stats_.bytes_out += bytes;
   s.last_active = tick_;
-  Unaccount(s.slot, bytes);
+  NoteLeft(s.id(), bytes);
 }
 
 void Engine::CheckDrain(Session& s) {
@@ -289,15 +288,15 @@ void Engine::CheckDrain(Session& s) {
   QueuePending(s);
 }
 
-SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpressure_seen) {
+SendResult Engine::Send(SessionId id, const char* data, size_t size) {
   Session* s = table_->Lookup(id);
   if (s == nullptr) {
     ++stats_.stale_commands;
-    Unaccount(SlotOf(id), size);
+    NoteLeft(id, size);
     return SendResult::kStale;
   }
   if (s->state != SessionState::kOpen || s->has(kEndAfterFlush) || s->has(kWriteShut)) {
-    Unaccount(s->slot, size);
+    NoteLeft(id, size);
     return SendResult::kClosed;
   }
   size_t done = 0;
@@ -306,7 +305,7 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
     Status st = backend_->SendDirect(*s, data, size, &done);
     if (done > 0) NoteSent(*s, done, false);
     if (!st.ok()) {
-      Unaccount(s->slot, size - done);
+      NoteLeft(id, size - done);
       OnSessionError(*s, st);
       return SendResult::kFailed;
     }
@@ -314,13 +313,13 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
   size_t rest = size - done;
   if (rest > 0) {
     if (s->queue.bytes() + rest > config_.max_queued_bytes) {
-      Unaccount(s->slot, rest);
+      NoteLeft(id, rest);
       ++stats_.overflows;
       CloseSession(*s, CloseReason::kOverflow, Status::Ok(), true);
       return SendResult::kOverflow;
     }
     if (!s->queue.Append(blocks_, data + done, rest)) {
-      Unaccount(s->slot, rest);
+      NoteLeft(id, rest);
       CloseSession(*s, CloseReason::kError, Status::System(SysError::kNoMem, 0, "send"), true);
       return SendResult::kOverflow;
     }
@@ -330,34 +329,40 @@ SendResult Engine::Send(SessionId id, const char* data, size_t size, bool backpr
       if (s->state != SessionState::kOpen) return SendResult::kFailed;
     }
   }
-  if (backpressure_seen || BufferedBytes(*s) > config_.high_water_mark) {
+  if (BufferedBytes(*s) > config_.high_water_mark) {
     s->set(kAboveHighWater);
-    // The threaded driver may report pressure that has already eased.
-    CheckDrain(*s);
     return SendResult::kBackpressure;
   }
   return SendResult::kOk;
 }
 
+void Engine::RequestDrain(SessionId id) {
+  Session* s = table_->Lookup(id);
+  if (s == nullptr || s->state != SessionState::kOpen) return;
+  s->set(kAboveHighWater);
+  CheckDrain(*s);
+}
+
 uint32_t Engine::Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) {
   uint32_t reached = 0;
-  auto send_one = [&](SessionId id, uint32_t slot) {
-    // The threaded driver counted nothing for a broadcast: count it here so
-    // the engine's later decrements balance.
-    if (shared_buffered_ != nullptr && slot < shared_size_) {
-      shared_buffered_[slot].fetch_add(static_cast<uint32_t>(size), std::memory_order_acq_rel);
-    }
+  auto send_one = [&](SessionId id) {
     SendResult r = Send(id, data, size);
     if (r == SendResult::kOk || r == SendResult::kBackpressure) ++reached;
   };
   if (ids != nullptr) {
-    for (size_t i = 0; i < count; ++i) send_one(ids[i], SlotOf(ids[i]));
+    for (size_t i = 0; i < count; ++i) send_one(ids[i]);
   } else {
     table_->ForEachLive([&](Session& s) {
-      if (s.state == SessionState::kOpen) send_one(s.id(), s.slot);
+      if (s.state == SessionState::kOpen) send_one(s.id());
     });
   }
   return reached;
+}
+
+void Engine::ListOpen(std::vector<SessionId>* ids) {
+  table_->ForEachLive([&](Session& s) {
+    if (s.state == SessionState::kOpen) ids->push_back(s.id());
+  });
 }
 
 void Engine::FlushSession(Session& s) {
@@ -478,7 +483,7 @@ void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, b
     return;
   }
   if (s.state == SessionState::kLingering) --lingering_;
-  Unaccount(s.slot, s.queue.bytes());
+  NoteLeft(s.id(), s.queue.bytes());
   s.queue.Clear(blocks_);
   if (s.state == SessionState::kConnecting) s.set(kClosedConnecting);
   s.state = SessionState::kReleasing;
@@ -529,7 +534,7 @@ void Engine::Shutdown() {
     s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);
     AfterSend(s);
   });
-  if (!in_poll_ && !dispatching_) backend_->Wake();
+  NoteWorkOutsidePoll();
 }
 
 void Engine::CheckServerClosed() {
@@ -553,9 +558,17 @@ void Engine::QueuePending(Session& s) {
     pending_head_ = &s;
   }
   pending_tail_ = &s;
-  // Outside a poll round nothing would write these events: have the backend
-  // report soon.
-  if (was_empty && !in_poll_ && !dispatching_) backend_->Wake();
+  // Outside a poll round nothing would write these events.
+  if (was_empty) NoteWorkOutsidePoll();
+}
+
+void Engine::NoteWorkOutsidePoll() {
+  if (in_poll_) return;
+  if (observer_ != nullptr) {
+    observer_->OnWorkOutsidePoll();
+  } else {
+    backend_->Wake();
+  }
 }
 
 void Engine::EmitPending() {
@@ -574,17 +587,15 @@ void Engine::EmitPending() {
     }
     if (s.has(kEndPending)) {
       s.clear(kEndPending);
-      s.set(kEofReported);
       batch_->Add(EventType::kEnd, id);
     }
     if (s.has(kClosePending)) {
       s.clear(kClosePending);
       if (s.has(kClosedConnecting)) {
         // JS knows this session only by its connect token.
-        batch_->Add(EventType::kConnectFailed, id, ConnectFailureWord(s.close_error, s.close_raw),
-                    s.token);
+        batch_->Add(EventType::kConnectFailed, id, s.token, CloseErrorWord(s));
       } else {
-        batch_->Add(EventType::kClose, id, CloseWord(s), s.close_raw);
+        batch_->Add(EventType::kClose, id, s.close_reason, CloseErrorWord(s));
       }
       MaybeRelease(s);
     }
@@ -627,7 +638,7 @@ void Engine::OnTick() {
   }
   size_t freed = blocks_.TrimIdle();
   stats_.send_blocks = blocks_.allocated();
-  if (hooks_.on_tick != nullptr) freed += hooks_.on_tick(hooks_.context);
+  if (observer_ != nullptr) freed += observer_->OnTick();
   ReturnMemoryWhenQuiet(freed);
 }
 
@@ -656,7 +667,7 @@ bool Engine::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
 }
 
 void Engine::OnWake() {
-  if (hooks_.on_wake != nullptr) hooks_.on_wake(hooks_.context);
+  if (observer_ != nullptr) observer_->OnWake();
 }
 
 int64_t Engine::BufferedAmount(SessionId id) {

@@ -1,6 +1,7 @@
 // The engine: one server's sessions, pool, send queues and event batches,
-// driven by one backend on one thread. It is what both drivers run: inline on
-// the JS thread, or on an I/O thread behind a command queue.
+// driven by one backend on one thread. Whoever runs it owns the batches,
+// calls Poll() and the commands on that thread, and hears back through an
+// EngineObserver; the engine knows nothing of how it is run.
 //
 // Event order per session is kSession, kData..., then kDrain/kEnd/kClose.
 // Once a graceful close is requested no kData or kEnd follows: what the peer
@@ -12,10 +13,10 @@
 #ifndef ACCEPTPOOL_CORE_ENGINE_H_
 #define ACCEPTPOOL_CORE_ENGINE_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/event_batch.h"
@@ -27,42 +28,84 @@
 
 namespace acceptpool {
 
+// The most bytes one session may queue: the threaded driver counts a slot's
+// bytes in flight in 32 bits, and this leaves it room to spare.
+constexpr size_t kMaxQueuedBytes = size_t{1} << 30;
+// Bytes one session reads per round: its share of a batch's data arena, so
+// one busy peer cannot take a whole round. The engine's own tuning, not an
+// option: it follows the arena's size, not the application (tests lower it
+// to make fairness visible).
+constexpr size_t kReadChunk = 64 * 1024;
+
+// What an engine runs with. Nothing here stands for the product's defaults:
+// whoever builds an engine gives every value (the addon: the options
+// src/options.ts validated and completed; the load generator and the tests:
+// their own), and a field left alone is 0. Only the engine's own tuning has
+// a value of its own.
 struct EngineConfig {
   PoolConfig pool;
   ListenOptions listen;
-  bool no_delay = true;
-  size_t high_water_mark = 64 * 1024;
-  size_t max_queued_bytes = 4 * 1024 * 1024;
-  uint32_t accept_batch = 128;   // accepts per wakeup, for fairness
-  size_t read_chunk = 64 * 1024; // bytes read per session per round
+  bool no_delay = false;         // TCP_NODELAY on every session's socket
+  size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
+  size_t max_queued_bytes = 0;   // queued bytes that close a session ('overflow'), <= kMaxQueuedBytes
+  uint32_t accept_batch = 0;     // accepts per wakeup, for fairness
   uint32_t idle_timeout_ticks = 0;  // 0 = never time out
-  // After Shutdown(), sessions get this many ticks to flush their queues
-  // before they are reset.
-  uint32_t shutdown_grace_ticks = 5;
   // A graceful close that has flushed its queue sends FIN, then lingers: it
   // reads and discards what the peer still sends until the peer's FIN, for
   // more than this many ticks at most, then resets. Closing with unread input
   // would reset the connection at once, and a reset can destroy bytes already
   // handed to the kernel. 0 = no lingering: close as soon as the queue is
-  // flushed. The product's default is the closeLinger option's, in
-  // src/options.ts; whoever builds an engine says how long.
+  // flushed.
   uint32_t close_linger_ticks = 0;
+
+  // The engine's own tuning.
+  size_t read_chunk = kReadChunk;
+  // After Shutdown(), sessions get this many ticks to flush their queues
+  // before they are reset.
+  uint32_t shutdown_grace_ticks = 5;
 };
 
-enum class SendResult : uint8_t {
-  kOk = 0,           // sent or queued, below the high-water mark
-  kBackpressure = 1, // queued, above the high-water mark: wait for drain
-  kStale = 2,        // id of a closed session: dropped and counted
-  kClosed = 3,       // the session is ending (end()/close() called): dropped
-  kOverflow = 4,     // hard limit hit: the session was closed ('overflow')
-  kFailed = 5,       // the write failed: the session is closing with the error as its reason
+// What the engine tells whoever runs it, on the engine's thread. Optional:
+// without an observer the engine counts only its own queues and wakes its
+// backend itself.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  // The bytes that count against the session's high-water mark (for
+  // BufferedAmount and drain): its send queue's `queued`, plus whatever the
+  // runner still holds for the session on the way in.
+  virtual size_t Buffered(SessionId /*id*/, size_t queued) { return queued; }
+  // `bytes` that Send() took for the session have left it: sent, or dropped
+  // (stale id, session closing, overflow, queue cleared by a close).
+  virtual void OnSendLeft(SessionId /*id*/, size_t /*bytes*/) {}
+  // Work that only a poll round finishes (events queued, a shutdown begun)
+  // came in outside one: have a round run soon, by Engine::Wake() or by an
+  // EmitPending() the runner is about to do anyway.
+  virtual void OnWorkOutsidePoll() = 0;
+  // The backend was woken (Engine::Wake): another thread may have left work.
+  virtual void OnWake() {}
+  // Once a period (~1 s). Returns the bytes the runner's own buffers gave
+  // back (capacity.h), which count towards returning memory to the OS.
+  virtual size_t OnTick() { return 0; }
 };
 
-enum class CloseMode : uint8_t {
-  kGraceful = 0,  // flush the queue, FIN, linger until the peer's FIN, then close
-  kAbort = 1,     // drop the queue, reset the connection
-  kEnd = 2,       // flush the queue, then half-close (FIN)
-};
+// X(name, value): numbered lists (core/wire.h).
+#define ACCEPTPOOL_SEND_RESULTS(X)                                                  \
+  X(kOk, 0)           /* sent or queued, below the high-water mark */               \
+  X(kBackpressure, 1) /* queued, above the high-water mark: wait for drain */       \
+  X(kStale, 2)        /* id of a closed session: dropped and counted */             \
+  X(kClosed, 3)       /* the session is ending (end()/close() called): dropped */   \
+  X(kOverflow, 4)     /* hard limit hit: the session was closed ('overflow') */     \
+  X(kFailed, 5)       /* the write failed: the session is closing with the error */
+
+enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
+#define ACCEPTPOOL_CLOSE_MODES(X)                                                     \
+  X(kGraceful, 0) /* flush the queue, FIN, linger until the peer's FIN, then close */ \
+  X(kAbort, 1)    /* drop the queue, reset the connection */                          \
+  X(kEnd, 2)      /* flush the queue, then half-close (FIN) */
+
+enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
 class Engine final : public BackendEvents {
  public:
@@ -86,11 +129,12 @@ class Engine final : public BackendEvents {
   // kConnectFailed follows). False if no connect with that token is pending.
   bool AbortConnect(uint32_t token);
 
-  // The batch that events are written to. The driver owns batches and swaps
-  // them when it hands one to JS; null while it has none (events then wait
-  // in the pending list, and no I/O is polled).
+  // The batch that events are written to. The runner owns batches and swaps
+  // them when it hands one on; null while it has none (events then wait in
+  // the pending list, and no I/O is polled).
   void SetBatch(EventBatch* batch) { batch_ = batch; }
-  EventBatch* batch() const { return batch_; }
+  // Null detaches; the observer must outlive its attachment.
+  void SetObserver(EngineObserver* observer) { observer_ = observer; }
 
   // One round: poll the backend, then write pending events.
   Status Poll(int timeout_ms);
@@ -102,45 +146,38 @@ class Engine final : public BackendEvents {
   bool HasPending() const { return pending_head_ != nullptr; }
 
   // Commands. Each checks the id's generation here, where it acts.
-  SendResult Send(SessionId id, const char* data, size_t size, bool backpressure_seen = false);
+  SendResult Send(SessionId id, const char* data, size_t size);
+  // The caller told its user to wait for 'drain' on its own count (bytes
+  // still on their way here): a kDrain follows once the session's buffered
+  // bytes are at most the high-water mark, at once if they already are.
+  void RequestDrain(SessionId id);
   // Sends to every listed id (or every open session when ids is null);
   // returns how many were reached.
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count);
   // False if the id is stale.
   bool Close(SessionId id, CloseMode mode);
-  // Bytes queued for the session, or -1 when the id is stale.
+  // Bytes buffered for the session (EngineObserver::Buffered), or -1 when
+  // the id is stale.
   int64_t BufferedAmount(SessionId id);
+  // Appends the id of every open session.
+  void ListOpen(std::vector<SessionId>* ids);
   // Stops accepting and closes every session (reason 'shutdown'); a
   // kServerClosed event follows the last close.
   void Shutdown();
-  void CountStale(uint64_t n) { stats_.stale_commands += n; }
-
-  // For the threaded driver: a slot-indexed counter of bytes that JS has
-  // handed over and that are not yet sent or dropped. The engine decrements
-  // it; the driver increments it.
-  void SetSharedBuffered(std::atomic<uint32_t>* counters, size_t size) {
-    shared_buffered_ = counters;
-    shared_size_ = size;
-  }
-  // The driver is handing a batch to JS and will call EmitPending() after:
-  // no need to wake the backend for events queued meanwhile.
-  void SetDispatching(bool on) { dispatching_ = on; }
-  // What the engine tells the driver that runs it, on the engine's thread:
-  // on_wake after Wake() (commands from another thread may be waiting), and
-  // on_tick once a period, returning the bytes the driver's own buffers gave
-  // back (capacity.h).
-  struct DriverHooks {
-    void (*on_wake)(void* context) = nullptr;
-    size_t (*on_tick)(void* context) = nullptr;
-    void* context = nullptr;
-  };
-  void SetDriverHooks(const DriverHooks& hooks) { hooks_ = hooks; }
 
   // Tests only (see SessionTable::SetGenerationForTesting); on the engine's
   // thread, like every command.
   bool SetGenerationForTesting(uint32_t slot, uint32_t generation);
 
-  Backend& backend() { return *backend_; }
+  // Makes Poll() return soon and the observer hear OnWake(); safe from any
+  // thread.
+  void Wake() { backend_->Wake(); }
+  // For a loop that watches the engine: readable when Poll() has work (-1 if
+  // the backend has no such descriptor, e.g. IOCP: run it on a thread).
+  int PollDescriptor() const { return backend_->PollDescriptor(); }
+  const char* backend_name() const { return backend_->name(); }
+  // Names of Stats::backend, in order; returns how many.
+  size_t BackendCounterNames(const char* const** names) const { return backend_->CounterNames(names); }
   Stats SnapshotStats() const;
   const EngineConfig& config() const { return config_; }
   bool shutting_down() const { return shutting_down_; }
@@ -164,9 +201,10 @@ class Engine final : public BackendEvents {
   void QueuePending(Session& s);
   size_t BufferedBytes(const Session& s) const;
   void CheckDrain(Session& s);
-  // Bytes of a send that the engine did not keep (dropped, or the queue
-  // cleared), taken off the shared counter.
-  void Unaccount(uint32_t slot, size_t bytes);
+  // Bytes Send() took that have left: sent, or dropped.
+  void NoteLeft(SessionId id, size_t bytes);
+  // Work that needs a poll round, outside one.
+  void NoteWorkOutsidePoll();
   void CloseSession(Session& s, CloseReason reason, const Status& error, bool abort);
   void AfterSend(Session& s);
   bool SendFin(Session& s);
@@ -175,6 +213,8 @@ class Engine final : public BackendEvents {
   void MaybeRelease(Session& s);
   void NoteSent(Session& s, size_t bytes, bool from_queue);
   void CheckServerClosed();
+  // maxConnections sessions are in use.
+  bool AtLimit() const;
   void UpdateAccepting();
   void GrowIfNeeded();
   bool EnsureInitialPool();
@@ -195,14 +235,11 @@ class Engine final : public BackendEvents {
   bool shutting_down_ = false;
   bool server_closed_emitted_ = false;
   bool in_poll_ = false;
-  bool dispatching_ = false;
+  EngineObserver* observer_ = nullptr;
 
   Session* pending_head_ = nullptr;
   Session* pending_tail_ = nullptr;
 
-  std::atomic<uint32_t>* shared_buffered_ = nullptr;
-  size_t shared_size_ = 0;
-  DriverHooks hooks_;
   // Bytes moved or freed since the last burst was noted, the traffic
   // counters at the last tick, and the quiet ticks still to return memory on.
   uint64_t churn_since_return_ = 0;

@@ -1,5 +1,6 @@
 #include "core/event_batch.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace acceptpool {
@@ -17,9 +18,61 @@ ConnectStep ConnectStepOf(const Status& status) {
   return bind ? ConnectStep::kBind : ConnectStep::kConnect;
 }
 
-double ConnectFailureWord(uint8_t sys_error, int32_t raw, ConnectStep step) {
-  return static_cast<double>(sys_error) + static_cast<double>(static_cast<uint32_t>(raw)) * 256.0 +
-         static_cast<double>(step) * 1099511627776.0;  // 2^40
+namespace {
+
+constexpr uint64_t Mask(int bits) { return (uint64_t{1} << bits) - 1; }
+
+// Every field ends below bit 53, so the word is an exact double, and every
+// field can hold each value of what it carries.
+#define ACCEPTPOOL_FIELD_END(name, shift, bits) (shift) + (bits),
+constexpr int kErrorWordEnd = std::max({ACCEPTPOOL_ERROR_WORD(ACCEPTPOOL_FIELD_END)});
+#undef ACCEPTPOOL_FIELD_END
+static_assert(kErrorWordEnd <= 53, "the error word must be an exact double");
+
+}  // namespace
+
+RecordError RecordError::System(SysError sys, int32_t raw) {
+  RecordError e;
+  e.code = sys == SysError::kNone ? Code::kOk : Code::kSystem;
+  e.sys = sys;
+  e.raw = raw;
+  return e;
+}
+
+RecordError RecordError::Of(const Status& status) {
+  RecordError e;
+  e.code = status.code;
+  e.sys = status.sys;
+  e.raw = status.raw;
+  e.step = ConnectStepOf(status);
+  return e;
+}
+
+double EncodeErrorWord(const RecordError& error) {
+  const uint64_t sys = static_cast<uint8_t>(error.sys);
+  const uint64_t raw = static_cast<uint32_t>(error.raw);
+  const uint64_t code = static_cast<uint8_t>(error.code);
+  const uint64_t step = static_cast<uint8_t>(error.step);
+  uint64_t word = 0;
+#define ACCEPTPOOL_PUT_FIELD(name, shift, bits) word |= (name & Mask(bits)) << (shift);
+  ACCEPTPOOL_ERROR_WORD(ACCEPTPOOL_PUT_FIELD)
+#undef ACCEPTPOOL_PUT_FIELD
+  return static_cast<double>(word);
+}
+
+RecordError DecodeErrorWord(double word) {
+  const uint64_t w = static_cast<uint64_t>(word);
+  uint64_t sys = 0, raw = 0, code = 0, step = 0;
+#define ACCEPTPOOL_GET_FIELD(name, shift, bits) name = (w >> (shift)) & Mask(bits);
+  ACCEPTPOOL_ERROR_WORD(ACCEPTPOOL_GET_FIELD)
+#undef ACCEPTPOOL_GET_FIELD
+  RecordError e;
+  e.sys = sys < static_cast<uint64_t>(SysError::kCount) ? static_cast<SysError>(sys)
+                                                         : SysError::kUnknown;
+  e.raw = static_cast<int32_t>(static_cast<uint32_t>(raw));
+  e.code = static_cast<Code>(code);
+  e.step = static_cast<ConnectStep>(step);
+  return e;
 }
 
 void EventBatch::Add(EventType type, SessionId id, double a, double b) {

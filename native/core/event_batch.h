@@ -3,17 +3,10 @@
 // arena: that arena is the shared receive buffer of the loop, so an idle
 // connection owns no receive memory.
 //
-// Records are four doubles so JS can read them from one Float64Array:
-//   kSession: id, a = data offset of a SocketAddress, b = its size
-//   kData:    id, a = data offset,                  b = length
-//   kDrain:   id
-//   kEnd:     id                                     (peer half-closed)
-//   kClose:   id, a = reason | SysError << 8,        b = raw OS code
-//   kStale:   id, a = command kind that was refused  (threaded driver)
-//   kServerClosed: server finished shutting down
-//   kConnected: id, a = connect token                 (outgoing connect done)
-//   kConnectFailed: id (0 if none), a = ConnectFailureWord,
-//                   b = connect token                (outgoing connect failed)
+// Records are four doubles (ACCEPTPOOL_RECORD_FIELDS) so JS can read them from
+// one Float64Array; what a and b hold depends on the type
+// (ACCEPTPOOL_EVENT_TYPES). Every record that carries an error carries it in
+// b, as one error word (ACCEPTPOOL_ERROR_WORD).
 #ifndef ACCEPTPOOL_CORE_EVENT_BATCH_H_
 #define ACCEPTPOOL_CORE_EVENT_BATCH_H_
 
@@ -26,47 +19,83 @@
 
 namespace acceptpool {
 
-enum class EventType : uint8_t {
-  kSession = 1,
-  kData = 2,
-  kDrain = 3,
-  kEnd = 4,
-  kClose = 5,
-  kStale = 6,
-  kServerClosed = 7,
-  kConnected = 8,
-  kConnectFailed = 9,
+// X(name, value): a numbered list (core/wire.h). What each type's a and b hold.
+#define ACCEPTPOOL_EVENT_TYPES(X)                                              \
+  X(kSession, 1)       /* a = data offset of a SocketAddress, b = its size */  \
+  X(kData, 2)          /* a = data offset, b = length */                       \
+  X(kDrain, 3)         /* the send queue fell back to the high-water mark */   \
+  X(kEnd, 4)           /* the peer half-closed */                              \
+  X(kClose, 5)         /* a = CloseReason, b = error word (0: no error) */     \
+  X(kStale, 6)         /* a = StaleCommand refused (threaded driver) */        \
+  X(kServerClosed, 7)  /* id 0: the server finished shutting down */           \
+  X(kConnected, 8)     /* a = connect token: an outgoing connect is open */    \
+  X(kConnectFailed, 9) /* id (0 if none), a = connect token, b = error word */
+
+enum class EventType : uint8_t { ACCEPTPOOL_EVENT_TYPES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
+// One record's doubles, in order.
+#define ACCEPTPOOL_RECORD_FIELDS(X) X(type) X(id) X(a) X(b)
+
+struct EventRecord {
+#define ACCEPTPOOL_RECORD_MEMBER(field) double field;
+  ACCEPTPOOL_RECORD_FIELDS(ACCEPTPOOL_RECORD_MEMBER)
+#undef ACCEPTPOOL_RECORD_MEMBER
 };
 
-// Order matches the JS CloseReason list.
-enum class CloseReason : uint8_t {
-  kRemote = 0,
-  kReset = 1,
-  kLocal = 2,
-  kTimeout = 3,
-  kShutdown = 4,
-  kOverflow = 5,
-  kError = 6,
-};
+// X(name, text): named lists (core/wire.h); JS shows the texts.
+#define ACCEPTPOOL_CLOSE_REASONS(X) \
+  X(kRemote, "remote")              \
+  X(kReset, "reset")                \
+  X(kLocal, "local")                \
+  X(kTimeout, "timeout")            \
+  X(kShutdown, "shutdown")          \
+  X(kOverflow, "overflow")          \
+  X(kError, "error")
+
+enum class CloseReason : uint8_t { ACCEPTPOOL_CLOSE_REASONS(ACCEPTPOOL_NAMED_ENUMERATOR) };
+
+// The command a kStale record reports refused.
+#define ACCEPTPOOL_STALE_COMMANDS(X) X(kSend, "send") X(kClose, "close")
+
+enum class StaleCommand : uint8_t { ACCEPTPOOL_STALE_COMMANDS(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 // The step of an outgoing connect that failed: JS reports it as the
 // syscall, with the local address for kBind and the remote one otherwise.
-enum class ConnectStep : uint8_t { kConnect = 0, kBind = 1 };
+#define ACCEPTPOOL_CONNECT_STEPS(X) X(kConnect, 0) X(kBind, 1)
+
+enum class ConnectStep : uint8_t { ACCEPTPOOL_CONNECT_STEPS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
 // The step a Status from Backend::Connect names (its syscall).
 ConnectStep ConnectStepOf(const Status& status);
 
-// a of a kConnectFailed record: SysError + raw code * 2^8 + step * 2^40
-// (raw as 32 bits unsigned). Library failures (pool full, closing) carry
-// their Code as the raw code with no SysError.
-double ConnectFailureWord(uint8_t sys_error, int32_t raw, ConnectStep step = ConnectStep::kConnect);
+// The error a record carries (kClose, kConnectFailed) and connect() returns.
+// code kOk: no error; kSystem: an OS error, `sys` with the OS's own number
+// `raw`; anything else: a library failure (pool full, closing) with no OS
+// error.
+struct RecordError {
+  Code code = Code::kOk;
+  SysError sys = SysError::kNone;
+  int32_t raw = 0;
+  ConnectStep step = ConnectStep::kConnect;
 
-struct EventRecord {
-  double type;
-  double id;
-  double a;
-  double b;
+  // An OS error `sys` (kNone: no error at all) with its raw code.
+  static RecordError System(SysError sys, int32_t raw);
+  // What a failed Status says (its step from the syscall).
+  static RecordError Of(const Status& status);
 };
+
+// The error word: a RecordError in one double, an integer below 2^53. Field
+// X(name, shift, bits) holds floor(word / 2^shift) mod 2^bits; raw holds the
+// OS number's 32 bits (two's complement: decode with `| 0` in JS). No error
+// is the word 0. src/wire.ts decodes it, in one place.
+#define ACCEPTPOOL_ERROR_WORD(X) \
+  X(sys, 0, 8)                   \
+  X(raw, 8, 32)                  \
+  X(code, 40, 8)                 \
+  X(step, 48, 4)
+
+double EncodeErrorWord(const RecordError& error);
+RecordError DecodeErrorWord(double word);
 
 class EventBatch {
  public:

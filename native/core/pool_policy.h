@@ -14,12 +14,14 @@
 
 namespace acceptpool {
 
+// No defaults of its own (see EngineConfig): NormalizePoolConfig makes any
+// values consistent.
 struct PoolConfig {
-  uint32_t initial = 1024;     // slots allocated at listen
-  uint32_t chunk = 1024;       // growth step
-  uint32_t max_sessions = 1u << 20;
-  uint32_t low_water = 64;     // grow when fewer free slots than this
-  uint32_t shrink_idle_ticks = 30;
+  uint32_t initial = 0;        // slots allocated at listen
+  uint32_t chunk = 0;          // growth step
+  uint32_t max_sessions = 0;
+  uint32_t low_water = 0;      // grow when fewer free slots than this
+  uint32_t shrink_idle_ticks = 0;
   // Computed by NormalizePoolConfig: slot indices stay below it (see there).
   uint32_t slot_limit = 0;
 };
@@ -43,7 +45,8 @@ class PoolPolicy {
 
   // Chunks to add now for a pool of `capacity` slots with `free_slots` free.
   uint32_t ChunksToGrow(uint32_t capacity, uint32_t free_slots) const;
-  // True when accepting must wait because no slot is free and none may be added.
+  // True when the sessions in use (capacity - free_slots) have reached
+  // max_sessions: no more may be taken, whether slots are free or not.
   bool AtLimit(uint32_t capacity, uint32_t free_slots) const;
   // Call once per tick; true when one chunk should be given back now.
   bool TickShouldShrink(uint32_t capacity, uint32_t free_slots);

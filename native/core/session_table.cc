@@ -77,7 +77,6 @@ Session* SessionTable::Acquire() {
   s->close_error = 0;
   s->close_raw = 0;
   s->next_pending = nullptr;
-  s->pending_ops = 0;
   s->token = 0;
   s->last_active = 0;
   return s;
@@ -120,23 +119,5 @@ bool SessionTable::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
   return true;
 }
 
-Session* SessionTable::AtSlot(uint32_t slot) {
-  size_t c = slot / chunk_size_;
-  if (c >= chunks_.size()) return nullptr;
-  return &chunks_[c].sessions[slot % chunk_size_];
-}
-
-Session* SessionTable::Lookup(SessionId id) {
-  Session* s = AtSlot(SlotOf(id));
-  if (s == nullptr || s->generation != GenerationOf(id)) return nullptr;
-  if (s->state == SessionState::kFree || s->state == SessionState::kReleasing) return nullptr;
-  return s;
-}
-
-void* SessionTable::Ext(const Session& s) {
-  if (ext_bytes_ == 0) return nullptr;
-  Chunk& chunk = chunks_[s.slot / chunk_size_];
-  return chunk.ext.get() + (s.slot % chunk_size_) * ext_bytes_;
-}
 
 }  // namespace acceptpool

@@ -61,21 +61,19 @@ enum class SessionState : uint8_t {
   kRetired,    // generations used up: never handed out again
 };
 
-// Bits of Session::flags.
+// Bits of Session::flags: the engine's alone (backends keep their own per
+// slot state in their ext bytes, see backend.h).
 enum SessionFlag : uint16_t {
-  kWantWritable = 1 << 0,    // queue not empty, writable readiness requested
-  kReadEof = 1 << 1,         // the peer sent FIN
-  kWriteShut = 1 << 2,       // we sent FIN
-  kEndAfterFlush = 1 << 3,   // send FIN once the queue drains
-  kAboveHighWater = 1 << 4,  // a send reported backpressure; emit drain later
-  kReadPaused = 1 << 5,      // not reading (JS behind, or EOF seen)
-  kEofReported = 1 << 6,     // the end event went to JS
-  kDrainPending = 1 << 7,    // events waiting in the engine's pending list
-  kEndPending = 1 << 8,
-  kClosePending = 1 << 9,
-  kInPendingList = 1 << 10,
-  kBackendReleased = 1 << 11,  // the backend holds nothing of the session
-  kClosedConnecting = 1 << 12, // closed before its outgoing connect completed
+  kReadEof = 1 << 0,         // the peer sent FIN
+  kWriteShut = 1 << 1,       // we sent FIN
+  kEndAfterFlush = 1 << 2,   // send FIN once the queue drains
+  kAboveHighWater = 1 << 3,  // a send reported backpressure; emit drain later
+  kDrainPending = 1 << 4,    // events waiting in the engine's pending list
+  kEndPending = 1 << 5,
+  kClosePending = 1 << 6,
+  kInPendingList = 1 << 7,
+  kBackendReleased = 1 << 8,   // the backend holds nothing of the session
+  kClosedConnecting = 1 << 9,  // closed before its outgoing connect completed
 };
 
 struct Session {
@@ -90,7 +88,6 @@ struct Session {
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
-  uint16_t pending_ops = 0;  // in-flight backend operations (completion backends)
   uint32_t token = 0;        // outgoing connects: the caller's tag for the result
   SendQueue queue;
 
@@ -129,8 +126,15 @@ class SessionTable {
   void Release(Session* s);
 
   // The session an id names, or null if the id is stale, out of range or not
-  // live (kConnecting, kOpen, kClosing or kLingering).
+  // live (kConnecting, kOpen, kClosing or kLingering). Every command passes
+  // here.
   Session* Lookup(SessionId id);
+  // The session an id names while its slot is taken: any state but kFree or
+  // kRetired, kReleasing included. Backends tag what they queue (epoll
+  // events, IOCP work lists) with s.id() and resolve the tag here, so a tag
+  // left from an earlier occupant never matches, and a session whose close
+  // is still completing is found.
+  Session* LookupTaken(SessionId id);
   // Slot by index regardless of state, or null if out of range.
   Session* AtSlot(uint32_t slot);
   void* Ext(const Session& s);
@@ -186,6 +190,32 @@ class SessionTable {
   uint32_t retired_total_ = 0;
   size_t lowest_free_chunk_ = 0;  // no chunk below this one has a free slot
 };
+
+// Defined here rather than in the .cc: they run for every event and every
+// command.
+inline Session* SessionTable::AtSlot(uint32_t slot) {
+  size_t c = slot / chunk_size_;
+  if (c >= chunks_.size()) return nullptr;
+  return &chunks_[c].sessions[slot % chunk_size_];
+}
+
+inline Session* SessionTable::LookupTaken(SessionId id) {
+  Session* s = AtSlot(SlotOf(id));
+  if (s == nullptr || s->generation != GenerationOf(id)) return nullptr;
+  if (s->state == SessionState::kFree || s->state == SessionState::kRetired) return nullptr;
+  return s;
+}
+
+inline Session* SessionTable::Lookup(SessionId id) {
+  Session* s = LookupTaken(id);
+  return s != nullptr && s->state != SessionState::kReleasing ? s : nullptr;
+}
+
+inline void* SessionTable::Ext(const Session& s) {
+  if (ext_bytes_ == 0) return nullptr;
+  Chunk& chunk = chunks_[s.slot / chunk_size_];
+  return chunk.ext.get() + (s.slot % chunk_size_) * ext_bytes_;
+}
 
 }  // namespace acceptpool
 

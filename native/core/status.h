@@ -6,43 +6,40 @@
 
 #include <cstdint>
 
+#include "core/wire.h"
+
 namespace acceptpool {
 
-// X(name, node-style code string). The order is the wire format to JS: append
-// only.
-#define ACCEPTPOOL_SYS_ERRORS(X)  \
-  X(kNone, "OK")                  \
-  X(kUnknown, "EUNKNOWN")         \
-  X(kAgain, "EAGAIN")             \
-  X(kConnReset, "ECONNRESET")     \
-  X(kConnAborted, "ECONNABORTED") \
-  X(kConnRefused, "ECONNREFUSED") \
-  X(kPipe, "EPIPE")               \
-  X(kTimedOut, "ETIMEDOUT")       \
-  X(kAddrInUse, "EADDRINUSE")     \
+// X(name, node-style code string): a named list (core/wire.h); JS gets the
+// names indexed by value. The order is the wire format to JS: append only.
+#define ACCEPTPOOL_SYS_ERRORS(X)    \
+  X(kNone, "OK")                    \
+  X(kUnknown, "EUNKNOWN")           \
+  X(kAgain, "EAGAIN")               \
+  X(kConnReset, "ECONNRESET")       \
+  X(kConnAborted, "ECONNABORTED")   \
+  X(kConnRefused, "ECONNREFUSED")   \
+  X(kPipe, "EPIPE")                 \
+  X(kTimedOut, "ETIMEDOUT")         \
+  X(kAddrInUse, "EADDRINUSE")       \
   X(kAddrNotAvail, "EADDRNOTAVAIL") \
-  X(kAccess, "EACCES")            \
-  X(kPerm, "EPERM")               \
-  X(kMFile, "EMFILE")             \
-  X(kNFile, "ENFILE")             \
-  X(kNoBufs, "ENOBUFS")           \
-  X(kNoMem, "ENOMEM")             \
-  X(kInval, "EINVAL")             \
-  X(kAfNoSupport, "EAFNOSUPPORT") \
-  X(kNetUnreach, "ENETUNREACH")   \
-  X(kHostUnreach, "EHOSTUNREACH") \
-  X(kNotConn, "ENOTCONN")         \
-  X(kShutdown, "ESHUTDOWN")       \
-  X(kCanceled, "ECANCELED")       \
-  X(kBadF, "EBADF")               \
+  X(kAccess, "EACCES")              \
+  X(kPerm, "EPERM")                 \
+  X(kMFile, "EMFILE")               \
+  X(kNFile, "ENFILE")               \
+  X(kNoBufs, "ENOBUFS")             \
+  X(kNoMem, "ENOMEM")               \
+  X(kInval, "EINVAL")               \
+  X(kAfNoSupport, "EAFNOSUPPORT")   \
+  X(kNetUnreach, "ENETUNREACH")     \
+  X(kHostUnreach, "EHOSTUNREACH")   \
+  X(kNotConn, "ENOTCONN")           \
+  X(kShutdown, "ESHUTDOWN")         \
+  X(kCanceled, "ECANCELED")         \
+  X(kBadF, "EBADF")                 \
   X(kProto, "EPROTO")
 
-enum class SysError : uint8_t {
-#define ACCEPTPOOL_ENUM_ENTRY(name, text) name,
-  ACCEPTPOOL_SYS_ERRORS(ACCEPTPOOL_ENUM_ENTRY)
-#undef ACCEPTPOOL_ENUM_ENTRY
-      kCount
-};
+enum class SysError : uint8_t { ACCEPTPOOL_SYS_ERRORS(ACCEPTPOOL_NAMED_ENUMERATOR) kCount };
 
 // The Node-style name of an error ("ECONNRESET").
 const char* SysErrorName(SysError e);
@@ -53,18 +50,17 @@ const char* SysErrorName(SysError e);
 bool IsAbortedAccept(SysError e);
 
 // What an operation came to. Library-level outcomes first, then kSystem for an
-// OS failure, whose details travel in `sys` and `raw`.
-enum class Code : uint8_t {
-  kOk = 0,
-  kWouldBlock,   // nothing done now; the backend will report readiness
-  kStale,        // the session id names an earlier occupant of the slot
-  kOverflow,     // a send queue hit its hard limit
-  kClosed,       // the server or session is closing or closed
-  kInvalid,      // a bad argument reached the core
-  kPoolFull,     // maxConnections reached
-  kNoMemory,     // an allocation failed
-  kSystem,       // see sys/raw
-};
+// OS failure, whose details travel in `sys` and `raw`. X(name, value): see
+// core/wire.h.
+#define ACCEPTPOOL_CODES(X)                                                    \
+  X(kOk, 0)                                                                    \
+  X(kClosed, 1)     /* the server or session is closing or closed */           \
+  X(kInvalid, 2)    /* a bad argument reached the core */                      \
+  X(kPoolFull, 3)   /* maxConnections reached */                               \
+  X(kNoMemory, 4)   /* an allocation failed */                                 \
+  X(kSystem, 5)     /* see sys/raw */
+
+enum class Code : uint8_t { ACCEPTPOOL_CODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
 struct Status {
   Code code = Code::kOk;

@@ -9,38 +9,41 @@
 #include <vector>
 
 #include "core/capacity.h"
-#include "core/command_queue.h"
+#include "drivers/command_queue.h"
 
 namespace acceptpool {
 namespace {
 
 // ---------------------------------------------------------------- inline
 
-class InlineDriver final : public Driver {
+class InlineDriver final : public Driver, private EngineObserver {
  public:
   InlineDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), batch_(limits.records, limits.data_bytes), deliver_(std::move(deliver)) {
     engine_->SetBatch(&batch_);
+    engine_->SetObserver(this);
   }
   ~InlineDriver() override {
     Stop();
-    // The batch dies with this driver: the engine must not write to it.
+    // The batch and the observer die with this driver: the engine must not
+    // reach them.
     engine_->SetBatch(nullptr);
+    engine_->SetObserver(nullptr);
   }
 
   const char* name() const override { return "inline"; }
 
   Status Start(EventLoop* loop) override {
     return loop->WatchReadable(
-        engine_->backend().PollDescriptor(),
-        [](void* self) { static_cast<InlineDriver*>(self)->RunRounds(); }, this, &poll_);
+        engine_->PollDescriptor(), [](void* self) { static_cast<InlineDriver*>(self)->RunRounds(); },
+        this, &poll_);
   }
 
   Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) override {
     SessionId id;
     Status st = engine_->Connect(remote, local, token, &id);
-    // Outside a dispatch nothing else would run a poll round soon.
-    if (st.ok()) engine_->backend().Wake();
+    // Outside a delivery nothing else would run a poll round soon.
+    if (st.ok()) engine_->Wake();
     return st;
   }
 
@@ -74,15 +77,21 @@ class InlineDriver final : public Driver {
       engine_->Poll(0);
       bool more = engine_->MoreWork();
       if (batch_.empty()) break;
-      engine_->SetDispatching(true);
+      delivering_ = true;
       deliver_(batch_);
-      engine_->SetDispatching(false);
+      delivering_ = false;
       // Skip the round that would only find nothing; what JS queued meanwhile
       // is written by the Wake below.
       if (engine_->closed() || !more) break;
     }
     // Events queued by JS that no round has written yet.
-    if (!stopped_ && (engine_->HasPending() || !batch_.empty())) engine_->backend().Wake();
+    if (!stopped_ && (engine_->HasPending() || !batch_.empty())) engine_->Wake();
+  }
+
+  // EngineObserver. During a delivery the rounds above, or the wake after
+  // them, write what JS queues: no wake per command.
+  void OnWorkOutsidePoll() override {
+    if (!delivering_) engine_->Wake();
   }
 
   Engine* engine_;
@@ -90,11 +99,12 @@ class InlineDriver final : public Driver {
   DeliverFn deliver_;
   std::unique_ptr<LoopWatcher> poll_;
   bool stopped_ = false;
+  bool delivering_ = false;
 };
 
 // ---------------------------------------------------------------- threaded
 
-class ThreadedDriver final : public Driver {
+class ThreadedDriver final : public Driver, private EngineObserver {
  public:
   // Batches in flight between the threads; when all are with JS, the I/O
   // thread stops reading and accepting until one comes back.
@@ -104,6 +114,8 @@ class ThreadedDriver final : public Driver {
   // What the notes and the broadcast ids keep when idle.
   static constexpr size_t kKeepNotes = 256;
   static constexpr size_t kKeepIds = 1024;
+  // Command::mode of a kBroadcast to every open session.
+  static constexpr uint8_t kToEveryone = 1;
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
@@ -120,21 +132,16 @@ class ThreadedDriver final : public Driver {
     counters_size_ = engine_->config().pool.slot_limit;
     counters_.reset(static_cast<std::atomic<uint32_t>*>(
         std::calloc(counters_size_, sizeof(std::atomic<uint32_t>))));
-    if (counters_) engine_->SetSharedBuffered(counters_.get(), counters_size_);
-    Engine::DriverHooks hooks;
-    hooks.on_wake = [](void* self) { static_cast<ThreadedDriver*>(self)->RunCommands(); };
-    hooks.on_tick = [](void* self) { return static_cast<ThreadedDriver*>(self)->TrimBuffers(); };
-    hooks.context = this;
-    engine_->SetDriverHooks(hooks);
+    if (!counters_) counters_size_ = 0;
+    engine_->SetObserver(this);
     published_ = engine_->SnapshotStats();
   }
   ~ThreadedDriver() override {
     Stop();
-    // The batches, the counters and the wake handler die with this driver:
-    // an engine that outlives it must not reach them.
+    // The batches, the counters and the observer die with this driver: an
+    // engine that outlives it must not reach them.
     engine_->SetBatch(nullptr);
-    engine_->SetSharedBuffered(nullptr, 0);
-    engine_->SetDriverHooks(Engine::DriverHooks());
+    engine_->SetObserver(nullptr);
   }
 
   const char* name() const override { return "threaded"; }
@@ -171,7 +178,7 @@ class ThreadedDriver final : public Driver {
       engine_stale_js_.fetch_add(1, std::memory_order_relaxed);
       return SendResult::kStale;
     }
-    uint32_t before = counters_[slot].fetch_add(static_cast<uint32_t>(size), std::memory_order_acq_rel);
+    size_t before = Account(id, size);
     bool pressure = before + size > engine_->config().high_water_mark;
     Command c{};
     c.kind = CommandKind::kSend;
@@ -193,6 +200,7 @@ class ThreadedDriver final : public Driver {
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     Command c{};
     c.kind = CommandKind::kBroadcast;
+    c.mode = ids == nullptr ? kToEveryone : 0;
     c.id_count = ids != nullptr ? count : 0;
     Push(c, data, size, ids, ids != nullptr ? count * sizeof(SessionId) : 0);
     if (ids != nullptr) return static_cast<uint32_t>(count);
@@ -231,7 +239,7 @@ class ThreadedDriver final : public Driver {
       stop_.store(true, std::memory_order_release);
       commands_.Close();
       space_.notify_all();
-      engine_->backend().Wake();
+      engine_->Wake();
       thread_.join();
     }
     async_.reset();
@@ -240,8 +248,34 @@ class ThreadedDriver final : public Driver {
  private:
   void Push(const Command& c, const void* a, size_t a_size, const void* b = nullptr,
             size_t b_size = 0) {
-    if (commands_.Push(c, a, a_size, b, b_size)) engine_->backend().Wake();
+    if (commands_.Push(c, a, a_size, b, b_size)) engine_->Wake();
   }
+
+  // Counts `size` bytes handed over for the session (JS thread for a send,
+  // I/O thread for a broadcast); the engine reports them leaving
+  // (OnSendLeft). Returns the count before.
+  size_t Account(SessionId id, size_t size) {
+    uint32_t slot = SlotOf(id);
+    if (slot >= counters_size_) return 0;
+    return counters_[slot].fetch_add(static_cast<uint32_t>(size), std::memory_order_acq_rel);
+  }
+
+  // ---- EngineObserver (I/O thread) ----
+
+  // What JS has handed over and the engine has not yet sent or dropped,
+  // commands on their way included.
+  size_t Buffered(SessionId id, size_t queued) override {
+    uint32_t slot = SlotOf(id);
+    return slot < counters_size_ ? counters_[slot].load(std::memory_order_acquire) : queued;
+  }
+  void OnSendLeft(SessionId id, size_t bytes) override {
+    uint32_t slot = SlotOf(id);
+    if (slot < counters_size_) counters_[slot].fetch_sub(static_cast<uint32_t>(bytes), std::memory_order_acq_rel);
+  }
+  // Outside a poll the I/O thread is in HandOff(), waiting for a batch.
+  void OnWorkOutsidePoll() override { engine_->Wake(); }
+  void OnWake() override { RunCommands(); }
+  size_t OnTick() override { return TrimBuffers(); }
 
   // ---- I/O thread ----
 
@@ -298,12 +332,19 @@ class ThreadedDriver final : public Driver {
         // the session was already closing, its bytes go nowhere: say so. (A
         // failed write or an overflow closes the session, whose reason says
         // why.)
-        SendResult r = engine_->Send(c.id, payload, c.size, c.pressure);
-        if (r == SendResult::kStale || r == SendResult::kClosed) Note(EventType::kStale, c.id, 0);
+        SendResult r = engine_->Send(c.id, payload, c.size);
+        if (r == SendResult::kStale || r == SendResult::kClosed) {
+          Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kSend));
+        } else if (c.pressure && r == SendResult::kOk) {
+          // JS reported backpressure on its count, which has eased since.
+          engine_->RequestDrain(c.id);
+        }
         break;
       }
       case CommandKind::kClose:
-        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) Note(EventType::kStale, c.id, 1);
+        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) {
+          Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
+        }
         break;
       case CommandKind::kAbortConnect:
         engine_->AbortConnect(static_cast<uint32_t>(c.id));
@@ -317,24 +358,25 @@ class ThreadedDriver final : public Driver {
         SessionId id;
         Status st = engine_->Connect(remote, c.mode != 0 ? &local : nullptr, token, &id);
         if (!st.ok()) {
-          // Library-level failures (pool full, closing) travel as their Code
-          // in the raw field, with no SysError.
-          int raw = st.code == Code::kSystem ? st.raw : static_cast<int>(st.code);
-          Note(EventType::kConnectFailed, 0,
-               ConnectFailureWord(static_cast<uint8_t>(st.sys), raw, ConnectStepOf(st)), token);
+          Note(EventType::kConnectFailed, 0, token, EncodeErrorWord(RecordError::Of(st)));
         }
         break;
       }
       case CommandKind::kBroadcast:
-        if (c.id_count == 0) {
-          engine_->Broadcast(payload, c.size, nullptr, 0);
-        } else {
+        if (c.mode == kToEveryone) {
+          engine_->ListOpen(&ids_);
+        } else if (c.id_count > 0) {
           // The ids follow the payload unaligned; copy them out.
           ids_.resize(c.id_count);
-          ids_peak_.Note(ids_.size());
           std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
-          engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
         }
+        ids_peak_.Note(ids_.size());
+        // JS counted nothing for a broadcast: count it here, so that what
+        // the engine reports leaving balances.
+        for (SessionId id : ids_) Account(id, c.size);
+        // (An empty vector's data() may be null, which would mean everyone.)
+        if (!ids_.empty()) engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
+        ids_.clear();
         break;
       case CommandKind::kShutdown:
         engine_->Shutdown();

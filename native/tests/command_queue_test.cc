@@ -1,6 +1,6 @@
 // The command queue between the JS thread and an I/O thread. Also run under
 // ThreadSanitizer (label "thread").
-#include "core/command_queue.h"
+#include "drivers/command_queue.h"
 
 #include <atomic>
 #include <chrono>

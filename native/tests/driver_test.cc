@@ -1,8 +1,10 @@
 // The inline and threaded drivers on the real epoll backend over loopback,
 // driven by a loop of the tests' own (test_loop.h) in the role of Node's:
 // teardown mid-traffic (Stop while the I/O thread is busy, while JS is
-// behind, with commands still queued), and no callback after Stop. Run under
-// ASan (leaks, use after free) and TSan (the I/O thread against the JS one).
+// behind, with commands still queued), no callback after Stop, commands
+// racing the batches the I/O thread fills, and the threaded driver's count
+// of buffered bytes, kept on both threads. Run under ASan (leaks, use after
+// free) and TSan (the I/O thread against the JS one).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,6 +34,27 @@ namespace {
 
 constexpr int kWaitMs = 5000;
 
+// `count` blocking client sockets connected to 127.0.0.1:`port` (those that
+// could connect), with a receive buffer of `rcvbuf` bytes if given.
+std::vector<int> ConnectLoopback(uint16_t port, int count, int rcvbuf = 0) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      continue;
+    }
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
 // Loopback clients that stream `chunk`-byte writes and read the echo, on a
 // thread of their own, until stopped. Each keeps at most kWindow bytes
 // unanswered, so the server's queues stay small and traffic keeps flowing.
@@ -38,19 +62,8 @@ class StreamingClients {
  public:
   static constexpr size_t kWindow = 64 * 1024;
 
-  StreamingClients(uint16_t port, int count, size_t chunk) : chunk_(chunk, 'x') {
-    for (int i = 0; i < count; ++i) {
-      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(port);
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        if (fd >= 0) close(fd);
-        continue;
-      }
-      fds_.push_back(fd);
-    }
+  StreamingClients(uint16_t port, int count, size_t chunk)
+      : chunk_(chunk, 'x'), fds_(ConnectLoopback(port, count)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~StreamingClients() {
@@ -104,6 +117,75 @@ class StreamingClients {
   std::thread thread_;
 };
 
+// Loopback clients that only read, on a thread of their own, counting what
+// each received. Reading can be paused; a small receive buffer (`rcvbuf`)
+// keeps the peers' share of the kernel's buffers small, so the server's own
+// queues fill sooner (its socket's send buffer still grows to megabytes).
+class Readers {
+ public:
+  Readers(uint16_t port, int count, int rcvbuf = 0)
+      : fds_(ConnectLoopback(port, count, rcvbuf)), received_(static_cast<size_t>(count)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Readers() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+    for (int fd : fds_) close(fd);
+  }
+  size_t connected() const { return fds_.size(); }
+  // Returns once the reading thread has taken note: no read after a pause.
+  void set_reading(bool on) {
+    reading_.store(on);
+    while (!on && !paused_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  uint64_t received(size_t i) const { return received_[i].load(); }
+  uint64_t total() const {
+    uint64_t sum = 0;
+    for (const auto& r : received_) sum += r.load();
+    return sum;
+  }
+
+ private:
+  void Run() {
+    char buf[65536];
+    while (!stop_.load()) {
+      bool reading = reading_.load();
+      paused_.store(!reading);
+      if (!reading) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        continue;
+      }
+      std::vector<pollfd> p;
+      for (int fd : fds_) p.push_back(pollfd{fd, POLLIN, 0});
+      if (poll(p.data(), p.size(), 5) <= 0) continue;
+      for (size_t i = 0; i < p.size(); ++i) {
+        if ((p[i].revents & POLLIN) == 0) continue;
+        ssize_t n = recv(fds_[i], buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) received_[i] += static_cast<uint64_t>(n);
+      }
+    }
+  }
+
+  std::vector<int> fds_;
+  std::vector<std::atomic<uint64_t>> received_;
+  std::atomic<bool> reading_{true};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// What "JS" saw of one session, in order.
+struct SessionLog {
+  std::vector<EventType> events;
+  uint32_t drains = 0;
+  uint64_t last_drain = 0;  // the delivery that brought the last drain
+  uint32_t closes = 0;
+  uint32_t stale_sends = 0;  // kStale notes for sends
+  bool closed_by_js = false;
+  uint32_t late_sends = 0;   // sends issued after JS closed the session
+  bool data_after_close = false;
+};
+
 // An echo server: an engine on epoll and a driver, with the test loop as
 // the JS thread. Deliver copies a batch out, clears it, then echoes every
 // data record, as NativeServer hands a batch to JS and JS answers.
@@ -114,7 +196,13 @@ class EchoServer {
     config.pool.initial = 64;
     config.pool.chunk = 64;
     config.pool.max_sessions = 256;
+    config.pool.low_water = 4;
+    config.pool.shrink_idle_ticks = 30;
+    config.listen.backlog = 511;
+    config.no_delay = true;
+    config.high_water_mark = 64 * 1024;
     config.max_queued_bytes = 16 * 1024 * 1024;
+    config.accept_batch = 128;
     engine_ = std::make_unique<Engine>(config, MakeEpollBackend());
     status_ = engine_->Init();
     SocketAddress local;
@@ -148,6 +236,22 @@ class EchoServer {
   uint64_t deliveries() const { return deliveries_; }
   uint64_t sessions() const { return sessions_; }
   void set_echo(bool on) { echo_ = on; }
+  // Keeps a log per session of what was delivered.
+  void set_logging(bool on) { logging_ = on; }
+  SessionLog& log(SessionId id) { return logs_[id]; }
+  // Closes from "JS"; what JS sends to the session after this is counted.
+  bool Close(SessionId id, CloseMode mode) {
+    logs_[id].closed_by_js = true;
+    return driver_->Close(id, mode);
+  }
+  SendResult Send(SessionId id, const char* data, size_t size) {
+    if (logs_[id].closed_by_js) ++logs_[id].late_sends;
+    return driver_->Send(id, data, size);
+  }
+  // Runs the test loop until `n` sessions have arrived.
+  bool AwaitSessions(uint64_t n) {
+    return loop_.RunUntil([&] { return sessions_ >= n; }, kWaitMs);
+  }
   // Sends to every session seen so far (commands queued by "JS").
   void SendToAll(const std::string& bytes) {
     for (SessionId id : ids_) driver_->Send(id, bytes.data(), bytes.size());
@@ -176,8 +280,23 @@ class EchoServer {
         ++sessions_;
         ids_.push_back(id);
       } else if (type == EventType::kData && echo_) {
-        driver_->Send(id, data_.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b));
+        Send(id, data_.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b));
       }
+      if (logging_) Log(type, id, r);
+    }
+  }
+
+  void Log(EventType type, SessionId id, const EventRecord& r) {
+    SessionLog& log = logs_[id];
+    log.events.push_back(type);
+    if (type == EventType::kDrain) {
+      ++log.drains;
+      log.last_drain = deliveries_;
+    }
+    if (type == EventType::kClose) ++log.closes;
+    if (type == EventType::kStale && r.a == 0) ++log.stale_sends;
+    if (log.closes > 0 && (type == EventType::kData || type == EventType::kDrain || type == EventType::kEnd)) {
+      log.data_after_close = true;
     }
   }
 
@@ -192,6 +311,8 @@ class EchoServer {
   uint64_t deliveries_ = 0;
   uint64_t sessions_ = 0;
   uint64_t after_stop_ = 0;
+  std::map<SessionId, SessionLog> logs_;
+  bool logging_ = false;
   bool echo_ = true;
   bool stopped_ = false;
 };
@@ -283,6 +404,148 @@ TEST(AnEngineOutlivingItsDriverNeverTouchesTheDriversMemory) {
     for (int i = 0; i < 5; ++i) engine.Poll(0);
     EXPECT(engine.HasPending());  // close events wait: there is no batch to write them to
     clients.Stop();
+  }
+}
+
+TEST(ThreadedDriverCommandsRacingBatchesKeepEachSessionsOrder) {
+  // JS closes half the sessions while their data is still on its way to it,
+  // and goes on sending to them (and echoing what still arrives) before it
+  // can know: the I/O thread acts on every command in order, between the
+  // batches it fills and hands over, and refuses each late send.
+  EchoServer server(true);
+  ASSERT(server.ok());
+  server.set_logging(true);
+  StreamingClients clients(server.port(), 24, 2048);
+  ASSERT_EQ(clients.connected(), 24u);
+  ASSERT(EchoFlowing(server, clients, 1024 * 1024));
+  ASSERT_EQ(server.ids().size(), 24u);
+  std::vector<SessionId> closing(server.ids().begin(), server.ids().begin() + 12);
+  constexpr uint32_t kLateSends = 10;
+  for (size_t i = 0; i < closing.size(); ++i) {
+    CloseMode mode = i % 2 == 0 ? CloseMode::kAbort : CloseMode::kGraceful;
+    EXPECT(server.Close(closing[i], mode));
+    for (uint32_t k = 0; k < kLateSends; ++k) server.Send(closing[i], "late", 4);
+  }
+  // Every late send is refused where it is issued, and JS hears of each.
+  EXPECT(server.loop().RunUntil([&] {
+    for (SessionId id : closing) {
+      const SessionLog& log = server.log(id);
+      if (log.closes == 0 || log.stale_sends < log.late_sends) return false;
+    }
+    return true;
+  }, kWaitMs));
+  uint64_t echoed = clients.received();
+  // The other half keeps echoing meanwhile.
+  EXPECT(EchoFlowing(server, clients, echoed + 256 * 1024));
+  for (SessionId id : closing) {
+    SessionLog& log = server.log(id);
+    EXPECT_EQ(log.closes, 1u);
+    EXPECT(log.late_sends >= kLateSends);
+    EXPECT_EQ(log.stale_sends, log.late_sends);
+    EXPECT_FALSE(log.data_after_close);
+  }
+  for (size_t i = 12; i < server.ids().size(); ++i) EXPECT_EQ(server.log(server.ids()[i]).closes, 0u);
+  clients.Stop();
+}
+
+TEST(ThreadedDriverDrainFollowsPressureThatEasedBeforeTheIoThreadActed) {
+  // JS judges pressure on its own count, before the I/O thread has sent
+  // anything; when the socket then takes every byte at once, the engine sees
+  // no pressure, and 'drain' must still follow what JS was told.
+  EchoServer server(true);
+  ASSERT(server.ok());
+  server.set_echo(false);
+  server.set_logging(true);
+  Readers readers(server.port(), 1);
+  ASSERT(server.AwaitSessions(1));
+  SessionId id = server.ids()[0];
+  // Just over the high-water mark (64 KiB), well under what a loopback
+  // socket takes in one send.
+  std::string bytes(80 * 1024, 'p');
+  EXPECT(server.driver().Send(id, bytes.data(), bytes.size()) == SendResult::kBackpressure);
+  EXPECT(server.loop().RunUntil([&] { return server.log(id).drains == 1; }, kWaitMs));
+  EXPECT(server.loop().RunUntil([&] { return readers.total() == bytes.size(); }, kWaitMs));
+  EXPECT_EQ(server.driver().BufferedAmount(id), 0);
+}
+
+TEST(ThreadedDriverCountsBufferedBytesAcrossThreadsUntilTheyLeave) {
+  // The JS thread adds what it hands over, the I/O thread takes off what is
+  // sent or dropped: sends, broadcasts to a list and to everyone, while the
+  // peers do not read (until the server's queues hold bytes the kernel would
+  // not take) and then do. Every count returns to zero (a broadcast counted
+  // on one side only would wrap it), and each session hears a drain after
+  // the last send that reported pressure.
+  EchoServer server(true);
+  ASSERT(server.ok());
+  server.set_echo(false);
+  server.set_logging(true);
+  Readers readers(server.port(), 4, 4096);
+  ASSERT_EQ(readers.connected(), 4u);
+  ASSERT(server.AwaitSessions(4));
+  std::vector<SessionId> ids = server.ids();
+  readers.set_reading(false);
+  std::string chunk(64 * 1024, 'c');
+  // Loopback sockets take megabytes before a send blocks (the send buffer
+  // grows to tcp_wmem's maximum); the queues hold at most 16 MiB.
+  constexpr uint64_t kMostEach = 12 * 1024 * 1024;
+  constexpr int64_t kHeld = 256 * 1024;
+  uint64_t sent_each = 0;
+  std::vector<uint32_t> pressures(ids.size(), 0);
+  std::vector<uint64_t> last_pressure(ids.size(), 0);  // deliveries before it
+  auto all_held = [&] {
+    for (SessionId id : ids) {
+      if (server.driver().BufferedAmount(id) < kHeld) return false;
+    }
+    return true;
+  };
+  while (sent_each + chunk.size() + 1500 <= kMostEach && !all_held()) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (server.driver().Send(ids[i], chunk.data(), chunk.size()) == SendResult::kBackpressure) {
+        ++pressures[i];
+        last_pressure[i] = server.deliveries();
+      }
+    }
+    server.driver().Broadcast(chunk.data(), 1000, ids.data(), ids.size());
+    server.driver().Broadcast(chunk.data(), 500, nullptr, 0);
+    sent_each += chunk.size() + 1000 + 500;
+    server.loop().RunOnce(1);
+    for (SessionId id : ids) {
+      int64_t buffered = server.driver().BufferedAmount(id);
+      EXPECT(buffered >= 0 && static_cast<uint64_t>(buffered) <= sent_each);
+    }
+  }
+  EXPECT(all_held());
+  EXPECT_EQ(readers.total(), 0u);
+  readers.set_reading(true);
+  EXPECT(server.loop().RunUntil([&] { return readers.total() == sent_each * ids.size(); }, kWaitMs));
+  EXPECT(server.loop().RunUntil([&] {
+    for (SessionId id : ids) {
+      if (server.driver().BufferedAmount(id) != 0) return false;
+    }
+    return true;
+  }, kWaitMs));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(readers.received(i), sent_each);
+    EXPECT(pressures[i] > 0);
+    const SessionLog& log = server.log(ids[i]);
+    EXPECT(log.drains >= 1 && log.drains <= pressures[i]);
+    EXPECT(log.last_drain > last_pressure[i]);
+  }
+}
+
+TEST(BroadcastToAnEmptyListReachesNobody) {
+  for (bool threaded : {true, false}) {
+    EchoServer server(threaded);
+    ASSERT(server.ok());
+    server.set_echo(false);
+    Readers readers(server.port(), 3);
+    ASSERT(server.AwaitSessions(3));
+    std::vector<SessionId> ids = server.ids();
+    EXPECT_EQ(server.driver().Broadcast("none", 4, ids.data(), 0), 0u);
+    EXPECT_EQ(server.driver().Broadcast("all", 3, nullptr, 0), 3u);
+    EXPECT(server.loop().RunUntil([&] { return readers.total() >= 9; }, kWaitMs));
+    server.loop().RunUntil([] { return false; }, 100);
+    for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(readers.received(i), 3u);
   }
 }
 

@@ -28,8 +28,11 @@ struct Event {
   double b;
   std::string data;  // kSession: the address bytes; kData: the received bytes
 
-  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
-  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+  // kClose: a = reason, b = error word; kConnectFailed: a = token, b = error word.
+  uint32_t reason() const { return static_cast<uint32_t>(a); }
+  SysError error() const { return DecodeErrorWord(b).sys; }
+  int32_t raw() const { return DecodeErrorWord(b).raw; }
+  uint32_t token() const { return static_cast<uint32_t>(a); }
 };
 
 EngineConfig SmallConfig() {
@@ -463,13 +466,14 @@ TEST(HighWaterMarkGivesBackpressureThenDrainAfterProgress) {
   EXPECT_EQ(drains, 1);
 }
 
-TEST(BackpressureSeenByJsIsReportedAndDrainsWhenAlreadyEased) {
+TEST(ADrainRequestedAfterThePressureEasedStillFollows) {
   Rig rig(SmallConfig());
   SocketHandle h;
   SessionId id = rig.Accept(&h);
-  // The threaded driver says JS already reported pressure, but the bytes
-  // went straight out: drain must still follow.
-  EXPECT(rig.engine->Send(id, "x", 1, true) == SendResult::kBackpressure);
+  // The caller reported pressure on its own count (the threaded driver, on
+  // the JS thread), but the bytes went straight out: drain must still follow.
+  EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kOk);
+  rig.engine->RequestDrain(id);
   EXPECT(FindEvent(rig.Poll(), EventType::kDrain, id) != nullptr);
 }
 
@@ -741,7 +745,7 @@ TEST(PeerResetClosesWithReasonResetAndTheErrorCode) {
   ASSERT(close != nullptr);
   EXPECT_EQ(close->reason(), static_cast<uint32_t>(CloseReason::kReset));
   EXPECT(close->error() == SysError::kConnReset);
-  EXPECT_EQ(close->b, 104.0);
+  EXPECT_EQ(close->raw(), 104);
 }
 
 TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
@@ -758,7 +762,7 @@ TEST(OtherErrorsCloseWithReasonErrorOrTimeout) {
   EXPECT_EQ(ca->reason(), static_cast<uint32_t>(CloseReason::kTimeout));
   EXPECT_EQ(cb->reason(), static_cast<uint32_t>(CloseReason::kError));
   EXPECT(cb->error() == SysError::kHostUnreach);
-  EXPECT_EQ(cb->b, 113.0);
+  EXPECT_EQ(cb->raw(), 113);
 }
 
 TEST(SendErrorClosesTheSessionAndReportsFailed) {
@@ -1017,8 +1021,9 @@ TEST(FailedConnectClosesWithTheErrorAndFreesTheSlot) {
   EXPECT(FindEvent(events, EventType::kClose, id) == nullptr);
   const Event* failed = FindEvent(events, EventType::kConnectFailed, id);
   ASSERT(failed != nullptr);
-  EXPECT_EQ(failed->b, 7.0);
-  EXPECT_EQ(failed->a, static_cast<double>(SysError::kConnRefused) + 111.0 * 256);
+  EXPECT_EQ(failed->token(), 7u);
+  EXPECT(failed->error() == SysError::kConnRefused);
+  EXPECT_EQ(failed->raw(), 111);
   EXPECT_EQ(rig.stats().connect_errors, 1u);
   EXPECT_EQ(rig.stats().in_use, 0u);
   EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kStale);
@@ -1336,6 +1341,44 @@ TEST(EventsOutsideAPollWakeTheBackend) {
   EXPECT(FindEvent(rig.Poll(), EventType::kClose, a) != nullptr);
 }
 
+TEST(AnObserverHearsWorkOutsideAPollTicksAndWakesInsteadOfTheBackend) {
+  // Whoever runs the engine decides how work queued outside a poll round
+  // gets its round (the inline driver: after the batch it is delivering).
+  struct Runner : EngineObserver {
+    int outside = 0;
+    int wakes = 0;
+    int ticks = 0;
+    void OnWorkOutsidePoll() override { ++outside; }
+    void OnWake() override { ++wakes; }
+    size_t OnTick() override {
+      ++ticks;
+      return 0;
+    }
+  } runner;
+  Rig rig(SmallConfig());
+  rig.engine->SetObserver(&runner);
+  SessionId a = rig.Accept();
+  SessionId b = rig.Accept();
+  int backend_wakes = rig.fake->wakes;
+  rig.engine->Close(a, CloseMode::kAbort);
+  rig.engine->Close(b, CloseMode::kAbort);
+  // One report while the pending list was empty, and no wake of its own.
+  EXPECT_EQ(runner.outside, 1);
+  EXPECT_EQ(rig.fake->wakes, backend_wakes);
+  std::vector<Event> events = rig.Poll();
+  EXPECT(FindEvent(events, EventType::kClose, a) != nullptr);
+  EXPECT(FindEvent(events, EventType::kClose, b) != nullptr);
+  rig.engine->Shutdown();
+  EXPECT_EQ(runner.outside, 2);
+  rig.engine->Wake();
+  rig.fake->Tick(2);
+  rig.Poll();
+  EXPECT_EQ(runner.wakes, 1);
+  EXPECT_EQ(runner.ticks, 2);
+  EXPECT_EQ(runner.outside, 2);  // work that a round does is not reported
+  rig.engine->SetObserver(nullptr);
+}
+
 // ---- the hammer ----
 
 namespace {
@@ -1365,13 +1408,63 @@ struct ModelSession {
   bool close_requested = false;  // a graceful or abortive close, with no records waiting
 };
 
+// An observer that keeps the books a runner keeps on its sends (as the
+// threaded driver does): every byte Send() takes must be reported leaving
+// exactly once, and until then it is in the session's queue.
+class SendBooks : public EngineObserver {
+ public:
+  explicit SendBooks(Engine* engine) : engine_(engine) {}
+  void Took(SessionId id, size_t bytes) { taken_[id] += bytes; }
+  const std::string& violation() const { return violation_; }
+  // Every id's bytes all reported leaving.
+  bool Balanced() const {
+    for (const auto& [id, bytes] : taken_) {
+      auto left = left_.find(id);
+      if (bytes != (left == left_.end() ? 0 : left->second)) return false;
+    }
+    return left_.size() <= taken_.size();
+  }
+
+  size_t Buffered(SessionId id, size_t queued) override {
+    if (queued != Outstanding(id)) Flag("queue of " + std::to_string(id) + " differs from the books");
+    return queued;
+  }
+  void OnSendLeft(SessionId id, size_t bytes) override {
+    left_[id] += bytes;
+    if (left_[id] > taken_[id]) Flag("more left " + std::to_string(id) + " than Send() took");
+  }
+  void OnWorkOutsidePoll() override { engine_->Wake(); }
+
+ private:
+  uint64_t Outstanding(SessionId id) const {
+    auto taken = taken_.find(id);
+    auto left = left_.find(id);
+    return (taken == taken_.end() ? 0 : taken->second) - (left == left_.end() ? 0 : left->second);
+  }
+  void Flag(const std::string& why) {
+    if (violation_.empty()) violation_ = why;
+  }
+
+  Engine* engine_;
+  std::map<SessionId, uint64_t> taken_;
+  std::map<SessionId, uint64_t> left_;
+  std::string violation_;
+};
+
 class Hammer {
  public:
   // `retire_per_mille`: how often a step first pushes a free slot to the end
   // of its generations, so slots retire during the run.
   Hammer(uint32_t seed, const EngineConfig& config, size_t records, size_t arena,
          uint32_t retire_per_mille = 0)
-      : config_(config), rng_(seed), rig_(config, records, arena), retire_per_mille_(retire_per_mille) {}
+      : config_(config),
+        rng_(seed),
+        rig_(config, records, arena),
+        books_(rig_.engine.get()),
+        retire_per_mille_(retire_per_mille) {
+    rig_.engine->SetObserver(&books_);
+  }
+  ~Hammer() { rig_.engine->SetObserver(nullptr); }
 
   bool Run(int ops) {
     for (int op = 0; op < ops && ok_; ++op) {
@@ -1500,7 +1593,11 @@ class Hammer {
     for (size_t i = 0; i < n; ++i) bytes[i] = OutByte(m.handle, m.out_pos + i);
     m.out_pos += n;
     bool pending = rig_.engine->HasPending() || !rig_.batch.empty();
-    SendResult r = rig_.engine->Send(id, bytes.data(), bytes.size(), Rand(10) == 0);
+    // Sometimes the caller has reported pressure on a count of its own.
+    bool pressure_seen = Rand(10) == 0;
+    books_.Took(id, bytes.size());
+    SendResult r = rig_.engine->Send(id, bytes.data(), bytes.size());
+    if (pressure_seen && r == SendResult::kOk) rig_.engine->RequestDrain(id);
     if (r == SendResult::kStale) {
       ++stale_expected_;
       // Only a session whose close has not reached JS yet may look stale.
@@ -1518,6 +1615,7 @@ class Hammer {
     // socket, that socket's stream check fails.
     std::string bytes(1 + Rand(100), '\0');
     for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = OutByte(h, pos + i);
+    books_.Took(id, bytes.size());
     if (rig_.engine->Send(id, bytes.data(), bytes.size()) != SendResult::kStale) {
       Fail("Send accepted a stale id " + std::to_string(id));
     }
@@ -1631,6 +1729,7 @@ class Hammer {
            std::to_string(stale_expected_));
     }
     if (!rig_.fake->violations.empty()) Fail("backend contract: " + rig_.fake->violations[0]);
+    if (!books_.violation().empty()) Fail("send books: " + books_.violation());
     bool settled = !rig_.engine->HasPending() && rig_.batch.empty();
     for (SessionId id : live_) {
       int64_t buffered = rig_.engine->BufferedAmount(id);
@@ -1709,11 +1808,14 @@ class Hammer {
     if (!server_closed_) Fail("no kServerClosed after shutdown");
     if (!live_.empty()) Fail("sessions left without a kClose after shutdown");
     if (rig_.engine->SnapshotStats().in_use != 0) Fail("slots in use after shutdown");
+    if (!books_.violation().empty()) Fail("send books: " + books_.violation());
+    if (!books_.Balanced()) Fail("bytes Send() took that never left");
   }
 
   EngineConfig config_;
   std::mt19937_64 rng_;
   Rig rig_;
+  SendBooks books_;
   bool ok_ = true;
   std::string failure_;
   bool skip_collect_ = false;

@@ -1,7 +1,10 @@
 // Event batches: records, the read arena, and copies into it.
 #include "core/event_batch.h"
 
+#include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "core/address.h"
@@ -147,29 +150,38 @@ TEST(AddCopyRefusesWhenRecordsAreFull) {
   EXPECT_EQ(batch.data_used(), 0u);
 }
 
-TEST(ConnectFailureWordCarriesErrorRawCodeAndStepExactly) {
-  // Decoded in src/client.ts: sys = a % 2^8, raw = floor(a / 2^8) % 2^32,
-  // step = floor(a / 2^40).
-  struct Case {
-    SysError sys;
-    int32_t raw;
-    ConnectStep step;
+TEST(ErrorWordCarriesCodeErrorRawAndStepExactly) {
+  const RecordError cases[] = {
+      RecordError::Of(Status::System(SysError::kAddrInUse, 98, "bind")),
+      RecordError::Of(Status::System(SysError::kConnRefused, 111, "connect")),
+      RecordError::Of(Status::System(SysError::kAddrNotAvail, 10049, "bind")),  // a WSA code
+      RecordError::Of(Status::System(SysError::kUnknown, -1, "bind")),          // all 32 bits
+      RecordError::Of(Status::System(SysError::kProto, std::numeric_limits<int32_t>::min(), "recv")),
+      RecordError::Of(Status::Of(Code::kPoolFull)),
+      RecordError::System(SysError::kConnReset, 104),
   };
-  const Case cases[] = {
-      {SysError::kAddrInUse, 98, ConnectStep::kBind},
-      {SysError::kConnRefused, 111, ConnectStep::kConnect},
-      {SysError::kAddrNotAvail, 10049, ConnectStep::kBind},       // a WSA code
-      {SysError::kUnknown, -1, ConnectStep::kBind},               // all 32 bits
-      {SysError::kNone, static_cast<int32_t>(Code::kPoolFull), ConnectStep::kConnect},
-  };
-  for (const Case& c : cases) {
-    double a = ConnectFailureWord(static_cast<uint8_t>(c.sys), c.raw, c.step);
-    uint64_t word = static_cast<uint64_t>(a);
-    EXPECT_EQ(static_cast<double>(word), a);  // an exact integer
-    EXPECT_EQ(word % 256, static_cast<uint64_t>(c.sys));
-    EXPECT_EQ((word >> 8) & 0xffffffffull, static_cast<uint64_t>(static_cast<uint32_t>(c.raw)));
-    EXPECT_EQ(word >> 40, static_cast<uint64_t>(c.step));
+  for (const RecordError& c : cases) {
+    double word = EncodeErrorWord(c);
+    EXPECT_EQ(static_cast<double>(static_cast<uint64_t>(word)), word);  // an exact integer
+    EXPECT(word < 9007199254740992.0);                                  // 2^53
+    RecordError d = DecodeErrorWord(word);
+    EXPECT(d.code == c.code);
+    EXPECT(d.sys == c.sys);
+    EXPECT_EQ(d.raw, c.raw);
+    EXPECT(d.step == c.step);
+    // The rule src/wire.ts applies: floor(word / 2^shift) mod 2^bits.
+    auto field = [word](int shift, int bits) {
+      return std::fmod(std::floor(word / std::ldexp(1.0, shift)), std::ldexp(1.0, bits));
+    };
+    EXPECT_EQ(field(0, 8), static_cast<double>(c.sys));
+    EXPECT_EQ(field(8, 32), static_cast<double>(static_cast<uint32_t>(c.raw)));
+    EXPECT_EQ(field(40, 8), static_cast<double>(c.code));
+    EXPECT_EQ(field(48, 4), static_cast<double>(c.step));
   }
+  // No error is the word 0, and an OS error of kNone is no error.
+  EXPECT_EQ(EncodeErrorWord(RecordError()), 0.0);
+  EXPECT(RecordError::System(SysError::kNone, 0).code == Code::kOk);
+  EXPECT(RecordError::System(SysError::kMFile, 24).code == Code::kSystem);
 }
 
 TEST(ConnectStepOfNamesABindFailureOnly) {

@@ -98,8 +98,8 @@ TEST(ConnectExToAClosedPortReportsConnRefused) {
   // close: JS knows it only by that token.
   ASSERT(rig.PollUntil([&] { return rig.Find(EventType::kConnectFailed, client) != nullptr; }));
   const Event* failed = rig.Find(EventType::kConnectFailed, client);
-  EXPECT_EQ(static_cast<uint32_t>(failed->a) % 256, static_cast<uint32_t>(SysError::kConnRefused));
-  EXPECT_EQ(failed->b, 9.0);
+  EXPECT_TRUE(failed->error() == SysError::kConnRefused);
+  EXPECT_EQ(failed->token(), 9u);
   EXPECT_TRUE(rig.Find(EventType::kClose, client) == nullptr);
   EXPECT_TRUE(rig.Find(EventType::kConnected, client) == nullptr);
   EXPECT_EQ(rig.engine().SnapshotStats().connect_errors, 1u);
@@ -129,7 +129,7 @@ TEST(ShutdownCancelsEveryPostedAcceptBeforeReportingClosed) {
   ASSERT(rig.ok());
   rig.engine().Shutdown();
   ASSERT(rig.PollUntil([&] { return rig.Find(EventType::kServerClosed) != nullptr; }));
-  EXPECT_TRUE(rig.engine().backend().Quiescent());
+  EXPECT_TRUE(rig.backend().Quiescent());
 }
 
 int main(int argc, char** argv) {

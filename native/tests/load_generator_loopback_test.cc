@@ -14,7 +14,7 @@
 
 #include "backends/epoll/epoll_backend.h"
 #include "core/engine.h"
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 #include "test_main.h"
 
 using namespace acceptpool;
@@ -35,7 +35,15 @@ class EchoServer {
  public:
   EchoServer() : batch_(4096, 1 << 20) {
     EngineConfig c;
+    c.pool.initial = 1024;
+    c.pool.chunk = 1024;
     c.pool.max_sessions = 4096;
+    c.pool.low_water = 64;
+    c.pool.shrink_idle_ticks = 30;
+    c.no_delay = true;
+    c.high_water_mark = 64 * 1024;
+    c.max_queued_bytes = 4 * 1024 * 1024;
+    c.accept_batch = 128;
     // Reset connections wait in the accept queue until accepted; when this
     // thread is descheduled a storm fills a 511 backlog within milliseconds,
     // SYNs are dropped and every lane waits a second for its retransmit.
@@ -50,7 +58,7 @@ class EchoServer {
   }
   ~EchoServer() {
     stop_.store(true);
-    engine_->backend().Wake();
+    engine_->Wake();
     if (thread_.joinable()) thread_.join();
   }
   bool ok() const { return status_.ok(); }
@@ -109,9 +117,13 @@ LoadConfig Config(LoadMode mode, uint16_t port) {
   c.sources = 4;
   c.connections = 16;
   c.threads = 2;
+  c.message_size = 16;
   c.duration_us = 300000;
   c.warmup_us = 50000;
   c.ramp_timeout_us = 5000000;
+  c.op_timeout_us = 3000000;
+  c.retry_delay_us = 10000;
+  c.max_connecting = 256;
   return c;
 }
 

@@ -3,7 +3,7 @@
 // error counting by SysError, retries after a pause, timeouts, the measure
 // window, source addresses, and the drain at the end. Plus the latency
 // histogram's bucket arithmetic.
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 
 #include <memory>
 #include <string>
@@ -28,6 +28,10 @@ LoadConfig ConfigFor(LoadMode mode) {
   c.remote.addr[0] = 127;
   c.remote.addr[3] = 1;
   c.remote.port = 4242;
+  c.connections = 64;
+  c.threads = 1;
+  c.message_size = 16;
+  c.max_connecting = 256;
   c.warmup_us = 0;
   c.duration_us = 1000LL * 1000000;  // ends only when a test says so
   c.ramp_timeout_us = 1000LL * 1000000;
@@ -469,6 +473,15 @@ TEST(GeneratorRejectsAConfigurationWithoutWork) {
   LoadGenerator too_big(config);
   EXPECT(too_big.Start(MakeFake, nullptr).code == Code::kInvalid);
   EXPECT(!too_big.started());
+}
+
+TEST(GeneratorRejectsMoreThreadsThanItRuns) {
+  LoadConfig config = ConfigFor(LoadMode::kConnectClose);
+  config.connections = 1000;
+  config.threads = kMaxLoadThreads + 1;
+  LoadGenerator too_many(config);
+  EXPECT(too_many.Start(MakeFake, nullptr).code == Code::kInvalid);
+  EXPECT(!too_many.started());
 }
 
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

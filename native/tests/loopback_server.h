@@ -25,8 +25,11 @@ struct Event {
   double a;
   double b;
   std::string data;
-  uint32_t reason() const { return static_cast<uint32_t>(a) & 0xff; }
-  SysError error() const { return static_cast<SysError>(static_cast<uint32_t>(a) >> 8); }
+  // kClose: a = reason, b = error word; kConnectFailed: a = token, b = error word.
+  uint32_t reason() const { return static_cast<uint32_t>(a); }
+  SysError error() const { return DecodeErrorWord(b).sys; }
+  int32_t raw() const { return DecodeErrorWord(b).raw; }
+  uint32_t token() const { return static_cast<uint32_t>(a); }
 };
 
 inline EngineConfig LoopbackConfig() {
@@ -35,8 +38,12 @@ inline EngineConfig LoopbackConfig() {
   c.pool.chunk = 4;
   c.pool.max_sessions = 64;
   c.pool.low_water = 1;
+  c.pool.shrink_idle_ticks = 30;
+  c.listen.backlog = 511;
+  c.no_delay = true;
   c.high_water_mark = 64 * 1024;
   c.max_queued_bytes = 64 * 1024 * 1024;
+  c.accept_batch = 128;
   c.close_linger_ticks = 5;
   return c;
 }
@@ -44,7 +51,7 @@ inline EngineConfig LoopbackConfig() {
 class LoopbackServer {
  public:
   LoopbackServer(const EngineConfig& config, std::unique_ptr<Backend> backend)
-      : batch_(1024, 1 << 20) {
+      : batch_(1024, 1 << 20), backend_(backend.get()) {
     engine_ = std::make_unique<Engine>(config, std::move(backend));
     status_ = engine_->Init();
     if (!status_.ok()) return;
@@ -59,6 +66,8 @@ class LoopbackServer {
   bool ok() const { return status_.ok(); }
   uint16_t port() const { return bound_.port; }
   Engine& engine() { return *engine_; }
+  // The engine's backend, for what only a test asks it directly.
+  Backend& backend() { return *backend_; }
   std::vector<Event>& events() { return events_; }
 
   // Polls until `done` holds or the deadline passes; true if it held.
@@ -117,6 +126,7 @@ class LoopbackServer {
   }
 
   EventBatch batch_;
+  Backend* backend_;  // owned by engine_
   std::unique_ptr<Engine> engine_;
   Status status_;
   SocketAddress bound_;

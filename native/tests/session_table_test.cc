@@ -120,6 +120,32 @@ TEST(LookupFindsOpenAndClosingSessionsOnly) {
   EXPECT(table.Lookup(MakeSessionId(kMaxSlots - 1, 1)) == nullptr);
 }
 
+TEST(LookupTakenAlsoFindsReleasingSessionsButNoEarlierOccupant) {
+  SessionTable table(2, 0);
+  ASSERT(table.Grow());
+  Session* s = table.Acquire();
+  ASSERT(s != nullptr);
+  SessionId id = s->id();
+  for (SessionState state : {SessionState::kConnecting, SessionState::kOpen, SessionState::kClosing,
+                             SessionState::kLingering, SessionState::kReleasing}) {
+    s->state = state;
+    EXPECT(table.LookupTaken(id) == s);
+  }
+  table.Release(s);
+  // The slot is free: neither the old tag nor one with its new generation.
+  EXPECT(table.LookupTaken(id) == nullptr);
+  EXPECT(table.LookupTaken(MakeSessionId(s->slot, s->generation)) == nullptr);
+  Session* next = table.Acquire();
+  ASSERT(next == s);
+  next->state = SessionState::kReleasing;
+  EXPECT(table.LookupTaken(id) == nullptr);  // a tag from the earlier occupant
+  EXPECT(table.LookupTaken(next->id()) == next);
+  EXPECT(table.LookupTaken(MakeSessionId(2, 1)) == nullptr);
+  EXPECT(table.LookupTaken(MakeSessionId(kMaxSlots - 1, 1)) == nullptr);
+  // Tags that are not session ids (a backend's own, at the top of the range).
+  EXPECT(table.LookupTaken(~0ull) == nullptr);
+}
+
 TEST(ReleaseBumpsGenerationAndStaleLookupReturnsNull) {
   SessionTable table(4, 0);
   ASSERT(table.Grow());
@@ -236,6 +262,10 @@ TEST(TheLastGenerationRetiresTheSlotInsteadOfWrapping) {
   EXPECT(table.Lookup(last) == nullptr);
   EXPECT(table.Lookup(MakeSessionId(0, 1)) == nullptr);
   EXPECT(table.Lookup(MakeSessionId(0, 0)) == nullptr);
+  EXPECT(table.LookupTaken(last) == nullptr);
+  // Not even an id that names the retired generation itself.
+  EXPECT(table.Lookup(MakeSessionId(0, kRetiredGeneration)) == nullptr);
+  EXPECT(table.LookupTaken(MakeSessionId(0, kRetiredGeneration)) == nullptr);
   // Not capacity, not free, not in use; never handed out again.
   EXPECT_EQ(table.slots(), 4u);
   EXPECT_EQ(table.capacity(), 3u);
@@ -387,9 +417,7 @@ TEST(AcquireResetsFlagsAndCloseDetails) {
   s->close_reason = 3;
   s->close_error = 4;
   s->close_raw = 104;
-  s->pending_ops = 2;
   s->last_active = 99;
-  s->pending_ops = 0;
   table.Release(s);
   s = table.Acquire();
   ASSERT(s != nullptr);
@@ -397,7 +425,6 @@ TEST(AcquireResetsFlagsAndCloseDetails) {
   EXPECT_EQ(s->close_reason, 0u);
   EXPECT_EQ(s->close_error, 0u);
   EXPECT_EQ(s->close_raw, 0);
-  EXPECT_EQ(s->pending_ops, 0u);
   EXPECT_EQ(s->last_active, 0u);
   EXPECT(s->next_pending == nullptr);
   EXPECT_EQ(s->socket, kNoSocket);

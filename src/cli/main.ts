@@ -18,13 +18,22 @@ import { formatMarkdown, formatReport, renderSvg } from './report';
 import { serve, SERVE_USAGE } from './serve';
 import { DEFAULT_BACKLOG, DEFAULT_SERVERS, SERVERS } from './servers';
 import type { ServerName } from './servers';
+import { binding } from '../native';
+import { LOAD_OPTION_RANGES } from '../options';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const EXIT_INTERRUPTED = 130;
-// Both ends of every idle connection live under this machine's 20,000
-// descriptors per process: the generator here, the server in its child.
-const MAX_IDLE = 18000;
+// Both ends of every idle connection live under the descriptor limit of a
+// process (RLIMIT_NOFILE, which the server's child inherits): the generator
+// here, the server in its child. A tenth stays for what else they open.
+const MAX_IDLE = maxIdle(binding.descriptorLimit());
+
+function maxIdle(descriptors: number | null): number {
+  // No limit (Windows): as many as the load generator holds.
+  if (descriptors === null) return LOAD_OPTION_RANGES.connections[1];
+  return Math.max(100, Math.floor(descriptors * 0.9));
+}
 
 const BENCH_SPECS: readonly OptionSpec[] = [
   { name: 'quick', kind: 'flag', help: 'a short run (about 30 s): 2 rounds of 1 s runs, 5,000 idle connections' },

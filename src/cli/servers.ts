@@ -51,7 +51,8 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-// No cap of the server's own: the process's descriptor limit is the cap.
+// The library's own maxConnections: what bounds the idle scenario is the
+// descriptor limit (main.ts), not the pool.
 const MAX_CONNECTIONS = 1 << 20;
 
 /** An acceptpool server; `driver` undefined = the library's default. */

@@ -20,9 +20,10 @@
 namespace acceptpool {
 namespace {
 
-// epoll_event.data for sessions is generation << 32 | slot, so an event
-// that was queued for a slot's previous occupant is recognised and skipped.
-// Generations are below 2^29, so these tags never collide with a session.
+// epoll_event.data for a session is its id, resolved by
+// SessionTable::LookupTaken, so an event that was queued for a slot's
+// previous occupant is recognised and skipped. Ids stay below 2^53, so these
+// tags never collide with a session's.
 constexpr uint64_t kTagListener = ~0ull;
 constexpr uint64_t kTagWake = ~0ull - 1;
 constexpr uint64_t kTagTick = ~0ull - 2;
@@ -35,9 +36,13 @@ constexpr int kMaxBackoffMs = 1000;
 // Connections closed per EMFILE episode before backing off.
 constexpr int kMaxShedPerEpisode = 64;
 
-uint64_t SessionTag(const Session& s) {
-  return (static_cast<uint64_t>(s.generation) << 32) | s.slot;
-}
+// What epoll keeps per slot, in the session table's ext bytes: the interests
+// of the socket's registration. Reset whenever a socket is registered
+// (Attach, Connect), as the slot may have had another occupant.
+enum Interest : uint8_t {
+  kWantWritable = 1 << 0,  // bytes wait in the queue (or a connect): EPOLLOUT
+  kReadPaused = 1 << 1,    // SetReading(false): no EPOLLIN
+};
 
 void ArmTimer(int fd, int first_ms, int interval_ms) {
   itimerspec spec{};
@@ -57,6 +62,7 @@ void DrainCounter(int fd) {
 class EpollBackend final : public Backend {
  public:
   const char* name() const override { return "epoll"; }
+  size_t SessionExtBytes() const override { return sizeof(uint8_t); }
 
   Status Init(BackendEvents* events, SessionTable* table) override {
     events_ = events;
@@ -85,7 +91,6 @@ class EpollBackend final : public Backend {
     if (!fd.valid()) return ErrnoStatus(errno, "socket");
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (options.reuse_port) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (options.no_delay) {
       // Accepted sockets inherit it on Linux: no setsockopt per connection.
       setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -128,7 +133,8 @@ class EpollBackend final : public Backend {
   Status Attach(Session& s, bool no_delay) override {
     // TCP_NODELAY came from the listener (see Listen).
     (void)no_delay;
-    return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), EPOLLIN, SessionTag(s));
+    InterestOf(s) = 0;
+    return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), EPOLLIN, s.id());
   }
 
   Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
@@ -154,15 +160,10 @@ class EpollBackend final : public Backend {
     } while (rc != 0 && errno == EINTR);
     if (rc != 0 && errno != EINPROGRESS) return ErrnoStatus(errno, "connect");
     // Writability reports the outcome (even for an immediate success).
-    s.socket = fd.get();
-    s.set(kWantWritable);
-    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN | EPOLLOUT, SessionTag(s));
-    if (!st.ok()) {
-      s.socket = kNoSocket;
-      s.clear(kWantWritable);
-      return st;
-    }
-    fd.release();
+    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN | EPOLLOUT, s.id());
+    if (!st.ok()) return st;
+    InterestOf(s) = kWantWritable;
+    s.socket = fd.release();
     return Status::Ok();
   }
 
@@ -205,10 +206,10 @@ class EpollBackend final : public Backend {
     *sent = static_cast<size_t>(n);
     // Bytes left (in this gather or beyond it): wait for writability.
     bool more = static_cast<size_t>(n) < total || s.queue.bytes() > total;
-    return SetFlag(s, kWantWritable, more);
+    return SetInterest(s, kWantWritable, more);
   }
 
-  void SetReading(Session& s, bool on) override { SetFlag(s, kReadPaused, !on); }
+  void SetReading(Session& s, bool on) override { SetInterest(s, kReadPaused, !on); }
 
   Status ShutdownWrite(Session& s) override {
     if (shutdown(static_cast<int>(s.socket), SHUT_WR) != 0 && errno != ENOTCONN) {
@@ -297,18 +298,17 @@ class EpollBackend final : public Backend {
     return Status::Ok();
   }
 
-  // Sets or clears an interest flag and updates the epoll set if it changed.
-  Status SetFlag(Session& s, SessionFlag flag, bool on) {
-    if (s.has(flag) == on) return Status::Ok();
-    if (on) {
-      s.set(flag);
-    } else {
-      s.clear(flag);
-    }
+  uint8_t& InterestOf(const Session& s) { return *static_cast<uint8_t*>(table_->Ext(s)); }
+
+  // Sets or clears an interest and updates the epoll set if it changed.
+  Status SetInterest(Session& s, Interest interest, bool on) {
+    uint8_t& bits = InterestOf(s);
+    if (((bits & interest) != 0) == on) return Status::Ok();
+    bits = static_cast<uint8_t>(on ? bits | interest : bits & ~interest);
     if (s.socket == kNoSocket) return Status::Ok();
-    uint32_t want = (s.has(kReadPaused) ? 0u : static_cast<uint32_t>(EPOLLIN)) |
-                    (s.has(kWantWritable) ? static_cast<uint32_t>(EPOLLOUT) : 0u);
-    return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, SessionTag(s));
+    uint32_t want = ((bits & kReadPaused) != 0 ? 0u : static_cast<uint32_t>(EPOLLIN)) |
+                    ((bits & kWantWritable) != 0 ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+    return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, s.id());
   }
 
   void UpdateListener() {
@@ -379,11 +379,8 @@ class EpollBackend final : public Backend {
   }
 
   void HandleSession(uint64_t tag, uint32_t ev) {
-    Session* s = table_->AtSlot(static_cast<uint32_t>(tag));
-    if (s == nullptr || s->generation != static_cast<uint32_t>(tag >> 32) ||
-        s->socket == kNoSocket) {
-      return;  // the event was for an earlier occupant
-    }
+    Session* s = table_->LookupTaken(tag);
+    if (s == nullptr || s->socket == kNoSocket) return;  // the event was for an earlier occupant
     if (s->state == SessionState::kConnecting) {
       FinishConnect(*s, ev);
       return;
@@ -402,9 +399,10 @@ class EpollBackend final : public Backend {
         return;
       }
     }
-    if ((ev & (EPOLLIN | EPOLLHUP)) != 0 && !s->has(kReadPaused)) {
+    bool reading = (InterestOf(*s) & kReadPaused) == 0;
+    if ((ev & (EPOLLIN | EPOLLHUP)) != 0 && reading) {
       if (!ReadOnce(*s)) return;
-    } else if ((ev & EPOLLHUP) != 0 && s->has(kReadPaused)) {
+    } else if ((ev & EPOLLHUP) != 0 && !reading) {
       // Both directions are gone while we no longer read: nothing more can
       // happen on this connection.
       events_->OnSessionError(*s, ErrnoStatus(ECONNRESET, "read"));
@@ -426,7 +424,7 @@ class EpollBackend final : public Backend {
     // Without batch room the engine declines; EPOLLOUT stays level-triggered
     // and reports the connect again next round.
     if (!events_->OnConnected(s)) return;
-    SetFlag(s, kWantWritable, false);
+    SetInterest(s, kWantWritable, false);
   }
 
   // One read per session per round keeps rounds fair. False if the session

@@ -21,6 +21,11 @@
 //   socket. ACCEPTPOOL_IOCP_REUSE=auto (default; gives up after repeated
 //   failures), force (attempt every time) or off.
 // - Connecting: ConnectEx on a socket bound first.
+//
+// How many accepts stay posted and whether sockets are recycled are pure
+// policies (accept_target.h, socket_reuse.h), tested on every platform; the
+// backend itself is a set of small steps, one file per subject
+// (iocp_internal.h lists them).
 #ifndef ACCEPTPOOL_BACKENDS_IOCP_IOCP_BACKEND_H_
 #define ACCEPTPOOL_BACKENDS_IOCP_IOCP_BACKEND_H_
 

@@ -1,4 +1,4 @@
-#include "core/command_queue.h"
+#include "drivers/command_queue.h"
 
 #include <cstring>
 #include <utility>

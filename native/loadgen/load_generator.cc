@@ -1,4 +1,4 @@
-#include "core/load_generator.h"
+#include "loadgen/load_generator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -16,10 +16,17 @@ constexpr int64_t kMaxWaitUs = 50000;
 // How often lanes are checked for connects or replies that take too long.
 constexpr int64_t kTimeoutScanUs = 50000;
 
+// A lane sends one message at a time (at most kMaxLoadMessage), so its queue
+// never nears these.
+constexpr size_t kLaneHighWaterMark = 64 * 1024;
+constexpr size_t kLaneMaxQueuedBytes = 4 * 1024 * 1024;
+
 EngineConfig EngineFor(uint32_t lanes, LoadMode mode) {
   EngineConfig c;
   // Connect + close sends nothing: spare the TCP_NODELAY call per connect.
   c.no_delay = mode != LoadMode::kConnectClose;
+  c.high_water_mark = kLaneHighWaterMark;
+  c.max_queued_bytes = kLaneMaxQueuedBytes;
   // A lane's closed connection keeps its slot until its close event is
   // written, while the lane already connects again: room for both.
   c.pool.chunk = lanes < 1024 ? 256 : 1024;
@@ -98,7 +105,14 @@ Status LoadWorker::Init() {
   Status st = engine_.Init();
   if (!st.ok()) return st;
   engine_.SetBatch(&batches_[current_]);
+  engine_.SetObserver(this);
   return Status::Ok();
+}
+
+// Commands from Begin(), Process() and Stop() queue events that the next
+// Poll() writes: it follows at once, so no wake per command.
+void LoadWorker::OnWorkOutsidePoll() {
+  if (!acting_) engine_.Wake();
 }
 
 void LoadWorker::Begin(int64_t now_us) {
@@ -111,9 +125,9 @@ void LoadWorker::Begin(int64_t now_us) {
     phase_ = LoadPhase::kWarmup;
     phase_end_us_ = now_us + config_.warmup_us;
   }
-  engine_.SetDispatching(true);
+  acting_ = true;
   for (uint32_t i = 0; i < lanes_.size(); ++i) Connect(i, now_us);
-  engine_.SetDispatching(false);
+  acting_ = false;
   Advance(now_us);
   Publish();
 }
@@ -127,7 +141,7 @@ void LoadWorker::Process(int64_t now_us) {
   current_ ^= 1;
   batches_[current_].Clear();
   engine_.SetBatch(&batches_[current_]);
-  engine_.SetDispatching(true);
+  acting_ = true;
   HandleBatch(ready, now_us);
   if (phase_ < LoadPhase::kDraining) {
     RunRetries(now_us);
@@ -137,7 +151,7 @@ void LoadWorker::Process(int64_t now_us) {
       CheckTimeouts(now_us);
     }
   }
-  engine_.SetDispatching(false);
+  acting_ = false;
   ready.Clear();
   Advance(now_us);
   Publish();
@@ -155,7 +169,7 @@ int LoadWorker::NextTimeout(int64_t now_us) const {
 void LoadWorker::Stop(int64_t now_us) {
   if (phase_ >= LoadPhase::kDraining) return;
   if (phase_ == LoadPhase::kMeasure) counters_.window_us = now_us - measure_start_us_;
-  engine_.SetDispatching(true);
+  acting_ = true;
   for (uint32_t i = 0; i < lanes_.size(); ++i) {
     Lane& lane = lanes_[i];
     if (lane.state == LaneState::kConnecting) ++counters_.abandoned;
@@ -164,7 +178,7 @@ void LoadWorker::Stop(int64_t now_us) {
     }
     lane.state = LaneState::kIdle;
   }
-  engine_.SetDispatching(false);
+  acting_ = false;
   retry_head_ = 0;
   retry_count_ = 0;
   waiting_head_ = 0;
@@ -189,13 +203,13 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
         OnConnected(static_cast<uint32_t>(r.a), id, now_us);
         break;
       case EventType::kConnectFailed: {
-        index = static_cast<uint32_t>(r.b);
+        index = static_cast<uint32_t>(r.a);
         if (index >= lanes_.size()) break;
         Lane& lane = lanes_[index];
         // A connect this lane gave up itself (timeout, stop) is not news.
         if (lane.state != LaneState::kConnecting || lane.id != id) break;
-        auto error = static_cast<SysError>(static_cast<uint32_t>(r.a) & 0xff);
-        if (error == SysError::kNone || error >= SysError::kCount) error = SysError::kUnknown;
+        SysError error = DecodeErrorWord(r.b).sys;
+        if (error == SysError::kNone) error = SysError::kUnknown;
         ++counters_.errors[static_cast<size_t>(error)];
         LeaveConnecting(lane);
         lane.state = LaneState::kIdle;
@@ -218,10 +232,8 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
       case EventType::kClose: {
         Lane* lane = LaneOf(id, &index);
         if (lane == nullptr || lane->state != LaneState::kOpen) break;
-        uint32_t word = static_cast<uint32_t>(r.a);
-        auto reason = static_cast<CloseReason>(word & 0xff);
-        auto error = static_cast<SysError>((word >> 8) & 0xff);
-        if (error >= SysError::kCount) error = SysError::kUnknown;
+        auto reason = static_cast<CloseReason>(static_cast<int>(r.a));
+        SysError error = DecodeErrorWord(r.b).sys;
         if (reason == CloseReason::kRemote) {
           ++counters_.eofs;
         } else if (reason == CloseReason::kTimeout) {
@@ -501,8 +513,8 @@ int64_t LoadGenerator::NowUs() {
 
 Status LoadGenerator::Start(const BackendFactory& factory, std::function<void()> on_done) {
   if (!workers_.empty() || config_.connections == 0 || config_.threads == 0 ||
-      config_.message_size == 0 || config_.message_size > kMaxLoadMessage || config_.duration_us < 0 ||
-      config_.warmup_us < 0) {
+      config_.threads > kMaxLoadThreads || config_.message_size == 0 ||
+      config_.message_size > kMaxLoadMessage || config_.duration_us < 0 || config_.warmup_us < 0) {
     return Status::Of(Code::kInvalid);
   }
   // Never a thread without lanes.
@@ -547,7 +559,7 @@ void LoadGenerator::RunWorker(LoadWorker* worker) {
 void LoadGenerator::Stop() {
   stop_.store(true, std::memory_order_release);
   if (threads_.empty()) return;
-  for (auto& worker : workers_) worker->engine().backend().Wake();
+  for (auto& worker : workers_) worker->engine().Wake();
 }
 
 void LoadGenerator::Join() {

@@ -8,8 +8,8 @@
 // on queued bytes: a producer that would pass it waits until the consumer has
 // swapped, which it always does without waiting on JS, so this cannot
 // deadlock.
-#ifndef ACCEPTPOOL_CORE_COMMAND_QUEUE_H_
-#define ACCEPTPOOL_CORE_COMMAND_QUEUE_H_
+#ifndef ACCEPTPOOL_DRIVERS_COMMAND_QUEUE_H_
+#define ACCEPTPOOL_DRIVERS_COMMAND_QUEUE_H_
 
 #include <condition_variable>
 #include <cstddef>
@@ -81,4 +81,4 @@ class CommandQueue {
 
 }  // namespace acceptpool
 
-#endif  // ACCEPTPOOL_CORE_COMMAND_QUEUE_H_
+#endif  // ACCEPTPOOL_DRIVERS_COMMAND_QUEUE_H_

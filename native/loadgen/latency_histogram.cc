@@ -1,4 +1,4 @@
-#include "core/latency_histogram.h"
+#include "loadgen/latency_histogram.h"
 
 namespace acceptpool {
 

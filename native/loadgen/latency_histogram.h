@@ -2,8 +2,8 @@
 // HdrHistogram: exact below 64 µs, then 32 buckets per power of two, so any
 // reported percentile is within ~3% of the true value. Recording is one
 // index computation and one increment: no allocation per sample, ever.
-#ifndef ACCEPTPOOL_CORE_LATENCY_HISTOGRAM_H_
-#define ACCEPTPOOL_CORE_LATENCY_HISTOGRAM_H_
+#ifndef ACCEPTPOOL_LOADGEN_LATENCY_HISTOGRAM_H_
+#define ACCEPTPOOL_LOADGEN_LATENCY_HISTOGRAM_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -45,4 +45,4 @@ class LatencyHistogram {
 
 }  // namespace acceptpool
 
-#endif  // ACCEPTPOOL_CORE_LATENCY_HISTOGRAM_H_
+#endif  // ACCEPTPOOL_LOADGEN_LATENCY_HISTOGRAM_H_

@@ -23,8 +23,8 @@
 // (reset every lane, wait for the engine to release them) and done. Only
 // operations that complete during the measure phase count in the rate and
 // the latencies; errors count in every phase.
-#ifndef ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
-#define ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
+#ifndef ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
+#define ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_
 
 #include <atomic>
 #include <cstddef>
@@ -38,18 +38,23 @@
 #include "core/backend.h"
 #include "core/engine.h"
 #include "core/event_batch.h"
-#include "core/latency_histogram.h"
 #include "core/status.h"
+#include "core/wire.h"
+#include "loadgen/latency_histogram.h"
 
 namespace acceptpool {
 
-enum class LoadMode : uint8_t {
-  kConnectClose = 0,  // connect, then reset at once
-  kReqRep = 1,        // connect, send a request, check its echo, reset
-  kEcho = 2,          // persistent connections, one message in flight each
-  kIdle = 3,          // open connections and hold them without traffic
-};
+// X(name, text): named lists (core/wire.h); JS names modes and phases so.
+#define ACCEPTPOOL_LOAD_MODES(X)                                                             \
+  X(kConnectClose, "connect-close") /* connect, then reset at once */                        \
+  X(kReqRep, "reqrep")              /* connect, send a request, check its echo, reset */     \
+  X(kEcho, "echo")                  /* persistent connections, one message in flight each */ \
+  X(kIdle, "idle")                  /* open connections and hold them without traffic */
 
+enum class LoadMode : uint8_t { ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_NAMED_ENUMERATOR) };
+
+// What a run does. No defaults stand for the product's (src/options.ts has
+// them): whoever starts a run gives every value; a field left alone is 0.
 struct LoadConfig {
   LoadMode mode = LoadMode::kConnectClose;
   SocketAddress remote;
@@ -58,33 +63,44 @@ struct LoadConfig {
   SocketAddress first_source;
   uint32_t sources = 0;
   // Lanes over all threads (connects in flight, or connections held).
-  uint32_t connections = 64;
-  uint32_t threads = 1;
-  uint32_t message_size = 16;
-  int64_t duration_us = 3000000;  // measured time (idle: the longest hold)
-  int64_t warmup_us = 500000;
+  uint32_t connections = 0;
+  uint32_t threads = 0;
+  uint32_t message_size = 0;
+  int64_t duration_us = 0;  // measured time (idle: the longest hold)
+  int64_t warmup_us = 0;
   // Echo and idle: how long opening every lane may take before the run
   // starts anyway.
-  int64_t ramp_timeout_us = 20000000;
+  int64_t ramp_timeout_us = 0;
   // A connect or reply slower than this counts as timed out; the lane is
   // reset and connects again.
-  int64_t op_timeout_us = 3000000;
+  int64_t op_timeout_us = 0;
   // Pause before a lane connects again after an error.
-  int64_t retry_delay_us = 10000;
+  int64_t retry_delay_us = 0;
   // Connects in progress at once per thread, at most (0 = no cap): opening
   // thousands of idle or echo connections at once would overflow a
   // server's accept queue and measure SYN retransmits instead.
-  uint32_t max_connecting = 256;
-  // Longest wait, at the end, for the engine to release every connection.
+  uint32_t max_connecting = 0;
+  // The generator's own tuning: the longest wait, at the end, for the engine
+  // to release every connection.
   int64_t drain_timeout_us = 3000000;
 };
 
 // The largest message a lane sends (its bytes are generated, not stored).
 constexpr uint32_t kMaxLoadMessage = 64 * 1024;
-// Lanes per thread at most (bounded by the descriptors one process has).
+// Lanes per thread at most: a sanity bound on what a worker sizes before its
+// first connect (about 60 bytes a lane), which keeps its pool (2 x lanes +
+// 1024 slots) far below kMaxSlots. A real run meets the descriptors a process
+// may open (RLIMIT_NOFILE) long before: connects past them fail with EMFILE
+// and are counted as errors.
 constexpr uint32_t kMaxLanesPerThread = 1u << 20;
+// Threads per run at most: each is an OS thread with an engine of its own.
+constexpr uint32_t kMaxLoadThreads = 64;
 
-enum class LoadPhase : uint8_t { kRamp, kWarmup, kMeasure, kHold, kDraining, kDone };
+#define ACCEPTPOOL_LOAD_PHASES(X)                                               \
+  X(kRamp, "ramp") X(kWarmup, "warmup") X(kMeasure, "measure") X(kHold, "hold") \
+      X(kDraining, "draining") X(kDone, "done")
+
+enum class LoadPhase : uint8_t { ACCEPTPOOL_LOAD_PHASES(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 struct LoadCounters {
   uint64_t completed = 0;  // operations completed in the measure phase
@@ -119,7 +135,7 @@ struct LoadProgress {
 // One thread's share of the load: an engine, its lanes, and the state
 // machine over them. Not thread-safe; time comes in from the caller, so tests
 // drive it step by step with any backend.
-class LoadWorker {
+class LoadWorker : private EngineObserver {
  public:
   LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes, std::unique_ptr<Backend> backend);
   LoadWorker(const LoadWorker&) = delete;
@@ -178,6 +194,7 @@ class LoadWorker {
   uint8_t MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) const;
   bool measuring() const { return phase_ == LoadPhase::kMeasure; }
   bool awaiting_reply() const { return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kEcho; }
+  void OnWorkOutsidePoll() override;
 
   LoadConfig config_;
   uint32_t index_;
@@ -206,6 +223,7 @@ class LoadWorker {
   int64_t measure_start_us_ = 0;
   int64_t next_timeout_check_us_ = 0;
   bool server_closed_ = false;
+  bool acting_ = false;  // in Begin/Process/Stop: a Poll() follows
   LoadCounters counters_;
   LoadProgress progress_;
 };
@@ -264,4 +282,4 @@ class LoadGenerator {
 
 }  // namespace acceptpool
 
-#endif  // ACCEPTPOOL_CORE_LOAD_GENERATOR_H_
+#endif  // ACCEPTPOOL_LOADGEN_LOAD_GENERATOR_H_

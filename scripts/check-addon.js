@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// Checks a built acceptpool.node before anything loads it.
+//
+//   node scripts/check-addon.js <file.node>           Linux: no undefined acceptpool:: symbol
+//   node scripts/check-addon.js --windows <file.node> Windows: imports node.exe and system DLLs only
+//
+// Linux: `-shared` links a module whose own symbols are missing (a source
+// left out of the build), and Node loads addons with RTLD_LAZY, so a missing
+// function would surface only when first called, as a crash. `nm -C
+// --undefined-only` lists them now. Windows: the C++ runtime is linked in
+// statically, so the module may import node.exe and Windows' own DLLs only.
+'use strict';
+
+const { spawnSync } = require('node:child_process');
+
+// DLLs the Windows addon may import: the host executable and system libraries.
+const ALLOWED_IMPORTS = new Set(['node.exe', 'kernel32.dll', 'ws2_32.dll', 'iphlpapi.dll', 'msvcrt.dll']);
+
+// A check's verdict: `message` says what was found either way.
+const passed = (message) => ({ ok: true, message });
+const failed = (message) => ({ ok: false, message });
+
+// A tool's output, or the failed verdict that it could not run.
+function tool(command, args) {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  if (r.error) return { problem: failed(`${command}: ${r.error.message} (install binutils)`) };
+  if (r.status !== 0) return { problem: failed(`${command} ${args.join(' ')} failed: ${r.stderr.trim()}`) };
+  return { stdout: r.stdout };
+}
+
+// Passes when `file` defines every acceptpool:: symbol it uses.
+function checkLinux(file) {
+  const { stdout, problem } = tool('nm', ['-C', '--undefined-only', file]);
+  if (problem) return problem;
+  const missing = stdout
+    .split('\n')
+    .map((line) => line.trim().replace(/^[Uw] +/, ''))
+    .filter((symbol) => /\bacceptpool::/.test(symbol));
+  if (missing.length > 0) {
+    return failed(`${file} uses acceptpool:: symbols it does not define (a source missing from native/build.json?):\n  ` +
+      missing.join('\n  '));
+  }
+  return passed(`${file}: no undefined acceptpool:: symbols`);
+}
+
+// Passes when `file` imports node.exe and allowed system DLLs only.
+function checkWindows(file) {
+  const { stdout, problem } = tool('x86_64-w64-mingw32-objdump', ['-p', file]);
+  if (problem) return problem;
+  const imports = [...new Set([...stdout.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1].toLowerCase()))];
+  const unexpected = imports.filter((dll) => !ALLOWED_IMPORTS.has(dll));
+  if (unexpected.length > 0) return failed(`${file} imports ${unexpected.join(', ')} (the runtime must be static)`);
+  if (!imports.includes('node.exe')) return failed(`${file} does not import node.exe`);
+  return passed(`${file} imports: ${imports.join(', ')}`);
+}
+
+module.exports = { checkLinux, checkWindows };
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  const windows = args[0] === '--windows';
+  const file = windows ? args[1] : args[0];
+  if (!file) {
+    console.error('usage: node scripts/check-addon.js [--windows] <file.node>');
+    process.exit(2);
+  }
+  const result = windows ? checkWindows(file) : checkLinux(file);
+  if (!result.ok) {
+    console.error(`check-addon: ${result.message}`);
+    process.exit(1);
+  }
+  console.log(result.message);
+}
