@@ -558,9 +558,9 @@ bool Engine::Query(SessionId id, SessionInfo* out) {
   if (s == nullptr) return false;
   s->set(kWantTotals);
   out->bytes_written = s->bytes_written;
-  out->has_local = s->socket != kNoSocket && s->state != SessionState::kConnecting &&
-                   backend_->LocalAddress(*s, &out->local).ok();
-  out->has_options = s->socket != kNoSocket && backend_->ReadSocketOptions(*s, &out->options).ok();
+  bool socket = s->socket != kNoSocket && s->state != SessionState::kConnecting;
+  out->has_local = out->want_local && socket && backend_->LocalAddress(*s, &out->local).ok();
+  out->has_options = out->want_options && socket && backend_->ReadSocketOptions(*s, &out->options).ok();
   return true;
 }
 

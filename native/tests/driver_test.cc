@@ -559,6 +559,7 @@ TEST(QueryIsAnsweredWhileTrafficFlowsOnBothDrivers) {
     uint64_t last = 0;
     for (int i = 0; i < 200; ++i) {
       SessionInfo info;
+      info.want_local = true;
       // Threaded: a round trip to the I/O thread, racing its batches.
       ASSERT(server.driver().Query(id, &info));
       EXPECT(info.has_local);
