@@ -14,6 +14,23 @@
 namespace acceptpool {
 namespace {
 
+// The name a refused control has in kStale records.
+StaleCommand StaleCommandOf(SessionControl control) {
+  switch (control) {
+    case SessionControl::kPause:
+      return StaleCommand::kPause;
+    case SessionControl::kResume:
+      return StaleCommand::kResume;
+    case SessionControl::kTimeout:
+      return StaleCommand::kSetTimeout;
+    case SessionControl::kNoDelay:
+      return StaleCommand::kSetNoDelay;
+    case SessionControl::kKeepAlive:
+      return StaleCommand::kSetKeepAlive;
+  }
+  return StaleCommand::kClose;
+}
+
 // ---------------------------------------------------------------- inline
 
 class InlineDriver final : public Driver, private EngineObserver {
@@ -53,10 +70,14 @@ class InlineDriver final : public Driver, private EngineObserver {
     return engine_->Send(id, data, size);
   }
   bool Close(SessionId id, CloseMode mode) override { return engine_->Close(id, mode); }
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) override {
+    return engine_->Control(id, control, a, b);
+  }
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     return engine_->Broadcast(data, size, ids, count);
   }
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
+  bool Query(SessionId id, SessionInfo* out) override { return engine_->Query(id, out); }
   void Shutdown() override { engine_->Shutdown(); }
   Stats GetStats() override { return engine_->SnapshotStats(); }
   void SetRef(bool ref) override {
@@ -106,9 +127,6 @@ class InlineDriver final : public Driver, private EngineObserver {
 
 class ThreadedDriver final : public Driver, private EngineObserver {
  public:
-  // Batches in flight between the threads; when all are with JS, the I/O
-  // thread stops reading and accepting until one comes back.
-  static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
   static constexpr size_t kMaxNotes = 4096;
   // What the notes and the broadcast ids keep when idle.
@@ -119,7 +137,7 @@ class ThreadedDriver final : public Driver, private EngineObserver {
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
-    for (size_t i = 0; i < kBatches; ++i) {
+    for (size_t i = 0; i < kThreadedBatches; ++i) {
       batches_.push_back(std::make_unique<EventBatch>(limits.records, limits.data_bytes));
       spare_.push_back(batches_.back().get());
     }
@@ -197,6 +215,16 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     return true;
   }
 
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) override {
+    Command c{};
+    c.kind = CommandKind::kControl;
+    c.mode = static_cast<uint8_t>(control);
+    c.id = id;
+    uint32_t args[2] = {a, b};
+    Push(c, args, sizeof(args));
+    return true;
+  }
+
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     Command c{};
     c.kind = CommandKind::kBroadcast;
@@ -218,6 +246,21 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     Command c{};
     c.kind = CommandKind::kShutdown;
     Push(c, nullptr, 0);
+  }
+
+  bool Query(SessionId id, SessionInfo* out) override {
+    // The I/O thread always gets to its commands without waiting on JS
+    // (between polls, or while it waits for a batch), so this returns.
+    QueryCall call;
+    call.out = out;
+    QueryCall* target = &call;
+    Command c{};
+    c.kind = CommandKind::kQuery;
+    c.id = id;
+    Push(c, &target, sizeof(target));
+    std::unique_lock<std::mutex> lock(query_mutex_);
+    query_answered_.wait(lock, [&] { return call.done; });
+    return call.found;
   }
 
   Stats GetStats() override {
@@ -346,9 +389,30 @@ class ThreadedDriver final : public Driver, private EngineObserver {
           Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
         }
         break;
+      case CommandKind::kControl: {
+        uint32_t args[2];
+        std::memcpy(args, payload, sizeof(args));
+        SessionControl control = static_cast<SessionControl>(c.mode);
+        if (!engine_->Control(c.id, control, args[0], args[1])) {
+          Note(EventType::kStale, c.id, static_cast<double>(StaleCommandOf(control)));
+        }
+        break;
+      }
       case CommandKind::kAbortConnect:
         engine_->AbortConnect(static_cast<uint32_t>(c.id));
         break;
+      case CommandKind::kQuery: {
+        QueryCall* call;
+        std::memcpy(&call, payload, sizeof(call));
+        bool found = engine_->Query(c.id, call->out);
+        {
+          std::lock_guard<std::mutex> lock(query_mutex_);
+          call->found = found;
+          call->done = true;
+        }
+        query_answered_.notify_all();
+        break;
+      }
       case CommandKind::kConnect: {
         SocketAddress remote;
         SocketAddress local;
@@ -428,6 +492,13 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     delivering_.clear();
   }
 
+  // A Query waiting on the JS thread for its answer.
+  struct QueryCall {
+    SessionInfo* out = nullptr;
+    bool found = false;
+    bool done = false;  // guarded by query_mutex_
+  };
+
   struct FreeDeleter {
     void operator()(std::atomic<uint32_t>* p) const { std::free(p); }
   };
@@ -444,6 +515,8 @@ class ThreadedDriver final : public Driver, private EngineObserver {
 
   std::mutex mutex_;
   std::condition_variable space_;
+  std::mutex query_mutex_;
+  std::condition_variable query_answered_;
   std::vector<EventBatch*> ready_;  // guarded by mutex_
   std::vector<EventBatch*> spare_;  // guarded by mutex_
   std::vector<EventBatch*> delivering_;  // JS thread only
