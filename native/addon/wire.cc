@@ -103,6 +103,7 @@ napi_value MakeWire(napi_env env) {
       .Set("errorWord", Numbers(error_word))
       .Set("address", Numbers(address))
       .Set("slotBits", static_cast<double>(kSlotBits))
+      .Set("maxThreads", static_cast<double>(kMaxThreads))
       .Set("maxQueuedBytes", static_cast<double>(kMaxQueuedBytes))
       .Set("maxLoadThreads", static_cast<double>(kMaxLoadThreads))
       .Set("maxLoadMessage", static_cast<double>(kMaxLoadMessage));
