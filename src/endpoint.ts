@@ -103,13 +103,24 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   private closeWaiters: (() => void)[] = [];
   private jsStale = 0;
   private lastStats: EndpointStats;
+  // Engines (I/O threads) that have reported kServerClosed: close() is done
+  // once every one has, each after its own sessions' last events.
+  private enginesClosed = 0;
+  // Kept after close() drops `native`: it still names each id's thread.
+  private readonly idDecoder: NativeServer;
 
   /** @internal */
   protected constructor(opts: ResolvedOptions) {
     super();
     this.opts = opts;
     this.native = new binding.NativeServer(opts.native, this.records, this.onBatch);
+    this.idDecoder = this.native;
     this.lastStats = this.native.stats();
+  }
+
+  /** @internal The I/O thread that owns the session `id` names (native code's rule). */
+  threadOf(id: number): number {
+    return this.idDecoder.threadOf(id);
   }
 
   /**
@@ -468,7 +479,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
         this.onConnectFailed(id, a, b);
         return;
       case EV_SERVER_CLOSED:
-        this.finishClose();
+        if (++this.enginesClosed === this.opts.native.threads) this.finishClose();
         return;
       default:
         return;

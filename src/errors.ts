@@ -43,6 +43,13 @@ export class InvalidStateError extends AcceptPoolError {
   }
 }
 
+/** This platform cannot do what was asked (e.g. reusePort where the OS does not balance SO_REUSEPORT). */
+export class UnsupportedError extends AcceptPoolError {
+  constructor(message: string) {
+    super('ERR_ACCEPTPOOL_UNSUPPORTED', message);
+  }
+}
+
 export interface SystemErrorInfo {
   code: string;
   errno: number;

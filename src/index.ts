@@ -7,6 +7,7 @@ import type { Session } from './session';
 
 export { Server } from './server';
 export type { AddressInfo, ServerEvents, ServerStats } from './server';
+export type { ThreadStats } from './types';
 export { Client } from './client';
 export type { ClientStats, ConnectOptions } from './client';
 export type { SessionEvents } from './endpoint';
@@ -21,6 +22,7 @@ export {
   InvalidArgumentError,
   InvalidStateError,
   ServerClosedError,
+  UnsupportedError,
 } from './errors';
 export { LoadGenerator, runLoad } from './loadgen';
 export type { LatencySummary, LoadMode, LoadOptions, LoadPhase, LoadProgress, LoadResult } from './loadgen';

@@ -15,7 +15,7 @@ export interface NativeWire {
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
   SessionControl: Numbered<'Pause' | 'Resume' | 'Timeout' | 'NoDelay' | 'KeepAlive'>;
-  Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
+  Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System' | 'Unsupported'>;
   ConnectStep: Numbered<'Connect' | 'Bind'>;
   /** By SysError value: the Node-style code ('ECONNRESET'). */
   errorNames: readonly string[];
@@ -37,6 +37,8 @@ export interface NativeWire {
   address: Numbered<'size' | 'family' | 'port' | 'addr'>;
   /** A session id is generation * 2^slotBits + slot. */
   slotBits: number;
+  /** The most I/O threads (engines) one server or client runs. */
+  maxThreads: number;
   /** What native code can hold at most, which option ranges stay within. */
   maxQueuedBytes: number;
   /** Bytes one session reads per round at most, and batches in flight (threaded): what may arrive after pause(). */
@@ -89,7 +91,15 @@ export interface NativeServerOptions {
   closeLingerMs: number;
   noDelay: boolean;
   driver: Driver;
+  /** Engines, one per I/O thread (1 for the inline driver). */
+  threads: number;
+  reusePort: boolean;
+  /** How a server's engines share its port (native ListenerSharing). */
+  threadListeners: ThreadListeners;
 }
+
+/** @internal 'reuseport': a listener per thread (SO_REUSEPORT); 'shared': one listener, EPOLLEXCLUSIVE. */
+export type ThreadListeners = 'reuseport' | 'shared';
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
@@ -115,6 +125,8 @@ export interface NativeServer {
   destroy(): void;
   /** Tests only, before listen/connect: the next occupant of `slot` gets `generation`. */
   setGenerationForTesting(slot: number, generation: number): void;
+  /** The I/O thread that owns the session `id` names (also after destroy()). */
+  threadOf(id: number): number;
 }
 
 /** What src/options.ts hands the native load generator: validated and complete. */

@@ -6,9 +6,10 @@
  * maxLoadMessage) it says itself, through the wire.
  */
 import * as net from 'node:net';
+import * as os from 'node:os';
 
-import { InvalidArgumentError } from './errors';
-import type { NativeLoadOptions, NativeServerOptions } from './native';
+import { InvalidArgumentError, UnsupportedError } from './errors';
+import type { NativeLoadOptions, NativeServerOptions, ThreadListeners } from './native';
 import type { Driver, LoadMode } from './types';
 import { MAX_SLOTS, wire } from './wire';
 
@@ -29,10 +30,23 @@ export interface ServerOptions {
   highWaterMark?: number;
   /** Queued bytes at which the session is closed with reason 'overflow' (default 4 MiB). */
   maxQueuedBytes?: number;
-  /** 'inline' (on Node's loop) or 'threaded' (an I/O thread). */
+  /** 'inline' (on Node's loop) or 'threaded' (I/O threads: see `threads`). */
   driver?: Driver;
-  /** 0 = inline, 1 = threaded; the same choice as `driver`. */
-  threads?: number;
+  /**
+   * I/O threads, each with its own engine, pool and listener (README,
+   * "Scaling and deployment"): 1 to the number of cores (default 1, driver
+   * 'threaded'); 0 or 'inline' is the inline driver. With N threads each
+   * takes a 1/N share (rounded up) of maxConnections, poolSize and
+   * poolGrowth. Windows runs one I/O thread only (ERR_ACCEPTPOOL_UNSUPPORTED).
+   */
+  threads?: number | 'inline';
+  /**
+   * Servers: bind with SO_REUSEPORT so that other servers (other processes,
+   * other worker_threads) may listen on the same port, the kernel spreading
+   * new connections over them (default false). Linux only; elsewhere
+   * ERR_ACCEPTPOOL_UNSUPPORTED.
+   */
+  reusePort?: boolean;
   /** Close sessions idle this many milliseconds (reason 'timeout'); 0 = never (default). */
   idleTimeout?: number;
   /** Keep a session open for sending after the peer half-closes (default false). */
@@ -70,6 +84,25 @@ export interface ResolvedOptions {
 export const DEFAULT_DRIVER: Driver = 'threaded';
 /** The inline driver needs a pollable descriptor, which IOCP does not have. */
 const INLINE_AVAILABLE = process.platform !== 'win32';
+/**
+ * Several I/O threads need the kernel to balance one port over several
+ * listeners (SO_REUSEPORT) or to wake one of several waiters
+ * (EPOLLEXCLUSIVE): Linux. The IOCP backend runs one thread for now.
+ */
+const PORT_SHARING_AVAILABLE = process.platform === 'linux';
+
+/**
+ * @internal Tests and benchmarks only: how a server's I/O threads share its
+ * port, as an option under this key ('reuseport', the default, or 'shared';
+ * README "Scaling and deployment" says why).
+ */
+export const kThreadListeners = Symbol('acceptpool.threadListeners');
+
+/** @internal The most I/O threads: the cores, within what native code runs. */
+export function maxThreads(): number {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(cores, wire.maxThreads));
+}
 
 // What native code can hold at most (a queue's bytes), which the ranges stay within.
 const MAX_BYTES = wire.maxQueuedBytes;
@@ -97,6 +130,7 @@ export const OPTION_DEFAULTS = {
   acceptBatch: 128,
   shrinkDelay: 30_000,
   closeLinger: 5_000,
+  reusePort: false,
 } as const satisfies Required<Omit<ServerOptions, 'threads'>>;
 
 /**
@@ -143,7 +177,7 @@ const CLIENT_KEYS = [
 ];
 const KEYS = {
   client: new Set(CLIENT_KEYS),
-  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch']),
+  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch', 'reusePort']),
 };
 
 /** @internal */
@@ -203,16 +237,28 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
     }
     driver = options.driver;
   }
+  let threads = 1;
   if (options.threads !== undefined) {
-    const threads = checkInteger('options.threads', options.threads, 0, 1);
+    threads = options.threads === 'inline' ? 0 : checkInteger('options.threads', options.threads, 0, maxThreads());
     const fromThreads: Driver = threads === 0 ? 'inline' : 'threaded';
     if (options.driver !== undefined && options.driver !== fromThreads) {
-      throw new InvalidArgumentError(`options.threads (${threads}) contradicts options.driver (${options.driver})`);
+      throw new InvalidArgumentError(`options.threads (${String(options.threads)}) contradicts options.driver (${options.driver})`);
     }
     driver = fromThreads;
   }
   if (driver === 'inline' && !INLINE_AVAILABLE) {
     throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
+  }
+  if (threads > 1 && !PORT_SHARING_AVAILABLE) {
+    throw new UnsupportedError(`options.threads ${threads}: ${process.platform} runs one I/O thread per server or client (its backend cannot share a port or a completion port between engines yet)`);
+  }
+  const reusePort = kind === 'server' && optionalBoolean(options, 'reusePort', d.reusePort);
+  if (reusePort && !PORT_SHARING_AVAILABLE) {
+    throw new UnsupportedError(`options.reusePort: ${process.platform} has no SO_REUSEPORT that balances connections over listeners`);
+  }
+  const threadListeners = (options as { [kThreadListeners]?: unknown })[kThreadListeners] ?? 'reuseport';
+  if (threadListeners !== 'reuseport' && threadListeners !== 'shared') {
+    throw new InvalidArgumentError(`thread listeners must be 'reuseport' or 'shared', got ${describe(threadListeners)}`);
   }
   const idleTimeout = optionalInteger(options, OPTION_RANGES, 'idleTimeout', d.idleTimeout);
   const shrinkDelay = optionalInteger(options, OPTION_RANGES, 'shrinkDelay', d.shrinkDelay);
@@ -231,6 +277,9 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       closeLingerMs: closeLinger,
       noDelay: optionalBoolean(options, 'noDelay', d.noDelay),
       driver,
+      threads: Math.max(1, threads),
+      reusePort,
+      threadListeners: threadListeners as ThreadListeners,
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
     ipv6Only: optionalBoolean(options, 'ipv6Only', d.ipv6Only),

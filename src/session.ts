@@ -46,6 +46,7 @@ export interface SessionOwner {
   setSessionNoDelay(id: number, on: boolean): boolean;
   setSessionKeepAlive(id: number, on: boolean, initialDelayMs: number): boolean;
   /** @internal */ querySession(id: number, withAddress?: boolean, withOptions?: boolean): NativeSessionInfo | null;
+  /** @internal */ threadOf(id: number): number;
 }
 
 interface SessionHandlers {
@@ -109,6 +110,14 @@ export class Session {
   /** @internal From the address a client connected to. */
   static fromAddress(owner: SessionOwner, id: number, address: string, port: number, family: 'IPv4' | 'IPv6'): Session {
     return new Session(owner, id, family, port, 0, address);
+  }
+
+  /**
+   * The I/O thread that serves this session: an index into
+   * stats().perThread (0 with one thread or the inline driver).
+   */
+  get thread(): number {
+    return this.owner.threadOf(this.id);
   }
 
   /** Per-session handlers: optional, free when unset. */

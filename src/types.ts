@@ -56,12 +56,26 @@ export interface StatsCounters {
   sessionTimeouts: number;
 }
 
-/** Counters of the pool, the accept/connect path and traffic. */
-export interface EndpointStats extends StatsCounters {
+/** The counters of one I/O thread's engine. */
+export interface ThreadStats extends StatsCounters {
   /** The backend's own counters (IOCP: accept pool, socket reuse), when it has any. */
   backendCounters?: Record<string, number>;
+}
+
+/**
+ * Counters of the pool, the accept/connect path and traffic: the sum over
+ * the I/O threads (peakInUse: the sum of each thread's peak), and each
+ * thread's own in `perThread`.
+ */
+export interface EndpointStats extends ThreadStats {
   backend: string;
   driver: Driver;
+  /**
+   * One entry per I/O thread, in thread order (session.thread indexes it);
+   * one for the inline driver. Their staleCommands leave out the commands
+   * refused before they reached a thread, which only the total counts.
+   */
+  perThread: ThreadStats[];
 }
 
 export type LoadMode = 'connect-close' | 'reqrep' | 'echo' | 'idle';

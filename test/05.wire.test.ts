@@ -24,7 +24,7 @@ const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'SessionContr
   SendResult: { Ok: true, Backpressure: true, Stale: true, Closed: true, Overflow: true, Failed: true },
   CloseMode: { Graceful: true, Abort: true, End: true },
   SessionControl: { Pause: true, Resume: true, Timeout: true, NoDelay: true, KeepAlive: true },
-  Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true },
+  Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true, Unsupported: true },
   ConnectStep: { Connect: true, Bind: true },
 };
 const CLOSE_REASONS: Names<Record<CloseReason, true>> = { remote: true, reset: true, local: true, timeout: true, shutdown: true, overflow: true, error: true };
@@ -43,7 +43,7 @@ const ADDRESS: Names<NativeWire['address']> = { size: true, family: true, port: 
 const TOP: Names<NativeWire> = {
   EventType: true, SendResult: true, CloseMode: true, SessionControl: true, Code: true, ConnectStep: true, errorNames: true,
   closeReasons: true, staleCommands: true, loadModes: true, loadPhases: true, statsFields: true, record: true,
-  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxQueuedBytes: true, readChunk: true, threadedBatches: true,
+  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxThreads: true, maxQueuedBytes: true, readChunk: true, threadedBatches: true,
   maxLoadThreads: true, maxLoadMessage: true,
 };
 
@@ -150,11 +150,15 @@ describe('wire format (native lists vs TypeScript declarations)', () => {
   });
 
   for (const driver of DRIVERS) {
-    it(`stats() (${driver} driver) has every counter of the list and nothing else but backend, driver and backendCounters`, () => {
+    it(`stats() (${driver} driver) has every counter of the list and nothing else but backend, driver, backendCounters and perThread, each thread's the same counters`, () => {
       const stats = track(createServer({ driver })).stats();
-      const extra = new Set(['backend', 'driver', 'backendCounters']);
+      const extra = new Set(['backend', 'driver', 'backendCounters', 'perThread']);
       assert.deepEqual(sorted(Object.keys(stats).filter((k) => !extra.has(k))), sorted(wire.statsFields));
       for (const key of wire.statsFields) assert.equal(typeof stats[key], 'number', key);
+      assert.equal(stats.perThread.length, 1);
+      const thread = stats.perThread[0];
+      assert.deepEqual(sorted(Object.keys(thread).filter((k) => k !== 'backendCounters')), sorted(wire.statsFields));
+      for (const key of wire.statsFields) assert.equal(thread[key], key === 'staleCommands' ? 0 : stats[key], key);
     });
   }
 });

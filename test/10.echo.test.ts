@@ -1,14 +1,14 @@
 import * as assert from 'node:assert/strict';
 
-import { DRIVERS, cleanup, connect, connectMany, delay, randomBytes, reader, startEcho, startServer, waitFor } from './helpers';
+import { SETUPS, cleanup, connect, connectMany, delay, randomBytes, reader, startEcho, startServer, waitFor } from './helpers';
 
-for (const driver of DRIVERS) {
-  describe(`echo (${driver} driver)`, function () {
+for (const { label, driver, options } of SETUPS) {
+  describe(`echo (${label})`, function () {
     this.timeout(30_000);
     afterEach(cleanup);
 
     it('echoes a small message byte for byte', async () => {
-      const { port } = await startEcho(driver);
+      const { port } = await startEcho(driver, options);
       const client = await connect(port);
       const r = reader(client);
       const msg = randomBytes(1000);
@@ -21,7 +21,7 @@ for (const driver of DRIVERS) {
     });
 
     it('echoes a 4 MiB message byte for byte through the send queue', async () => {
-      const { port, server } = await startEcho(driver);
+      const { port, server } = await startEcho(driver, options);
       const client = await connect(port);
       const r = reader(client);
       const msg = randomBytes(4 * 1024 * 1024);
@@ -34,7 +34,7 @@ for (const driver of DRIVERS) {
     });
 
     it('sends every accepted data type (string, Buffer, Uint16Array, DataView, ArrayBuffer) as its exact bytes', async () => {
-      const h = await startServer(driver);
+      const h = await startServer(driver, options);
       const client = await connect(h.port);
       const r = reader(client);
       await h.waitSessions(1);
@@ -62,7 +62,7 @@ for (const driver of DRIVERS) {
 
     it('serves 1,000 concurrent clients, each receiving exactly its own distinct payload', async () => {
       const N = 1000;
-      const { port, server } = await startEcho(driver);
+      const { port, server } = await startEcho(driver, options);
       const clients = await connectMany(port, N);
       assert.equal(clients.length, N);
       await waitFor(() => server.stats().inUse === N, 10_000, `${N} sessions in use`);

@@ -10,6 +10,7 @@ import { kSetGenerationForTesting } from '../src/endpoint';
 import type { Session } from '../src/index';
 import {
   DRIVERS,
+  SETUPS,
   SLOT_MASK,
   assertThrowsCode,
   blockJsThread,
@@ -115,13 +116,13 @@ async function closeAll(h: Harness, clients: readonly NewClient[]): Promise<void
   await waitFor(() => h.closes.length >= total, 10_000, 'new sessions to close');
 }
 
-for (const driver of DRIVERS) {
-  describe(`generation promise (${driver} driver)`, function () {
+for (const { label, driver, options } of SETUPS) {
+  describe(`generation promise (${label})`, function () {
     this.timeout(60_000);
     afterEach(cleanup);
 
     it('an occupant of a slot is reported closed before the next occupant of that slot appears', async () => {
-      const h = await startServer(driver, { poolSize: 64, poolGrowth: 64 });
+      const h = await startServer(driver, { ...options, poolSize: 64, poolGrowth: 64 });
       const violations: string[] = [];
       h.server.on('session', (s) => {
         for (const other of h.open.values()) {
@@ -150,7 +151,7 @@ for (const driver of DRIVERS) {
     });
 
     it('send/closeSession to old ids whose slots were reused return false, are counted exactly, and no new client receives a byte', async () => {
-      const h = await startServer(driver, { poolSize: 512 });
+      const h = await startServer(driver, { ...options, poolSize: 512 });
       const ROUNDS = 3;
       const N = 300;
       for (let round = 0; round < ROUNDS; round++) {
@@ -183,7 +184,7 @@ for (const driver of DRIVERS) {
     });
 
     it('a send to the old id of a slot, made in the session handler of the slot\'s new occupant, is refused', async () => {
-      const h = await startServer(driver, { poolSize: 256 });
+      const h = await startServer(driver, { ...options, poolSize: 256 });
       const N = 150;
       const olds = await oldGeneration(h, N);
       const oldBySlot = new Map(olds.map((o) => [o.id & SLOT_MASK, o]));
@@ -219,7 +220,7 @@ for (const driver of DRIVERS) {
       // old ids. (The inline driver does no I/O while JS is blocked, so for it
       // the commands reach the old, reset sessions: still nothing may reach a
       // new client.)
-      const h = await startServer(driver, { poolSize: 256 });
+      const h = await startServer(driver, { ...options, poolSize: 256 });
       const N = 60;
       const oldClients = await connectMany(h.port, N, undefined, 60);
       const nonces = oldClients.map(() => randomBytes(NONCE_BYTES));

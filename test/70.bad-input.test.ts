@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 
 import { AcceptPoolSystemError, createClient, createServer } from '../src/index';
-import { OPTION_RANGES } from '../src/options';
+import { OPTION_RANGES, maxThreads } from '../src/options';
 import type { Server, ServerOptions } from '../src/index';
 import {
   DRIVERS,
@@ -134,8 +134,10 @@ for (const driver of DRIVERS) {
         assertThrowsCode(() => createServer(untyped({ driver: 'fast' })), INVALID, "driver 'fast'");
         assertThrowsCode(() => createServer(untyped({ driver: '' })), INVALID, "driver ''");
         assertThrowsCode(() => createServer(untyped({ driver: 1 })), INVALID, 'driver 1');
-        assertThrowsCode(() => createServer(untyped({ threads: 2 })), INVALID, 'threads 2');
+        assertThrowsCode(() => createServer(untyped({ threads: maxThreads() + 1 })), INVALID, 'threads past the cores');
         assertThrowsCode(() => createServer(untyped({ threads: -1 })), INVALID, 'threads -1');
+        assertThrowsCode(() => createServer(untyped({ threads: 1.5 })), INVALID, 'threads 1.5');
+        assertThrowsCode(() => createServer(untyped({ threads: 'two' })), INVALID, "threads 'two'");
         const contradicting = driver === 'inline' ? 1 : 0;
         assertThrowsCode(() => createServer({ driver, threads: contradicting }), INVALID, 'threads contradicting driver');
         assert.equal(track(createServer({ threads: driver === 'inline' ? 0 : 1 })).stats().driver, driver);

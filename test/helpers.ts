@@ -15,10 +15,27 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { createServer } from '../src/index';
+import { maxThreads } from '../src/options';
 import type { CloseReason, Driver, Server, ServerOptions, Session } from '../src/index';
 
 /** Windows (IOCP) has no descriptor for Node's loop to watch: threaded only. */
 export const DRIVERS: readonly Driver[] = process.platform === 'win32' ? ['threaded'] : ['inline', 'threaded'];
+
+/** Whether this platform runs several I/O threads per server (Linux) and this machine has the cores. */
+export const MULTI_THREAD = process.platform === 'linux' && maxThreads() >= 2;
+
+/** A way to run a server that the core tests cover: a driver and the options that go with it. */
+export interface Setup {
+  label: string;
+  driver: Driver;
+  options: ServerOptions;
+}
+
+/** Each driver, and where the platform runs several, the threaded driver with two I/O threads. */
+export const SETUPS: readonly Setup[] = [
+  ...DRIVERS.map((driver) => ({ label: `${driver} driver`, driver, options: {} })),
+  ...(MULTI_THREAD ? [{ label: 'threaded driver, 2 threads', driver: 'threaded' as const, options: { threads: 2 } }] : []),
+];
 /**
  * The raw OS number behind an error name, as an error's errno carries it
  * negated: errno on POSIX, the WSA code on Windows.

@@ -157,6 +157,7 @@ napi_value NativeServer::Define(napi_env env) {
       js::Method<NativeServer, &NativeServer::SetRef>("setRef"),
       js::Method<NativeServer, &NativeServer::Destroy>("destroy"),
       js::Method<NativeServer, &NativeServer::SetGenerationForTesting>("setGenerationForTesting"),
+      js::Method<NativeServer, &NativeServer::ThreadOf>("threadOf"),
   };
   return js::DefineClass<NativeServer>(env, "NativeServer", methods);
 }
@@ -191,9 +192,19 @@ bool NativeServer::Init(const js::Args& args) {
   config_.idle_timeout_ms = read.Whole<uint32_t>("idleTimeoutMs");
   config_.close_linger_ms = read.Whole<uint32_t>("closeLingerMs");
   config_.no_delay = read.Boolean("noDelay");
+  config_.listen.reuse_port = read.Boolean("reusePort");
   const char* const kDrivers[] = {"inline", "threaded"};
   threaded_ = read.Choice("driver", kDrivers, 2) == 1;
+  uint32_t threads = static_cast<uint32_t>(read.Integer("threads", 1, kMaxThreads));
+  const char* const kSharings[] = {"reuseport", "shared"};
+  sharing_ = read.Choice("threadListeners", kSharings, 2) == 1 ? ListenerSharing::kShared
+                                                                : ListenerSharing::kReusePort;
   if (!read.Check()) return false;
+  threads_ = threads;
+  if (!threaded_ && threads > 1) {
+    js::ThrowInvalidArg(env, "native server option threads must be 1 for the inline driver");
+    return false;
+  }
 
   napi_value resource_name = js::String(env, "acceptpool:batch");
   if (!records_ref_.Set(env, args[1]) || !on_batch_.Set(env, args[2]) || resource_name == nullptr ||
@@ -205,15 +216,15 @@ bool NativeServer::Init(const js::Args& args) {
   records_ = static_cast<double*>(records_data);
   limits_.records = records_capacity_;
 
-  engine_ = std::make_unique<Engine>(config_, MakePlatformBackend());
-  Status st = engine_->Init();
+  engines_ = std::make_unique<EngineGroup>(config_, threads, &MakePlatformBackend);
+  Status st = engines_->Init();
   if (!st.ok()) {
-    engine_.reset();
+    engines_.reset();
     ThrowState(env, SysErrorName(st.sys), std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
     return false;
   }
   // A backend without a pollable descriptor (IOCP) can only run threaded.
-  if (engine_->PollDescriptor() < 0) threaded_ = true;
+  if (engines_->at(0).PollDescriptor() < 0) threaded_ = true;
   cleanup_.Add(env, &NativeServer::CleanupHook, this);
   return true;
 }
@@ -239,21 +250,24 @@ void NativeServer::StopAll() {
   }
   if (driver_) driver_->Stop();
   driver_.reset();
-  engine_.reset();
+  engines_.reset();
 }
 
 napi_value NativeServer::Listen(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
   // listen(host, port, ipv6Only)
   SocketAddress address;
   if (!ReadAddress(args, 0, "host", 1, "port", 0, &address)) return nullptr;
   ListenOptions listen_options = config_.listen;
   listen_options.ipv6_only = args.size() > 2 && args.Truthy(2);
   SocketAddress bound;
-  Status st = engine_->Listen(address, listen_options, &bound);
+  Status st = engines_->Listen(address, listen_options, sharing_, &bound);
   if (!st.ok()) {
     if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
+    if (st.code == Code::kUnsupported) {
+      return ThrowState(env, "ERR_ACCEPTPOOL_UNSUPPORTED", "this platform cannot share a port between listeners (reusePort, threads)");
+    }
     return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening or shutting down");
   }
   st = EnsureDriver();
@@ -296,8 +310,8 @@ napi_value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
 Status NativeServer::EnsureDriver() {
   if (driver_) return Status::Ok();
   auto deliver = [this](EventBatch& batch) { Deliver(batch); };
-  driver_ = threaded_ ? MakeThreadedDriver(engine_.get(), limits_, deliver)
-                      : MakeInlineDriver(engine_.get(), limits_, deliver);
+  driver_ = threaded_ ? MakeThreadedDriver(engines_->engines(), limits_, deliver)
+                      : MakeInlineDriver(&engines_->at(0), limits_, deliver);
   // The handles the driver makes live on Node's loop; this object only
   // makes them.
   std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env_);
@@ -321,7 +335,7 @@ Status NativeServer::EnsureDriver() {
 // the error word of why not (as a kConnectFailed record carries it)
 napi_value NativeServer::Connect(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
+  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
   double token_value;
   if (!args.IsNumber(0) || !args.Number(0, &token_value)) return js::ThrowInvalidArg(env, "token must be a number");
   SocketAddress remote;
@@ -497,30 +511,48 @@ napi_value NativeServer::Shutdown(const js::Args&) {
   return js::Boolean(env_, driver_ != nullptr);
 }
 
-napi_value NativeServer::GetStats(const js::Args&) {
-  napi_env env = env_;
-  Stats s;
-  if (driver_) {
-    s = driver_->GetStats();
-  } else if (engine_) {
-    s = engine_->SnapshotStats();
-  }
-  js::ObjectBuilder o(env);
+napi_value NativeServer::StatsObject(const Stats& s) {
+  js::ObjectBuilder o(env_);
 #define ACCEPTPOOL_PUT_STAT(member, js_name) o.Set(#js_name, static_cast<double>(s.member));
   ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_PUT_STAT)
 #undef ACCEPTPOOL_PUT_STAT
-  if (engine_) {
+  if (engines_) {
     const char* const* names = nullptr;
-    size_t n = std::min(engine_->BackendCounterNames(&names), Stats::kBackendCounters);
+    size_t n = std::min(engines_->at(0).BackendCounterNames(&names), Stats::kBackendCounters);
     if (n > 0) {
-      js::ObjectBuilder counters(env);
+      js::ObjectBuilder counters(env_);
       for (size_t i = 0; i < n; ++i) counters.Set(names[i], static_cast<double>(s.backend[i]));
       o.Set("backendCounters", counters.value());
     }
   }
-  o.Set("backend", engine_ ? engine_->backend_name() : "none");
-  o.Set("driver", threaded_ ? "threaded" : "inline");
   return o.value();
+}
+
+napi_value NativeServer::GetStats(const js::Args&) {
+  napi_env env = env_;
+  Stats total;
+  std::vector<Stats> per_thread;
+  if (driver_) {
+    total = driver_->GetStats(&per_thread);
+  } else if (engines_) {
+    total = engines_->SnapshotStats(&per_thread);
+  }
+  napi_value threads = nullptr;
+  if (napi_create_array_with_length(env, per_thread.size(), &threads) != napi_ok) return nullptr;
+  for (size_t t = 0; t < per_thread.size(); ++t) {
+    napi_value one = StatsObject(per_thread[t]);
+    if (one == nullptr || napi_set_element(env, threads, static_cast<uint32_t>(t), one) != napi_ok) return nullptr;
+  }
+  napi_value out = StatsObject(total);
+  if (out == nullptr) return nullptr;
+  napi_value backend = js::String(env, engines_ ? engines_->at(0).backend_name() : "none");
+  napi_value driver = js::String(env, threaded_ ? "threaded" : "inline");
+  if (backend == nullptr || driver == nullptr || napi_set_named_property(env, out, "backend", backend) != napi_ok ||
+      napi_set_named_property(env, out, "driver", driver) != napi_ok ||
+      napi_set_named_property(env, out, "perThread", threads) != napi_ok) {
+    return nullptr;
+  }
+  return out;
 }
 
 napi_value NativeServer::SetRef(const js::Args& args) {
@@ -534,7 +566,7 @@ napi_value NativeServer::SetRef(const js::Args& args) {
 // touched from here.
 napi_value NativeServer::SetGenerationForTesting(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
   if (driver_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "only before listen() or connect()");
   double slot;
   double generation;
@@ -544,10 +576,19 @@ napi_value NativeServer::SetGenerationForTesting(const js::Args& args) {
   }
   if (!(slot >= 0 && slot < kMaxSlots) || std::floor(slot) != slot || !(generation >= 1) ||
       !(generation < kGenerationLimit) || std::floor(generation) != generation ||
-      !engine_->SetGenerationForTesting(static_cast<uint32_t>(slot), static_cast<uint32_t>(generation))) {
+      !engines_->SetGenerationForTesting(static_cast<uint32_t>(slot), static_cast<uint32_t>(generation))) {
     return js::ThrowInvalidArg(env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
   }
   return js::Undefined(env);
+}
+
+// threadOf(id): the I/O thread (engine) that owns the session `id` names
+// (session_table.h has the rule), whether or not the session still lives,
+// and after destroy() too.
+napi_value NativeServer::ThreadOf(const js::Args& args) {
+  SessionId id;
+  if (args.size() < 1 || !ReadId(env_, args[0], &id)) return js::ThrowInvalidArg(env_, "session id must be a non-negative integer");
+  return js::Number(env_, acceptpool::ThreadOf(id, threads_));
 }
 
 napi_value NativeServer::Destroy(const js::Args&) {

@@ -10,6 +10,7 @@
 #include "addon/js.h"
 #include "drivers/drivers.h"
 #include "core/engine.h"
+#include "core/engine_group.h"
 
 namespace acceptpool {
 
@@ -42,7 +43,10 @@ class NativeServer final : public js::Wrapped {
   napi_value SetRef(const js::Args& args);
   napi_value Destroy(const js::Args& args);
   napi_value SetGenerationForTesting(const js::Args& args);
+  napi_value ThreadOf(const js::Args& args);
 
+  // One engine's counters (or the sum) as JS sees them.
+  napi_value StatsObject(const Stats& s);
   void Deliver(EventBatch& batch);
   // Where a batch's bytes go for JS: the current slab (small batches) or a
   // buffer of their own (large ones). Sets *base to their offset.
@@ -52,8 +56,11 @@ class NativeServer final : public js::Wrapped {
 
   EngineConfig config_;
   bool threaded_ = false;
+  ListenerSharing sharing_ = ListenerSharing::kReusePort;
+  uint32_t threads_ = 1;  // engines, one per I/O thread
   BatchLimits limits_;
-  std::unique_ptr<Engine> engine_;
+  // One engine per I/O thread (one for the inline driver).
+  std::unique_ptr<EngineGroup> engines_;
   std::unique_ptr<Driver> driver_;
   js::Reference on_batch_;
   js::Reference records_ref_;

@@ -106,6 +106,7 @@ napi_value MakeWire(napi_env env) {
       .Set("errorWord", Numbers(error_word))
       .Set("address", Numbers(address))
       .Set("slotBits", static_cast<double>(kSlotBits))
+      .Set("maxThreads", static_cast<double>(kMaxThreads))
       .Set("maxQueuedBytes", static_cast<double>(kMaxQueuedBytes))
       .Set("readChunk", static_cast<double>(kReadChunk))
       .Set("threadedBatches", static_cast<double>(kThreadedBatches))

@@ -65,6 +65,15 @@ struct ListenOptions {
   // maxConnections: the most accepts a backend that pre-posts them (IOCP)
   // may keep posted. 0 = no limit of its own.
   uint32_t max_sessions = 0;
+  // SO_REUSEPORT before bind: other sockets (engines of this endpoint,
+  // other processes) may listen on the same port, and the kernel spreads
+  // new connections over them. Backends without a balancing one refuse it
+  // (kUnsupported).
+  bool reuse_port = false;
+  // Several pollers (one per engine) wait on this one listening socket: the
+  // kernel should wake only one of them per connection (EPOLLEXCLUSIVE),
+  // not all of them to race for it.
+  bool shared = false;
 };
 
 // What the engine does with what a backend reports.
@@ -131,6 +140,19 @@ class Backend {
   // Binds and listens; `bound` receives the real address (port 0 resolved).
   virtual Status Listen(const SocketAddress& address, const ListenOptions& options,
                         SocketAddress* bound) = 0;
+  // Listen, on a socket already bound and listening (ListenOptions::shared
+  // when other engines wait on it too), which the backend owns from here.
+  virtual Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+    (void)options;
+    (void)bound;
+    DiscardSocket(listener);
+    return Status::Of(Code::kUnsupported);
+  }
+  // A new handle to the listening socket, for another backend's ListenOn.
+  virtual Status DuplicateListener(SocketHandle* out) {
+    (void)out;
+    return Status::Of(Code::kUnsupported);
+  }
   // Pause or resume taking connections (pool at its limit, shutting down).
   virtual void SetAccepting(bool on) = 0;
   virtual void StopListening() = 0;

@@ -60,7 +60,7 @@ Engine::~Engine() {
 
 Status Engine::Init() {
   table_ = std::make_unique<SessionTable>(policy_.config().chunk, backend_->SessionExtBytes(),
-                                          policy_.config().slot_limit);
+                                          policy_.config().slot_limit, config_.ids);
   return backend_->Init(this, table_.get());
 }
 
@@ -78,16 +78,45 @@ Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
 
 Status Engine::Listen(const SocketAddress& address, const ListenOptions& options,
                       SocketAddress* bound) {
+  return StartListening(options, [&](const ListenOptions& full) {
+    return backend_->Listen(address, full, bound);
+  });
+}
+
+Status Engine::ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+  bool handed_over = false;
+  Status st = StartListening(options, [&](const ListenOptions& full) {
+    handed_over = true;
+    return backend_->ListenOn(listener, full, bound);
+  });
+  if (!handed_over) backend_->DiscardSocket(listener);
+  return st;
+}
+
+template <typename ListenFn>
+Status Engine::StartListening(const ListenOptions& options, ListenFn&& listen) {
   if (listening_ || shutting_down_) return Status::Of(Code::kInvalid);
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
-  ListenOptions with_delay = options;
-  with_delay.no_delay = config_.no_delay;
-  with_delay.max_sessions = policy_.config().max_sessions;
-  Status st = backend_->Listen(address, with_delay, bound);
+  ListenOptions full = options;
+  full.no_delay = config_.no_delay;
+  full.max_sessions = policy_.config().max_sessions;
+  Status st = listen(full);
   if (!st.ok()) return st;
   listening_ = true;
   accepting_ = true;
   return st;
+}
+
+void Engine::CancelListen() {
+  if (!listening_) return;
+  backend_->StopListening();
+  listening_ = false;
+  accepting_ = false;
+}
+
+Status Engine::DuplicateListener(SocketHandle* out) {
+  if (!listening_) return Status::Of(Code::kInvalid);
+  return backend_->DuplicateListener(out);
 }
 
 Status Engine::Poll(int timeout_ms) {

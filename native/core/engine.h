@@ -51,6 +51,8 @@ constexpr size_t kReadChunk = 64 * 1024;
 struct EngineConfig {
   PoolConfig pool;
   ListenOptions listen;
+  // Which of an endpoint's engines this is (threads: N), for its ids.
+  IdSpace ids;
   bool no_delay = false;         // TCP_NODELAY on every session's socket
   size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
   size_t max_queued_bytes = 0;   // queued bytes that close a session ('overflow'), <= kMaxQueuedBytes
@@ -151,6 +153,16 @@ class Engine final : public BackendEvents {
   // Binds with config().listen, or with `options` (backlog, ipv6_only, ...).
   Status Listen(const SocketAddress& address, SocketAddress* bound);
   Status Listen(const SocketAddress& address, const ListenOptions& options, SocketAddress* bound);
+  // Starts accepting on `listener`, a socket already bound and listening
+  // (another engine's, duplicated by DuplicateListener), which the engine
+  // owns from here, even when this fails.
+  Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound);
+  // A new handle to this engine's listening socket, for another engine's
+  // ListenOn; the caller owns it.
+  Status DuplicateListener(SocketHandle* out);
+  // Undoes a Listen (the endpoint's other engines could not listen): closes
+  // the listener; the engine may listen again.
+  void CancelListen();
 
   // Starts an outgoing connection (client side); *id names it at once. A
   // kConnected event follows, or a kClose with the connect error.
@@ -238,6 +250,10 @@ class Engine final : public BackendEvents {
   void OnWake() override;
 
  private:
+  // Listen and ListenOn: `listen` binds the backend with the options made
+  // complete.
+  template <typename ListenFn>
+  Status StartListening(const ListenOptions& options, ListenFn&& listen);
   void QueuePending(Session& s);
   size_t BufferedBytes(const Session& s) const;
   void CheckDrain(Session& s);

@@ -5,10 +5,11 @@
 
 namespace acceptpool {
 
-SessionTable::SessionTable(uint32_t chunk_size, size_t ext_bytes, uint32_t slot_limit)
+SessionTable::SessionTable(uint32_t chunk_size, size_t ext_bytes, uint32_t slot_limit, IdSpace ids)
     : chunk_size_(chunk_size == 0 ? 1 : chunk_size),
       ext_bytes_(ext_bytes),
-      slot_limit_(slot_limit < kMaxSlots ? slot_limit : kMaxSlots) {}
+      slot_limit_(slot_limit < ids.table_slot_limit() ? slot_limit : ids.table_slot_limit()),
+      ids_(ids) {}
 
 SessionTable::~SessionTable() = default;
 
@@ -31,8 +32,8 @@ bool SessionTable::Grow() {
   // slots retired before a shrink stay retired.
   for (uint32_t i = chunk_size_; i-- > 0;) {
     Session& s = chunk.sessions[i];
-    s.slot = first_slot + i;
-    s.generation = generations_[s.slot];
+    s.slot = ids_.IdSlot(first_slot + i);
+    s.generation = generations_[first_slot + i];
     if (s.generation == kRetiredGeneration) {
       s.state = SessionState::kRetired;
       ++chunk.retired;
@@ -88,13 +89,14 @@ Session* SessionTable::Acquire() {
 void SessionTable::Release(Session* s) {
   s->socket = kNoSocket;
   s->flags = 0;
-  size_t c = s->slot / chunk_size_;
+  uint32_t index = ids_.TableSlot(s->slot);
+  size_t c = index / chunk_size_;
   Chunk& chunk = chunks_[c];
   uint32_t next = s->generation + 1;
   if (next >= kGenerationLimit) {
     // Wrapping would let an id from 2^29 - 1 occupants ago match again.
     s->generation = kRetiredGeneration;
-    generations_[s->slot] = kRetiredGeneration;
+    generations_[index] = kRetiredGeneration;
     s->state = SessionState::kRetired;
     ++chunk.retired;
     ++retired_;
@@ -102,22 +104,24 @@ void SessionTable::Release(Session* s) {
     return;
   }
   s->generation = next;
-  generations_[s->slot] = next;
+  generations_[index] = next;
   s->state = SessionState::kFree;
   s->next_free = chunk.free_head;
-  chunk.free_head = s->slot % chunk_size_ + 1;
+  chunk.free_head = index % chunk_size_ + 1;
   ++chunk.free_count;
   ++free_;
   if (c < lowest_free_chunk_) lowest_free_chunk_ = c;
 }
 
 bool SessionTable::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
-  if (slot >= slot_limit_ || generation == 0 || generation >= kGenerationLimit) return false;
+  if (!ids_.Owns(slot)) return false;
+  uint32_t index = ids_.TableSlot(slot);
+  if (index >= slot_limit_ || generation == 0 || generation >= kGenerationLimit) return false;
   Session* s = AtSlot(slot);
   if (s != nullptr && s->state != SessionState::kFree) return false;
-  if (generations_.size() <= slot) generations_.resize(static_cast<size_t>(slot) + 1, 1);
-  if (generations_[slot] == kRetiredGeneration) return false;
-  generations_[slot] = generation;
+  if (generations_.size() <= index) generations_.resize(static_cast<size_t>(index) + 1, 1);
+  if (generations_[index] == kRetiredGeneration) return false;
+  generations_[index] = generation;
   if (s != nullptr) s->generation = generation;
   return true;
 }

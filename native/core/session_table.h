@@ -46,6 +46,29 @@ inline SessionId MakeSessionId(uint32_t slot, uint32_t generation) {
 inline uint32_t SlotOf(SessionId id) { return static_cast<uint32_t>(id & (kMaxSlots - 1)); }
 inline uint32_t GenerationOf(SessionId id) { return static_cast<uint32_t>(id >> kSlotBits); }
 
+// The most engines (I/O threads) one endpoint runs.
+constexpr uint32_t kMaxThreads = 64;
+
+// Which thread an id names. An endpoint with `threads: N` runs N engines,
+// each with a table of its own; their ids must never collide, must name
+// their owner (commands go there), and must stay dense from 0 (JS keeps
+// sessions in an array by id slot). So the tables interleave: the table of
+// thread t of n holds the id slots t, t + n, t + 2n, ... This is the one
+// place that rule lives; with one thread an id slot is the table's slot.
+inline uint32_t ThreadOfSlot(uint32_t id_slot, uint32_t threads) { return id_slot % threads; }
+inline uint32_t ThreadOf(SessionId id, uint32_t threads) { return ThreadOfSlot(SlotOf(id), threads); }
+
+struct IdSpace {
+  uint32_t thread = 0;
+  uint32_t threads = 1;
+
+  uint32_t IdSlot(uint32_t table_slot) const { return table_slot * threads + thread; }
+  uint32_t TableSlot(uint32_t id_slot) const { return id_slot / threads; }
+  bool Owns(uint32_t id_slot) const { return ThreadOfSlot(id_slot, threads) == thread; }
+  // Table slots whose id slots fit in kSlotBits, on every thread.
+  uint32_t table_slot_limit() const { return kMaxSlots / threads; }
+};
+
 // Opaque OS socket (fd or SOCKET) as the core sees it.
 using SocketHandle = intptr_t;
 constexpr SocketHandle kNoSocket = -1;
@@ -83,7 +106,7 @@ enum SessionFlag : uint16_t {
 struct Session {
   SocketHandle socket = kNoSocket;
   Session* next_pending = nullptr;
-  uint32_t slot = 0;
+  uint32_t slot = 0;  // the id's slot (IdSpace: not the table's own index on thread > 0)
   uint32_t generation = 1;
   uint32_t next_free = 0;
   // Low 32 bits of the engine's millisecond clock (wrap-safe differences):
@@ -113,9 +136,11 @@ static_assert(sizeof(Session) <= 88, "keep Session small");
 class SessionTable {
  public:
   // `chunk_size` slots per chunk; `ext_bytes` of backend-private storage per
-  // slot (for example OVERLAPPED structures), zeroed on growth; slot indices
-  // stay below `slot_limit` (at most kMaxSlots), whole chunks only.
-  SessionTable(uint32_t chunk_size, size_t ext_bytes, uint32_t slot_limit = kMaxSlots);
+  // slot (for example OVERLAPPED structures), zeroed on growth; the table
+  // holds fewer than `slot_limit` slots (at most ids.table_slot_limit()),
+  // whole chunks only; its sessions carry the id slots of `ids`.
+  SessionTable(uint32_t chunk_size, size_t ext_bytes, uint32_t slot_limit = kMaxSlots,
+               IdSpace ids = IdSpace());
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
   ~SessionTable();
@@ -145,7 +170,8 @@ class SessionTable {
   // left from an earlier occupant never matches, and a session whose close
   // is still completing is found.
   Session* LookupTaken(SessionId id);
-  // Slot by index regardless of state, or null if out of range.
+  // Slot by its id slot regardless of state, or null if out of range or
+  // another thread's.
   Session* AtSlot(uint32_t slot);
   void* Ext(const Session& s);
 
@@ -162,9 +188,9 @@ class SessionTable {
   }
 
   // Only for tests that must reach the end of a slot's generations without
-  // 2^29 connections: the next occupant of `slot` gets `generation`. Works
-  // before the slot's chunk exists; false if the slot is taken or the
-  // generation is out of range.
+  // 2^29 connections: the next occupant of `slot` (an id slot) gets
+  // `generation`. Works before the slot's chunk exists; false if the slot is
+  // taken, another thread's, or the generation is out of range.
   bool SetGenerationForTesting(uint32_t slot, uint32_t generation);
 
   // Slots that can hold a session: allocated, minus retired ones.
@@ -192,8 +218,9 @@ class SessionTable {
   uint32_t chunk_size_;
   size_t ext_bytes_;
   uint32_t slot_limit_;
+  IdSpace ids_;
   std::vector<Chunk> chunks_;
-  // By slot, kRetiredGeneration for a retired one; never shrinks.
+  // By table slot, kRetiredGeneration for a retired one; never shrinks.
   std::vector<uint32_t> generations_;
   uint32_t free_ = 0;
   uint32_t retired_ = 0;        // retired slots in allocated chunks
@@ -204,9 +231,11 @@ class SessionTable {
 // Defined here rather than in the .cc: they run for every event and every
 // command.
 inline Session* SessionTable::AtSlot(uint32_t slot) {
-  size_t c = slot / chunk_size_;
+  if (!ids_.Owns(slot)) return nullptr;
+  uint32_t index = ids_.TableSlot(slot);
+  size_t c = index / chunk_size_;
   if (c >= chunks_.size()) return nullptr;
-  return &chunks_[c].sessions[slot % chunk_size_];
+  return &chunks_[c].sessions[index % chunk_size_];
 }
 
 inline Session* SessionTable::LookupTaken(SessionId id) {
@@ -223,8 +252,9 @@ inline Session* SessionTable::Lookup(SessionId id) {
 
 inline void* SessionTable::Ext(const Session& s) {
   if (ext_bytes_ == 0) return nullptr;
-  Chunk& chunk = chunks_[s.slot / chunk_size_];
-  return chunk.ext.get() + (s.slot % chunk_size_) * ext_bytes_;
+  uint32_t index = ids_.TableSlot(s.slot);
+  Chunk& chunk = chunks_[index / chunk_size_];
+  return chunk.ext.get() + (index % chunk_size_) * ext_bytes_;
 }
 
 }  // namespace acceptpool

@@ -2,6 +2,7 @@
 #ifndef ACCEPTPOOL_CORE_STATS_H_
 #define ACCEPTPOOL_CORE_STATS_H_
 
+#include <cstddef>
 #include <cstdint>
 
 namespace acceptpool {
@@ -44,6 +45,16 @@ struct Stats {
   static constexpr size_t kBackendCounters = 32;
   uint64_t backend[kBackendCounters] = {};
 };
+
+// Adds one engine's counters to an endpoint's (threads: N). Every counter
+// is a count or a size, so the endpoint's is the sum; peak_in_use sums each
+// engine's own peak, an upper bound of the endpoint's.
+inline void AddStats(Stats* total, const Stats& part) {
+#define ACCEPTPOOL_STATS_ADD(member, js_name) total->member += part.member;
+  ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_STATS_ADD)
+#undef ACCEPTPOOL_STATS_ADD
+  for (size_t i = 0; i < Stats::kBackendCounters; ++i) total->backend[i] += part.backend[i];
+}
 
 }  // namespace acceptpool
 

@@ -58,7 +58,8 @@ bool IsAbortedAccept(SysError e);
   X(kInvalid, 2)    /* a bad argument reached the core */                      \
   X(kPoolFull, 3)   /* maxConnections reached */                               \
   X(kNoMemory, 4)   /* an allocation failed */                                 \
-  X(kSystem, 5)     /* see sys/raw */
+  X(kSystem, 5)     /* see sys/raw */                                          \
+  X(kUnsupported, 6) /* this platform's backend cannot do it */
 
 enum class Code : uint8_t { ACCEPTPOOL_CODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 

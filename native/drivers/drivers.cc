@@ -1,5 +1,6 @@
 #include "drivers/drivers.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -79,7 +80,11 @@ class InlineDriver final : public Driver, private EngineObserver {
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
   bool Query(SessionId id, SessionInfo* out) override { return engine_->Query(id, out); }
   void Shutdown() override { engine_->Shutdown(); }
-  Stats GetStats() override { return engine_->SnapshotStats(); }
+  Stats GetStats(std::vector<Stats>* per_thread) override {
+    Stats s = engine_->SnapshotStats();
+    if (per_thread != nullptr) per_thread->assign(1, s);
+    return s;
+  }
   void SetRef(bool ref) override {
     if (poll_) poll_->SetRef(ref);
   }
@@ -125,7 +130,13 @@ class InlineDriver final : public Driver, private EngineObserver {
 
 // ---------------------------------------------------------------- threaded
 
-class ThreadedDriver final : public Driver, private EngineObserver {
+// One I/O thread per engine (threads: N). Each lane has its own command
+// queue, batches and notes, so the threads share nothing on the hot path
+// but the buffered-byte counters (one per id slot, and id slots are unique
+// across engines). A command that names a session goes to the lane of the
+// engine that owns its id (PushById: the one place that routes); batches of
+// every lane reach JS through one wake, each lane's in order.
+class ThreadedDriver final : public Driver {
  public:
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
   static constexpr size_t kMaxNotes = 4096;
@@ -135,31 +146,21 @@ class ThreadedDriver final : public Driver, private EngineObserver {
   // Command::mode of a kBroadcast to every open session.
   static constexpr uint8_t kToEveryone = 1;
 
-  ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
-      : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
-    for (size_t i = 0; i < kThreadedBatches; ++i) {
-      batches_.push_back(std::make_unique<EventBatch>(limits.records, limits.data_bytes));
-      spare_.push_back(batches_.back().get());
-    }
-    current_ = spare_.back();
-    spare_.pop_back();
-    engine_->SetBatch(current_);
-    // One counter per possible slot. calloc'ed so untouched pages cost no
-    // memory; std::atomic<uint32_t> is lock-free with an all-zero
-    // representation on every platform we build for.
-    counters_size_ = engine_->config().pool.slot_limit;
+  ThreadedDriver(const std::vector<Engine*>& engines, const BatchLimits& limits, DeliverFn deliver)
+      : deliver_(std::move(deliver)) {
+    // One counter per possible id slot of every engine. calloc'ed so
+    // untouched pages cost no memory; std::atomic<uint32_t> is lock-free
+    // with an all-zero representation on every platform we build for.
+    uint64_t span = static_cast<uint64_t>(engines[0]->config().pool.slot_limit) * engines.size();
+    counters_size_ = static_cast<size_t>(std::min<uint64_t>(span, kMaxSlots));
     counters_.reset(static_cast<std::atomic<uint32_t>*>(
         std::calloc(counters_size_, sizeof(std::atomic<uint32_t>))));
     if (!counters_) counters_size_ = 0;
-    engine_->SetObserver(this);
-    published_ = engine_->SnapshotStats();
+    for (Engine* engine : engines) lanes_.push_back(std::make_unique<Lane>(this, engine, limits));
   }
   ~ThreadedDriver() override {
     Stop();
-    // The batches, the counters and the observer die with this driver: an
-    // engine that outlives it must not reach them.
-    engine_->SetBatch(nullptr);
-    engine_->SetObserver(nullptr);
+    lanes_.clear();  // the lanes detach from their engines
   }
 
   const char* name() const override { return "threaded"; }
@@ -169,7 +170,7 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     Status st = loop->NewAsync([](void* self) { static_cast<ThreadedDriver*>(self)->DeliverReady(); },
                                this, &async_);
     if (!st.ok()) return st;
-    thread_ = std::thread([this] { Run(); });
+    for (auto& lane : lanes_) lane->Start();
     return Status::Ok();
   }
 
@@ -179,15 +180,19 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     c.id = token;
     c.mode = local != nullptr ? 1 : 0;
     SocketAddress none;
-    Push(c, &remote, sizeof(remote), local != nullptr ? local : &none, sizeof(SocketAddress));
+    // Outgoing connects take turns over the threads.
+    Lane& lane = *lanes_[next_connect_++ % lanes_.size()];
+    lane.Push(c, &remote, sizeof(remote), local != nullptr ? local : &none, sizeof(SocketAddress));
     return Status::Ok();
   }
 
   void AbortConnect(uint32_t token) override {
+    // Rare (a connect timeout), and only the lane that has the connect
+    // finds it.
     Command c{};
     c.kind = CommandKind::kAbortConnect;
     c.id = token;
-    Push(c, nullptr, 0);
+    for (auto& lane : lanes_) lane->Push(c, nullptr, 0);
   }
 
   SendResult Send(SessionId id, const char* data, size_t size) override {
@@ -197,12 +202,12 @@ class ThreadedDriver final : public Driver, private EngineObserver {
       return SendResult::kStale;
     }
     size_t before = Account(id, size);
-    bool pressure = before + size > engine_->config().high_water_mark;
+    bool pressure = before + size > high_water_mark();
     Command c{};
     c.kind = CommandKind::kSend;
     c.pressure = pressure;
     c.id = id;
-    Push(c, data, size);
+    PushById(c, data, size);
     return pressure ? SendResult::kBackpressure : SendResult::kOk;
   }
 
@@ -211,7 +216,7 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     c.kind = CommandKind::kClose;
     c.mode = static_cast<uint8_t>(mode);
     c.id = id;
-    Push(c, nullptr, 0);
+    PushById(c, nullptr, 0);
     return true;
   }
 
@@ -221,19 +226,38 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     c.mode = static_cast<uint8_t>(control);
     c.id = id;
     uint32_t args[2] = {a, b};
-    Push(c, args, sizeof(args));
+    PushById(c, args, sizeof(args));
     return true;
   }
 
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     Command c{};
     c.kind = CommandKind::kBroadcast;
-    c.mode = ids == nullptr ? kToEveryone : 0;
-    c.id_count = ids != nullptr ? count : 0;
-    Push(c, data, size, ids, ids != nullptr ? count * sizeof(SessionId) : 0);
-    if (ids != nullptr) return static_cast<uint32_t>(count);
-    std::lock_guard<std::mutex> lock(mutex_);
-    return static_cast<uint32_t>(published_.in_use);
+    if (ids == nullptr) {
+      c.mode = kToEveryone;
+      uint64_t reached = 0;
+      for (auto& lane : lanes_) {
+        lane->Push(c, data, size);
+        reached += lane->Published().in_use;
+      }
+      return static_cast<uint32_t>(reached);
+    }
+    if (lanes_.size() == 1) {
+      c.id_count = count;
+      lanes_[0]->Push(c, data, size, ids, count * sizeof(SessionId));
+      return static_cast<uint32_t>(count);
+    }
+    // Each lane gets the ids it owns, through scratch lists of the JS
+    // thread (they keep the size of the largest list JS has broadcast to,
+    // which JS held itself).
+    for (auto& lane : lanes_) lane->split.clear();
+    for (size_t i = 0; i < count; ++i) OwnerOf(ids[i]).split.push_back(ids[i]);
+    for (auto& lane : lanes_) {
+      if (lane->split.empty()) continue;
+      c.id_count = lane->split.size();
+      lane->Push(c, data, size, lane->split.data(), lane->split.size() * sizeof(SessionId));
+    }
+    return static_cast<uint32_t>(count);
   }
 
   int64_t BufferedAmount(SessionId id) override {
@@ -245,32 +269,35 @@ class ThreadedDriver final : public Driver, private EngineObserver {
   void Shutdown() override {
     Command c{};
     c.kind = CommandKind::kShutdown;
-    Push(c, nullptr, 0);
+    for (auto& lane : lanes_) lane->Push(c, nullptr, 0);
   }
 
   bool Query(SessionId id, SessionInfo* out) override {
-    // The I/O thread always gets to its commands without waiting on JS
-    // (between polls, or while it waits for a batch), so this returns.
+    // The owning I/O thread always gets to its commands without waiting on
+    // JS (between polls, or while it waits for a batch), so this returns.
     QueryCall call;
     call.out = out;
     QueryCall* target = &call;
     Command c{};
     c.kind = CommandKind::kQuery;
     c.id = id;
-    Push(c, &target, sizeof(target));
+    PushById(c, &target, sizeof(target));
     std::unique_lock<std::mutex> lock(query_mutex_);
     query_answered_.wait(lock, [&] { return call.done; });
     return call.found;
   }
 
-  Stats GetStats() override {
-    Stats s;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      s = published_;
+  Stats GetStats(std::vector<Stats>* per_thread) override {
+    Stats total;
+    if (per_thread != nullptr) per_thread->clear();
+    for (auto& lane : lanes_) {
+      Stats one = lane->Published();
+      AddStats(&total, one);
+      if (per_thread != nullptr) per_thread->push_back(one);
     }
-    s.stale_commands += engine_stale_js_.load(std::memory_order_relaxed);
-    return s;
+    // Sends refused here have no thread; the endpoint's total counts them.
+    total.stale_commands += engine_stale_js_.load(std::memory_order_relaxed);
+    return total;
   }
 
   void SetRef(bool ref) override {
@@ -278,21 +305,25 @@ class ThreadedDriver final : public Driver, private EngineObserver {
   }
 
   void Stop() override {
-    if (thread_.joinable()) {
-      stop_.store(true, std::memory_order_release);
-      commands_.Close();
-      space_.notify_all();
-      engine_->Wake();
-      thread_.join();
-    }
+    // Every thread is told before any is joined, so they stop together.
+    stop_.store(true, std::memory_order_release);
+    for (auto& lane : lanes_) lane->RequestStop();
+    for (auto& lane : lanes_) lane->Join();
     async_.reset();
   }
 
  private:
-  void Push(const Command& c, const void* a, size_t a_size, const void* b = nullptr,
-            size_t b_size = 0) {
-    if (commands_.Push(c, a, a_size, b, b_size)) engine_->Wake();
+  class Lane;
+
+  Lane& OwnerOf(SessionId id) { return *lanes_[ThreadOf(id, static_cast<uint32_t>(lanes_.size()))]; }
+
+  // Every command that names a session goes to the thread that owns it.
+  void PushById(const Command& c, const void* a, size_t a_size, const void* b = nullptr,
+                size_t b_size = 0) {
+    OwnerOf(c.id).Push(c, a, a_size, b, b_size);
   }
+
+  size_t high_water_mark() const { return lanes_[0]->engine()->config().high_water_mark; }
 
   // Counts `size` bytes handed over for the session (JS thread for a send,
   // I/O thread for a broadcast); the engine reports them leaving
@@ -302,195 +333,15 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     if (slot >= counters_size_) return 0;
     return counters_[slot].fetch_add(static_cast<uint32_t>(size), std::memory_order_acq_rel);
   }
-
-  // ---- EngineObserver (I/O thread) ----
-
-  // What JS has handed over and the engine has not yet sent or dropped,
-  // commands on their way included.
-  size_t Buffered(SessionId id, size_t queued) override {
+  size_t Counted(SessionId id, size_t otherwise) const {
     uint32_t slot = SlotOf(id);
-    return slot < counters_size_ ? counters_[slot].load(std::memory_order_acquire) : queued;
+    return slot < counters_size_ ? counters_[slot].load(std::memory_order_acquire) : otherwise;
   }
-  void OnSendLeft(SessionId id, size_t bytes) override {
+  void Uncount(SessionId id, size_t bytes) {
     uint32_t slot = SlotOf(id);
     if (slot < counters_size_) counters_[slot].fetch_sub(static_cast<uint32_t>(bytes), std::memory_order_acq_rel);
   }
-  // Outside a poll the I/O thread is in HandOff(), waiting for a batch.
-  void OnWorkOutsidePoll() override { engine_->Wake(); }
-  void OnWake() override { RunCommands(); }
-  size_t OnTick() override { return TrimBuffers(); }
-
-  // ---- I/O thread ----
-
-  void Run() {
-    while (!stop_.load(std::memory_order_acquire)) {
-      // Notes waiting for batch room must not sleep in the backend.
-      engine_->Poll(notes_.empty() ? -1 : 0);
-      WriteNotes();
-      HandOff();
-    }
-  }
-
-  // Outcomes of commands that JS could only be told later: a command sent
-  // while the id looked live but found stale (dropped and counted by the
-  // engine) or, for a send, its session closing here (kStale: JS had to
-  // return true), or a connect that could not start (kConnectFailed). Bounded: past the cap a stale note is lost
-  // (its count is not); connect failures are few, as connects are.
-  void Note(EventType type, SessionId id, double a, double b = 0) {
-    if (type == EventType::kStale && notes_.size() >= kMaxNotes) return;
-    notes_.push_back(EventRecord{static_cast<double>(type), static_cast<double>(id), a, b});
-    notes_peak_.Note(notes_.size());
-  }
-
-  // Once a period (the engine's tick): the buffers that grow with a burst
-  // (commands, notes, broadcast ids) give back what the period did not need.
-  size_t TrimBuffers() {
-    return commands_.Trim(&work_) + ShrinkTo(&notes_, notes_peak_.EndPeriod(kKeepNotes)) +
-           ShrinkTo(&ids_, ids_peak_.EndPeriod(kKeepIds));
-  }
-
-  void WriteNotes() {
-    if (current_ == nullptr) return;
-    size_t n = 0;
-    while (n < notes_.size() && current_->HasRecordRoom(1)) {
-      const EventRecord& r = notes_[n];
-      current_->Add(static_cast<EventType>(static_cast<int>(r.type)), static_cast<SessionId>(r.id), r.a, r.b);
-      ++n;
-    }
-    notes_.erase(notes_.begin(), notes_.begin() + static_cast<std::ptrdiff_t>(n));
-  }
-
-  void RunCommands() {
-    while (commands_.Take(&work_)) {
-      for (const Command& c : work_.commands) Execute(c);
-      work_.Clear();
-    }
-  }
-
-  void Execute(const Command& c) {
-    const char* payload = work_.bytes.data() + c.offset;
-    switch (c.kind) {
-      case CommandKind::kSend: {
-        // JS returned true for this send. Refused here as stale, or because
-        // the session was already closing, its bytes go nowhere: say so. (A
-        // failed write or an overflow closes the session, whose reason says
-        // why.)
-        SendResult r = engine_->Send(c.id, payload, c.size);
-        if (r == SendResult::kStale || r == SendResult::kClosed) {
-          Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kSend));
-        } else if (c.pressure && r == SendResult::kOk) {
-          // JS reported backpressure on its count, which has eased since.
-          engine_->RequestDrain(c.id);
-        }
-        break;
-      }
-      case CommandKind::kClose:
-        if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) {
-          Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
-        }
-        break;
-      case CommandKind::kControl: {
-        uint32_t args[2];
-        std::memcpy(args, payload, sizeof(args));
-        SessionControl control = static_cast<SessionControl>(c.mode);
-        if (!engine_->Control(c.id, control, args[0], args[1])) {
-          Note(EventType::kStale, c.id, static_cast<double>(StaleCommandOf(control)));
-        }
-        break;
-      }
-      case CommandKind::kAbortConnect:
-        engine_->AbortConnect(static_cast<uint32_t>(c.id));
-        break;
-      case CommandKind::kQuery: {
-        QueryCall* call;
-        std::memcpy(&call, payload, sizeof(call));
-        bool found = engine_->Query(c.id, call->out);
-        {
-          std::lock_guard<std::mutex> lock(query_mutex_);
-          call->found = found;
-          call->done = true;
-        }
-        query_answered_.notify_all();
-        break;
-      }
-      case CommandKind::kConnect: {
-        SocketAddress remote;
-        SocketAddress local;
-        std::memcpy(&remote, payload, sizeof(remote));
-        std::memcpy(&local, payload + sizeof(remote), sizeof(local));
-        uint32_t token = static_cast<uint32_t>(c.id);
-        SessionId id;
-        Status st = engine_->Connect(remote, c.mode != 0 ? &local : nullptr, token, &id);
-        if (!st.ok()) {
-          Note(EventType::kConnectFailed, 0, token, EncodeErrorWord(RecordError::Of(st)));
-        }
-        break;
-      }
-      case CommandKind::kBroadcast:
-        if (c.mode == kToEveryone) {
-          engine_->ListOpen(&ids_);
-        } else if (c.id_count > 0) {
-          // The ids follow the payload unaligned; copy them out.
-          ids_.resize(c.id_count);
-          std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
-        }
-        ids_peak_.Note(ids_.size());
-        // JS counted nothing for a broadcast: count it here, so that what
-        // the engine reports leaving balances.
-        for (SessionId id : ids_) Account(id, c.size);
-        // (An empty vector's data() may be null, which would mean everyone.)
-        if (!ids_.empty()) engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
-        ids_.clear();
-        break;
-      case CommandKind::kShutdown:
-        engine_->Shutdown();
-        break;
-    }
-  }
-
-  // Hands the filled batch to JS and takes a spare one. With none spare, JS
-  // is behind: keep executing commands (they need no batch) but do no I/O
-  // until JS returns a batch.
-  void HandOff() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    published_ = engine_->SnapshotStats();
-    if (current_->empty()) return;
-    ready_.push_back(current_);
-    current_ = nullptr;
-    engine_->SetBatch(nullptr);
-    lock.unlock();
-    async_->Send();
-    lock.lock();
-    while (spare_.empty() && !stop_.load(std::memory_order_acquire)) {
-      space_.wait_for(lock, std::chrono::milliseconds(2));
-      lock.unlock();
-      RunCommands();
-      lock.lock();
-    }
-    if (spare_.empty()) return;  // stopping
-    current_ = spare_.back();
-    spare_.pop_back();
-    current_->Clear();
-    engine_->SetBatch(current_);
-  }
-
-  // ---- JS thread ----
-
-  void DeliverReady() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      delivering_.swap(ready_);
-    }
-    for (EventBatch* batch : delivering_) {
-      deliver_(*batch);
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        spare_.push_back(batch);
-      }
-      space_.notify_one();
-    }
-    delivering_.clear();
-  }
+  bool stopping() const { return stop_.load(std::memory_order_acquire); }
 
   // A Query waiting on the JS thread for its answer.
   struct QueryCall {
@@ -498,37 +349,283 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     bool found = false;
     bool done = false;  // guarded by query_mutex_
   };
+  void Answer(QueryCall* call, bool found) {
+    {
+      std::lock_guard<std::mutex> lock(query_mutex_);
+      call->found = found;
+      call->done = true;
+    }
+    query_answered_.notify_all();
+  }
+
+  // ---- JS thread ----
+
+  void DeliverReady() {
+    for (auto& lane : lanes_) {
+      lane->TakeReady(&delivering_);
+      for (EventBatch* batch : delivering_) {
+        deliver_(*batch);
+        lane->GiveBack(batch);
+      }
+      delivering_.clear();
+    }
+  }
+
+  // One I/O thread and the engine it runs.
+  class Lane final : private EngineObserver {
+   public:
+    Lane(ThreadedDriver* driver, Engine* engine, const BatchLimits& limits)
+        : driver_(driver), engine_(engine), commands_(kCommandBytes) {
+      for (size_t i = 0; i < kThreadedBatches; ++i) {
+        batches_.push_back(std::make_unique<EventBatch>(limits.records, limits.data_bytes));
+        spare_.push_back(batches_.back().get());
+      }
+      current_ = spare_.back();
+      spare_.pop_back();
+      engine_->SetBatch(current_);
+      engine_->SetObserver(this);
+      published_ = engine_->SnapshotStats();
+    }
+    ~Lane() override {
+      // The batches and the observer die with the lane: an engine that
+      // outlives it must not reach them.
+      engine_->SetBatch(nullptr);
+      engine_->SetObserver(nullptr);
+    }
+
+    Engine* engine() const { return engine_; }
+    void Start() { thread_ = std::thread([this] { Run(); }); }
+    void RequestStop() {
+      if (!thread_.joinable()) return;
+      commands_.Close();
+      space_.notify_all();
+      engine_->Wake();
+    }
+    void Join() {
+      if (thread_.joinable()) thread_.join();
+    }
+
+    void Push(const Command& c, const void* a, size_t a_size, const void* b = nullptr,
+              size_t b_size = 0) {
+      if (commands_.Push(c, a, a_size, b, b_size)) engine_->Wake();
+    }
+
+    Stats Published() {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return published_;
+    }
+
+    // JS thread: the batches ready for it, and each one back once delivered.
+    void TakeReady(std::vector<EventBatch*>* out) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      out->swap(ready_);
+    }
+    void GiveBack(EventBatch* batch) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        spare_.push_back(batch);
+      }
+      space_.notify_one();
+    }
+
+    std::vector<SessionId> split;  // Broadcast's scratch list (JS thread)
+
+   private:
+    // ---- EngineObserver (I/O thread) ----
+
+    // What JS has handed over and the engine has not yet sent or dropped,
+    // commands on their way included.
+    size_t Buffered(SessionId id, size_t queued) override { return driver_->Counted(id, queued); }
+    void OnSendLeft(SessionId id, size_t bytes) override { driver_->Uncount(id, bytes); }
+    // Outside a poll the I/O thread is in HandOff(), waiting for a batch.
+    void OnWorkOutsidePoll() override { engine_->Wake(); }
+    void OnWake() override { RunCommands(); }
+    size_t OnTick() override { return TrimBuffers(); }
+
+    // ---- I/O thread ----
+
+    void Run() {
+      while (!driver_->stopping()) {
+        // Notes waiting for batch room must not sleep in the backend.
+        engine_->Poll(notes_.empty() ? -1 : 0);
+        WriteNotes();
+        HandOff();
+      }
+    }
+
+    // Outcomes of commands that JS could only be told later: a command sent
+    // while the id looked live but found stale (dropped and counted by the
+    // engine) or, for a send, its session closing here (kStale: JS had to
+    // return true), or a connect that could not start (kConnectFailed).
+    // Bounded: past the cap a stale note is lost (its count is not); connect
+    // failures are few, as connects are.
+    void Note(EventType type, SessionId id, double a, double b = 0) {
+      if (type == EventType::kStale && notes_.size() >= kMaxNotes) return;
+      notes_.push_back(EventRecord{static_cast<double>(type), static_cast<double>(id), a, b});
+      notes_peak_.Note(notes_.size());
+    }
+
+    // Once a period (the engine's tick): the buffers that grow with a burst
+    // (commands, notes, broadcast ids) give back what the period did not
+    // need.
+    size_t TrimBuffers() {
+      return commands_.Trim(&work_) + ShrinkTo(&notes_, notes_peak_.EndPeriod(kKeepNotes)) +
+             ShrinkTo(&ids_, ids_peak_.EndPeriod(kKeepIds));
+    }
+
+    void WriteNotes() {
+      if (current_ == nullptr) return;
+      size_t n = 0;
+      while (n < notes_.size() && current_->HasRecordRoom(1)) {
+        const EventRecord& r = notes_[n];
+        current_->Add(static_cast<EventType>(static_cast<int>(r.type)), static_cast<SessionId>(r.id), r.a, r.b);
+        ++n;
+      }
+      notes_.erase(notes_.begin(), notes_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+
+    void RunCommands() {
+      while (commands_.Take(&work_)) {
+        for (const Command& c : work_.commands) Execute(c);
+        work_.Clear();
+      }
+    }
+
+    void Execute(const Command& c) {
+      const char* payload = work_.bytes.data() + c.offset;
+      switch (c.kind) {
+        case CommandKind::kSend: {
+          // JS returned true for this send. Refused here as stale, or because
+          // the session was already closing, its bytes go nowhere: say so. (A
+          // failed write or an overflow closes the session, whose reason says
+          // why.)
+          SendResult r = engine_->Send(c.id, payload, c.size);
+          if (r == SendResult::kStale || r == SendResult::kClosed) {
+            Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kSend));
+          } else if (c.pressure && r == SendResult::kOk) {
+            // JS reported backpressure on its count, which has eased since.
+            engine_->RequestDrain(c.id);
+          }
+          break;
+        }
+        case CommandKind::kClose:
+          if (!engine_->Close(c.id, static_cast<CloseMode>(c.mode))) {
+            Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
+          }
+          break;
+        case CommandKind::kControl: {
+          uint32_t args[2];
+          std::memcpy(args, payload, sizeof(args));
+          SessionControl control = static_cast<SessionControl>(c.mode);
+          if (!engine_->Control(c.id, control, args[0], args[1])) {
+            Note(EventType::kStale, c.id, static_cast<double>(StaleCommandOf(control)));
+          }
+          break;
+        }
+        case CommandKind::kQuery: {
+          QueryCall* call;
+          std::memcpy(&call, payload, sizeof(call));
+          driver_->Answer(call, engine_->Query(c.id, call->out));
+          break;
+        }
+        case CommandKind::kAbortConnect:
+          engine_->AbortConnect(static_cast<uint32_t>(c.id));
+          break;
+        case CommandKind::kConnect: {
+          SocketAddress remote;
+          SocketAddress local;
+          std::memcpy(&remote, payload, sizeof(remote));
+          std::memcpy(&local, payload + sizeof(remote), sizeof(local));
+          uint32_t token = static_cast<uint32_t>(c.id);
+          SessionId id;
+          Status st = engine_->Connect(remote, c.mode != 0 ? &local : nullptr, token, &id);
+          if (!st.ok()) {
+            Note(EventType::kConnectFailed, 0, token, EncodeErrorWord(RecordError::Of(st)));
+          }
+          break;
+        }
+        case CommandKind::kBroadcast:
+          if (c.mode == kToEveryone) {
+            engine_->ListOpen(&ids_);
+          } else if (c.id_count > 0) {
+            // The ids follow the payload unaligned; copy them out.
+            ids_.resize(c.id_count);
+            std::memcpy(ids_.data(), payload + c.size, c.id_count * sizeof(SessionId));
+          }
+          ids_peak_.Note(ids_.size());
+          // JS counted nothing for a broadcast: count it here, so that what
+          // the engine reports leaving balances.
+          for (SessionId id : ids_) driver_->Account(id, c.size);
+          // (An empty vector's data() may be null, which would mean everyone.)
+          if (!ids_.empty()) engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
+          ids_.clear();
+          break;
+        case CommandKind::kShutdown:
+          engine_->Shutdown();
+          break;
+      }
+    }
+
+    // Hands the filled batch to JS and takes a spare one. With none spare,
+    // JS is behind: keep executing commands (they need no batch) but do no
+    // I/O until JS returns a batch.
+    void HandOff() {
+      std::unique_lock<std::mutex> lock(mutex_);
+      published_ = engine_->SnapshotStats();
+      if (current_->empty()) return;
+      ready_.push_back(current_);
+      current_ = nullptr;
+      engine_->SetBatch(nullptr);
+      lock.unlock();
+      driver_->async_->Send();
+      lock.lock();
+      while (spare_.empty() && !driver_->stopping()) {
+        space_.wait_for(lock, std::chrono::milliseconds(2));
+        lock.unlock();
+        RunCommands();
+        lock.lock();
+      }
+      if (spare_.empty()) return;  // stopping
+      current_ = spare_.back();
+      spare_.pop_back();
+      current_->Clear();
+      engine_->SetBatch(current_);
+    }
+
+    ThreadedDriver* driver_;
+    Engine* engine_;
+    CommandQueue commands_;
+    CommandQueue::Side work_;
+    std::vector<SessionId> ids_;      // I/O thread only
+    std::vector<EventRecord> notes_;  // I/O thread only
+    PeakTracker ids_peak_;
+    PeakTracker notes_peak_;
+    std::vector<std::unique_ptr<EventBatch>> batches_;
+
+    std::mutex mutex_;
+    std::condition_variable space_;
+    std::vector<EventBatch*> ready_;  // guarded by mutex_
+    std::vector<EventBatch*> spare_;  // guarded by mutex_
+    Stats published_;                 // guarded by mutex_
+    EventBatch* current_ = nullptr;   // I/O thread only (after Start)
+    std::thread thread_;
+  };
 
   struct FreeDeleter {
     void operator()(std::atomic<uint32_t>* p) const { std::free(p); }
   };
 
-  Engine* engine_;
   DeliverFn deliver_;
-  CommandQueue commands_;
-  CommandQueue::Side work_;
-  std::vector<SessionId> ids_;      // I/O thread only
-  std::vector<EventRecord> notes_;  // I/O thread only
-  PeakTracker ids_peak_;
-  PeakTracker notes_peak_;
-  std::vector<std::unique_ptr<EventBatch>> batches_;
-
-  std::mutex mutex_;
-  std::condition_variable space_;
-  std::mutex query_mutex_;
-  std::condition_variable query_answered_;
-  std::vector<EventBatch*> ready_;  // guarded by mutex_
-  std::vector<EventBatch*> spare_;  // guarded by mutex_
+  std::vector<std::unique_ptr<Lane>> lanes_;
   std::vector<EventBatch*> delivering_;  // JS thread only
-  Stats published_;                 // guarded by mutex_
-  EventBatch* current_ = nullptr;   // I/O thread only (after Start)
-
+  size_t next_connect_ = 0;              // JS thread only
   std::unique_ptr<std::atomic<uint32_t>[], FreeDeleter> counters_;
   size_t counters_size_ = 0;
   std::atomic<uint64_t> engine_stale_js_{0};
+  std::mutex query_mutex_;
+  std::condition_variable query_answered_;
   std::atomic<bool> stop_{false};
-  std::thread thread_;
-  std::unique_ptr<LoopAsync> async_;  // created before thread_ starts, reset after it ends
+  std::unique_ptr<LoopAsync> async_;  // created before the threads start, reset after they end
 };
 
 }  // namespace
@@ -540,7 +637,12 @@ std::unique_ptr<Driver> MakeInlineDriver(Engine* engine, const BatchLimits& limi
 
 std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& limits,
                                            DeliverFn deliver) {
-  return std::make_unique<ThreadedDriver>(engine, limits, std::move(deliver));
+  return MakeThreadedDriver(std::vector<Engine*>{engine}, limits, std::move(deliver));
+}
+
+std::unique_ptr<Driver> MakeThreadedDriver(const std::vector<Engine*>& engines, const BatchLimits& limits,
+                                           DeliverFn deliver) {
+  return std::make_unique<ThreadedDriver>(engines, limits, std::move(deliver));
 }
 
 }  // namespace acceptpool

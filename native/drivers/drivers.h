@@ -3,14 +3,17 @@
 //
 // Inline: the backend's descriptor is watched by that loop; polling and
 // dispatch happen on the JS thread, commands act at once.
-// Threaded: an I/O thread blocks in the backend; JS commands travel through a
-// bounded CommandQueue and batches come back through a bounded set of
-// EventBatches and one LoopAsync wake per hand-off.
+// Threaded: an I/O thread per engine (threads: N) blocks in its backend; JS
+// commands travel through a bounded CommandQueue per thread, each to the
+// thread that owns the session its id names, and batches come back through
+// a bounded set of EventBatches per thread and one LoopAsync wake per
+// hand-off.
 #ifndef ACCEPTPOOL_DRIVERS_DRIVERS_H_
 #define ACCEPTPOOL_DRIVERS_DRIVERS_H_
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "core/engine.h"
 #include "core/event_batch.h"
@@ -59,7 +62,8 @@ class Driver {
   // getters JS calls now and then, never per event.
   virtual bool Query(SessionId id, SessionInfo* out) = 0;
   virtual void Shutdown() = 0;
-  virtual Stats GetStats() = 0;
+  // The endpoint's counters; each engine's too in `per_thread` if given.
+  virtual Stats GetStats(std::vector<Stats>* per_thread) = 0;
   virtual void SetRef(bool ref) = 0;
   // Stops at once (close, or environment teardown): the I/O thread is
   // joined and the loop handles are closed when it returns; no more events.
@@ -68,6 +72,10 @@ class Driver {
 
 std::unique_ptr<Driver> MakeInlineDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver);
 std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& limits,
+                                           DeliverFn deliver);
+// One I/O thread per engine: the engines of one endpoint, in thread order
+// (engine t has IdSpace thread t of engines.size()).
+std::unique_ptr<Driver> MakeThreadedDriver(const std::vector<Engine*>& engines, const BatchLimits& limits,
                                            DeliverFn deliver);
 
 }  // namespace acceptpool

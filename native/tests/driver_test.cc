@@ -23,6 +23,7 @@
 
 #include "backends/epoll/epoll_backend.h"
 #include "core/engine.h"
+#include "core/engine_group.h"
 #include "drivers/drivers.h"
 #include "test_loop.h"
 #include "test_main.h"
@@ -191,7 +192,9 @@ struct SessionLog {
 // data record, as NativeServer hands a batch to JS and JS answers.
 class EchoServer {
  public:
-  EchoServer(bool threaded, size_t batch_records = 1024, size_t batch_bytes = 256 * 1024) {
+  // `threads` engines (threaded driver only), listening as `sharing` says.
+  EchoServer(bool threaded, size_t batch_records = 1024, size_t batch_bytes = 256 * 1024, uint32_t threads = 1,
+             ListenerSharing sharing = ListenerSharing::kReusePort) {
     EngineConfig config;
     config.pool.initial = 64;
     config.pool.chunk = 64;
@@ -203,31 +206,32 @@ class EchoServer {
     config.high_water_mark = 64 * 1024;
     config.max_queued_bytes = 16 * 1024 * 1024;
     config.accept_batch = 128;
-    engine_ = std::make_unique<Engine>(config, MakeEpollBackend());
-    status_ = engine_->Init();
+    engines_ = std::make_unique<EngineGroup>(config, threads, &MakeEpollBackend);
+    status_ = engines_->Init();
     SocketAddress local;
     local.family = 4;
     local.addr[0] = 127;
     local.addr[3] = 1;
-    if (status_.ok()) status_ = engine_->Listen(local, &bound_);
+    if (status_.ok()) status_ = engines_->Listen(local, config.listen, sharing, &bound_);
     BatchLimits limits;
     limits.records = batch_records;
     limits.data_bytes = batch_bytes;
     auto deliver = [this](EventBatch& batch) { Deliver(batch); };
-    driver_ = threaded ? MakeThreadedDriver(engine_.get(), limits, deliver)
-                       : MakeInlineDriver(engine_.get(), limits, deliver);
+    driver_ = threaded ? MakeThreadedDriver(engines_->engines(), limits, deliver)
+                       : MakeInlineDriver(&engines_->at(0), limits, deliver);
     if (status_.ok()) status_ = driver_->Start(&loop_);
   }
   // The order NativeServer tears down in: the driver (whose destructor
   // stops it, if Stop() was not called), then the engine.
   ~EchoServer() {
     driver_.reset();
-    engine_.reset();
+    engines_.reset();
   }
 
   bool ok() const { return status_.ok(); }
   uint16_t port() const { return bound_.port; }
-  Engine& engine() { return *engine_; }
+  Engine& engine() { return engines_->at(0); }
+  EngineGroup& engines() { return *engines_; }
   // Destroys the driver and leaves the engine.
   void DropDriver() { driver_.reset(); }
   const std::vector<SessionId>& ids() const { return ids_; }
@@ -239,6 +243,8 @@ class EchoServer {
   // Keeps a log per session of what was delivered.
   void set_logging(bool on) { logging_ = on; }
   SessionLog& log(SessionId id) { return logs_[id]; }
+  // Every event delivered while logging, in order.
+  const std::vector<std::pair<EventType, SessionId>>& sequence() const { return sequence_; }
   // Closes from "JS"; what JS sends to the session after this is counted.
   bool Close(SessionId id, CloseMode mode) {
     logs_[id].closed_by_js = true;
@@ -287,6 +293,7 @@ class EchoServer {
   }
 
   void Log(EventType type, SessionId id, const EventRecord& r) {
+    sequence_.emplace_back(type, id);
     SessionLog& log = logs_[id];
     log.events.push_back(type);
     if (type == EventType::kDrain) {
@@ -301,7 +308,7 @@ class EchoServer {
   }
 
   TestLoop loop_;  // outlives the driver, as Node's loop outlives NativeServer
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<EngineGroup> engines_;
   std::unique_ptr<Driver> driver_;
   Status status_;
   SocketAddress bound_;
@@ -312,6 +319,7 @@ class EchoServer {
   uint64_t sessions_ = 0;
   uint64_t after_stop_ = 0;
   std::map<SessionId, SessionLog> logs_;
+  std::vector<std::pair<EventType, SessionId>> sequence_;
   bool logging_ = false;
   bool echo_ = true;
   bool stopped_ = false;
@@ -331,8 +339,8 @@ void ExpectStoppedCleanly(EchoServer& server, std::chrono::milliseconds took) {
   EXPECT_EQ(server.deliveries_after_stop(), 0u);
 }
 
-void StopWhileBusy(bool threaded) {
-  EchoServer server(threaded);
+void StopWhileBusy(bool threaded, uint32_t threads = 1) {
+  EchoServer server(threaded, 1024, 256 * 1024, threads);
   ASSERT(server.ok());
   StreamingClients clients(server.port(), 32, 2048);
   ASSERT_EQ(clients.connected(), 32u);
@@ -347,6 +355,8 @@ void StopWhileBusy(bool threaded) {
 TEST(ThreadedDriverStopsMidTrafficAndNothingRunsAfter) { StopWhileBusy(true); }
 
 TEST(InlineDriverStopsMidTrafficAndNothingRunsAfter) { StopWhileBusy(false); }
+
+TEST(ThreadedDriverWithTwoThreadsStopsMidTrafficAndNothingRunsAfter) { StopWhileBusy(true, 2); }
 
 TEST(ThreadedDriverStopsWhileJsIsBehindWithEveryBatchWaiting) {
   // Small batches, so every one of them fills while "JS" does not run: the
@@ -407,12 +417,15 @@ TEST(AnEngineOutlivingItsDriverNeverTouchesTheDriversMemory) {
   }
 }
 
-TEST(ThreadedDriverCommandsRacingBatchesKeepEachSessionsOrder) {
-  // JS closes half the sessions while their data is still on its way to it,
-  // and goes on sending to them (and echoing what still arrives) before it
-  // can know: the I/O thread acts on every command in order, between the
-  // batches it fills and hands over, and refuses each late send.
-  EchoServer server(true);
+namespace {
+
+// JS closes half the sessions while their data is still on its way to it,
+// and goes on sending to them (and echoing what still arrives) before it
+// can know: the I/O thread that owns each session acts on every command for
+// it in order, between the batches it fills and hands over, and refuses each
+// late send.
+void CommandsRacingBatches(uint32_t threads) {
+  EchoServer server(true, 1024, 256 * 1024, threads);
   ASSERT(server.ok());
   server.set_logging(true);
   StreamingClients clients(server.port(), 24, 2048);
@@ -448,6 +461,12 @@ TEST(ThreadedDriverCommandsRacingBatchesKeepEachSessionsOrder) {
   clients.Stop();
 }
 
+}  // namespace
+
+TEST(ThreadedDriverCommandsRacingBatchesKeepEachSessionsOrder) { CommandsRacingBatches(1); }
+
+TEST(ThreadedDriverWithTwoThreadsRoutesEachCommandToItsSessionsThreadInOrder) { CommandsRacingBatches(2); }
+
 TEST(ThreadedDriverDrainFollowsPressureThatEasedBeforeTheIoThreadActed) {
   // JS judges pressure on its own count, before the I/O thread has sent
   // anything; when the socket then takes every byte at once, the engine sees
@@ -468,14 +487,17 @@ TEST(ThreadedDriverDrainFollowsPressureThatEasedBeforeTheIoThreadActed) {
   EXPECT_EQ(server.driver().BufferedAmount(id), 0);
 }
 
-TEST(ThreadedDriverCountsBufferedBytesAcrossThreadsUntilTheyLeave) {
-  // The JS thread adds what it hands over, the I/O thread takes off what is
-  // sent or dropped: sends, broadcasts to a list and to everyone, while the
-  // peers do not read (until the server's queues hold bytes the kernel would
-  // not take) and then do. Every count returns to zero (a broadcast counted
-  // on one side only would wrap it), and each session hears a drain after
-  // the last send that reported pressure.
-  EchoServer server(true);
+namespace {
+
+// The JS thread adds what it hands over, the I/O thread takes off what is
+// sent or dropped: sends, broadcasts to a list and to everyone, while the
+// peers do not read (until the server's queues hold bytes the kernel would
+// not take) and then do. Every count returns to zero (a broadcast counted on
+// one side only would wrap it), and each session hears a drain after the
+// last send that reported pressure. With several threads, a broadcast's ids
+// are split over them: each session gets every byte exactly once.
+void CountsBufferedBytes(uint32_t threads) {
+  EchoServer server(true, 1024, 256 * 1024, threads);
   ASSERT(server.ok());
   server.set_echo(false);
   server.set_logging(true);
@@ -532,6 +554,12 @@ TEST(ThreadedDriverCountsBufferedBytesAcrossThreadsUntilTheyLeave) {
     EXPECT(log.last_drain > last_pressure[i]);
   }
 }
+
+}  // namespace
+
+TEST(ThreadedDriverCountsBufferedBytesAcrossThreadsUntilTheyLeave) { CountsBufferedBytes(1); }
+
+TEST(ThreadedDriverWithTwoThreadsSplitsBroadcastsAndCountsEachSessionOnItsThread) { CountsBufferedBytes(2); }
 
 TEST(BroadcastToAnEmptyListReachesNobody) {
   for (bool threaded : {true, false}) {
@@ -596,6 +624,87 @@ TEST(ASessionTimeoutWakesThePollAtItsDeadlineOnBothDrivers) {
     // Woken by the deadline, not by the engine's one-second tick.
     EXPECT(ms >= 39 && ms < 600);
   }
+}
+
+namespace {
+
+// Two engines, each accepting: `clients` loopback connections are all
+// served, every id names the engine whose counters hold its session, and
+// echo flows on both.
+void TwoEnginesServe(ListenerSharing sharing, bool expect_both) {
+  EchoServer server(true, 1024, 256 * 1024, 2, sharing);
+  ASSERT(server.ok());
+  StreamingClients clients(server.port(), 48, 1024);
+  ASSERT_EQ(clients.connected(), 48u);
+  ASSERT(server.AwaitSessions(48));
+  ASSERT(EchoFlowing(server, clients, 1024 * 1024));
+  uint64_t on[2] = {0, 0};
+  for (SessionId id : server.ids()) ++on[ThreadOf(id, 2)];
+  std::vector<Stats> per_thread;
+  // The I/O threads publish their counters after each round: wait for it.
+  EXPECT(server.loop().RunUntil([&] {
+    server.driver().GetStats(&per_thread);
+    return per_thread.size() == 2 && per_thread[0].accepts == on[0] && per_thread[1].accepts == on[1];
+  }, kWaitMs));
+  Stats total = server.driver().GetStats(&per_thread);
+  EXPECT_EQ(total.accepts, 48u);
+  EXPECT_EQ(total.in_use, 48u);
+  EXPECT_EQ(per_thread[0].in_use, on[0]);
+  EXPECT_EQ(per_thread[1].in_use, on[1]);
+  if (expect_both) {
+    // The kernel hashes each connection's source port to one of the
+    // listeners: 48 on one side only has odds of 2^-47.
+    EXPECT(on[0] > 0 && on[1] > 0);
+    EXPECT(per_thread[0].bytes_in > 0 && per_thread[1].bytes_in > 0);
+  }
+  clients.Stop();
+}
+
+}  // namespace
+
+TEST(TwoEnginesWithAListenerEachBothAcceptAndEachIdNamesItsEngine) {
+  TwoEnginesServe(ListenerSharing::kReusePort, true);
+}
+
+TEST(TwoEnginesSharingOneListenerServeEveryConnectionAndEachIdNamesItsEngine) {
+  TwoEnginesServe(ListenerSharing::kShared, false);
+}
+
+TEST(TwoEnginesShutDownTogetherEachReportingItsServerClosedAfterItsSessions) {
+  // Shutdown reaches both threads; each engine's kServerClosed (id 0: JS
+  // counts them) follows the close of every one of its own sessions.
+  EchoServer server(true, 1024, 256 * 1024, 2);
+  ASSERT(server.ok());
+  server.set_logging(true);
+  server.set_echo(false);
+  Readers readers(server.port(), 24);
+  ASSERT(server.AwaitSessions(24));
+  uint64_t on[2] = {0, 0};
+  for (SessionId id : server.ids()) ++on[ThreadOf(id, 2)];
+  ASSERT(on[0] > 0 && on[1] > 0);
+  server.driver().Shutdown();
+  auto server_closes = [&] {
+    size_t n = 0;
+    for (const auto& e : server.sequence()) n += e.first == EventType::kServerClosed ? 1 : 0;
+    return n;
+  };
+  EXPECT(server.loop().RunUntil([&] { return server_closes() == 2; }, kWaitMs));
+  server.loop().RunUntil([] { return false; }, 50);
+  EXPECT_EQ(server_closes(), 2u);
+  // Closes of each thread's sessions seen before the first and the second
+  // kServerClosed: one thread had closed all of its own by the first.
+  uint64_t closed[2] = {0, 0};
+  int server_closed_seen = 0;
+  bool first_after_one_thread = false;
+  for (const auto& e : server.sequence()) {
+    if (e.first == EventType::kClose) ++closed[ThreadOf(e.second, 2)];
+    if (e.first != EventType::kServerClosed) continue;
+    if (++server_closed_seen == 1) first_after_one_thread = closed[0] == on[0] || closed[1] == on[1];
+  }
+  EXPECT(first_after_one_thread);
+  EXPECT_EQ(closed[0], on[0]);
+  EXPECT_EQ(closed[1], on[1]);
+  for (SessionId id : server.ids()) EXPECT_EQ(server.log(id).closes, 1u);
 }
 
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

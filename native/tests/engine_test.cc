@@ -3,6 +3,7 @@
 // shrink, shutdown, idle timeouts, and a randomised hammer that checks the
 // invariants after every step.
 #include "core/engine.h"
+#include "core/engine_group.h"
 
 #include <cstring>
 #include <map>
@@ -2122,6 +2123,33 @@ TEST(HammerWithTinyBatchesKeepsEveryInvariant) {
   Hammer hammer(7, HammerConfig(), 6, 8192);
   EXPECT(hammer.Run(40000));
   EXPECT(hammer.accepts() > 100u);
+}
+
+TEST(ThreadConfigGivesEachThreadItsIdsAndAShareOfThePool) {
+  EngineConfig endpoint;
+  endpoint.pool.max_sessions = 1001;
+  endpoint.pool.initial = 1024;
+  endpoint.pool.chunk = 1024;
+  endpoint.pool.low_water = 64;
+  endpoint.high_water_mark = 1234;
+  for (uint32_t t = 0; t < 2; ++t) {
+    EngineConfig c = ThreadConfig(endpoint, t, 2);
+    EXPECT_EQ(c.ids.thread, t);
+    EXPECT_EQ(c.ids.threads, 2u);
+    EXPECT_EQ(c.pool.max_sessions, 501u);  // rounded up: the threads hold at least maxConnections
+    EXPECT_EQ(c.pool.initial, 512u);
+    EXPECT_EQ(c.pool.chunk, 512u);
+    EXPECT_EQ(c.pool.low_water, 32u);
+    EXPECT_EQ(c.high_water_mark, 1234u);  // per session: not split
+  }
+  // One thread: the endpoint's own configuration.
+  EngineConfig one = ThreadConfig(endpoint, 0, 1);
+  EXPECT_EQ(one.pool.max_sessions, 1001u);
+  EXPECT_EQ(one.ids.threads, 1u);
+  // Each thread stays within the id slots it owns.
+  endpoint.pool.max_sessions = kMaxSlots;
+  EngineConfig big = ThreadConfig(endpoint, 2, 3);
+  EXPECT(static_cast<uint64_t>(big.pool.max_sessions) * 3 <= kMaxSlots);
 }
 
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

@@ -2,6 +2,7 @@
 #include "core/session_table.h"
 
 #include <cstring>
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -29,6 +30,56 @@ TEST(LargestIdStaysBelowTwoToThe53) {
   EXPECT_EQ(static_cast<SessionId>(static_cast<double>(id)), id);
   EXPECT_EQ(SlotOf(id), kMaxSlots - 1);
   EXPECT_EQ(GenerationOf(id), kGenerationLimit - 1);
+}
+
+TEST(TablesOfSeveralThreadsInterleaveTheirIdsAndRefuseEachOthers) {
+  // Three engines' tables: their ids never collide, name their thread, and
+  // are dense from 0 (JS keeps sessions in an array by id slot).
+  constexpr uint32_t kThreads = 3;
+  std::vector<std::unique_ptr<SessionTable>> tables;
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    tables.push_back(std::make_unique<SessionTable>(4, 1, kMaxSlots, IdSpace{t, kThreads}));
+    ASSERT(tables.back()->Grow());
+    ASSERT(tables.back()->Grow());
+  }
+  std::set<uint32_t> id_slots;
+  std::vector<SessionId> ids;
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < 8; ++i) {
+      Session* s = tables[t]->Acquire();
+      ASSERT(s != nullptr);
+      EXPECT_EQ(ThreadOf(s->id(), kThreads), t);
+      EXPECT(tables[t]->Lookup(s->id()) == s);
+      EXPECT(tables[t]->AtSlot(s->slot) == s);
+      // The backend's ext bytes are the slot's own, not a neighbour's.
+      EXPECT(tables[t]->Ext(*s) == tables[t]->Ext(*tables[t]->AtSlot(s->slot)));
+      id_slots.insert(s->slot);
+      ids.push_back(s->id());
+    }
+  }
+  EXPECT_EQ(id_slots.size(), 24u);
+  EXPECT_EQ(*id_slots.rbegin(), 23u);  // dense: 0 .. 23
+  // Each table refuses the ids of the others, whatever their generation.
+  for (SessionId id : ids) {
+    for (uint32_t t = 0; t < kThreads; ++t) {
+      if (t != ThreadOf(id, kThreads)) EXPECT(tables[t]->Lookup(id) == nullptr);
+    }
+    EXPECT(tables[0]->SetGenerationForTesting(SlotOf(id), 5) == false);
+  }
+  // A released slot comes back on its own thread with a new generation.
+  Session* s = tables[1]->Lookup(ids[8]);
+  ASSERT(s != nullptr);
+  uint32_t slot = s->slot;
+  tables[1]->Release(s);
+  EXPECT(tables[1]->Lookup(ids[8]) == nullptr);
+  Session* again = tables[1]->Acquire();
+  ASSERT(again != nullptr);
+  EXPECT_EQ(again->slot, slot);
+  EXPECT(again->id() != ids[8]);
+  // Slots whose id would pass kSlotBits do not exist on any thread.
+  SessionTable last(1, 0, kMaxSlots, IdSpace{kThreads - 1, kThreads});
+  EXPECT(last.SetGenerationForTesting(kMaxSlots / kThreads * kThreads - 1, 2));
+  EXPECT(!last.SetGenerationForTesting(kMaxSlots / kThreads * kThreads + kThreads - 1, 2));
 }
 
 TEST(NewTableHasNoSlotsUntilItGrows) {

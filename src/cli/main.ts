@@ -43,6 +43,7 @@ const BENCH_SPECS: readonly OptionSpec[] = [
     choices: [...SERVERS.keys()],
     help:
       `servers side by side (default ${DEFAULT_SERVERS.join(',')}): threaded, inline (acceptpool's drivers), ` +
+      'threaded2 (two I/O threads, a listener each), threaded2-shared (two I/O threads, one listener), ' +
       'node (node:net, what every ratio is against), c (a minimal C epoll server, compiled here with cc)',
   },
   { name: 'rounds', kind: 'integer', min: 1, max: 100, value: 'N', help: 'rounds per scenario and server (default 3)' },

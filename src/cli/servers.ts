@@ -14,8 +14,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 
 import { createServer } from '../index';
-import { DEFAULT_DRIVER, resolveOptions } from '../options';
-import type { Driver } from '../options';
+import { DEFAULT_DRIVER, kThreadListeners, resolveOptions } from '../options';
+import type { Driver, ServerOptions } from '../options';
 import type { Launch } from './children';
 import { prepareCServer } from './cserver';
 import type { Unavailable } from './cserver';
@@ -55,12 +55,13 @@ export interface RunningServer {
 // descriptor limit (main.ts), not the pool.
 const MAX_CONNECTIONS = 1 << 20;
 
-/** An acceptpool server; `driver` undefined = the library's default. */
-export async function startAcceptpool(setup: ServerSetup, driver?: Driver): Promise<RunningServer> {
+/** An acceptpool server; `driver` undefined = the library's default; `more`: further options (threads). */
+export async function startAcceptpool(setup: ServerSetup, driver?: Driver, more: ServerOptions = {}): Promise<RunningServer> {
   const server = createServer({
     backlog: setup.backlog,
     maxConnections: MAX_CONNECTIONS,
     ...(driver !== undefined ? { driver } : {}),
+    ...more,
   });
   if (setup.mode === 'echo') server.on('data', (s, chunk) => s.send(chunk));
   if (setup.mode === 'close') server.on('session', (s) => s.close());
@@ -69,7 +70,7 @@ export async function startAcceptpool(setup: ServerSetup, driver?: Driver): Prom
   return {
     address: address.address,
     port: address.port,
-    engine: `${first.backend} · ${first.driver}`,
+    engine: `${first.backend} · ${first.driver}${first.perThread.length > 1 ? ` × ${first.perThread.length}` : ''}`,
     counts: () => {
       const s = server.stats();
       return { conns: s.inUse, accepted: s.accepts, bytesIn: s.bytesIn, bytesOut: s.bytesOut };
@@ -142,7 +143,12 @@ function nodeChild(name: string): () => Launch {
   return () => ({ command: process.execPath, args: ['--expose-gc', path.join(__dirname, 'server-child.js'), name] });
 }
 
-export type ServerName = Driver | 'node' | 'c';
+export type ServerName = Driver | 'threaded2' | 'threaded2-shared' | 'node' | 'c';
+
+/** Two I/O threads need a kernel that shares a port between engines (README, "Scaling and deployment"). */
+function twoThreads(name: ServerName): () => Launch | Unavailable {
+  return () => (process.platform === 'linux' ? nodeChild(name)() : { unavailable: `two I/O threads need Linux (${process.platform} runs one)` });
+}
 
 export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName, ServerEntry>([
   [
@@ -156,6 +162,23 @@ export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName,
       start: (s) => startAcceptpool(s, 'inline'),
       prepare: () =>
         process.platform === 'win32' ? { unavailable: "the inline driver needs a pollable descriptor, which IOCP has not" } : nodeChild('inline')(),
+    },
+  ],
+  [
+    'threaded2',
+    {
+      label: 'acceptpool threaded, 2 threads',
+      start: (s) => startAcceptpool(s, 'threaded', { threads: 2 }),
+      prepare: twoThreads('threaded2'),
+    },
+  ],
+  [
+    // The other way two threads can share a port: one listener, EPOLLEXCLUSIVE.
+    'threaded2-shared',
+    {
+      label: 'acceptpool threaded, 2 threads, 1 listener',
+      start: (s) => startAcceptpool(s, 'threaded', { threads: 2, [kThreadListeners]: 'shared' } as ServerOptions),
+      prepare: twoThreads('threaded2-shared'),
     },
   ],
   ['node', { label: 'node:net', start: startNet, prepare: nodeChild('node') }],

@@ -99,9 +99,8 @@ class EpollBackend final : public Backend {
     if (!fd.valid()) return ErrnoStatus(errno, "socket");
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (options.no_delay) {
-      // Accepted sockets inherit it on Linux: no setsockopt per connection.
-      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (options.reuse_port && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      return ErrnoStatus(errno, "setsockopt");
     }
     if (family == AF_INET6) {
       int v6only = options.ipv6_only ? 1 : 0;
@@ -111,18 +110,22 @@ class EpollBackend final : public Backend {
     socklen_t len = ToSockaddr(address, &ss);
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return ErrnoStatus(errno, "bind");
     if (listen(fd.get(), options.backlog) != 0) return ErrnoStatus(errno, "listen");
-    len = sizeof(ss);
-    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      return ErrnoStatus(errno, "getsockname");
-    }
-    *bound = FromSockaddr(ss);
-    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN, kTagListener);
-    if (!st.ok()) return st;
-    // The reserve descriptor that EMFILE handling gives up for a moment.
-    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    listener_ = std::move(fd);
-    listener_armed_ = true;
-    engine_accepting_ = true;
+    return StartListening(std::move(fd), options, bound);
+  }
+
+  Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) override {
+    UniqueFd fd(static_cast<int>(listener));
+    // An inherited socket may be blocking; accept4 must never block the
+    // loop. (A duplicate shares the flag with its original: it is set.)
+    int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) return ErrnoStatus(errno, "fcntl");
+    return StartListening(std::move(fd), options, bound);
+  }
+
+  Status DuplicateListener(SocketHandle* out) override {
+    int fd = fcntl(listener_.get(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return ErrnoStatus(errno, "fcntl");
+    *out = fd;
     return Status::Ok();
   }
 
@@ -132,6 +135,9 @@ class EpollBackend final : public Backend {
   }
 
   void StopListening() override {
+    // A shared listener stays open while another engine holds it, and so
+    // would its registration here: remove it first (ENOENT if disarmed).
+    if (listener_.valid()) Control(EPOLL_CTL_DEL, listener_.get(), 0, kTagListener);
     listener_.reset();
     listener_armed_ = false;
   }
@@ -339,6 +345,35 @@ class EpollBackend final : public Backend {
   bool PollSaturated() const override { return saturated_ || accept_budget_spent_; }
 
  private:
+  // Listen and ListenOn, once `fd` is listening.
+  Status StartListening(UniqueFd fd, const ListenOptions& options, SocketAddress* bound) {
+    if (options.no_delay) {
+      // Accepted sockets inherit it on Linux: no setsockopt per connection.
+      int one = 1;
+      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return ErrnoStatus(errno, "getsockname");
+    }
+    *bound = FromSockaddr(ss);
+    listener_shared_ = options.shared;
+    Status st = Control(EPOLL_CTL_ADD, fd.get(), ListenerEvents(), kTagListener);
+    if (!st.ok()) return st;
+    // The reserve descriptor that EMFILE handling gives up for a moment.
+    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    listener_ = std::move(fd);
+    listener_armed_ = true;
+    engine_accepting_ = true;
+    return Status::Ok();
+  }
+
+  // A shared listener wakes one of its engines per connection, not all.
+  uint32_t ListenerEvents() const {
+    return EPOLLIN | (listener_shared_ ? static_cast<uint32_t>(EPOLLEXCLUSIVE) : 0u);
+  }
+
   Status Control(int op, int fd, uint32_t events, uint64_t tag) {
     epoll_event ev{};
     ev.events = events;
@@ -382,6 +417,16 @@ class EpollBackend final : public Backend {
     bool want = engine_accepting_ && !in_backoff_;
     if (want == listener_armed_) return;
     listener_armed_ = want;
+    if (listener_shared_) {
+      // EPOLLEXCLUSIVE registrations cannot be modified (EINVAL): remove
+      // and add again.
+      if (want) {
+        Control(EPOLL_CTL_ADD, listener_.get(), ListenerEvents(), kTagListener);
+      } else {
+        Control(EPOLL_CTL_DEL, listener_.get(), 0, kTagListener);
+      }
+      return;
+    }
     Control(EPOLL_CTL_MOD, listener_.get(), want ? static_cast<uint32_t>(EPOLLIN) : 0u, kTagListener);
   }
 
@@ -533,6 +578,7 @@ class EpollBackend final : public Backend {
   UniqueFd listener_;
   UniqueFd reserve_;
   bool listener_armed_ = false;
+  bool listener_shared_ = false;  // other engines wait on it too (EPOLLEXCLUSIVE)
   bool engine_accepting_ = false;
   bool in_backoff_ = false;
   bool saturated_ = true;

@@ -71,6 +71,9 @@ Status IocpBackend::Init(BackendEvents* events, SessionTable* table) {
 
 Status IocpBackend::Listen(const SocketAddress& address, const ListenOptions& options,
                            SocketAddress* bound) {
+  // Windows has no balancing SO_REUSEPORT (SO_REUSEADDR there lets another
+  // socket take the port over, not share it).
+  if (options.reuse_port || options.shared) return Status::Of(Code::kUnsupported);
   int af = address.family == 6 ? AF_INET6 : AF_INET;
   UniqueSocket ls(NewSocket(af, false));
   if (!ls.valid()) return WinStatus(WSAGetLastError(), "socket");
