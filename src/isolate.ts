@@ -11,7 +11,7 @@
  * read and a direct call inside a try (free in V8 until something throws):
  * no more than EventEmitter.emit, which it replaces for our own events. Only
  * an event with several listeners pays for a snapshot of the list and a try
- * per listener. `benchmarks/emit.ts` measures both against a plain emit.
+ * per listener. `acceptpool bench --only emit` measures both against a plain emit.
  */
 import { EventEmitter } from 'node:events';
 

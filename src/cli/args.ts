@@ -88,11 +88,12 @@ function convert(spec: OptionSpec, raw: string): OptionValue {
     case 'list': {
       const items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
       if (items.length === 0) throw new UsageError(`${option} needs at least one of ${spec.choices.join(', ')}`);
-      for (const item of items) {
+      items.forEach((item, i) => {
         if (!spec.choices.includes(item)) {
           throw new UsageError(`${option}: unknown "${item}" (one of ${spec.choices.join(', ')})`);
         }
-      }
+        if (items.indexOf(item) !== i) throw new UsageError(`${option}: "${item}" given twice`);
+      });
       return items;
     }
     case 'string':

@@ -1,27 +1,30 @@
 /**
- * `acceptpool bench`: acceptpool and node:net servers side by side, each in
- * its own process, driven by acceptpool's native load generator from this
- * process, in rounds that alternate which server goes first. Scenarios:
- * connect + close, connect + request/reply + close, echo at 100 and 1,000
- * connections, idle RSS per connection; plus a check of the load generator
- * itself (native vs a node:net client against the same acceptpool server).
+ * `acceptpool bench`: the servers of the table in ./servers side by side,
+ * each in a process of its own, driven by acceptpool's native load
+ * generator from this process, in rounds that rotate which server goes
+ * first. The scenarios are one table too (SCENARIOS below): a timed
+ * scenario is a load shape, the server mode it needs and the metrics it
+ * reports; the other kinds (idle memory, the load generator check, the
+ * event-delivery micro-benchmark) have a runner each. Every timed run goes
+ * through the noise check of ./machine.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { LoadGenerator } from '../loadgen';
 import type { LoadMode, LoadResult } from '../loadgen';
+import { DEFAULT_DRIVER } from '../options';
 import type { Driver } from '../options';
 import { Child } from './children';
-import type { ChildMessage } from './children';
+import type { ChildMessage, Launch } from './children';
+import { PACKAGE_ROOT } from './cserver';
+import { describeMachine, foreignCpuPct, NOISY_PCT, readTicks, waitForQuiet } from './machine';
 import { overflowDelta, readListenCounters } from './netstat';
 import { Progress } from './progress';
 import { makeRow, spread } from './report';
-import type { BenchReport, ClientCheck, MetricRow, ServerKey } from './report';
-
-export type ScenarioId = 'connect-close' | 'reqrep' | 'echo100' | 'echo1000' | 'idle' | 'client';
-export const SCENARIOS: readonly ScenarioId[] = ['connect-close', 'reqrep', 'echo100', 'echo1000', 'idle', 'client'];
+import type { BenchReport, ClientCheck, EmitCheck, MetricRow, ServerInfo } from './report';
+import { BASELINE, DRIVERS, serverCommand, serverEntry } from './servers';
+import type { ServeMode, ServerName } from './servers';
 
 export interface BenchOptions {
   rounds: number;
@@ -31,46 +34,94 @@ export interface BenchOptions {
   connections: number;
   backlog: number;
   idleConnections: number;
+  /** Load generator threads. */
   threads: number;
   sources: number;
   only: ScenarioId[];
-  driver?: Driver;
+  servers: ServerName[];
+  /** Before each run, wait up to this long for a quiet machine (0: don't). */
+  waitQuietMs: number;
+  /** Measure a noisy run again, up to this many times. */
+  retryNoisy: number;
+  /** Events per run of the emit micro-benchmark. */
+  emitCalls: number;
   progress: boolean;
 }
 
-interface TimedScenario {
-  id: Exclude<ScenarioId, 'idle' | 'client'>;
+// ---------------------------------------------------------------- the scenarios
+
+/** What the load generator does in a timed scenario. */
+interface LoadShape {
   mode: LoadMode;
-  label: string;
-  unit: string;
-  connections: (o: BenchOptions) => number;
+  connections: number;
+  threads: number;
 }
 
-const TIMED: readonly TimedScenario[] = [
-  { id: 'connect-close', mode: 'connect-close', label: 'connect + close', unit: 'conn', connections: (o) => o.connections },
-  { id: 'reqrep', mode: 'reqrep', label: 'connect + 16 B req/rep + close', unit: 'conn', connections: (o) => o.connections },
-  { id: 'echo100', mode: 'echo', label: 'echo 16 B, 100 connections', unit: 'msg', connections: () => 100 },
-  { id: 'echo1000', mode: 'echo', label: 'echo 16 B, 1,000 connections', unit: 'msg', connections: () => 1000 },
-];
+/** What the server does; servers are started once per round for every scenario with the same shape. */
+interface ServerShape {
+  mode: ServeMode;
+}
 
-const SERVER_NAME: Record<ServerKey, string> = { acceptpool: 'acceptpool', net: 'node:net' };
+type TimedMetric = 'rate' | 'cpu' | 'p99' | 'open' | 'overflows' | 'generatorCpu';
 
-type ClientKind = 'native1' | 'native2' | 'net';
-const CLIENT_KINDS: readonly ClientKind[] = ['native1', 'native2', 'net'];
-const CLIENT_LABEL: Record<ClientKind, string> = {
-  native1: 'native generator, 1 thread',
-  native2: 'native generator, 2 threads',
-  net: 'node:net client',
-};
-// The backlog of the servers in the client check and the idle scenario,
-// which measure a client and memory, not accepting: deep enough (Linux caps
-// it at somaxconn) that no dropped SYN stalls a client for a second.
-export const DEEP_BACKLOG = 4096;
-const IDLE_WARMUP_MS = 300;
-// Idle connections below which RSS per connection is mostly noise.
-const IDLE_RELIABLE = 5000;
-// Expected seconds of an idle run besides opening the connections.
-const IDLE_BASE_SECONDS = 1.5;
+interface TimedScenario {
+  kind: 'timed';
+  id: string;
+  label: string;
+  unit: 'conn' | 'msg';
+  inDefault: boolean;
+  server: ServerShape;
+  load: (o: BenchOptions) => LoadShape;
+  metrics: readonly TimedMetric[];
+}
+
+interface OtherScenario {
+  kind: 'idle' | 'client' | 'emit';
+  id: string;
+  label: string;
+  inDefault: boolean;
+}
+
+type Scenario = TimedScenario | OtherScenario;
+
+const ECHO: ServerShape = { mode: 'echo' };
+
+export const SCENARIOS = [
+  {
+    kind: 'timed', id: 'connect-close', label: 'connect + close', unit: 'conn', inDefault: true, server: ECHO,
+    load: (o) => ({ mode: 'connect-close', connections: o.connections, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'overflows', 'generatorCpu'],
+  },
+  {
+    kind: 'timed', id: 'reqrep', label: 'connect + 16 B req/rep + close', unit: 'conn', inDefault: true, server: ECHO,
+    load: (o) => ({ mode: 'reqrep', connections: o.connections, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'generatorCpu'],
+  },
+  {
+    kind: 'timed', id: 'echo100', label: 'echo 16 B, 100 connections', unit: 'msg', inDefault: true, server: ECHO,
+    load: (o) => ({ mode: 'echo', connections: 100, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'p99', 'open'],
+  },
+  {
+    kind: 'timed', id: 'echo1000', label: 'echo 16 B, 1,000 connections', unit: 'msg', inDefault: true, server: ECHO,
+    load: (o) => ({ mode: 'echo', connections: 1000, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'p99', 'open'],
+  },
+  // Two generator threads connect faster than most servers accept: whether
+  // a server keeps up with a storm or its accept queue overflows.
+  {
+    kind: 'timed', id: 'storm-overload', label: 'connect + close, 2 generator threads', unit: 'conn', inDefault: false, server: ECHO,
+    load: (o) => ({ mode: 'connect-close', connections: 2 * o.connections, threads: 2 }),
+    metrics: ['rate', 'cpu', 'overflows'],
+  },
+  { kind: 'idle', id: 'idle', label: 'idle memory', inDefault: true },
+  { kind: 'client', id: 'client', label: 'load generator check', inDefault: true },
+  { kind: 'emit', id: 'emit', label: 'event delivery micro-benchmark', inDefault: false },
+] as const satisfies readonly Scenario[];
+
+export type ScenarioId = (typeof SCENARIOS)[number]['id'];
+export const SCENARIO_IDS: readonly ScenarioId[] = SCENARIOS.map((s) => s.id);
+export const DEFAULT_SCENARIOS: readonly ScenarioId[] = SCENARIOS.filter((s) => s.inDefault).map((s) => s.id);
 
 /** One run of a timed scenario against one server. */
 interface TimedSample {
@@ -80,10 +131,56 @@ interface TimedSample {
   cpuPerOpUs: number;
   p99Us: number;
   overflows: number;
+  generatorCpuPct: number;
+  /** Other processes' CPU during the run, % of one core. */
+  foreignPct: number;
 }
 
+interface MetricDef {
+  label: (t: TimedScenario, o: BenchOptions) => string;
+  better: MetricRow['better'];
+  sub: boolean;
+  pick: (s: TimedSample) => number;
+}
+
+const METRICS: Record<TimedMetric, MetricDef> = {
+  rate: { label: (t) => `${t.label}, ${t.unit}/s`, better: 'higher', sub: false, pick: (s) => s.rate },
+  cpu: { label: (t) => `server CPU µs/${t.unit}`, better: 'lower', sub: true, pick: (s) => s.cpuPerOpUs },
+  p99: { label: () => 'p99 round trip µs', better: 'lower', sub: true, pick: (s) => s.p99Us },
+  open: { label: (t, o) => `ms to open all ${t.load(o).connections.toLocaleString('en-US')}`, better: 'lower', sub: true, pick: (s) => s.rampMs },
+  overflows: { label: () => 'listen overflows per run', better: 'none', sub: true, pick: (s) => s.overflows },
+  generatorCpu: { label: () => 'generator CPU, % of a core', better: 'none', sub: true, pick: (s) => s.generatorCpuPct },
+};
+
+type ClientKind = 'native1' | 'native2' | 'net';
+const CLIENT_KINDS: readonly ClientKind[] = ['native1', 'native2', 'net'];
+const CLIENT_LABEL: Record<ClientKind, string> = {
+  native1: 'native generator, 1 thread',
+  native2: 'native generator, 2 threads',
+  net: 'node:net client',
+};
+interface ClientSample {
+  rate: number;
+  cpuPerConnUs: number;
+  foreignPct: number;
+}
+
+// The backlog of the servers in the client check and the idle scenario,
+// which measure a client and memory, not accepting: deep enough (Linux caps
+// it at somaxconn) that no dropped SYN stalls a client for a second.
+export const DEEP_BACKLOG = 4096;
+const IDLE_WARMUP_MS = 300;
+// Idle connections below which RSS per connection is mostly noise.
+const IDLE_RELIABLE = 5000;
+// Expected seconds of an idle run besides opening the connections.
+const IDLE_BASE_SECONDS = 1.5;
+// Rounds inside one run of the emit micro-benchmark (one run per bench round).
+const EMIT_ROUNDS = 5;
+// Every server process exits by itself after this long, whatever happens here.
+const SERVER_LIFETIME_S = 3600;
+
 interface ServerProc {
-  key: ServerKey;
+  name: ServerName;
   child: Child;
   port: number;
   engine: string;
@@ -98,6 +195,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** The list turned `by` places: round r starts with a different server. */
+function rotate<T>(list: readonly T[], by: number): T[] {
+  return list.map((_, i) => list[(i + by) % list.length]);
+}
+
 /** Thrown inside a run that was aborted (Ctrl-C). */
 export class BenchAborted extends Error {
   constructor() {
@@ -108,20 +210,43 @@ export class BenchAborted extends Error {
 export class Bench {
   private readonly gen = new LoadGenerator();
   private aborted = false;
-  private readonly servers: ServerProc[] = [];
+  private readonly running: ServerProc[] = [];
   private readonly progress: Progress;
   private readonly timed: TimedScenario[];
-  private readonly errors: Record<ServerKey, Record<string, number>> = { acceptpool: {}, net: {} };
+  /** The servers measured: those asked for that can run here, in that order. */
+  private readonly names: ServerName[] = [];
+  /** How to launch each server this run starts (the measured ones, and the load generator check's). */
+  private readonly launches = new Map<ServerName, Launch>();
+  private readonly skipped: Array<{ name: ServerName; reason: string }> = [];
+  private readonly engines = new Map<ServerName, string>();
+  private readonly errors: Record<string, Record<string, number>> = {};
+  private readonly noise = { samples: [] as number[], retried: 0, waitsTimedOut: 0 };
 
-  constructor(private readonly o: BenchOptions) {
-    this.timed = TIMED.filter((t) => o.only.includes(t.id));
+  constructor(
+    private readonly o: BenchOptions,
+    private readonly command: string,
+  ) {
+    const all: readonly Scenario[] = SCENARIOS;
+    this.timed = all.filter((s): s is TimedScenario => s.kind === 'timed' && o.only.includes(s.id as ScenarioId));
+    for (const name of o.servers) {
+      const prepared = serverEntry(name).prepare();
+      if ('unavailable' in prepared) {
+        this.skipped.push({ name, reason: prepared.unavailable });
+      } else {
+        this.launches.set(name, prepared);
+        this.names.push(name);
+      }
+    }
+    const n = this.names.length;
     const runSeconds = (o.warmupMs + o.durationMs) / 1000 + 0.3;
+    const has = (id: ScenarioId): boolean => o.only.includes(id);
     const perRound =
-      this.timed.length * 2 * runSeconds +
-      (o.only.includes('idle') ? 2 * (IDLE_BASE_SECONDS + o.idleConnections / 10000) : 0) +
-      (o.only.includes('client') ? CLIENT_KINDS.length * runSeconds : 0) +
+      this.timed.length * n * runSeconds +
+      (has('idle') ? n * (IDLE_BASE_SECONDS + o.idleConnections / 10000) : 0) +
+      (has('client') ? CLIENT_KINDS.length * runSeconds : 0) +
+      (has('emit') ? 4 * EMIT_ROUNDS * o.emitCalls * 6e-9 + 0.3 : 0) +
       0.5;
-    const stepsPerRound = this.timed.length * 2 + (o.only.includes('idle') ? 2 : 0) + (o.only.includes('client') ? CLIENT_KINDS.length : 0);
+    const stepsPerRound = this.timed.length * n + (has('idle') ? n : 0) + (has('client') ? CLIENT_KINDS.length : 0) + (has('emit') ? 1 : 0);
     this.progress = new Progress(perRound * o.rounds, stepsPerRound * o.rounds, process.stderr, o.progress);
   }
 
@@ -138,62 +263,110 @@ export class Bench {
 
   async run(): Promise<BenchReport> {
     const started = Date.now();
+    const machine = describeMachine();
     const o = this.o;
+    for (const s of this.skipped) this.progress.note(`skipping ${s.name}: ${s.reason}`);
+    if (this.names.length === 0) {
+      throw new Error(`no server to measure: ${this.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
+    }
     const samples = new Map<string, TimedSample[]>();
-    const idle: Record<ServerKey, number[]> = { acceptpool: [], net: [] };
+    const idle = new Map<ServerName, number[]>();
     const client = new Map<ClientKind, { rate: number[]; cpu: number[] }>();
-    const engines: Record<ServerKey, string> = { acceptpool: '', net: '' };
+    const emit = new Map<string, number[]>();
+    const groups = new Map<string, TimedScenario[]>();
+    for (const t of this.timed) groups.set(JSON.stringify(t.server), [...(groups.get(JSON.stringify(t.server)) ?? []), t]);
     try {
       for (let round = 0; round < o.rounds; round++) {
-        // Alternate which server goes first, so neither always runs on a
-        // machine the other has just warmed (or heated).
-        const order: ServerKey[] = round % 2 === 0 ? ['acceptpool', 'net'] : ['net', 'acceptpool'];
-        const procs = this.timed.length > 0 ? await Promise.all(order.map((key) => this.startServer(key))) : [];
-        for (const p of procs) engines[p.key] = p.engine;
+        // Rotate which server goes first, so none always runs on a machine
+        // another has just warmed (or heated).
+        const order = rotate(this.names, round);
         const tag = `round ${round + 1}/${o.rounds}`;
-        for (const t of this.timed) {
-          for (const p of procs) {
-            this.progress.begin(`${tag} · ${t.label} · ${SERVER_NAME[p.key]}`, (o.warmupMs + o.durationMs) / 1000 + 0.3);
-            const s = await this.measureTimed(t, p);
-            const key = `${t.id}:${p.key}`;
-            samples.set(key, [...(samples.get(key) ?? []), s]);
-            this.progress.end();
+        for (const scenarios of groups.values()) {
+          const procs: ServerProc[] = [];
+          for (const name of order) procs.push(await this.startServer(name, scenarios[0].server.mode));
+          for (const t of scenarios) {
+            for (const p of procs) {
+              this.progress.begin(`${tag} · ${t.label} · ${serverEntry(p.name).label}`, (o.warmupMs + o.durationMs) / 1000 + 0.3);
+              const s = await this.sampled(() => this.measureTimed(t, p));
+              const key = `${t.id}:${p.name}`;
+              samples.set(key, [...(samples.get(key) ?? []), s]);
+              this.progress.end();
+            }
           }
+          await Promise.all(procs.map((p) => this.stopServer(p)));
         }
-        await Promise.all(procs.map((p) => p.child.stop()));
-        this.servers.length = 0;
         if (o.only.includes('idle')) {
-          for (const key of order) {
-            this.progress.begin(`${tag} · idle memory, ${o.idleConnections.toLocaleString('en-US')} connections · ${SERVER_NAME[key]}`, IDLE_BASE_SECONDS + o.idleConnections / 10000);
-            idle[key].push(await this.measureIdle(key, engines));
+          for (const name of order) {
+            this.progress.begin(
+              `${tag} · idle memory, ${o.idleConnections.toLocaleString('en-US')} connections · ${serverEntry(name).label}`,
+              IDLE_BASE_SECONDS + o.idleConnections / 10000,
+            );
+            idle.set(name, [...(idle.get(name) ?? []), await this.measureIdle(name)]);
             this.progress.end();
           }
         }
-        if (o.only.includes('client')) {
-          await this.clientCheck(round, tag, client, engines);
+        if (o.only.includes('client')) await this.clientCheck(round, tag, client);
+        if (o.only.includes('emit')) {
+          this.progress.begin(`${tag} · event delivery micro-benchmark`, 4 * EMIT_ROUNDS * o.emitCalls * 6e-9);
+          await this.runEmit(emit);
+          this.progress.end();
         }
       }
     } finally {
       this.progress.finish();
-      await Promise.all(this.servers.map((p) => p.child.stop()));
+      await Promise.all([...this.running].map((p) => this.stopServer(p)));
     }
-    return this.report(started, samples, idle, engines, client);
+    return this.report(started, machine, samples, idle, client, emit);
   }
 
-  private async startServer(key: ServerKey, backlog = this.o.backlog): Promise<ServerProc> {
+  private async startServer(name: ServerName, mode: ServeMode, backlog = this.o.backlog): Promise<ServerProc> {
     this.check();
-    const script = path.join(__dirname, 'server-child.js');
-    const args = [key, 'echo', String(backlog), key === 'acceptpool' ? (this.o.driver ?? '') : ''];
-    const child = new Child(`${SERVER_NAME[key]} server`, script, args, ['--expose-gc']);
+    let launch = this.launches.get(name);
+    if (launch === undefined) {
+      const prepared = serverEntry(name).prepare();
+      if ('unavailable' in prepared) throw new Error(`${serverEntry(name).label} cannot run here: ${prepared.unavailable}`);
+      launch = prepared;
+      this.launches.set(name, launch);
+    }
+    const child = new Child(`${serverEntry(name).label} server`, serverCommand(launch, mode, backlog, SERVER_LIFETIME_S));
     try {
       const m = await child.waitFor('listening', 15000);
-      const proc: ServerProc = { key, child, port: num(m, 'port'), engine: typeof m.engine === 'string' ? m.engine : '' };
-      this.servers.push(proc);
+      const proc: ServerProc = { name, child, port: num(m, 'port'), engine: typeof m.engine === 'string' ? m.engine : '' };
+      if (!(proc.port > 0)) throw new Error(`${child.name} announced no port`);
+      this.engines.set(name, proc.engine);
+      this.running.push(proc);
       return proc;
     } catch (err) {
       await child.stop(500);
       throw err;
     }
+  }
+
+  private async stopServer(p: ServerProc): Promise<void> {
+    await p.child.stop();
+    const i = this.running.indexOf(p);
+    if (i >= 0) this.running.splice(i, 1);
+  }
+
+  /**
+   * One measurement through the noise check: after waiting for a quiet
+   * machine (when asked), and again, up to --retry-noisy times, while other
+   * processes took more than NOISY_PCT of a core; the least disturbed run
+   * is kept.
+   */
+  private async sampled<T extends { foreignPct: number }>(measure: () => Promise<T>): Promise<T> {
+    let kept: T | undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (this.o.waitQuietMs > 0 && !(await waitForQuiet(this.o.waitQuietMs, () => this.aborted))) this.noise.waitsTimedOut++;
+      this.check();
+      const s = await measure();
+      if (kept === undefined || s.foreignPct < kept.foreignPct) kept = s;
+      if (!(s.foreignPct > NOISY_PCT) || attempt >= this.o.retryNoisy) break;
+      this.noise.retried++;
+      this.progress.note(`  other processes used ${Math.round(s.foreignPct)}% of a core during that run: measuring it again`);
+    }
+    this.noise.samples.push(kept.foreignPct);
+    return kept;
   }
 
   /** Waits (bounded) until the server holds no connections from the last run. */
@@ -207,34 +380,41 @@ export class Bench {
     return stats;
   }
 
-  private countErrors(key: ServerKey, r: LoadResult): void {
-    for (const [name, n] of Object.entries(r.errors)) this.errors[key][name] = (this.errors[key][name] ?? 0) + n;
+  private countErrors(name: ServerName, r: LoadResult): void {
+    const into = (this.errors[name] ??= {});
+    for (const [error, n] of Object.entries(r.errors)) into[error] = (into[error] ?? 0) + n;
   }
 
   private async measureTimed(t: TimedScenario, p: ServerProc): Promise<TimedSample> {
     this.check();
     const before = await this.settle(p);
+    const shape = t.load(this.o);
     const counters0 = readListenCounters();
+    const ticks0 = readTicks();
+    const self0 = process.cpuUsage();
     const r = await this.gen.run({
-      mode: t.mode,
+      ...shape,
       port: p.port,
-      connections: t.connections(this.o),
-      threads: this.o.threads,
       duration: this.o.durationMs,
       warmup: this.o.warmupMs,
       sourceAddresses: this.o.sources,
     });
+    const self = process.cpuUsage(self0);
+    const ticks1 = readTicks();
     const counters1 = readListenCounters();
     this.check();
     const after = await p.child.request('stats');
-    this.countErrors(p.key, r);
-    const cpu = num(after, 'cpuUs') - num(before, 'cpuUs');
+    this.countErrors(p.name, r);
+    const serverCpu = num(after, 'cpuUs') - num(before, 'cpuUs');
+    const wallUs = ticks0 !== null && ticks1 !== null ? (ticks1.at - ticks0.at) * 1000 : NaN;
     return {
       rate: r.rate,
       rampMs: r.rampMs,
-      cpuPerOpUs: r.total > 0 ? cpu / r.total : NaN,
+      cpuPerOpUs: r.total > 0 ? serverCpu / r.total : NaN,
       p99Us: r.latencyUs.p99,
       overflows: overflowDelta(counters0, counters1),
+      generatorCpuPct: (r.cpuUs / wallUs) * 100,
+      foreignPct: foreignCpuPct(ticks0, ticks1, self.user + self.system + serverCpu),
     };
   }
 
@@ -244,15 +424,13 @@ export class Bench {
    * cost. A short connect + close warm-up first puts what any server pays
    * once (code paged in, first buffers) into the baseline.
    */
-  private async measureIdle(key: ServerKey, engines: Record<ServerKey, string>): Promise<number> {
-    const p = await this.startServer(key, DEEP_BACKLOG);
-    engines[key] = p.engine;
+  private async measureIdle(name: ServerName): Promise<number> {
+    const p = await this.startServer(name, 'echo', DEEP_BACKLOG);
     try {
       await this.gen.run({ mode: 'connect-close', port: p.port, duration: IDLE_WARMUP_MS, warmup: 0, sourceAddresses: this.o.sources });
       return await this.holdIdle(p);
     } finally {
-      await p.child.stop();
-      this.servers.splice(this.servers.indexOf(p), 1);
+      await this.stopServer(p);
     }
   }
 
@@ -291,8 +469,13 @@ export class Bench {
       return conns > 0 ? (num(loaded, 'rss') - num(base, 'rss')) / conns : NaN;
     } finally {
       this.gen.stop();
-      this.countErrors(p.key, await running);
+      this.countErrors(p.name, await running);
     }
+  }
+
+  /** The acceptpool server the load generator check runs against: the first asked for, else the default. */
+  private get clientServer(): ServerName {
+    return this.names.find((n) => DRIVERS.includes(n as Driver)) ?? DEFAULT_DRIVER;
   }
 
   /**
@@ -301,21 +484,12 @@ export class Bench {
    * server with a deep backlog, so that no dropped SYN stalls a client and
    * what differs is only how fast each client connects.
    */
-  private async clientCheck(
-    round: number,
-    tag: string,
-    into: Map<ClientKind, { rate: number[]; cpu: number[] }>,
-    engines: Record<ServerKey, string>,
-  ): Promise<void> {
-    const server = await this.startServer('acceptpool', DEEP_BACKLOG);
-    engines.acceptpool = server.engine;
+  private async clientCheck(round: number, tag: string, into: Map<ClientKind, { rate: number[]; cpu: number[] }>): Promise<void> {
+    const server = await this.startServer(this.clientServer, 'echo', DEEP_BACKLOG);
     try {
-      const kinds = [...CLIENT_KINDS];
-      // Rotate the order each round.
-      for (let i = 0; i < round % kinds.length; i++) kinds.push(kinds.shift() as ClientKind);
-      for (const kind of kinds) {
+      for (const kind of rotate(CLIENT_KINDS, round)) {
         this.progress.begin(`${tag} · load generator check · ${CLIENT_LABEL[kind]}`, (this.o.warmupMs + this.o.durationMs) / 1000 + 0.3);
-        const r = kind === 'net' ? await this.netClient(server) : await this.nativeClient(server, kind === 'native2' ? 2 : 1);
+        const r = await this.sampled(() => (kind === 'net' ? this.netClient(server) : this.nativeClient(server, kind === 'native2' ? 2 : 1)));
         const entry = into.get(kind) ?? { rate: [], cpu: [] };
         entry.rate.push(r.rate);
         entry.cpu.push(r.cpuPerConnUs);
@@ -323,14 +497,15 @@ export class Bench {
         this.progress.end();
       }
     } finally {
-      await server.child.stop();
-      this.servers.splice(this.servers.indexOf(server), 1);
+      await this.stopServer(server);
     }
   }
 
-  private async nativeClient(p: ServerProc, threads: number): Promise<{ rate: number; cpuPerConnUs: number }> {
+  private async nativeClient(p: ServerProc, threads: number): Promise<ClientSample> {
     this.check();
-    await this.settle(p);
+    const before = await this.settle(p);
+    const ticks0 = readTicks();
+    const self0 = process.cpuUsage();
     const r = await this.gen.run({
       mode: 'connect-close',
       port: p.port,
@@ -340,20 +515,51 @@ export class Bench {
       warmup: this.o.warmupMs,
       sourceAddresses: this.o.sources,
     });
+    const self = process.cpuUsage(self0);
+    const ticks1 = readTicks();
     this.check();
-    return { rate: r.rate, cpuPerConnUs: r.total > 0 ? r.cpuUs / r.total : NaN };
+    const serverCpu = num(await p.child.request('stats'), 'cpuUs') - num(before, 'cpuUs');
+    return {
+      rate: r.rate,
+      cpuPerConnUs: r.total > 0 ? r.cpuUs / r.total : NaN,
+      foreignPct: foreignCpuPct(ticks0, ticks1, self.user + self.system + serverCpu),
+    };
   }
 
-  private async netClient(p: ServerProc): Promise<{ rate: number; cpuPerConnUs: number }> {
+  private async netClient(p: ServerProc): Promise<ClientSample> {
     this.check();
-    await this.settle(p);
+    const before = await this.settle(p);
+    const ticks0 = readTicks();
+    const self0 = process.cpuUsage();
     const script = path.join(__dirname, 'net-client-child.js');
     const args = [p.port, this.o.connections, this.o.durationMs, this.o.warmupMs].map(String);
-    const child = new Child('node:net client', script, args);
+    const child = new Child('node:net client', { command: process.execPath, args: [script, ...args] });
     try {
       const m = await child.waitFor('result', this.o.warmupMs + this.o.durationMs + 15000);
+      const self = process.cpuUsage(self0);
+      const ticks1 = readTicks();
+      const serverCpu = num(await p.child.request('stats'), 'cpuUs') - num(before, 'cpuUs');
       const total = num(m, 'total');
-      return { rate: num(m, 'rate'), cpuPerConnUs: total > 0 ? num(m, 'cpuUs') / total : NaN };
+      return {
+        rate: num(m, 'rate'),
+        cpuPerConnUs: total > 0 ? num(m, 'cpuUs') / total : NaN,
+        foreignPct: foreignCpuPct(ticks0, ticks1, self.user + self.system + serverCpu + num(m, 'cpuUs')),
+      };
+    } finally {
+      await child.stop(1000);
+    }
+  }
+
+  /** One run of the event-delivery micro-benchmark, in a fresh Node. */
+  private async runEmit(into: Map<string, number[]>): Promise<void> {
+    this.check();
+    const script = path.join(__dirname, 'emit-child.js');
+    const child = new Child('emit micro-benchmark', { command: process.execPath, args: [script, String(this.o.emitCalls), String(EMIT_ROUNDS)] });
+    try {
+      const m = await child.waitFor('result', 120000);
+      if (m.ran !== true) throw new Error('emit micro-benchmark: not every listener ran');
+      const variants = Array.isArray(m.variants) ? (m.variants as Array<{ label: string; nsPerEvent: number[] }>) : [];
+      for (const v of variants) into.set(v.label, [...(into.get(v.label) ?? []), ...v.nsPerEvent]);
     } finally {
       await child.stop(1000);
     }
@@ -361,28 +567,29 @@ export class Bench {
 
   private report(
     started: number,
+    machine: BenchReport['machine'],
     samples: Map<string, TimedSample[]>,
-    idle: Record<ServerKey, number[]>,
-    engines: Record<ServerKey, string>,
+    idle: Map<ServerName, number[]>,
     client: Map<ClientKind, { rate: number[]; cpu: number[] }>,
+    emit: Map<string, number[]>,
   ): BenchReport {
     const o = this.o;
+    const names = this.names;
+    const baseline = names.includes(BASELINE) ? BASELINE : null;
+    // Columns: the baseline first, then the others as asked for.
+    const columns = baseline !== null ? [baseline, ...names.filter((n) => n !== baseline)] : names;
     const rows: MetricRow[] = [];
-    const pick = (id: string, key: ServerKey, f: (s: TimedSample) => number): number[] => (samples.get(`${id}:${key}`) ?? []).map(f);
+    const pick = (id: string, name: ServerName, f: (s: TimedSample) => number): number[] => (samples.get(`${id}:${name}`) ?? []).map(f);
     for (const t of this.timed) {
-      const both = (f: (s: TimedSample) => number): [number[], number[]] => [pick(t.id, 'acceptpool', f), pick(t.id, 'net', f)];
-      rows.push(makeRow(`${t.id}.rate`, `${t.label}, ${t.unit}/s`, 'higher', ...both((s) => s.rate)));
-      rows.push(makeRow(`${t.id}.cpu`, `server CPU µs/${t.unit}`, 'lower', ...both((s) => s.cpuPerOpUs), true));
-      if (t.mode === 'echo') {
-        rows.push(makeRow(`${t.id}.p99`, 'p99 round trip µs', 'lower', ...both((s) => s.p99Us), true));
-        rows.push(makeRow(`${t.id}.open`, `ms to open all ${t.connections(o).toLocaleString('en-US')}`, 'lower', ...both((s) => s.rampMs), true));
-      }
-      if (t.id === 'connect-close') {
-        rows.push(makeRow(`${t.id}.overflows`, 'listen overflows per run', 'none', ...both((s) => s.overflows), true));
+      for (const metric of t.metrics) {
+        const def = METRICS[metric];
+        const byServer = columns.map((n): [string, number[]] => [n, pick(t.id, n, def.pick)]);
+        rows.push(makeRow(`${t.id}.${metric}`, def.label(t, o), def.better, byServer, baseline, def.sub));
       }
     }
     if (o.only.includes('idle')) {
-      rows.push(makeRow('idle.rss', `idle: server RSS bytes/conn (${o.idleConnections.toLocaleString('en-US')} conns)`, 'lower', idle.acceptpool, idle.net));
+      const byServer = columns.map((n): [string, number[]] => [n, idle.get(n) ?? []]);
+      rows.push(makeRow('idle.rss', `idle: server RSS bytes/conn (${o.idleConnections.toLocaleString('en-US')} conns)`, 'lower', byServer, baseline));
     }
     let clientCheck: ClientCheck | null = null;
     const net = client.get('net');
@@ -391,25 +598,28 @@ export class Bench {
         const c = client.get(k) ?? { rate: [], cpu: [] };
         return { label: CLIENT_LABEL[k], rate: spread(c.rate), cpuUsPerConn: spread(c.cpu) };
       });
-      const netRate = spread(net.rate).median;
       const best = Math.max(...clients.filter((c) => c.label !== CLIENT_LABEL.net).map((c) => c.rate.median));
       clientCheck = {
-        server: `acceptpool (${engines.acceptpool}), backlog ${DEEP_BACKLOG}`,
+        server: `${serverEntry(this.clientServer).label} (${this.engines.get(this.clientServer) ?? ''}), backlog ${DEEP_BACKLOG}`,
         connections: o.connections,
         clients,
-        ratio: best / netRate,
+        ratio: best / spread(net.rate).median,
       };
     }
-    const sumOverflows = (key: ServerKey): number | null => {
-      const v = pick('connect-close', key, (s) => s.overflows);
+    const emitCheck: EmitCheck | null =
+      emit.size > 0 ? { calls: o.emitCalls, variants: [...emit].map(([label, ns]) => ({ label, nsPerEvent: spread(ns) })) } : null;
+    const sumOverflows = (name: ServerName): number | null => {
+      const v = pick('connect-close', name, (s) => s.overflows);
       return v.some((x) => !Number.isFinite(x)) ? null : v.reduce((a, b) => a + b, 0);
     };
     const notes: string[] = [];
+    const noisy = this.noise.samples.filter((v) => v > NOISY_PCT).length;
+    if (noisy > 0) notes.push(`${noisy} run(s) were noisy: rerun on a quieter machine, or with --wait-quiet S and --retry-noisy N`);
     if (readListenCounters() === null) notes.push('no /proc/net/netstat here: listen overflows are not counted');
-    for (const key of ['net', 'acceptpool'] as const) {
-      if ((sumOverflows(key) ?? 0) > 0) {
+    for (const name of columns) {
+      if (o.only.includes('connect-close') && (sumOverflows(name) ?? 0) > 0) {
         notes.push(
-          `${SERVER_NAME[key]}'s accept queue overflowed: a client whose SYN is dropped waits the kernel's 1 s retransmit, ` +
+          `${serverEntry(name).label}'s accept queue overflowed: a client whose SYN is dropped waits the kernel's 1 s retransmit, ` +
             'so a run shorter than that can complete nothing',
         );
       }
@@ -420,26 +630,34 @@ export class Bench {
         notes.push(`with fewer than ${IDLE_RELIABLE.toLocaleString('en-US')} idle connections a server's growth can hide in memory it already holds`);
       }
     }
+    const foreign = spread(this.noise.samples);
     return {
       tool: 'acceptpool bench',
       version: packageVersion(),
+      command: this.command,
       startedAt: new Date(started).toISOString(),
       seconds: (Date.now() - started) / 1000,
-      machine: {
-        cpus: os.cpus().length,
-        cpuModel: os.cpus()[0]?.model ?? 'unknown',
-        node: process.version,
-        platform: `${os.platform()} ${os.arch()}`,
-        kernel: os.release(),
-      },
+      machine,
       options: { ...o },
-      servers: { acceptpool: engines.acceptpool, net: engines.net },
+      servers: columns.map((n): ServerInfo => ({ name: n, label: serverEntry(n).label, engine: this.engines.get(n) ?? '' })),
+      baseline,
+      skipped: this.skipped,
       rows,
       clientCheck,
+      emit: emitCheck,
       overflow: o.only.includes('connect-close')
-        ? { connections: o.connections, backlog: o.backlog, acceptpool: sumOverflows('acceptpool'), net: sumOverflows('net') }
+        ? { connections: o.connections, backlog: o.backlog, servers: Object.fromEntries(columns.map((n) => [n, sumOverflows(n)])) }
         : null,
       errors: this.errors,
+      noise: {
+        thresholdPct: NOISY_PCT,
+        runs: this.noise.samples.length,
+        noisy,
+        retried: this.noise.retried,
+        medianPct: foreign.median,
+        maxPct: foreign.max,
+        waitsTimedOut: this.noise.waitsTimedOut,
+      },
       notes,
     };
   }
@@ -447,7 +665,7 @@ export class Bench {
 
 export function packageVersion(): string {
   try {
-    const pkg: unknown = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
+    const pkg: unknown = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
     const v = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
     return typeof v === 'string' ? v : 'unknown';
   } catch {

@@ -1,26 +1,69 @@
 /**
- * Child processes of the CLI: Node scripts forked with an IPC channel,
- * request/reply by id, every wait bounded. Every child is tracked, so
- * Ctrl-C (or any exit) can stop them all; and every child exits by itself
- * when the channel closes, so none outlives the CLI even if it is killed.
+ * Child processes of the CLI, and the one control protocol every child
+ * speaks, whatever it is written in (the C server speaks it too):
+ *
+ * - the parent writes one request per line on the child's stdin,
+ *   `<type> <id>` (for example `stats 7`);
+ * - the child writes one JSON object per line on its stdout, each with a
+ *   `type`: replies carry the request's `id` (`{"type":"stats","id":7,...}`,
+ *   or `{"type":"error","id":7,"message":...}` for a request it does not
+ *   know), announcements carry none (`listening`, `result`);
+ * - the child exits when its stdin ends (the parent stopped it, or died),
+ *   on SIGTERM or SIGINT, and after the maximum lifetime it was given.
+ *
+ * Pipes rather than Node's IPC channel: Node does not support that channel
+ * with a child that is not Node, and one protocol for all makes a server
+ * written in any language one more entry of the server table.
+ * Every wait here is bounded, and every child is tracked so that Ctrl-C (or
+ * any exit) can stop them all.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 
-/** Messages children send: replies carry the id of the request. */
+/** A line a child wrote: replies carry the id of their request. */
 export interface ChildMessage {
   type: string;
   id?: number;
   [key: string]: unknown;
 }
 
-function isMessage(m: unknown): m is ChildMessage {
-  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
+/** How to start a child: the program and its arguments. */
+export interface Launch {
+  command: string;
+  args: string[];
+}
+
+/** What a child's stdout may hold at most in one unfinished line. */
+const MAX_LINE = 1 << 20;
+
+function parseMessage(line: string): ChildMessage | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const m: unknown = JSON.parse(line);
+    return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string' ? (m as ChildMessage) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Splits a stream of text into lines, keeping the unfinished tail. */
+function lineReader(onLine: (line: string) => void): (chunk: string) => void {
+  let buffered = '';
+  return (chunk: string) => {
+    buffered += chunk;
+    let nl = buffered.indexOf('\n');
+    while (nl >= 0) {
+      onLine(buffered.slice(0, nl).trim());
+      buffered = buffered.slice(nl + 1);
+      nl = buffered.indexOf('\n');
+    }
+    if (buffered.length > MAX_LINE) buffered = '';
+  };
 }
 
 const live = new Set<Child>();
 
 export class Child {
-  readonly proc: ChildProcess;
+  readonly proc: ChildProcessWithoutNullStreams;
   readonly exited: Promise<number | null>;
   private running = true;
   private nextId = 1;
@@ -30,26 +73,17 @@ export class Child {
 
   constructor(
     readonly name: string,
-    script: string,
-    args: string[],
-    execArgv: string[] = [],
+    launch: Launch,
   ) {
-    this.proc = fork(script, args, { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    this.proc = spawn(launch.command, launch.args, { stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(this);
-    this.proc.stderr?.setEncoding('utf8');
-    this.proc.stderr?.on('data', (chunk: string) => {
+    // A child that is gone makes writes to its stdin fail: not an error here.
+    this.proc.stdin.on('error', () => undefined);
+    this.proc.stdout.setEncoding('utf8');
+    this.proc.stdout.on('data', lineReader((line) => this.onLine(line)));
+    this.proc.stderr.setEncoding('utf8');
+    this.proc.stderr.on('data', (chunk: string) => {
       this.stderrTail = (this.stderrTail + chunk).slice(-2000);
-    });
-    this.proc.on('message', (m: unknown) => {
-      if (!isMessage(m)) return;
-      if (m.id !== undefined) {
-        const w = this.waiters.get(m.id);
-        this.waiters.delete(m.id);
-        w?.(m);
-        return;
-      }
-      const i = this.typeWaiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) this.typeWaiters.splice(i, 1)[0].resolve(m);
     });
     this.exited = new Promise((resolve) => {
       const done = (code: number | null): void => {
@@ -66,6 +100,19 @@ export class Child {
     });
   }
 
+  private onLine(line: string): void {
+    const m = parseMessage(line);
+    if (m === null) return;
+    if (m.id !== undefined) {
+      const w = this.waiters.get(m.id);
+      this.waiters.delete(m.id);
+      w?.(m);
+      return;
+    }
+    const i = this.typeWaiters.findIndex((w) => w.type === m.type);
+    if (i >= 0) this.typeWaiters.splice(i, 1)[0].resolve(m);
+  }
+
   get pid(): number | undefined {
     return this.proc.pid;
   }
@@ -80,7 +127,7 @@ export class Child {
     return t.length > 0 ? `: ${t.slice(-500)}` : '';
   }
 
-  /** The next message of this type (sent without an id), within timeoutMs. */
+  /** The next announcement of this type (a line without an id), within timeoutMs. */
   waitFor(type: string, timeoutMs: number): Promise<ChildMessage> {
     return this.bounded(
       new Promise<ChildMessage>((resolve) => this.typeWaiters.push({ type, resolve })),
@@ -90,11 +137,13 @@ export class Child {
   }
 
   /** Sends a request and waits for the reply with its id. */
-  request(type: string, timeoutMs = 10000, extra: Record<string, unknown> = {}): Promise<ChildMessage> {
+  async request(type: string, timeoutMs = 10000): Promise<ChildMessage> {
     const id = this.nextId++;
     const reply = new Promise<ChildMessage>((resolve) => this.waiters.set(id, resolve));
-    if (this.running && this.proc.connected) this.proc.send({ ...extra, type, id });
-    return this.bounded(reply, timeoutMs, `reply to "${type}"`).finally(() => this.waiters.delete(id));
+    if (this.running && this.proc.stdin.writable) this.proc.stdin.write(`${type} ${id}\n`);
+    const m = await this.bounded(reply, timeoutMs, `reply to "${type}"`).finally(() => this.waiters.delete(id));
+    if (m.type === 'error') throw new Error(`${this.name} refused "${type}": ${String(m.message)}`);
+    return m;
   }
 
   private bounded<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
@@ -117,10 +166,10 @@ export class Child {
     }
   }
 
-  /** Closes the channel (the child exits), then SIGTERM, then SIGKILL; bounded. */
+  /** Ends the child's stdin (it exits), then SIGTERM, then SIGKILL; bounded. */
   async stop(graceMs = 2000): Promise<void> {
     if (!this.running) return;
-    if (this.proc.connected) this.proc.disconnect();
+    this.proc.stdin.end();
     if (await exitsWithin(this, graceMs)) return;
     this.kill('SIGTERM');
     if (await exitsWithin(this, 1000)) return;
@@ -150,11 +199,24 @@ export async function stopAllChildren(): Promise<void> {
   await Promise.all(all.map((c) => exitsWithin(c, 1500)));
 }
 
+// ---------------------------------------------------------------- the child's side
+
+/** In a child: one line to the parent. */
+export function reply(message: ChildMessage): void {
+  process.stdout.write(JSON.stringify(message) + '\n');
+}
+
 /**
- * In a child: exit when the parent goes away (the IPC channel closes) or
- * after a maximum lifetime, so no child is ever left behind.
+ * In a child: answers the parent's requests with `answer` (undefined: a
+ * request it does not know) and exits when stdin ends, on SIGTERM/SIGINT,
+ * when the parent can no longer be written to, or after maxLifetimeMs, so
+ * no child is ever left behind. `onExit` runs first (bounded).
  */
-export function exitWithParent(maxLifetimeMs: number, onExit: () => Promise<void> | void): void {
+export function serveParent(
+  maxLifetimeMs: number,
+  answer: (type: string) => Record<string, unknown> | undefined,
+  onExit: () => Promise<void> | void,
+): void {
   let exiting = false;
   const exit = (code: number): void => {
     if (exiting) return;
@@ -165,14 +227,20 @@ export function exitWithParent(maxLifetimeMs: number, onExit: () => Promise<void
       .catch(() => undefined)
       .finally(() => process.exit(code));
   };
-  process.on('disconnect', () => exit(0));
+  process.stdin.setEncoding('utf8');
+  process.stdin.on(
+    'data',
+    lineReader((line) => {
+      const [type, id] = line.split(/\s+/);
+      if (type === undefined || type === '' || !/^\d+$/.test(id ?? '')) return;
+      const fields = answer(type);
+      reply(fields === undefined ? { type: 'error', id: Number(id), message: `unknown request "${type}"` } : { ...fields, type, id: Number(id) });
+    }),
+  );
+  process.stdin.on('end', () => exit(0));
+  process.stdin.on('error', () => exit(0));
+  process.stdout.on('error', () => exit(0));
   process.on('SIGTERM', () => exit(0));
   process.on('SIGINT', () => exit(0));
   setTimeout(() => exit(3), maxLifetimeMs).unref();
-  if (!process.connected) exit(0);
-}
-
-/** In a child: replies to the parent (ignored when it is gone). */
-export function reply(message: ChildMessage): void {
-  if (process.connected && process.send) process.send(message);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `acceptpool` command:
- *   acceptpool bench [options]   acceptpool vs node:net, side by side
+ *   acceptpool bench [options]   acceptpool, node:net and a C server, side by side
  *   acceptpool serve [options]   a server with live stats
  * Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted (Ctrl-C).
  */
@@ -10,15 +10,16 @@ import * as path from 'node:path';
 
 import { describeOptions, parseArgs, UsageError } from './args';
 import type { OptionSpec } from './args';
-import { Bench, BenchAborted, packageVersion, SCENARIOS } from './bench';
+import { Bench, BenchAborted, DEFAULT_SCENARIOS, packageVersion, SCENARIO_IDS } from './bench';
 import type { BenchOptions, ScenarioId } from './bench';
 import { stopAllChildren } from './children';
-import { formatReport, renderSvg } from './report';
+import { NOISY_PCT } from './machine';
+import { formatMarkdown, formatReport, renderSvg } from './report';
 import { serve, SERVE_USAGE } from './serve';
-import { DRIVERS } from './servers';
+import { DEFAULT_BACKLOG, DEFAULT_SERVERS, SERVERS } from './servers';
+import type { ServerName } from './servers';
 import { binding } from '../native';
 import { LOAD_OPTION_RANGES } from '../options';
-import type { Driver } from '../options';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -36,29 +37,53 @@ function maxIdle(descriptors: number | null): number {
 
 const BENCH_SPECS: readonly OptionSpec[] = [
   { name: 'quick', kind: 'flag', help: 'a short run (about 30 s): 2 rounds of 1 s runs, 5,000 idle connections' },
+  {
+    name: 'servers',
+    kind: 'list',
+    choices: [...SERVERS.keys()],
+    help:
+      `servers side by side (default ${DEFAULT_SERVERS.join(',')}): threaded, inline (acceptpool's drivers), ` +
+      'node (node:net, what every ratio is against), c (a minimal C epoll server, compiled here with cc)',
+  },
   { name: 'rounds', kind: 'integer', min: 1, max: 100, value: 'N', help: 'rounds per scenario and server (default 3)' },
   { name: 'duration', kind: 'number', min: 0.1, max: 3600, value: 'S', help: 'measured seconds per run (default 3)' },
   { name: 'warmup', kind: 'number', min: 0, max: 600, value: 'S', help: 'seconds of load before each measurement (default 0.5)' },
   { name: 'connections', kind: 'integer', min: 1, max: 10000, value: 'N', help: 'connects in flight in the storms (default 64)' },
-  { name: 'backlog', kind: 'integer', min: 1, max: 65535, value: 'N', help: 'listen backlog of both servers (default 511)' },
+  { name: 'backlog', kind: 'integer', min: 1, max: 65535, value: 'N', help: `listen backlog of every server (default ${DEFAULT_BACKLOG}, the library's)` },
   { name: 'idle', kind: 'integer', min: 100, max: MAX_IDLE, value: 'N', help: 'connections held in the idle-memory scenario (default 10,000)' },
   { name: 'threads', kind: 'integer', min: 1, max: 64, value: 'N', help: 'load generator threads (default 1)' },
   { name: 'sources', kind: 'integer', min: 1, max: 254, value: 'N', help: 'source addresses 127.0.0.1..N for the generator (default 8)' },
-  { name: 'only', kind: 'list', choices: SCENARIOS, help: `scenarios to run (default all: ${SCENARIOS.join(', ')})` },
-  { name: 'driver', kind: 'choice', choices: DRIVERS, help: "acceptpool server's driver (default: the library's)" },
+  {
+    name: 'only',
+    kind: 'list',
+    choices: SCENARIO_IDS,
+    help: `scenarios to run (default ${DEFAULT_SCENARIOS.join(', ')}; also ${SCENARIO_IDS.filter((id) => !DEFAULT_SCENARIOS.includes(id)).join(', ')})`,
+  },
+  { name: 'wait-quiet', kind: 'number', min: 0, max: 600, value: 'S', help: 'before each run, wait up to S s for other processes to leave the CPUs (default 0)' },
+  {
+    name: 'retry-noisy',
+    kind: 'integer',
+    min: 0,
+    max: 5,
+    value: 'N',
+    help: `measure a run again, up to N times, when other processes used more than ${NOISY_PCT}% of a core during it (default 0)`,
+  },
   { name: 'json', kind: 'string', value: 'FILE', help: 'also write the results as JSON' },
+  { name: 'markdown', kind: 'string', value: 'FILE', help: 'also write the table as Markdown, with the command, date and machine' },
   { name: 'svg', kind: 'string', value: 'FILE', help: 'also draw the ratios as an SVG bar chart' },
-  { name: 'no-progress', kind: 'flag', help: 'no progress bar on stderr' },
+  { name: 'no-progress', kind: 'flag', help: 'no progress output on stderr' },
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
 const BENCH_USAGE = `usage: acceptpool bench [options]
 
-Runs acceptpool and node:net servers (each in its own process) side by side
-against acceptpool's native load generator on loopback, in alternating rounds:
-connect + close, connect + request/reply + close, echo at 100 and 1,000
-connections, idle RSS per connection, and a check that the native generator
-out-drives a node:net client. Reports medians, min-max and ratios.
+Runs servers (acceptpool, node:net, a minimal C epoll server; each in its
+own process) side by side against acceptpool's native load generator on
+loopback, in rounds that rotate which goes first: connect + close, connect +
+request/reply + close, echo at 100 and 1,000 connections, idle RSS per
+connection, and a check that the native generator out-drives a node:net
+client. Reports medians, spreads and ratios against node:net, and how busy
+other processes kept the machine.
 
 ${describeOptions(BENCH_SPECS)}
 `;
@@ -66,7 +91,7 @@ ${describeOptions(BENCH_SPECS)}
 const USAGE = `usage: acceptpool <command> [options]
 
 commands:
-  bench    acceptpool vs node:net servers side by side (try: acceptpool bench --quick)
+  bench    acceptpool, node:net and C servers side by side (try: acceptpool bench --quick)
   serve    an acceptpool echo, discard or close server with live stats
 
 acceptpool <command> --help shows a command's options; acceptpool --version the version.
@@ -85,32 +110,37 @@ function writableTarget(option: string, file: string): string {
   return resolved;
 }
 
-function benchOptions(argv: readonly string[]): { options: BenchOptions; json?: string; svg?: string } | null {
+interface BenchCall {
+  options: BenchOptions;
+  outputs: { json?: string; markdown?: string; svg?: string };
+}
+
+function benchOptions(argv: readonly string[]): BenchCall | null {
   const args = parseArgs(argv, BENCH_SPECS);
   if (args.flag('help')) return null;
   const quick = args.flag('quick');
-  const only = (args.list('only') ?? [...SCENARIOS]) as ScenarioId[];
   const options: BenchOptions = {
     rounds: args.number('rounds', quick ? 2 : 3),
     durationMs: Math.round(args.number('duration', quick ? 1 : 3) * 1000),
     warmupMs: Math.round(args.number('warmup', quick ? 0.2 : 0.5) * 1000),
     connections: args.number('connections', 64),
-    backlog: args.number('backlog', 511),
+    backlog: args.number('backlog', DEFAULT_BACKLOG),
     idleConnections: args.number('idle', quick ? 5000 : 10000),
     threads: args.number('threads', 1),
     sources: args.number('sources', 8),
-    only,
+    only: (args.list('only') ?? [...DEFAULT_SCENARIOS]) as ScenarioId[],
+    servers: (args.list('servers') ?? [...DEFAULT_SERVERS]) as ServerName[],
+    waitQuietMs: Math.round(args.number('wait-quiet', 0) * 1000),
+    retryNoisy: args.number('retry-noisy', 0),
+    emitCalls: quick ? 1_000_000 : 2_000_000,
     progress: !args.flag('no-progress'),
   };
-  const driver = args.string('driver');
-  if (driver !== undefined) options.driver = driver as Driver;
-  const json = args.string('json');
-  const svg = args.string('svg');
-  return {
-    options,
-    ...(json !== undefined ? { json: writableTarget('json', json) } : {}),
-    ...(svg !== undefined ? { svg: writableTarget('svg', svg) } : {}),
-  };
+  const outputs: BenchCall['outputs'] = {};
+  for (const name of ['json', 'markdown', 'svg'] as const) {
+    const file = args.string(name);
+    if (file !== undefined) outputs[name] = writableTarget(name, file);
+  }
+  return { options, outputs };
 }
 
 async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -119,7 +149,7 @@ async function benchCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(BENCH_USAGE);
     return 0;
   }
-  const bench = new Bench(parsed.options);
+  const bench = new Bench(parsed.options, ['acceptpool', 'bench', ...argv].join(' '));
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) return;
@@ -136,8 +166,10 @@ async function benchCommand(argv: readonly string[]): Promise<number> {
   try {
     const report = await bench.run();
     process.stdout.write(formatReport(report));
-    if (parsed.json !== undefined) fs.writeFileSync(parsed.json, JSON.stringify(report, null, 2) + '\n');
-    if (parsed.svg !== undefined) fs.writeFileSync(parsed.svg, renderSvg(report));
+    const { json, markdown, svg } = parsed.outputs;
+    if (json !== undefined) fs.writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+    if (markdown !== undefined) fs.writeFileSync(markdown, formatMarkdown(report));
+    if (svg !== undefined) fs.writeFileSync(svg, renderSvg(report));
     return 0;
   } catch (err) {
     if (err instanceof BenchAborted || interrupted) return EXIT_INTERRUPTED;

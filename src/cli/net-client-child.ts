@@ -1,6 +1,7 @@
 /**
  * The `node:net` client side of the load-generator check, in a process of
- * its own: `net-client-child.js <port> <connections> <durationMs> <warmupMs>`.
+ * its own: `net-client-child.js <port> <connections> <durationMs> <warmupMs>`
+ * (the control protocol of ./children).
  * The same connect + reset loop as the native generator's connect-close
  * mode (each connect, once established, is reset and replaced), written the
  * way a Node program would. Sends { type: 'result', rate, completed, total,
@@ -8,7 +9,7 @@
  */
 import * as net from 'node:net';
 
-import { exitWithParent, reply } from './children';
+import { reply, serveParent } from './children';
 
 const RETRY_MS = 10;
 
@@ -73,5 +74,5 @@ function run(port: number, connections: number, durationMs: number, warmupMs: nu
 }
 
 const [port, connections, durationMs, warmupMs] = process.argv.slice(2).map(Number);
-exitWithParent(10 * 60 * 1000, () => undefined);
+serveParent(10 * 60 * 1000, () => undefined, () => undefined);
 run(port, connections, durationMs, warmupMs);

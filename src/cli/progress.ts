@@ -47,6 +47,14 @@ export class Progress {
     this.currentSeconds = 0;
   }
 
+  /** A line of its own between steps (a skipped server, a run measured again). */
+  note(text: string): void {
+    if (!this.enabled) return;
+    if (this.tty && this.drawn) this.stream.write('\r\x1b[2K');
+    this.stream.write(`${text}\n`);
+    if (this.tty && this.drawn) this.draw();
+  }
+
   /** Clears the bar (before the report is printed). */
   finish(): void {
     if (this.timer !== undefined) clearInterval(this.timer);

@@ -5,7 +5,7 @@
  */
 import { describeOptions, parseArgs, UsageError } from './args';
 import type { OptionSpec } from './args';
-import { DRIVERS, SERVE_MODES, startServer } from './servers';
+import { DEFAULT_BACKLOG, DRIVERS, SERVE_MODES, startAcceptpool } from './servers';
 import type { ServeMode, ServerCounts } from './servers';
 import type { Driver } from '../options';
 
@@ -14,7 +14,7 @@ export const SERVE_SPECS: readonly OptionSpec[] = [
   { name: 'port', kind: 'integer', min: 0, max: 65535, value: 'N', help: 'port to listen on (default 7777; 0 = any free port)' },
   { name: 'host', kind: 'string', value: 'HOST', help: 'address or name to listen on (default 127.0.0.1)' },
   { name: 'driver', kind: 'choice', choices: DRIVERS, help: "how the engine is driven (default: the library's, threaded on Linux)" },
-  { name: 'backlog', kind: 'integer', min: 1, max: 65535, value: 'N', help: 'listen backlog (default 511)' },
+  { name: 'backlog', kind: 'integer', min: 1, max: 65535, value: 'N', help: `listen backlog (default ${DEFAULT_BACKLOG}, the library's)` },
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
@@ -41,13 +41,10 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const mode = (args.string('mode') ?? 'echo') as ServeMode;
   const host = args.string('host') ?? '127.0.0.1';
   const driver = args.string('driver') as Driver | undefined;
-  const server = await startServer('acceptpool', {
-    mode,
-    host,
-    port: args.number('port', 7777),
-    backlog: args.number('backlog', 511),
-    ...(driver !== undefined ? { driver } : {}),
-  }).catch((err: unknown) => {
+  const server = await startAcceptpool(
+    { mode, host, port: args.number('port', 7777), backlog: args.number('backlog', DEFAULT_BACKLOG) },
+    driver,
+  ).catch((err: unknown) => {
     const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
     if (code === 'ERR_ACCEPTPOOL_INVALID_ARG') throw new UsageError(err instanceof Error ? err.message : String(err));
     throw err;

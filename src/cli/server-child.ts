@@ -1,41 +1,39 @@
 /**
- * A benchmark server in a process of its own (forked by `acceptpool bench`
- * with an IPC channel): `server-child.js <acceptpool|net> <mode> <backlog>
- * [driver]`. It announces { type: 'listening', port } and answers requests:
- *   stats -> rss, heap, CPU time (all threads), connections open / accepted
- *   gc    -> a full collection first (node runs with --expose-gc)
- * It exits when the parent goes away.
+ * A server of the table in ./servers in a process of its own, started by
+ * `acceptpool bench`: `server-child.js <name> <mode> <backlog>
+ * <max-lifetime-seconds>`. It speaks the control protocol of ./children:
+ * announces { type: 'listening', port, engine } and answers
+ *   stats -> rss, heap, CPU time (all threads), connections open / accepted, bytes
+ *   gc    -> after a full collection (node runs with --expose-gc)
  */
-import { exitWithParent, reply } from './children';
-import type { ChildMessage } from './children';
-import { startServer } from './servers';
-import type { ServeMode, ServerImpl } from './servers';
-import type { Driver } from '../options';
-
-const MAX_LIFETIME_MS = 60 * 60 * 1000;
+import { reply, serveParent } from './children';
+import { SERVE_MODES, SERVERS } from './servers';
+import type { ServeMode, ServerName } from './servers';
 
 async function main(): Promise<void> {
-  const [impl, mode, backlog, driver] = process.argv.slice(2);
-  const server = await startServer(impl as ServerImpl, {
-    mode: mode as ServeMode,
-    host: '127.0.0.1',
-    port: 0,
-    backlog: Number(backlog),
-    ...(driver !== undefined && driver !== '' ? { driver: driver as Driver } : {}),
-  });
-  exitWithParent(MAX_LIFETIME_MS, () => server.close());
-  process.on('message', (m: ChildMessage) => {
-    if (m.type === 'stats') {
-      const mem = process.memoryUsage();
-      const cpu = process.cpuUsage();
-      reply({ type: 'stats', id: m.id, rss: mem.rss, heapUsed: mem.heapUsed, cpuUs: cpu.user + cpu.system, ...server.counts() });
-    } else if (m.type === 'gc') {
-      const gc = (globalThis as { gc?: () => void }).gc;
-      gc?.();
-      gc?.();
-      reply({ type: 'gc', id: m.id, exposed: gc !== undefined });
-    }
-  });
+  const [name, mode, backlog, lifetime] = process.argv.slice(2);
+  const start = SERVERS.get(name as ServerName)?.start;
+  if (start === undefined) throw new Error(`no in-process server "${name}"`);
+  if (!SERVE_MODES.includes(mode as ServeMode)) throw new Error(`no mode "${mode}"`);
+  const server = await start({ mode: mode as ServeMode, host: '127.0.0.1', port: 0, backlog: Number(backlog) });
+  serveParent(
+    Number(lifetime) * 1000,
+    (type) => {
+      if (type === 'stats') {
+        const mem = process.memoryUsage();
+        const cpu = process.cpuUsage();
+        return { rss: mem.rss, heapUsed: mem.heapUsed, cpuUs: cpu.user + cpu.system, ...server.counts() };
+      }
+      if (type === 'gc') {
+        const gc = (globalThis as { gc?: () => void }).gc;
+        gc?.();
+        gc?.();
+        return { exposed: gc !== undefined };
+      }
+      return undefined;
+    },
+    () => server.close(),
+  );
   reply({ type: 'listening', port: server.port, engine: server.engine, pid: process.pid });
 }
 

@@ -1,28 +1,36 @@
 /**
- * The servers the CLI runs: acceptpool or node:net, in one of three modes:
+ * The servers the CLI runs, in one table (as better-sqlite3's benchmark
+ * keeps its competitors in one Map): `acceptpool bench --servers` picks
+ * from it, `acceptpool serve` and the bench's server processes start its
+ * entries. Every server has the same three modes, so a benchmark compares
+ * only the machinery:
  *   echo     every byte comes back
  *   discard  bytes are read and dropped
  *   close    every connection is closed as soon as it is accepted
- * Both sides behave the same, so a benchmark compares only the machinery.
+ * Adding a server is adding an entry: a label, and how to launch it in a
+ * process of its own that speaks the control protocol of ./children.
  */
 import * as net from 'node:net';
+import * as path from 'node:path';
 
 import { createServer } from '../index';
+import { DEFAULT_DRIVER, resolveOptions } from '../options';
 import type { Driver } from '../options';
+import type { Launch } from './children';
+import { prepareCServer } from './cserver';
+import type { Unavailable } from './cserver';
 
 export type ServeMode = 'echo' | 'discard' | 'close';
-export type ServerImpl = 'acceptpool' | 'net';
-
 export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close'];
 export const DRIVERS: readonly Driver[] = ['inline', 'threaded'];
+/** The listen backlog when none is given: the library's own default. */
+export const DEFAULT_BACKLOG = resolveOptions({}, 'server').native.backlog;
 
 export interface ServerSetup {
   mode: ServeMode;
   host: string;
   port: number;
   backlog: number;
-  /** acceptpool only; undefined = the library's default. */
-  driver?: Driver;
 }
 
 export interface ServerCounts {
@@ -35,10 +43,9 @@ export interface ServerCounts {
 }
 
 export interface RunningServer {
-  impl: ServerImpl;
   address: string;
   port: number;
-  /** 'epoll · threaded' or 'libuv' */
+  /** 'epoll · threaded', 'libuv', ... */
   engine: string;
   counts(): ServerCounts;
   close(): Promise<void>;
@@ -48,18 +55,18 @@ export interface RunningServer {
 // descriptor limit (main.ts), not the pool.
 const MAX_CONNECTIONS = 1 << 20;
 
-async function startAcceptpool(setup: ServerSetup): Promise<RunningServer> {
+/** An acceptpool server; `driver` undefined = the library's default. */
+export async function startAcceptpool(setup: ServerSetup, driver?: Driver): Promise<RunningServer> {
   const server = createServer({
     backlog: setup.backlog,
     maxConnections: MAX_CONNECTIONS,
-    ...(setup.driver !== undefined ? { driver: setup.driver } : {}),
+    ...(driver !== undefined ? { driver } : {}),
   });
   if (setup.mode === 'echo') server.on('data', (s, chunk) => s.send(chunk));
   if (setup.mode === 'close') server.on('session', (s) => s.close());
   const address = await server.listen(setup.port, setup.host);
   const first = server.stats();
   return {
-    impl: 'acceptpool',
     address: address.address,
     port: address.port,
     engine: `${first.backend} · ${first.driver}`,
@@ -104,7 +111,6 @@ async function startNet(setup: ServerSetup): Promise<RunningServer> {
   const bound = server.address();
   const port = bound !== null && typeof bound === 'object' ? bound.port : setup.port;
   return {
-    impl: 'net',
     address: setup.host,
     port,
     engine: 'libuv',
@@ -118,7 +124,56 @@ async function startNet(setup: ServerSetup): Promise<RunningServer> {
   };
 }
 
-/** Starts a server and resolves once it listens. */
-export function startServer(impl: ServerImpl, setup: ServerSetup): Promise<RunningServer> {
-  return impl === 'acceptpool' ? startAcceptpool(setup) : startNet(setup);
+export interface ServerEntry {
+  /** Column heading in reports. */
+  label: string;
+  /** Runs in the calling process: for serve, and for server-child in the bench. */
+  start?: (setup: ServerSetup) => Promise<RunningServer>;
+  /**
+   * How the bench runs it in a process of its own (see serverCommand), or
+   * why it cannot run here.
+   */
+  prepare: () => Launch | Unavailable;
+}
+
+/** A server of this table run by server-child.js, in a fresh Node. */
+function nodeChild(name: string): () => Launch {
+  // --expose-gc: the idle-memory scenario collects before each reading.
+  return () => ({ command: process.execPath, args: ['--expose-gc', path.join(__dirname, 'server-child.js'), name] });
+}
+
+export type ServerName = Driver | 'node' | 'c';
+
+export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName, ServerEntry>([
+  [
+    'threaded',
+    { label: 'acceptpool threaded', start: (s) => startAcceptpool(s, 'threaded'), prepare: nodeChild('threaded') },
+  ],
+  [
+    'inline',
+    {
+      label: 'acceptpool inline',
+      start: (s) => startAcceptpool(s, 'inline'),
+      prepare: () =>
+        process.platform === 'win32' ? { unavailable: "the inline driver needs a pollable descriptor, which IOCP has not" } : nodeChild('inline')(),
+    },
+  ],
+  ['node', { label: 'node:net', start: startNet, prepare: nodeChild('node') }],
+  ['c', { label: 'C epoll', prepare: prepareCServer }],
+]);
+
+/** Every ratio is this server's figure against the baseline's. */
+export const BASELINE: ServerName = 'node';
+/** What `--servers` runs when not given: the library's default driver against the baseline. */
+export const DEFAULT_SERVERS: readonly ServerName[] = [DEFAULT_DRIVER, BASELINE];
+
+/** A server process's command line: its entry's launch, then `<mode> <backlog> <max-lifetime-seconds>`. */
+export function serverCommand(launch: Launch, mode: ServeMode, backlog: number, lifetimeS: number): Launch {
+  return { command: launch.command, args: [...launch.args, mode, String(backlog), String(lifetimeS)] };
+}
+
+export function serverEntry(name: ServerName): ServerEntry {
+  const entry = SERVERS.get(name);
+  if (entry === undefined) throw new Error(`no server "${name}"`);
+  return entry;
 }
