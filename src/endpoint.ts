@@ -13,7 +13,7 @@ import type { ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { SendData } from './session';
 import type { CloseReason, EndpointStats, StaleCommand } from './types';
-import { CloseMode, decodeErrorWord, errorName, wire } from './wire';
+import { CloseMode, SessionControl, decodeErrorWord, errorName, wire } from './wire';
 import type { RecordError } from './wire';
 
 export type { EndpointStats };
@@ -144,6 +144,19 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
     return this.command(id, CloseMode.End, CloseStep.Ended);
   }
 
+  /**
+   * Stops reading a session by id (see Session.pause()). False if the id is
+   * stale (counted in stats().staleCommands).
+   */
+  pauseSession(id: number): boolean {
+    return this.setPaused(id, true);
+  }
+
+  /** Reads a paused session again (see Session.resume()). False if the id is stale. */
+  resumeSession(id: number): boolean {
+    return this.setPaused(id, false);
+  }
+
   /** @internal */
   bufferedAmountOf(id: number): number {
     return this.native === null ? -1 : this.native.bufferedAmount(id);
@@ -260,16 +273,32 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   // close event on the way), nothing happens there and it counts the command
   // in staleCommands (the threaded driver also emits 'staleCommand').
   private command(id: number, mode: number, step: CloseStep): boolean {
+    const s = this.live(id);
+    if (s === null) return false;
+    if (s.closeStep >= step) return false;
+    s.closeStep = step;
+    (this.native as NativeServer).closeSession(id, mode);
+    return true;
+  }
+
+  private setPaused(id: number, paused: boolean): boolean {
+    const s = this.live(id);
+    if (s === null) return false;
+    if (s.paused === paused) return true;
+    s.paused = paused;
+    return (this.native as NativeServer).control(id, paused ? SessionControl.Pause : SessionControl.Resume, 0, 0);
+  }
+
+  // The session JS knows by this id, or null (counted) when the id is stale
+  // or the endpoint closed.
+  private live(id: number): Session | null {
     checkId(id);
     const s = this.sessions[id & SLOT_MASK];
     if (s === undefined || s.id !== id || this.native === null) {
       this.jsStale++;
-      return false;
+      return null;
     }
-    if (s.closeStep >= step) return false;
-    s.closeStep = step;
-    this.native.closeSession(id, mode);
-    return true;
+    return s;
   }
 
   private finishClose(): void {

@@ -14,6 +14,7 @@ export interface NativeWire {
   EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
+  SessionControl: Numbered<'Pause' | 'Resume'>;
   Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
   ConnectStep: Numbered<'Connect' | 'Bind'>;
   /** By SysError value: the Node-style code ('ECONNRESET'). */
@@ -38,6 +39,9 @@ export interface NativeWire {
   slotBits: number;
   /** What native code can hold at most, which option ranges stay within. */
   maxQueuedBytes: number;
+  /** Bytes one session reads per round at most, and batches in flight (threaded): what may arrive after pause(). */
+  readChunk: number;
+  threadedBatches: number;
   maxLoadThreads: number;
   maxLoadMessage: number;
 }
@@ -83,6 +87,11 @@ export interface NativeServer {
   send(id: number, data: Bytes): number;
   /** `mode`: a CloseMode value. */
   closeSession(id: number, mode: number): boolean;
+  /**
+   * `control`: a SessionControl value, with its arguments (unsigned 32-bit).
+   * False for a stale id (inline; threaded: a 'staleCommand' follows).
+   */
+  control(id: number, control: number, a: number, b: number): boolean;
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;

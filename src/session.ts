@@ -37,6 +37,8 @@ export interface SessionOwner {
   /** @internal */ abortSession(id: number): boolean;
   /** @internal */ endSession(id: number): boolean;
   /** @internal */ bufferedAmountOf(id: number): number;
+  pauseSession(id: number): boolean;
+  resumeSession(id: number): boolean;
 }
 
 interface SessionHandlers {
@@ -56,6 +58,10 @@ export class Session {
   readonly remoteFamily: 'IPv4' | 'IPv6';
   /** @internal See CloseStep. */
   closeStep = CloseStep.Open;
+  /** @internal pause() was called and resume() not since. */
+  paused = false;
+  /** The user's own per-session context (as Bun's socket.data); acceptpool never reads it. */
+  data: unknown = undefined;
 
   private readonly owner: SessionOwner;
   private wasClosed = false;
@@ -175,6 +181,26 @@ export class Session {
    */
   end(): boolean {
     return this.owner.endSession(this.id);
+  }
+
+  /**
+   * Stops reading this session in native code: nothing more is read from its
+   * socket, so the kernel's receive buffer fills and TCP makes the peer wait.
+   * What was already read keeps arriving as 'data' (bounded: at most one
+   * batch's share, 64 KiB, inline; four batches' shares, 256 KiB, threaded).
+   * Closing ignores a pause: a closing session reads and discards.
+   */
+  pause(): void {
+    if (!this.closed) this.owner.pauseSession(this.id);
+  }
+
+  /** Reads again after pause(). */
+  resume(): void {
+    if (!this.closed) this.owner.resumeSession(this.id);
+  }
+
+  isPaused(): boolean {
+    return this.paused;
   }
 
   /** Bytes accepted by send() and not yet written to the socket (0 once closed). */

@@ -13,7 +13,7 @@ export type Driver = 'inline' | 'threaded';
 export type CloseReason = 'remote' | 'reset' | 'local' | 'timeout' | 'shutdown' | 'overflow' | 'error';
 
 /** A command the I/O thread refused (native StaleCommand, by name). */
-export type StaleCommand = 'send' | 'close';
+export type StaleCommand = 'send' | 'close' | 'pause' | 'resume';
 
 /** The counters of one server or client (native ACCEPTPOOL_STATS_FIELDS). */
 export interface StatsCounters {

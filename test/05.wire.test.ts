@@ -19,15 +19,16 @@ const wire: NativeWire = binding.wire;
 // Each list as TypeScript declares it. The compiler checks that every name
 // of a declaration is here, and only those; the tests check the addon's.
 type Names<T> = { [K in keyof T]: true };
-const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'Code' | 'ConnectStep']: Names<NativeWire[L]> } = {
+const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'SessionControl' | 'Code' | 'ConnectStep']: Names<NativeWire[L]> } = {
   EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true },
   SendResult: { Ok: true, Backpressure: true, Stale: true, Closed: true, Overflow: true, Failed: true },
   CloseMode: { Graceful: true, Abort: true, End: true },
+  SessionControl: { Pause: true, Resume: true },
   Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true },
   ConnectStep: { Connect: true, Bind: true },
 };
 const CLOSE_REASONS: Names<Record<CloseReason, true>> = { remote: true, reset: true, local: true, timeout: true, shutdown: true, overflow: true, error: true };
-const STALE_COMMANDS: Names<Record<StaleCommand, true>> = { send: true, close: true };
+const STALE_COMMANDS: Names<Record<StaleCommand, true>> = { send: true, close: true, pause: true, resume: true };
 const LOAD_MODES: Names<Record<LoadMode, true>> = { 'connect-close': true, reqrep: true, echo: true, idle: true, http: true, 'http-close': true };
 const LOAD_PHASES: Names<Record<LoadPhase, true>> = { ramp: true, warmup: true, measure: true, hold: true, draining: true, done: true };
 const STATS: Names<StatsCounters> = {
@@ -40,9 +41,9 @@ const RECORD: Names<NativeWire['record']> = { type: true, id: true, a: true, b: 
 const ERROR_WORD: Names<NativeWire['errorWord']> = { sys: true, raw: true, code: true, step: true };
 const ADDRESS: Names<NativeWire['address']> = { size: true, family: true, port: true, addr: true };
 const TOP: Names<NativeWire> = {
-  EventType: true, SendResult: true, CloseMode: true, Code: true, ConnectStep: true, errorNames: true,
+  EventType: true, SendResult: true, CloseMode: true, SessionControl: true, Code: true, ConnectStep: true, errorNames: true,
   closeReasons: true, staleCommands: true, loadModes: true, loadPhases: true, statsFields: true, record: true,
-  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxQueuedBytes: true,
+  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxQueuedBytes: true, readChunk: true, threadedBatches: true,
   maxLoadThreads: true, maxLoadMessage: true,
 };
 

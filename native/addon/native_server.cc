@@ -148,6 +148,7 @@ napi_value NativeServer::Define(napi_env env) {
       js::Method<NativeServer, &NativeServer::AbortConnect>("abortConnect"),
       js::Method<NativeServer, &NativeServer::Send>("send"),
       js::Method<NativeServer, &NativeServer::CloseSession>("closeSession"),
+      js::Method<NativeServer, &NativeServer::Control>("control"),
       js::Method<NativeServer, &NativeServer::Broadcast>("broadcast"),
       js::Method<NativeServer, &NativeServer::BufferedAmount>("bufferedAmount"),
       js::Method<NativeServer, &NativeServer::Shutdown>("shutdown"),
@@ -400,6 +401,30 @@ napi_value NativeServer::CloseSession(const js::Args& args) {
   if (mode != 0 && mode != 1 && mode != 2) return js::ThrowInvalidArg(env, "close mode must be 0, 1 or 2");
   if (!driver_) return js::Boolean(env, false);
   return js::Boolean(env, driver_->Close(id, static_cast<CloseMode>(static_cast<int>(mode))));
+}
+
+// control(id, control, a, b): the facade has checked the arguments' ranges;
+// this only refuses what would not fit.
+napi_value NativeServer::Control(const js::Args& args) {
+  napi_env env = env_;
+  SessionId id;
+  if (args.size() < 4 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  double values[3];
+  for (size_t i = 0; i < 3; ++i) {
+    if (!args.IsNumber(i + 1) || !args.Number(i + 1, &values[i]) || !(values[i] >= 0) ||
+        values[i] > 4294967295.0 || std::floor(values[i]) != values[i]) {
+      return js::ThrowInvalidArg(env, "control(id, control, a, b) takes unsigned 32-bit integers");
+    }
+  }
+  int control = static_cast<int>(values[0]);
+  bool known = false;
+#define ACCEPTPOOL_KNOWN_CONTROL(name, value) known = known || control == (value);
+  ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_KNOWN_CONTROL)
+#undef ACCEPTPOOL_KNOWN_CONTROL
+  if (!known) return js::ThrowInvalidArg(env, "unknown session control");
+  if (!driver_) return js::Boolean(env, false);
+  return js::Boolean(env, driver_->Control(id, static_cast<SessionControl>(control),
+                                           static_cast<uint32_t>(values[1]), static_cast<uint32_t>(values[2])));
 }
 
 napi_value NativeServer::Broadcast(const js::Args& args) {

@@ -141,6 +141,7 @@ bool Engine::OnConnected(Session& s) {
   s.state = SessionState::kOpen;
   s.last_active = tick_;
   batch_->Add(EventType::kConnected, s.id(), s.token);
+  if (s.has(kPaused)) UpdateReading(s);
   return true;
 }
 
@@ -243,7 +244,7 @@ void Engine::OnReceived(Session& s, size_t size) {
 void Engine::OnPeerEnd(Session& s) {
   if (s.state == SessionState::kReleasing || s.has(kReadEof)) return;
   s.set(kReadEof);
-  backend_->SetReading(s, false);
+  UpdateReading(s);
   if (s.state == SessionState::kLingering) {
     // The peer answered our FIN: nothing is left unread, so the close is clean.
     ++stats_.linger_ends;
@@ -423,7 +424,7 @@ void Engine::CloseFlushed(Session& s) {
   s.last_active = tick_;
   ++lingering_;
   ++stats_.lingers;
-  backend_->SetReading(s, true);
+  UpdateReading(s);
 }
 
 void Engine::OnSendProgress(Session& s, size_t sent) {
@@ -452,6 +453,7 @@ bool Engine::Close(SessionId id, CloseMode mode) {
       }
       s->state = SessionState::kClosing;
       s->close_reason = static_cast<uint8_t>(CloseReason::kLocal);
+      if (s->has(kPaused)) UpdateReading(*s);
       AfterSend(*s);
       break;
     case CloseMode::kEnd:
@@ -461,6 +463,35 @@ bool Engine::Close(SessionId id, CloseMode mode) {
       break;
   }
   return true;
+}
+
+bool Engine::Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) {
+  (void)a;
+  (void)b;
+  Session* s = table_->Lookup(id);
+  if (s == nullptr) {
+    ++stats_.stale_commands;
+    return false;
+  }
+  switch (control) {
+    case SessionControl::kPause:
+    case SessionControl::kResume:
+      if (s->has(kPaused) == (control == SessionControl::kPause)) break;
+      if (control == SessionControl::kPause) {
+        s->set(kPaused);
+      } else {
+        s->clear(kPaused);
+      }
+      // A connect still in progress has no reads yet: OnConnected applies it.
+      if (s->state != SessionState::kConnecting) UpdateReading(*s);
+      break;
+  }
+  return true;
+}
+
+void Engine::UpdateReading(Session& s) {
+  bool paused = s.has(kPaused) && s.state == SessionState::kOpen;
+  backend_->SetReading(s, !s.has(kReadEof) && !paused);
 }
 
 void Engine::OnSessionError(Session& s, const Status& status) {
@@ -532,6 +563,7 @@ void Engine::Shutdown() {
     if (s.state != SessionState::kOpen && s.state != SessionState::kClosing) return;
     s.state = SessionState::kClosing;
     s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);
+    if (s.has(kPaused)) UpdateReading(s);
     AfterSend(s);
   });
   NoteWorkOutsidePoll();

@@ -107,6 +107,13 @@ enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_EN
 
 enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
+// What Engine::Control does to one session; a and b are its arguments.
+#define ACCEPTPOOL_SESSION_CONTROLS(X)                                                 \
+  X(kPause, 0)  /* stop reading: the kernel's receive window pushes back on the peer */ \
+  X(kResume, 1) /* read again */
+
+enum class SessionControl : uint8_t { ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
 class Engine final : public BackendEvents {
  public:
   Engine(const EngineConfig& config, std::unique_ptr<Backend> backend);
@@ -156,6 +163,9 @@ class Engine final : public BackendEvents {
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count);
   // False if the id is stale.
   bool Close(SessionId id, CloseMode mode);
+  // A per-session control (SessionControl); false (and counted) if the id
+  // is stale.
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b);
   // Bytes buffered for the session (EngineObserver::Buffered), or -1 when
   // the id is stale.
   int64_t BufferedAmount(SessionId id);
@@ -206,6 +216,9 @@ class Engine final : public BackendEvents {
   // Work that needs a poll round, outside one.
   void NoteWorkOutsidePoll();
   void CloseSession(Session& s, CloseReason reason, const Status& error, bool abort);
+  // Tells the backend whether to read the session: not past the peer's FIN,
+  // and not while JS has paused it (a closing session reads to discard).
+  void UpdateReading(Session& s);
   void AfterSend(Session& s);
   bool SendFin(Session& s);
   void CloseFlushed(Session& s);

@@ -55,7 +55,11 @@ struct EventRecord {
 enum class CloseReason : uint8_t { ACCEPTPOOL_CLOSE_REASONS(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 // The command a kStale record reports refused.
-#define ACCEPTPOOL_STALE_COMMANDS(X) X(kSend, "send") X(kClose, "close")
+#define ACCEPTPOOL_STALE_COMMANDS(X) \
+  X(kSend, "send")                   \
+  X(kClose, "close")                 \
+  X(kPause, "pause")                 \
+  X(kResume, "resume")
 
 enum class StaleCommand : uint8_t { ACCEPTPOOL_STALE_COMMANDS(ACCEPTPOOL_NAMED_ENUMERATOR) };
 

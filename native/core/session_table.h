@@ -74,6 +74,7 @@ enum SessionFlag : uint16_t {
   kInPendingList = 1 << 7,
   kBackendReleased = 1 << 8,   // the backend holds nothing of the session
   kClosedConnecting = 1 << 9,  // closed before its outgoing connect completed
+  kPaused = 1 << 10,           // JS paused reading (SessionControl::kPause)
 };
 
 struct Session {

@@ -14,6 +14,17 @@
 namespace acceptpool {
 namespace {
 
+// The name a refused control has in kStale records.
+StaleCommand StaleCommandOf(SessionControl control) {
+  switch (control) {
+    case SessionControl::kPause:
+      return StaleCommand::kPause;
+    case SessionControl::kResume:
+      return StaleCommand::kResume;
+  }
+  return StaleCommand::kClose;
+}
+
 // ---------------------------------------------------------------- inline
 
 class InlineDriver final : public Driver, private EngineObserver {
@@ -53,6 +64,9 @@ class InlineDriver final : public Driver, private EngineObserver {
     return engine_->Send(id, data, size);
   }
   bool Close(SessionId id, CloseMode mode) override { return engine_->Close(id, mode); }
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) override {
+    return engine_->Control(id, control, a, b);
+  }
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     return engine_->Broadcast(data, size, ids, count);
   }
@@ -106,9 +120,6 @@ class InlineDriver final : public Driver, private EngineObserver {
 
 class ThreadedDriver final : public Driver, private EngineObserver {
  public:
-  // Batches in flight between the threads; when all are with JS, the I/O
-  // thread stops reading and accepting until one comes back.
-  static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
   static constexpr size_t kMaxNotes = 4096;
   // What the notes and the broadcast ids keep when idle.
@@ -119,7 +130,7 @@ class ThreadedDriver final : public Driver, private EngineObserver {
 
   ThreadedDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver)
       : engine_(engine), deliver_(std::move(deliver)), commands_(kCommandBytes) {
-    for (size_t i = 0; i < kBatches; ++i) {
+    for (size_t i = 0; i < kThreadedBatches; ++i) {
       batches_.push_back(std::make_unique<EventBatch>(limits.records, limits.data_bytes));
       spare_.push_back(batches_.back().get());
     }
@@ -194,6 +205,16 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     c.mode = static_cast<uint8_t>(mode);
     c.id = id;
     Push(c, nullptr, 0);
+    return true;
+  }
+
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) override {
+    Command c{};
+    c.kind = CommandKind::kControl;
+    c.mode = static_cast<uint8_t>(control);
+    c.id = id;
+    uint32_t args[2] = {a, b};
+    Push(c, args, sizeof(args));
     return true;
   }
 
@@ -346,6 +367,15 @@ class ThreadedDriver final : public Driver, private EngineObserver {
           Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
         }
         break;
+      case CommandKind::kControl: {
+        uint32_t args[2];
+        std::memcpy(args, payload, sizeof(args));
+        SessionControl control = static_cast<SessionControl>(c.mode);
+        if (!engine_->Control(c.id, control, args[0], args[1])) {
+          Note(EventType::kStale, c.id, static_cast<double>(StaleCommandOf(control)));
+        }
+        break;
+      }
       case CommandKind::kAbortConnect:
         engine_->AbortConnect(static_cast<uint32_t>(c.id));
         break;

@@ -42,6 +42,7 @@ constexpr int kMaxShedPerEpisode = 64;
 enum Interest : uint8_t {
   kWantWritable = 1 << 0,  // bytes wait in the queue (or a connect): EPOLLOUT
   kReadPaused = 1 << 1,    // SetReading(false): no EPOLLIN
+  kParked = 1 << 2,        // out of the epoll set until reading resumes (see HandleSession)
 };
 
 void ArmTimer(int fd, int first_ms, int interval_ms) {
@@ -308,6 +309,12 @@ class EpollBackend final : public Backend {
     if (s.socket == kNoSocket) return Status::Ok();
     uint32_t want = ((bits & kReadPaused) != 0 ? 0u : static_cast<uint32_t>(EPOLLIN)) |
                     ((bits & kWantWritable) != 0 ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+    if ((bits & kParked) != 0) {
+      // Parked sockets come back only to read what is left.
+      if ((bits & kReadPaused) != 0) return Status::Ok();
+      bits = static_cast<uint8_t>(bits & ~kParked);
+      return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), want, s.id());
+    }
     return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, s.id());
   }
 
@@ -403,9 +410,13 @@ class EpollBackend final : public Backend {
     if ((ev & (EPOLLIN | EPOLLHUP)) != 0 && reading) {
       if (!ReadOnce(*s)) return;
     } else if ((ev & EPOLLHUP) != 0 && !reading) {
-      // Both directions are gone while we no longer read: nothing more can
-      // happen on this connection.
-      events_->OnSessionError(*s, ErrnoStatus(ECONNRESET, "read"));
+      // Both directions are shut (the peer's FIN after ours) while reading is
+      // off, paused by JS or past the FIN. Nothing can be written any more,
+      // and the unread bytes wait in the kernel for a resume; but EPOLLHUP is
+      // reported whatever the interests, so leave the set instead of waking
+      // every round.
+      InterestOf(*s) = static_cast<uint8_t>(InterestOf(*s) | kParked);
+      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
       return;
     }
     if ((ev & EPOLLOUT) != 0 && s->socket != kNoSocket) events_->OnSendProgress(*s, 0);
