@@ -11,10 +11,10 @@ import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgr
  * exactly these names.
  */
 export interface NativeWire {
-  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed'>;
+  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'Timeout' | 'Totals'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
-  SessionControl: Numbered<'Pause' | 'Resume'>;
+  SessionControl: Numbered<'Pause' | 'Resume' | 'Timeout' | 'NoDelay' | 'KeepAlive'>;
   Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
   ConnectStep: Numbered<'Connect' | 'Bind'>;
   /** By SysError value: the Node-style code ('ECONNRESET'). */
@@ -62,6 +62,19 @@ export interface NativeErrorInfo {
 
 export type Bytes = ArrayBufferView | ArrayBuffer;
 
+/** What native query() reports of a live session (the address once the OS has one). */
+export interface NativeSessionInfo {
+  bytesWritten: number;
+  localAddress?: string;
+  localPort?: number;
+  localFamily?: 'IPv4' | 'IPv6';
+  /** The socket's options as the OS reads them back. */
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  /** Seconds idle before the first keep-alive probe. */
+  keepAliveDelay?: number;
+}
+
 /** Every option, validated and complete (src/options.ts); native code has no defaults. */
 export interface NativeServerOptions {
   maxConnections: number;
@@ -71,9 +84,9 @@ export interface NativeServerOptions {
   highWaterMark: number;
   maxQueuedBytes: number;
   acceptBatch: number;
-  idleTimeoutSeconds: number;
+  idleTimeoutMs: number;
   shrinkDelaySeconds: number;
-  closeLingerSeconds: number;
+  closeLingerMs: number;
   noDelay: boolean;
   driver: Driver;
 }
@@ -92,6 +105,8 @@ export interface NativeServer {
    * False for a stale id (inline; threaded: a 'staleCommand' follows).
    */
   control(id: number, control: number, a: number, b: number): boolean;
+  /** A live session's counters, local address and socket options; null for a stale id. */
+  query(id: number): NativeSessionInfo | null;
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;

@@ -149,6 +149,7 @@ napi_value NativeServer::Define(napi_env env) {
       js::Method<NativeServer, &NativeServer::Send>("send"),
       js::Method<NativeServer, &NativeServer::CloseSession>("closeSession"),
       js::Method<NativeServer, &NativeServer::Control>("control"),
+      js::Method<NativeServer, &NativeServer::Query>("query"),
       js::Method<NativeServer, &NativeServer::Broadcast>("broadcast"),
       js::Method<NativeServer, &NativeServer::BufferedAmount>("bufferedAmount"),
       js::Method<NativeServer, &NativeServer::Shutdown>("shutdown"),
@@ -187,8 +188,8 @@ bool NativeServer::Init(const js::Args& args) {
   config_.high_water_mark = static_cast<size_t>(read.Integer("highWaterMark", 0, kMaxQueuedBytes));
   config_.max_queued_bytes = static_cast<size_t>(read.Integer("maxQueuedBytes", 0, kMaxQueuedBytes));
   config_.accept_batch = read.Whole<uint32_t>("acceptBatch");
-  config_.idle_timeout_ticks = read.Whole<uint32_t>("idleTimeoutSeconds");
-  config_.close_linger_ticks = read.Whole<uint32_t>("closeLingerSeconds");
+  config_.idle_timeout_ms = read.Whole<uint32_t>("idleTimeoutMs");
+  config_.close_linger_ms = read.Whole<uint32_t>("closeLingerMs");
   config_.no_delay = read.Boolean("noDelay");
   const char* const kDrivers[] = {"inline", "threaded"};
   threaded_ = read.Choice("driver", kDrivers, 2) == 1;
@@ -425,6 +426,29 @@ napi_value NativeServer::Control(const js::Args& args) {
   if (!driver_) return js::Boolean(env, false);
   return js::Boolean(env, driver_->Control(id, static_cast<SessionControl>(control),
                                            static_cast<uint32_t>(values[1]), static_cast<uint32_t>(values[2])));
+}
+
+// query(id) -> { bytesWritten, localAddress?, localPort?, localFamily?,
+// noDelay?, keepAlive?, keepAliveDelay? } or null for a stale id
+napi_value NativeServer::Query(const js::Args& args) {
+  napi_env env = env_;
+  SessionId id;
+  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  SessionInfo info;
+  if (!driver_ || !driver_->Query(id, &info)) return js::Null(env);
+  js::ObjectBuilder o(env);
+  o.Set("bytesWritten", static_cast<double>(info.bytes_written));
+  if (info.has_local) {
+    o.Set("localAddress", FormatAddress(info.local).c_str())
+        .Set("localPort", static_cast<double>(info.local.port))
+        .Set("localFamily", info.local.family == 6 ? "IPv6" : "IPv4");
+  }
+  if (info.has_options) {
+    o.Set("noDelay", js::Boolean(env, info.options.no_delay))
+        .Set("keepAlive", js::Boolean(env, info.options.keep_alive))
+        .Set("keepAliveDelay", static_cast<double>(info.options.keep_alive_delay_s));
+  }
+  return o.value();
 }
 
 napi_value NativeServer::Broadcast(const js::Args& args) {

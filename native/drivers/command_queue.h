@@ -21,7 +21,7 @@
 
 namespace acceptpool {
 
-enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect, kControl };
+enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect, kControl, kQuery };
 
 struct Command {
   CommandKind kind;

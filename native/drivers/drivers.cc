@@ -21,6 +21,12 @@ StaleCommand StaleCommandOf(SessionControl control) {
       return StaleCommand::kPause;
     case SessionControl::kResume:
       return StaleCommand::kResume;
+    case SessionControl::kTimeout:
+      return StaleCommand::kSetTimeout;
+    case SessionControl::kNoDelay:
+      return StaleCommand::kSetNoDelay;
+    case SessionControl::kKeepAlive:
+      return StaleCommand::kSetKeepAlive;
   }
   return StaleCommand::kClose;
 }
@@ -71,6 +77,7 @@ class InlineDriver final : public Driver, private EngineObserver {
     return engine_->Broadcast(data, size, ids, count);
   }
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
+  bool Query(SessionId id, SessionInfo* out) override { return engine_->Query(id, out); }
   void Shutdown() override { engine_->Shutdown(); }
   Stats GetStats() override { return engine_->SnapshotStats(); }
   void SetRef(bool ref) override {
@@ -241,6 +248,21 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     Push(c, nullptr, 0);
   }
 
+  bool Query(SessionId id, SessionInfo* out) override {
+    // The I/O thread always gets to its commands without waiting on JS
+    // (between polls, or while it waits for a batch), so this returns.
+    QueryCall call;
+    call.out = out;
+    QueryCall* target = &call;
+    Command c{};
+    c.kind = CommandKind::kQuery;
+    c.id = id;
+    Push(c, &target, sizeof(target));
+    std::unique_lock<std::mutex> lock(query_mutex_);
+    query_answered_.wait(lock, [&] { return call.done; });
+    return call.found;
+  }
+
   Stats GetStats() override {
     Stats s;
     {
@@ -379,6 +401,18 @@ class ThreadedDriver final : public Driver, private EngineObserver {
       case CommandKind::kAbortConnect:
         engine_->AbortConnect(static_cast<uint32_t>(c.id));
         break;
+      case CommandKind::kQuery: {
+        QueryCall* call;
+        std::memcpy(&call, payload, sizeof(call));
+        bool found = engine_->Query(c.id, call->out);
+        {
+          std::lock_guard<std::mutex> lock(query_mutex_);
+          call->found = found;
+          call->done = true;
+        }
+        query_answered_.notify_all();
+        break;
+      }
       case CommandKind::kConnect: {
         SocketAddress remote;
         SocketAddress local;
@@ -458,6 +492,13 @@ class ThreadedDriver final : public Driver, private EngineObserver {
     delivering_.clear();
   }
 
+  // A Query waiting on the JS thread for its answer.
+  struct QueryCall {
+    SessionInfo* out = nullptr;
+    bool found = false;
+    bool done = false;  // guarded by query_mutex_
+  };
+
   struct FreeDeleter {
     void operator()(std::atomic<uint32_t>* p) const { std::free(p); }
   };
@@ -474,6 +515,8 @@ class ThreadedDriver final : public Driver, private EngineObserver {
 
   std::mutex mutex_;
   std::condition_variable space_;
+  std::mutex query_mutex_;
+  std::condition_variable query_answered_;
   std::vector<EventBatch*> ready_;  // guarded by mutex_
   std::vector<EventBatch*> spare_;  // guarded by mutex_
   std::vector<EventBatch*> delivering_;  // JS thread only

@@ -54,6 +54,10 @@ class Driver {
   // given, or the open sessions it last knew of).
   virtual uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) = 0;
   virtual int64_t BufferedAmount(SessionId id) = 0;
+  // Engine::Query, answered synchronously. Threaded: a round trip to the
+  // I/O thread, which answers between polls (tens of microseconds); for
+  // getters JS calls now and then, never per event.
+  virtual bool Query(SessionId id, SessionInfo* out) = 0;
   virtual void Shutdown() = 0;
   virtual Stats GetStats() = 0;
   virtual void SetRef(bool ref) = 0;
