@@ -54,9 +54,15 @@ describe('node:http over server.handoff()', function () {
           });
         }));
         const sent = randomBytes(1024 * 1024);
-        const r = await request(http, t.port, { method: 'POST', path: '/echo' }, (req) => {
-          for (let at = 0; at < sent.length; at += 4096) req.write(sent.subarray(at, at + 4096));
-          req.end();
+        const r = await request(http, t.port, { method: 'POST', path: '/echo', agent: false }, (req) => {
+          // Written once connected, as separate writes: written while it
+          // connects, node:net would flush all 512 pieces as one writev,
+          // which Wine's WSASend refuses (EMSGSIZE).
+          const send = (): void => {
+            for (let at = 0; at < sent.length; at += 4096) req.write(sent.subarray(at, at + 4096));
+            req.end();
+          };
+          req.once('socket', (socket) => (socket.connecting ? socket.once('connect', send) : send()));
         });
         assert.equal(r.status, 200);
         assert.equal(r.headers['x-request-encoding'], 'chunked');

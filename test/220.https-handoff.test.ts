@@ -5,7 +5,7 @@ import * as tls from 'node:tls';
 
 import { createClient } from '../src/index';
 import { DRIVERS, HOST4, cleanup, randomBytes, withTimeout } from './helpers';
-import { request, sha256, startHandoff, testCertificates } from './http-helpers';
+import { haveOpenssl, request, sha256, startHandoff, testCertificates } from './http-helpers';
 
 const MiB = 1024 * 1024;
 
@@ -13,6 +13,11 @@ describe('TLS on sessions: https over handoff(), tls.connect({ socket }) on a cl
   this.timeout(60_000);
   afterEach(cleanup);
   const big = randomBytes(16 * MiB);
+  before(function () {
+    // The certificates come from the system's openssl, which Wine's
+    // node.exe (npm run test:win) has not.
+    if (!haveOpenssl()) this.skip();
+  });
 
   for (const driver of DRIVERS) {
     describe(driver, () => {
@@ -33,19 +38,22 @@ describe('TLS on sessions: https over handoff(), tls.connect({ socket }) on a cl
           });
           req.on('end', () => res.end(JSON.stringify({ length, sha256: sha256(Buffer.concat(parts)), encrypted })));
         }));
-        const down = await request(https, t.port, { path: '/down', ca, servername: 'localhost' });
+        // A connection each (agent: false): this test is about bodies. A
+        // POST on the connection that just carried the 16 MiB response hits
+        // an open issue on the threaded driver (see README, Embedding).
+        const down = await request(https, t.port, { path: '/down', ca, servername: 'localhost', agent: false });
         assert.equal(down.status, 200);
         assert.equal(down.headers['x-encrypted'], 'true');
         assert.equal(down.body.length, big.length);
         assert.equal(sha256(down.body), sha256(big));
-        const up = await request(https, t.port, { method: 'POST', path: '/up', ca, servername: 'localhost' }, (req) => req.end(big));
+        const up = await request(https, t.port, { method: 'POST', path: '/up', ca, servername: 'localhost', agent: false }, (req) => req.end(big));
         assert.deepEqual(JSON.parse(up.body.toString()), { length: big.length, sha256: sha256(big), encrypted: 'true' });
       });
 
       it('https: a client without the CA refuses the certificate', async () => {
         const { key, cert } = testCertificates();
         const t = await startHandoff(driver, https.createServer({ key, cert }, (_req, res) => res.end('secret')));
-        const err = await request(https, t.port, { path: '/' }).then(
+        const err = await request(https, t.port, { path: '/', agent: false }).then(
           () => null,
           (e: unknown) => e as NodeJS.ErrnoException,
         );

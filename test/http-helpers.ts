@@ -178,6 +178,20 @@ export interface TestCertificates {
 let certificates: TestCertificates | null = null;
 
 /**
+ * Whether the system's openssl runs here: it makes the test certificates.
+ * Under Wine (npm run test:win) node.exe finds none, so the TLS tests run
+ * on Linux only.
+ */
+export function haveOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * A throw-away CA and a server certificate it signed, made with the
  * system's openssl (P-256 keys, valid for a day) once per test run.
  */
