@@ -155,7 +155,7 @@ export class Client extends Endpoint<SessionEvents> {
   }
 
   private refIfBusy(): void {
-    if (this.autoRef && this.native !== null) this.native.setRef(this.pending.size > 0 || this.liveSessions > 0);
+    if (this.autoRef && this.native !== null) this.native.setRef(this.pending.size > 0 || this.liveSessions > this.unrefSessions);
   }
 
   private attempt(address: string, family: 'IPv4' | 'IPv6', port: number, opts: ResolvedConnectOptions): Promise<Session> {

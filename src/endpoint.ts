@@ -12,6 +12,7 @@ import { checkSessionArg, describe } from './options';
 import type { ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { SendData } from './session';
+import { SessionSocket } from './session-socket';
 import type { CloseReason, EndpointStats, StaleCommand } from './types';
 import { CloseMode, SessionControl, decodeErrorWord, errorName, wire } from './wire';
 import type { RecordError } from './wire';
@@ -100,6 +101,10 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   private readonly records = new Float64Array(wire.recordsPerBatch * RECORD_DOUBLES);
   /** @internal Sessions open (known to JS and not yet reported closed). */
   protected liveSessions = 0;
+  /** @internal Open sessions whose SessionSocket was unref()'d. */
+  protected unrefSessions = 0;
+  /** @internal See SessionOwner.socketSlice. */
+  readonly socketSlice: number;
   private closeWaiters: (() => void)[] = [];
   private jsStale = 0;
   private lastStats: EndpointStats;
@@ -113,6 +118,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   protected constructor(opts: ResolvedOptions) {
     super();
     this.opts = opts;
+    this.socketSlice = SessionSocket.sliceFor(opts.native.highWaterMark, opts.native.maxQueuedBytes);
     this.native = new binding.NativeServer(opts.native, this.records, this.onBatch);
     this.idDecoder = this.native;
     this.lastStats = this.native.stats();
@@ -212,6 +218,12 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   }
 
   /** @internal */
+  adjustUnrefSessions(delta: number): void {
+    this.unrefSessions += delta;
+    this.onSessionGone();
+  }
+
+  /** @internal */
   bufferedAmountOf(id: number): number {
     return this.native === null ? -1 : this.native.bufferedAmount(id);
   }
@@ -294,7 +306,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   /** @internal A kConnectFailed record (client side): `word` is its error word. */
   protected onConnectFailed(_id: number, _token: number, _word: number): void {}
 
-  /** @internal A session was reported closed. */
+  /** @internal A session was reported closed, or a SessionSocket was ref'd or unref'd. */
   protected onSessionGone(): void {}
 
   /** @internal Makes a session known to the dispatcher (and the id-based commands). */
@@ -433,8 +445,9 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
         this.deliver1('end', s);
         // Like net.Socket without allowHalfOpen: answer the peer's FIN with
         // ours once what the handlers queued has been sent (unless a handler
-        // already closed or ended the session).
-        if (!this.opts.allowHalfOpen && s.closeStep === CloseStep.Open && this.native !== null) {
+        // already closed or ended the session, or a SessionSocket, which
+        // ends its side itself, owns it).
+        if (!this.opts.allowHalfOpen && s.closeStep === CloseStep.Open && this.native !== null && s.socket === null) {
           s.closeStep = CloseStep.Ended;
           this.native.closeSession(id, CloseMode.End);
         }

@@ -13,6 +13,8 @@ export type { ClientStats, ConnectOptions } from './client';
 export type { SessionEvents } from './endpoint';
 export { Session, CLOSE_REASONS } from './session';
 export type { CloseReason, SendData } from './session';
+export { SessionSocket } from './session-socket';
+export type { ConnectionTarget, SessionSocketOptions } from './session-socket';
 export type { ClientOptions, ServerOptions, Driver } from './options';
 export { DEFAULT_DRIVER } from './options';
 export {

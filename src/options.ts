@@ -338,9 +338,13 @@ export interface LoadOptions {
    * 'reqrep': connect, send `messageSize` bytes, check the echo, reset.
    * 'echo': persistent connections, one message in flight on each.
    * 'idle': open `connections` and hold them until stop() or `duration`.
+   * 'http': keep-alive connections, one `GET /` in flight on each; every
+   * response must be a 200 framed by Content-Length, with nothing after it.
+   * 'http-close': connect, `GET /` with `Connection: close`, check the
+   * response as 'http' does, reset.
    */
   mode?: LoadMode;
-  /** Connects in flight (storms) or connections held (echo, idle), over all threads (default 64). */
+  /** Connects in flight (storms) or connections held (echo, http, idle), over all threads (default 64). */
   connections?: number;
   /** Native threads, each with its own engine (default 1). */
   threads?: number;
@@ -348,7 +352,7 @@ export interface LoadOptions {
   duration?: number;
   /** Milliseconds of load before measuring starts (default 500). */
   warmup?: number;
-  /** Bytes per request (default 16). */
+  /** Bytes per request of reqrep and echo (default 16). */
   messageSize?: number;
   /**
    * Source addresses: connects bind to firstSource, firstSource + 1, ... in
@@ -359,7 +363,7 @@ export interface LoadOptions {
   firstSource?: string;
   /** Milliseconds a connect or a reply may take before it counts as a timeout (default 3000). */
   timeout?: number;
-  /** Echo and idle: milliseconds opening every connection may take before the run starts anyway (default 20000). */
+  /** Echo, http and idle: milliseconds opening every connection may take before the run starts anyway (default 20000). */
   rampTimeout?: number;
   /** Milliseconds before a connection that failed is tried again (default 10). */
   retryDelay?: number;

@@ -8,6 +8,8 @@ import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError, ServerC
 import type { NativeErrorInfo, NativeListenResult } from './native';
 import { checkInteger, describe, resolveOptions } from './options';
 import type { ServerOptions } from './options';
+import type { Session } from './session';
+import type { ConnectionTarget, SessionSocketOptions } from './session-socket';
 
 export interface AddressInfo {
   address: string;
@@ -24,6 +26,7 @@ export interface ServerEvents extends SessionEvents {
 export class Server extends Endpoint<ServerEvents> {
   private bound: AddressInfo | null = null;
   private listenPending = false;
+  private handoffTarget: ConnectionTarget | null = null;
 
   constructor(options?: ServerOptions) {
     super(resolveOptions(options, 'server'));
@@ -53,6 +56,36 @@ export class Server extends Endpoint<ServerEvents> {
     } finally {
       this.listenPending = false;
     }
+  }
+
+  /**
+   * Hands every new session to `target` as a SessionSocket
+   * (session.toSocket()), emitted as `'connection'`: an http.Server,
+   * https.Server, tls.Server, net.Server or anything with that event. The
+   * target's allowHalfOpen and pauseOnConnect are honoured as net.Server
+   * honours them. The target also gets `'listening'` when this server
+   * listens (at once if it already does): node:http starts its
+   * headersTimeout/requestTimeout checks and the bookkeeping behind
+   * closeIdleConnections() on that event.
+   *
+   *     createServer().handoff(http.createServer(app)).listen(8080)
+   */
+  handoff(target: ConnectionTarget): this {
+    if (target === null || typeof target !== 'object' || typeof target.emit !== 'function') {
+      throw new InvalidArgumentError(`handoff target must have an emit() method (an http, https, tls or net server), got ${describe(target)}`);
+    }
+    if (this.handoffTarget !== null) throw new InvalidStateError('this server already hands its sessions off');
+    this.handoffTarget = target;
+    const options: SessionSocketOptions = { allowHalfOpen: target.allowHalfOpen === true, pauseOnCreate: target.pauseOnConnect === true };
+    this.on('session', (s: Session) => {
+      target.emit('connection', s.toSocket(options));
+    });
+    if (target.listening !== true) {
+      const listening = (): boolean => target.emit('listening');
+      if (this.listening) process.nextTick(listening);
+      else this.once('listening', listening);
+    }
+    return this;
   }
 
   /** The bound address; null before listen() has resolved and from close() on (as node:net). */

@@ -5,10 +5,12 @@
  * in native code, even after the slot serves a new client.
  */
 import { formatIPv4, formatIPv6 } from './address';
-import { InvalidArgumentError } from './errors';
+import { InvalidArgumentError, InvalidStateError } from './errors';
 import type { AcceptPoolSystemError } from './errors';
 import { checkSessionArg, describe } from './options';
 import type { NativeSessionInfo } from './native';
+import { SessionSocket } from './session-socket';
+import type { SessionSocketOptions } from './session-socket';
 import type { CloseReason } from './types';
 import { wire } from './wire';
 
@@ -47,6 +49,10 @@ export interface SessionOwner {
   setSessionKeepAlive(id: number, on: boolean, initialDelayMs: number): boolean;
   /** @internal */ querySession(id: number, withAddress?: boolean, withOptions?: boolean): NativeSessionInfo | null;
   /** @internal */ threadOf(id: number): number;
+  /** @internal The largest single send a SessionSocket makes (see SessionSocket). */
+  readonly socketSlice: number;
+  /** @internal A SessionSocket's ref() (-1) or unref() (+1). */
+  adjustUnrefSessions(delta: number): void;
 }
 
 interface SessionHandlers {
@@ -55,6 +61,8 @@ interface SessionHandlers {
   end: (() => void) | null;
   close: SessionCloseHandler | null;
   timeout: (() => void) | null;
+  /** toSocket()'s socket, which then owns the handlers above. */
+  socket: SessionSocket | null;
 }
 
 /** A session's close: why, and for 'reset' and 'error' the OS error. */
@@ -155,8 +163,40 @@ export class Session {
   }
 
   private handlersForWrite(): SessionHandlers {
-    if (this.handlers === null) this.handlers = { data: null, drain: null, end: null, close: null, timeout: null };
+    if (this.handlers === null) this.handlers = { data: null, drain: null, end: null, close: null, timeout: null, socket: null };
     return this.handlers;
+  }
+
+  /**
+   * This session as a net.Socket-like stream.Duplex (see SessionSocket),
+   * for node:http, https/tls, ws and anything else that takes a socket.
+   * Made on the first call (later calls return it, their options unused);
+   * from then on the socket owns this session's on* handlers.
+   */
+  toSocket(options?: SessionSocketOptions): SessionSocket {
+    const existing = this.handlers === null ? null : this.handlers.socket;
+    if (existing !== null) return existing;
+    const checked = SessionSocket.checkOptions(options);
+    if (this.wasClosed) throw new InvalidStateError(`session ${this.id} is closed`);
+    const h = this.handlersForWrite();
+    const socket = new SessionSocket(this, this.owner.socketSlice, checked);
+    h.socket = socket;
+    h.data = socketData;
+    h.drain = socketDrain;
+    h.end = socketEnd;
+    h.close = socketClose;
+    h.timeout = socketTimeout;
+    return socket;
+  }
+
+  /** @internal toSocket()'s socket, if it was made. */
+  get socket(): SessionSocket | null {
+    return this.handlers === null ? null : this.handlers.socket;
+  }
+
+  /** @internal See SessionOwner.adjustUnrefSessions. */
+  adjustUnref(delta: number): void {
+    this.owner.adjustUnrefSessions(delta);
   }
 
   /** True once 'sessionClose' has been emitted for this session. */
@@ -330,4 +370,22 @@ export class Session {
   get bufferedAmount(): number {
     return this.closed ? 0 : Math.max(0, this.owner.bufferedAmountOf(this.id));
   }
+}
+
+// A converted session's handlers: one function each for every socket, which
+// they find through the session (`this`).
+function socketData(this: Session, chunk: Buffer): void {
+  (this.socket as SessionSocket).onSessionData(chunk);
+}
+function socketDrain(this: Session): void {
+  (this.socket as SessionSocket).onSessionDrain();
+}
+function socketEnd(this: Session): void {
+  (this.socket as SessionSocket).onSessionEnd();
+}
+function socketTimeout(this: Session): void {
+  (this.socket as SessionSocket).onSessionTimeout();
+}
+function socketClose(this: Session, reason: CloseReason, err?: AcceptPoolSystemError): void {
+  (this.socket as SessionSocket).onSessionClose(reason, err);
 }

@@ -78,11 +78,11 @@ export interface EndpointStats extends ThreadStats {
   perThread: ThreadStats[];
 }
 
-export type LoadMode = 'connect-close' | 'reqrep' | 'echo' | 'idle';
+export type LoadMode = 'connect-close' | 'reqrep' | 'echo' | 'idle' | 'http' | 'http-close';
 
 export type LoadPhase = 'ramp' | 'warmup' | 'measure' | 'hold' | 'draining' | 'done';
 
-/** Latencies in microseconds: connect (connect-close), connect to reply (reqrep), round trip (echo). */
+/** Latencies in microseconds: connect (connect-close), connect to reply (reqrep, http-close), round trip (echo, http). */
 export interface LatencySummary {
   count: number;
   mean: number;
@@ -97,7 +97,7 @@ export interface LoadResult {
   mode: LoadMode;
   threads: number;
   connections: number;
-  /** Operations per second in the measured window (connections/s, or messages/s for echo). */
+  /** Operations per second in the measured window (connections/s, messages/s for echo, requests/s for http). */
   rate: number;
   /** Operations completed in the measured window. */
   completed: number;
@@ -110,11 +110,11 @@ export interface LoadResult {
   abandoned: number;
   peakOpen: number;
   windowMs: number;
-  /** Echo and idle: how long opening every connection took. */
+  /** Echo, http and idle: how long opening every connection took. */
   rampMs: number;
   bytesIn: number;
   bytesOut: number;
-  /** Errors by name: OS codes (`ECONNREFUSED`, ...), `mismatch` (reply differs), `eof` (server closed), `timeout`. */
+  /** Errors by name: OS codes (`ECONNREFUSED`, ...), `mismatch` (reply differs, or an http response that is not 200 framed by Content-Length), `eof` (server closed), `timeout`. */
   errors: Record<string, number>;
   errorCount: number;
   latencyUs: LatencySummary;

@@ -29,7 +29,7 @@ const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'SessionContr
 };
 const CLOSE_REASONS: Names<Record<CloseReason, true>> = { remote: true, reset: true, local: true, timeout: true, shutdown: true, overflow: true, error: true };
 const STALE_COMMANDS: Names<Record<StaleCommand, true>> = { send: true, close: true, pause: true, resume: true, setTimeout: true, setNoDelay: true, setKeepAlive: true };
-const LOAD_MODES: Names<Record<LoadMode, true>> = { 'connect-close': true, reqrep: true, echo: true, idle: true };
+const LOAD_MODES: Names<Record<LoadMode, true>> = { 'connect-close': true, reqrep: true, echo: true, idle: true, http: true, 'http-close': true };
 const LOAD_PHASES: Names<Record<LoadPhase, true>> = { ramp: true, warmup: true, measure: true, hold: true, draining: true, done: true };
 const STATS: Names<StatsCounters> = {
   poolSize: true, poolFree: true, inUse: true, retiredSlots: true, peakInUse: true, growths: true, shrinks: true,

@@ -112,6 +112,24 @@ describe(`top-level connect() (shared client, ${DEFAULT_DRIVER} driver)`, functi
     await assertExitsAlone(r, 5_000, 'after the peer ended the held session');
   });
 
+  it("lets the process exit by itself while its session is open once the session's socket is unref()'d", async () => {
+    const peer = await startNetServer();
+    const r = run(peer.port, 'socket-unref');
+    await assertExitsAlone(r, 5_000, 'with an unref()\'d socket open');
+    assert.deepEqual(r.lines(), ['connected']);
+  });
+
+  it("keeps the process alive while the session's socket is ref()'d again, until the peer ends it", async () => {
+    const peer = await startNetServer();
+    const r = run(peer.port, 'socket-reref');
+    await waitFor(() => r.stdout.includes('connected') || r.exited, 10_000, 'the child to connect');
+    await delay(1_000);
+    assert.equal(r.exited, false, `the process exited (code ${String(r.code)}) with a ref()'d socket open: ${r.stdout}${r.stderr}`);
+    for (const socket of peer.sockets) socket.end();
+    await assertExitsAlone(r, 5_000, 'after the peer ended the session');
+    assert.deepEqual(r.lines(), ['connected', 'socket closed']);
+  });
+
   it('lets the process exit by itself after a refused connect', async () => {
     const port = await refusedPort();
     const r = run(port, 'refused');

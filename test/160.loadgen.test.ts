@@ -1,4 +1,6 @@
 import * as assert from 'node:assert/strict';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 import { LoadGenerator, runLoad } from '../src/index';
 import type { LoadOptions, LoadResult, Server } from '../src/index';
@@ -86,6 +88,69 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     assert.equal(h.server.stats().accepts, 300);
   });
 
+  /** A node:http server on loopback, counting its connections; closed after the test. */
+  async function httpServer(handler: http.RequestListener): Promise<{ port: number; connections: () => number }> {
+    const server = http.createServer(handler);
+    let connections = 0;
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
+    closeAfter.push(() => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }));
+    return { port: (server.address() as AddressInfo).port, connections: () => connections };
+  }
+  const closeAfter: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(closeAfter.splice(0).map((f) => f()));
+  });
+  const hello: http.RequestListener = (_req, res) => {
+    res.setHeader('Content-Length', 12);
+    res.end('hello world\n');
+  };
+
+  it('http: keep-alive connections (one each), every response a checked 200', async () => {
+    const h = await httpServer(hello);
+    const r = await runLoad({ ...SHORT, port: h.port, mode: 'http', connections: 20 });
+    assert.equal(r.mode, 'http');
+    assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
+    assert.equal(r.connected, 20, 'never reconnected');
+    assert.equal(h.connections(), 20);
+    assert.ok(r.completed > 100, `completed ${r.completed}`);
+    assert.ok(r.bytesOut > r.total * 30, 'a GET per response');
+  });
+
+  it('http-close: one GET per connection, with Connection: close', async () => {
+    let closeAsked = 0;
+    const h = await httpServer((req, res) => {
+      if (req.headers.connection === 'close') closeAsked++;
+      hello(req, res);
+    });
+    const r = await runLoad({ ...SHORT, port: h.port, mode: 'http-close', connections: 8 });
+    assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
+    assert.ok(r.completed > 50, `completed ${r.completed}`);
+    assert.ok(r.connected >= r.total && r.connected <= r.total + 8, `connected ${r.connected}, total ${r.total}`);
+    await waitFor(() => h.connections() >= r.total, 5_000, 'the server saw every connection');
+    assert.ok(closeAsked >= r.total, `${closeAsked} requests asked to close, ${r.total} responses`);
+  });
+
+  it('http: a response not framed by Content-Length (chunked) or not a 200 is a mismatch, never a completion', async () => {
+    const chunked: http.RequestListener = (_req, res) => {
+      res.write('hel');
+      res.end('lo');
+    };
+    const notFound: http.RequestListener = (_req, res) => {
+      res.statusCode = 404;
+      res.end('nope');
+    };
+    for (const handler of [chunked, notFound]) {
+      const h = await httpServer(handler);
+      const r = await runLoad({ port: h.port, mode: 'http', connections: 2, duration: 200, warmup: 0 });
+      assert.equal(r.completed, 0);
+      assert.ok((r.errors.mismatch ?? 0) > 0, JSON.stringify(r.errors));
+    }
+  });
+
   it('progress() shows the phases and the count growing while a run goes on', async () => {
     const h = await startEcho('threaded', SERVER);
     const gen = new LoadGenerator();
@@ -122,7 +187,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
   const bad: Array<[string, LoadOptions, RegExp]> = [
     ['port 0', { port: 0 }, /options\.port must be an integer from 1 to 65535, got 0/],
     ['an IPv6 host', { port: 1, host: '::1' }, /options\.host must be a numeric IPv4 address, got "::1"/],
-    ['an unknown mode', { port: 1, mode: 'storm' as LoadOptions['mode'] }, /options\.mode must be one of connect-close, reqrep, echo, idle/],
+    ['an unknown mode', { port: 1, mode: 'storm' as LoadOptions['mode'] }, /options\.mode must be one of connect-close, reqrep, echo, idle, http, http-close/],
     ['fractional connections', { port: 1, connections: 1.5 }, /options\.connections must be an integer/],
     ['no threads', { port: 1, threads: 0 }, /options\.threads must be an integer from 1 to 64/],
     ['an unknown option', { port: 1, conns: 5 } as LoadOptions, /unknown load generator option "conns"/],

@@ -128,7 +128,7 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       [['bench', '--rounds', '0'], /--rounds must be an integer from 1 to 100, got "0"/],
       [['bench', '--duration', 'fast'], /--duration must be a number from 0\.1 to 3600, got "fast"/],
       [['bench', '--duration'], /--duration needs a value/],
-      [['bench', '--only', 'echo100,warp'], /--only: unknown "warp" \(one of connect-close, reqrep, echo100, echo1000, storm-overload, idle, client, emit\)/],
+      [['bench', '--only', 'echo100,warp'], /--only: unknown "warp" \(one of connect-close, reqrep, echo100, echo1000, storm-overload, http-keepalive, http-close, idle, http-idle, client, emit\)/],
       [['bench', '--servers', 'node,turbo'], /--servers: unknown "turbo" \(one of threaded, inline, threaded2, threaded2-shared, node, c\)/],
       [['bench', '--servers', 'c,node,c'], /--servers: "c" given twice/],
       [['bench', '--servers', ','], /--servers needs at least one of threaded, inline, threaded2, threaded2-shared, node, c/],
@@ -141,7 +141,7 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       [['bench', 'now'], /unexpected argument "now"/],
       [['bench', '--json', '/nonexistent-dir/out.json'], /--json: cannot write into \/nonexistent-dir/],
       [['bench', '--markdown', '/nonexistent-dir/out.md'], /--markdown: cannot write into \/nonexistent-dir/],
-      [['serve', '--mode', 'mirror'], /--mode must be one of echo, discard, close, got "mirror"/],
+      [['serve', '--mode', 'mirror'], /--mode must be one of echo, discard, close, http, got "mirror"/],
       [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got "70000"/],
       [['launch'], /unknown command "launch"/],
     ];
@@ -348,7 +348,10 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       assert.equal(report.baseline, 'node');
       assert.match(report.servers[1].engine, /epoll · threaded/);
       const ids = report.rows.map((row) => row.id);
-      for (const id of ['connect-close.rate', 'connect-close.cpu', 'connect-close.overflows', 'reqrep.rate', 'echo100.rate', 'echo100.p99', 'echo1000.rate', 'idle.rss']) {
+      for (const id of [
+        'connect-close.rate', 'connect-close.cpu', 'connect-close.overflows', 'reqrep.rate', 'echo100.rate', 'echo100.p99', 'echo1000.rate', 'idle.rss',
+        'http-keepalive.rate', 'http-close.rate', 'http-close.overflows', 'http-idle.rss',
+      ]) {
         assert.ok(ids.includes(id), `row ${id} in ${ids.join(', ')}`);
       }
       for (const row of report.rows) {
@@ -366,8 +369,8 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       assert.equal(report.overflow.connections, 64);
       assert.equal(report.overflow.backlog, 511);
       assert.deepEqual(Object.keys(report.overflow.servers), ['node', 'threaded']);
-      // Every timed run went through the noise check: 4 scenarios x 2 servers, 3 clients.
-      assert.equal(report.noise.runs, 11);
+      // Every timed run went through the noise check: 6 scenarios x 2 servers, 3 clients.
+      assert.equal(report.noise.runs, 15);
       assert.equal(report.noise.thresholdPct, 25);
       const picture = fs.readFileSync(svg, 'utf8');
       assert.match(picture, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
 namespace acceptpool {
 
@@ -48,6 +49,17 @@ SocketAddress NthSource(const SocketAddress& first, uint32_t n) {
   a.addr[3] = static_cast<uint8_t>(v);
   a.port = 0;
   return a;
+}
+
+// The fixed GET of the http modes. One request per connection says so, so
+// the server closes its side as it would for such a client.
+std::string HttpRequest(const SocketAddress& remote, bool close) {
+  std::string host = std::to_string(remote.addr[0]) + "." + std::to_string(remote.addr[1]) + "." +
+                     std::to_string(remote.addr[2]) + "." + std::to_string(remote.addr[3]) + ":" +
+                     std::to_string(remote.port);
+  std::string request = "GET / HTTP/1.1\r\nHost: " + host + "\r\n";
+  if (close) request += "Connection: close\r\n";
+  return request + "\r\n";
 }
 
 SysError ErrorOf(const Status& st) {
@@ -99,6 +111,7 @@ LoadWorker::LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes,
       waiting_(lanes) {
   const PoolConfig& pool = engine_.config().pool;
   lane_of_slot_.assign(static_cast<size_t>(pool.max_sessions) + 2 * pool.chunk, 0);
+  if (http()) request_ = HttpRequest(config.remote, config.mode == LoadMode::kHttpClose);
 }
 
 Status LoadWorker::Init() {
@@ -118,7 +131,7 @@ void LoadWorker::OnWorkOutsidePoll() {
 void LoadWorker::Begin(int64_t now_us) {
   begin_us_ = now_us;
   next_timeout_check_us_ = now_us + kTimeoutScanUs;
-  if (config_.mode == LoadMode::kEcho || config_.mode == LoadMode::kIdle) {
+  if (persistent()) {
     phase_ = LoadPhase::kRamp;
     phase_end_us_ = now_us + config_.ramp_timeout_us;
   } else {
@@ -278,10 +291,12 @@ void LoadWorker::OnConnected(uint32_t index, SessionId id, int64_t now_us) {
       Reset(lane, index, now_us, false);
       break;
     case LoadMode::kReqRep:
+    case LoadMode::kHttpClose:
       // The operation's latency runs from the connect to the reply.
       SendMessage(lane, index, now_us);
       break;
     case LoadMode::kEcho:
+    case LoadMode::kHttp:
       lane.since_us = now_us;
       SendMessage(lane, index, now_us);
       break;
@@ -293,26 +308,40 @@ void LoadWorker::OnConnected(uint32_t index, SessionId id, int64_t now_us) {
 void LoadWorker::OnData(Lane& lane, uint32_t index, const char* data, size_t size, int64_t now_us) {
   counters_.bytes_in += size;
   if (!awaiting_reply()) return;
-  uint32_t want = static_cast<uint32_t>(message_.size()) - lane.received;
-  bool same = size <= want;
-  for (size_t i = 0; same && i < size; ++i) {
-    same = static_cast<uint8_t>(data[i]) == MessageByte(index, lane.seq, lane.received + static_cast<uint32_t>(i));
-  }
-  if (!same) {
+  HttpResponseReader::Outcome read = http() ? ReadHttp(lane, data, size) : ReadEcho(lane, index, data, size);
+  if (read == HttpResponseReader::Outcome::kMore) return;
+  if (read == HttpResponseReader::Outcome::kBad) {
     ++counters_.mismatches;
     Reset(lane, index, now_us, true);
     return;
   }
-  lane.received += static_cast<uint32_t>(size);
-  if (lane.received < message_.size()) return;
   Complete(lane, now_us - lane.since_us);
-  if (config_.mode == LoadMode::kReqRep) {
+  if (one_per_connection()) {
     Reset(lane, index, now_us, false);
     return;
   }
   ++lane.seq;
   lane.since_us = now_us;
   SendMessage(lane, index, now_us);
+}
+
+HttpResponseReader::Outcome LoadWorker::ReadEcho(Lane& lane, uint32_t index, const char* data, size_t size) {
+  uint32_t want = static_cast<uint32_t>(message_.size()) - lane.received;
+  bool same = size <= want;
+  for (size_t i = 0; same && i < size; ++i) {
+    same = static_cast<uint8_t>(data[i]) == MessageByte(index, lane.seq, lane.received + static_cast<uint32_t>(i));
+  }
+  if (!same) return HttpResponseReader::Outcome::kBad;
+  lane.received += static_cast<uint32_t>(size);
+  return lane.received < message_.size() ? HttpResponseReader::Outcome::kMore : HttpResponseReader::Outcome::kDone;
+}
+
+HttpResponseReader::Outcome LoadWorker::ReadHttp(Lane& lane, const char* data, size_t size) {
+  size_t used = 0;
+  HttpResponseReader::Outcome read = lane.response.Feed(data, size, &used);
+  // One request is in flight: a byte past its response answers nothing.
+  if (read == HttpResponseReader::Outcome::kDone && used < size) return HttpResponseReader::Outcome::kBad;
+  return read;
 }
 
 void LoadWorker::OnLost(Lane& lane, uint32_t index, int64_t now_us) {
@@ -379,9 +408,15 @@ uint8_t LoadWorker::MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) co
 
 void LoadWorker::SendMessage(Lane& lane, uint32_t index, int64_t now_us) {
   (void)now_us;
+  lane.received = 0;
+  if (http()) {
+    lane.response.Reset();
+    counters_.bytes_out += request_.size();
+    engine_.Send(lane.id, request_.data(), request_.size());
+    return;
+  }
   uint32_t size = static_cast<uint32_t>(message_.size());
   for (uint32_t i = 0; i < size; ++i) message_[i] = static_cast<char>(MessageByte(index, lane.seq, i));
-  lane.received = 0;
   counters_.bytes_out += size;
   // A failed send closes the session inside the engine; its kClose follows.
   engine_.Send(lane.id, message_.data(), size);

@@ -5,9 +5,12 @@
 //
 //   kConnected     connect-close: count, reset the connection, connect again
 //                  reqrep / echo: send the request (16 B by default)
+//                  http / http-close: send the GET
 //                  idle: hold the connection
-//   kData          check the bytes against what was sent; on a whole reply:
-//                  reqrep: count, reset, connect again; echo: count, send again
+//   kData          reqrep / echo: check the bytes against what was sent;
+//                  http modes: read the response (loadgen/http_response.h);
+//                  on a whole reply: reqrep, http-close: count, reset,
+//                  connect again; echo, http: count, send again
 //   kConnectFailed count by SysError, connect again after a short pause
 //   kClose / kEnd  (not asked for) count, connect again after a short pause
 //
@@ -18,7 +21,7 @@
 // and connects spread over several source addresses (127.0.0.1..N) so one
 // address's ephemeral ports never run out.
 //
-// Phases: ramp (echo, idle: until every lane is open or the ramp times out),
+// Phases: ramp (echo, http, idle: until every lane is open or the ramp times out),
 // warm-up, measure, then hold (idle, until told or the duration ends), drain
 // (reset every lane, wait for the engine to release them) and done. Only
 // operations that complete during the measure phase count in the rate and
@@ -31,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,6 +44,7 @@
 #include "core/event_batch.h"
 #include "core/status.h"
 #include "core/wire.h"
+#include "loadgen/http_response.h"
 #include "loadgen/latency_histogram.h"
 
 namespace acceptpool {
@@ -49,7 +54,9 @@ namespace acceptpool {
   X(kConnectClose, "connect-close") /* connect, then reset at once */                        \
   X(kReqRep, "reqrep")              /* connect, send a request, check its echo, reset */     \
   X(kEcho, "echo")                  /* persistent connections, one message in flight each */ \
-  X(kIdle, "idle")                  /* open connections and hold them without traffic */
+  X(kIdle, "idle")                  /* open connections and hold them without traffic */      \
+  X(kHttp, "http")                  /* keep-alive connections, one GET in flight each */      \
+  X(kHttpClose, "http-close")       /* connect, GET with Connection: close, check, reset */
 
 enum class LoadMode : uint8_t { ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
@@ -65,10 +72,10 @@ struct LoadConfig {
   // Lanes over all threads (connects in flight, or connections held).
   uint32_t connections = 0;
   uint32_t threads = 0;
-  uint32_t message_size = 0;
+  uint32_t message_size = 0;  // reqrep, echo (the http modes send their GET)
   int64_t duration_us = 0;  // measured time (idle: the longest hold)
   int64_t warmup_us = 0;
-  // Echo and idle: how long opening every lane may take before the run
+  // Echo, http and idle: how long opening every lane may take before the run
   // starts anyway.
   int64_t ramp_timeout_us = 0;
   // A connect or reply slower than this counts as timed out; the lane is
@@ -169,11 +176,15 @@ class LoadWorker : private EngineObserver {
     uint32_t seq = 0;       // message number, part of the message bytes
     uint32_t received = 0;  // bytes of the current reply seen so far
     LaneState state = LaneState::kIdle;
+    HttpResponseReader response;  // http modes: the reply being read
   };
 
   void HandleBatch(const EventBatch& batch, int64_t now_us);
   void OnConnected(uint32_t lane, SessionId id, int64_t now_us);
   void OnData(Lane& lane, uint32_t index, const char* data, size_t size, int64_t now_us);
+  // The part of a reply read; whether it is whole, or wrong (a mismatch).
+  HttpResponseReader::Outcome ReadEcho(Lane& lane, uint32_t index, const char* data, size_t size);
+  HttpResponseReader::Outcome ReadHttp(Lane& lane, const char* data, size_t size);
   void OnLost(Lane& lane, uint32_t index, int64_t now_us);
   Lane* LaneOf(SessionId id, uint32_t* index);
   // Connects now, or queues the lane while max_connecting are in progress.
@@ -193,7 +204,14 @@ class LoadWorker : private EngineObserver {
   void Publish();
   uint8_t MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) const;
   bool measuring() const { return phase_ == LoadPhase::kMeasure; }
-  bool awaiting_reply() const { return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kEcho; }
+  bool http() const { return config_.mode == LoadMode::kHttp || config_.mode == LoadMode::kHttpClose; }
+  bool awaiting_reply() const { return config_.mode != LoadMode::kConnectClose && config_.mode != LoadMode::kIdle; }
+  // Connections held for the whole run (opened in the ramp phase).
+  bool persistent() const {
+    return config_.mode == LoadMode::kEcho || config_.mode == LoadMode::kHttp || config_.mode == LoadMode::kIdle;
+  }
+  // After a whole reply: reset and connect again, or send the next request.
+  bool one_per_connection() const { return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kHttpClose; }
   void OnWorkOutsidePoll() override;
 
   LoadConfig config_;
@@ -204,6 +222,8 @@ class LoadWorker : private EngineObserver {
   std::vector<Lane> lanes_;
   std::vector<uint32_t> lane_of_slot_;
   std::vector<char> message_;
+  // http modes: the GET every request sends (made once, from the remote).
+  std::string request_;
   // Lanes waiting to connect again, in the order they became due (every
   // retry waits the same pause, so first in is first due).
   std::vector<uint32_t> retry_ring_;

@@ -2,7 +2,7 @@
 // a time with a clock the test moves: what each event leads to in each mode,
 // error counting by SysError, retries after a pause, timeouts, the measure
 // window, source addresses, and the drain at the end. Plus the latency
-// histogram's bucket arithmetic.
+// histogram's bucket arithmetic and the http modes' response reader.
 #include "loadgen/load_generator.h"
 
 #include <memory>
@@ -77,6 +77,14 @@ struct Rig {
       sock.inbox += sock.written;
       sock.written.clear();
     }
+  }
+  // Begins a one-lane run and completes its connect at `now`: its socket.
+  SocketHandle BeginOne(int64_t now) {
+    worker->Begin(kT0);
+    SocketHandle h = Unsettled().at(0);
+    SettleAll();
+    Step(now);
+    return h;
   }
   // Open (connected, not closed) outgoing sockets.
   std::vector<SocketHandle> Open() const {
@@ -376,6 +384,172 @@ TEST(EchoReplyThatNeverComesTimesOut) {
   rig.Step(kT0 + 100000);
   EXPECT_EQ(rig.counters().timeouts, 1u);
   EXPECT(rig.fake->Sock(h).aborted);
+}
+
+// ---------------------------------------------------------------- http
+
+namespace {
+
+const std::string kHello =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nKeep-Alive: timeout=5\r\n\r\n"
+    "hello world\n";
+
+using Outcome = HttpResponseReader::Outcome;
+
+Outcome ReadAll(const std::string& bytes, size_t* used) {
+  HttpResponseReader reader;
+  return reader.Feed(bytes.data(), bytes.size(), used);
+}
+
+}  // namespace
+
+TEST(HttpReaderTakesA200FramedByContentLengthCutAnywhere) {
+  for (size_t cut = 1; cut < kHello.size(); ++cut) {
+    HttpResponseReader reader;
+    size_t used = 0;
+    EXPECT(reader.Feed(kHello.data(), cut, &used) == Outcome::kMore);
+    EXPECT_EQ(used, cut);
+    EXPECT(reader.Feed(kHello.data() + cut, kHello.size() - cut, &used) == Outcome::kDone);
+    EXPECT_EQ(used, kHello.size() - cut);
+  }
+  HttpResponseReader bytewise;
+  size_t used = 0;
+  for (size_t i = 0; i + 1 < kHello.size(); ++i) EXPECT(bytewise.Feed(&kHello[i], 1, &used) == Outcome::kMore);
+  EXPECT(bytewise.Feed(&kHello[kHello.size() - 1], 1, &used) == Outcome::kDone);
+}
+
+TEST(HttpReaderStopsAtTheEndOfTheBodyAndStartsOverAfterReset) {
+  HttpResponseReader reader;
+  std::string two = kHello + kHello;
+  size_t used = 0;
+  EXPECT(reader.Feed(two.data(), two.size(), &used) == Outcome::kDone);
+  EXPECT_EQ(used, kHello.size());
+  reader.Reset();
+  EXPECT(reader.Feed(two.data() + used, two.size() - used, &used) == Outcome::kDone);
+  EXPECT_EQ(used, kHello.size());
+}
+
+TEST(HttpReaderAcceptsHttp10NoReasonAnyCaseSpacesAndAnEmptyBody) {
+  const char* good[] = {
+      "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nCONTENT-LENGTH:   2  \r\nX-Content-Length: 9\r\nContent-Lengthy: 9\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+  };
+  for (const char* g : good) {
+    size_t used = 0;
+    std::string bytes = g;
+    EXPECT(ReadAll(bytes, &used) == Outcome::kDone);
+    EXPECT_EQ(used, bytes.size());
+  }
+}
+
+TEST(HttpReaderRefusesWhatItCannotCheck) {
+  const char* bad[] = {
+      "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/2 200\r\nContent-Length: 0\r\n\r\n",
+      "http/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "SSH-2.0-OpenSSH\r\n",
+      "HTTP/1.1 200 OK\r\n\r\nno length",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\rX",
+  };
+  for (const char* b : bad) {
+    size_t used = 0;
+    EXPECT(ReadAll(b, &used) == Outcome::kBad);
+  }
+  std::string huge = "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(kMaxHttpHeaderBytes, 'a') + "\r\nContent-Length: 0\r\n\r\n";
+  size_t used = 0;
+  EXPECT(ReadAll(huge, &used) == Outcome::kBad);
+}
+
+TEST(HttpSendsAGetReadsTheResponseInPiecesThenSendsTheNextOnTheSameConnection) {
+  Rig rig(ConfigFor(LoadMode::kHttp), 1);
+  ASSERT(rig.init.ok());
+  rig.worker->Begin(kT0);
+  EXPECT(rig.worker->phase() == LoadPhase::kRamp);
+  SocketHandle h = rig.Unsettled().at(0);
+  rig.SettleAll();
+  rig.Step(kT0 + 10);
+  EXPECT(rig.worker->phase() == LoadPhase::kMeasure);
+  const std::string get = "GET / HTTP/1.1\r\nHost: 127.0.0.1:4242\r\n\r\n";
+  EXPECT(rig.fake->Sock(h).written == get);
+  rig.fake->Sock(h).written.clear();
+  rig.fake->PeerSend(h, kHello.substr(0, 40));
+  rig.Step(kT0 + 20);
+  EXPECT_EQ(rig.counters().completed, 0u);
+  EXPECT(rig.fake->Sock(h).written.empty());
+  rig.fake->PeerSend(h, kHello.substr(40));
+  rig.Step(kT0 + 110);
+  EXPECT_EQ(rig.counters().completed, 1u);
+  EXPECT_EQ(rig.counters().latency.max(), 100u);  // from the GET to the whole response
+  EXPECT(rig.fake->Sock(h).written == get);       // the next request, same connection
+  EXPECT(!rig.fake->Sock(h).closed);
+  rig.fake->PeerSend(h, kHello);
+  rig.Step(kT0 + 200);
+  EXPECT_EQ(rig.counters().completed, 2u);
+  EXPECT_EQ(rig.fake->connect_calls, 1);
+  EXPECT_EQ(rig.counters().bytes_in, 2 * kHello.size());
+  EXPECT_EQ(rig.counters().bytes_out, 3 * get.size());
+  EXPECT_EQ(rig.counters().ErrorTotal(), 0u);
+}
+
+TEST(HttpCloseAsksForConnectionCloseAndResetsAfterTheWholeResponse) {
+  Rig rig(ConfigFor(LoadMode::kHttpClose), 1);
+  rig.worker->Begin(kT0);
+  EXPECT(rig.worker->phase() == LoadPhase::kMeasure);  // no ramp: a storm
+  SocketHandle h = rig.Unsettled().at(0);
+  rig.SettleAll();
+  rig.Step(kT0 + 100);
+  EXPECT(rig.fake->Sock(h).written == "GET / HTTP/1.1\r\nHost: 127.0.0.1:4242\r\nConnection: close\r\n\r\n");
+  rig.fake->PeerSend(h, kHello.substr(0, kHello.size() - 1));
+  rig.Step(kT0 + 200);
+  EXPECT_EQ(rig.counters().completed, 0u);
+  EXPECT(!rig.fake->Sock(h).closed);
+  rig.fake->PeerSend(h, kHello.substr(kHello.size() - 1));
+  rig.fake->PeerEnd(h);  // the server's FIN right behind: not an error
+  rig.Step(kT0 + 300);
+  EXPECT_EQ(rig.counters().completed, 1u);
+  EXPECT_EQ(rig.counters().latency.max(), 300u);  // from the connect on
+  EXPECT(rig.fake->Sock(h).aborted);
+  EXPECT_EQ(rig.fake->connect_calls, 2);
+  rig.Step(kT0 + 400);
+  EXPECT_EQ(rig.counters().ErrorTotal(), 0u);
+}
+
+TEST(HttpResponseThatIsNotA200OrHasBytesAfterItIsAMismatch) {
+  const std::string replies[] = {kHello + "X", "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+                                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"};
+  for (const std::string& reply : replies) {
+    Rig rig(ConfigFor(LoadMode::kHttp), 1);
+    SocketHandle h = rig.BeginOne(kT0 + 10);
+    rig.fake->PeerSend(h, reply);
+    rig.Step(kT0 + 20);
+    EXPECT_EQ(rig.counters().mismatches, 1u);
+    EXPECT_EQ(rig.counters().completed, 0u);
+    EXPECT(rig.fake->Sock(h).aborted);
+    rig.Step(kT0 + 20 + kRetryUs);
+    EXPECT_EQ(rig.fake->connect_calls, 2);
+  }
+}
+
+TEST(HttpServerThatClosesAKeepAliveConnectionIsCountedAsEof) {
+  Rig rig(ConfigFor(LoadMode::kHttp), 1);
+  SocketHandle h = rig.BeginOne(kT0 + 10);
+  rig.fake->PeerSend(h, kHello);
+  rig.fake->PeerEnd(h);
+  rig.Step(kT0 + 20);
+  rig.Step(kT0 + 30);
+  EXPECT_EQ(rig.counters().completed, 1u);
+  EXPECT_EQ(rig.counters().eofs, 1u);
+  EXPECT(rig.fake->Sock(h).closed);
 }
 
 // ---------------------------------------------------------------- idle

@@ -23,7 +23,7 @@ import { overflowDelta, readListenCounters } from './netstat';
 import { Progress } from './progress';
 import { makeRow, spread } from './report';
 import type { BenchReport, ClientCheck, EmitCheck, MetricRow, ServerInfo } from './report';
-import { BASELINE, DRIVERS, serverCommand, serverEntry } from './servers';
+import { BASELINE, DRIVERS, serverCommand, serverEntry, serves } from './servers';
 import type { ServeMode, ServerName } from './servers';
 
 export interface BenchOptions {
@@ -68,7 +68,7 @@ interface TimedScenario {
   kind: 'timed';
   id: string;
   label: string;
-  unit: 'conn' | 'msg';
+  unit: 'conn' | 'msg' | 'req';
   inDefault: boolean;
   server: ServerShape;
   load: (o: BenchOptions) => LoadShape;
@@ -76,15 +76,27 @@ interface TimedScenario {
 }
 
 interface OtherScenario {
-  kind: 'idle' | 'client' | 'emit';
+  kind: 'client' | 'emit';
   id: string;
   label: string;
   inDefault: boolean;
 }
 
-type Scenario = TimedScenario | OtherScenario;
+/** Server RSS per connection held open without traffic, by a server in `server.mode`. */
+interface IdleScenario {
+  kind: 'idle';
+  id: string;
+  label: string;
+  inDefault: boolean;
+  server: ServerShape;
+}
+
+type Scenario = TimedScenario | OtherScenario | IdleScenario;
 
 const ECHO: ServerShape = { mode: 'echo' };
+// node:http's server and a hello-world handler (servers.ts), on acceptpool
+// through handoff().
+const HTTP: ServerShape = { mode: 'http' };
 
 export const SCENARIOS = [
   {
@@ -114,7 +126,18 @@ export const SCENARIOS = [
     load: (o) => ({ mode: 'connect-close', connections: 2 * o.connections, threads: 2 }),
     metrics: ['rate', 'cpu', 'overflows'],
   },
-  { kind: 'idle', id: 'idle', label: 'idle memory', inDefault: true },
+  {
+    kind: 'timed', id: 'http-keepalive', label: 'http GET keep-alive, 100 connections', unit: 'req', inDefault: true, server: HTTP,
+    load: (o) => ({ mode: 'http', connections: 100, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'p99'],
+  },
+  {
+    kind: 'timed', id: 'http-close', label: 'http connect + GET + close', unit: 'req', inDefault: true, server: HTTP,
+    load: (o) => ({ mode: 'http-close', connections: o.connections, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'overflows'],
+  },
+  { kind: 'idle', id: 'idle', label: 'idle memory', inDefault: true, server: ECHO },
+  { kind: 'idle', id: 'http-idle', label: 'idle HTTP connections memory', inDefault: true, server: HTTP },
   { kind: 'client', id: 'client', label: 'load generator check', inDefault: true },
   { kind: 'emit', id: 'emit', label: 'event delivery micro-benchmark', inDefault: false },
 ] as const satisfies readonly Scenario[];
@@ -213,6 +236,7 @@ export class Bench {
   private readonly running: ServerProc[] = [];
   private readonly progress: Progress;
   private readonly timed: TimedScenario[];
+  private readonly idles: IdleScenario[];
   /** The servers measured: those asked for that can run here, in that order. */
   private readonly names: ServerName[] = [];
   /** How to launch each server this run starts (the measured ones, and the load generator check's). */
@@ -228,6 +252,7 @@ export class Bench {
   ) {
     const all: readonly Scenario[] = SCENARIOS;
     this.timed = all.filter((s): s is TimedScenario => s.kind === 'timed' && o.only.includes(s.id as ScenarioId));
+    this.idles = all.filter((s): s is IdleScenario => s.kind === 'idle' && o.only.includes(s.id as ScenarioId));
     for (const name of o.servers) {
       const prepared = serverEntry(name).prepare();
       if ('unavailable' in prepared) {
@@ -242,11 +267,11 @@ export class Bench {
     const has = (id: ScenarioId): boolean => o.only.includes(id);
     const perRound =
       this.timed.length * n * runSeconds +
-      (has('idle') ? n * (IDLE_BASE_SECONDS + o.idleConnections / 10000) : 0) +
+      this.idles.length * n * (IDLE_BASE_SECONDS + o.idleConnections / 10000) +
       (has('client') ? CLIENT_KINDS.length * runSeconds : 0) +
       (has('emit') ? 4 * EMIT_ROUNDS * o.emitCalls * 6e-9 + 0.3 : 0) +
       0.5;
-    const stepsPerRound = this.timed.length * n + (has('idle') ? n : 0) + (has('client') ? CLIENT_KINDS.length : 0) + (has('emit') ? 1 : 0);
+    const stepsPerRound = this.timed.length * n + this.idles.length * n + (has('client') ? CLIENT_KINDS.length : 0) + (has('emit') ? 1 : 0);
     this.progress = new Progress(perRound * o.rounds, stepsPerRound * o.rounds, process.stderr, o.progress);
   }
 
@@ -270,7 +295,7 @@ export class Bench {
       throw new Error(`no server to measure: ${this.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
     }
     const samples = new Map<string, TimedSample[]>();
-    const idle = new Map<ServerName, number[]>();
+    const idle = new Map<string, number[]>();
     const client = new Map<ClientKind, { rate: number[]; cpu: number[] }>();
     const emit = new Map<string, number[]>();
     const groups = new Map<string, TimedScenario[]>();
@@ -283,7 +308,8 @@ export class Bench {
         const tag = `round ${round + 1}/${o.rounds}`;
         for (const scenarios of groups.values()) {
           const procs: ServerProc[] = [];
-          for (const name of order) procs.push(await this.startServer(name, scenarios[0].server.mode));
+          const mode = scenarios[0].server.mode;
+          for (const name of order) if (serves(name, mode)) procs.push(await this.startServer(name, mode));
           for (const t of scenarios) {
             for (const p of procs) {
               this.progress.begin(`${tag} · ${t.label} · ${serverEntry(p.name).label}`, (o.warmupMs + o.durationMs) / 1000 + 0.3);
@@ -295,13 +321,15 @@ export class Bench {
           }
           await Promise.all(procs.map((p) => this.stopServer(p)));
         }
-        if (o.only.includes('idle')) {
+        for (const scenario of this.idles) {
           for (const name of order) {
+            if (!serves(name, scenario.server.mode)) continue;
             this.progress.begin(
-              `${tag} · idle memory, ${o.idleConnections.toLocaleString('en-US')} connections · ${serverEntry(name).label}`,
+              `${tag} · ${scenario.label}, ${o.idleConnections.toLocaleString('en-US')} connections · ${serverEntry(name).label}`,
               IDLE_BASE_SECONDS + o.idleConnections / 10000,
             );
-            idle.set(name, [...(idle.get(name) ?? []), await this.measureIdle(name)]);
+            const key = `${scenario.id}:${name}`;
+            idle.set(key, [...(idle.get(key) ?? []), await this.measureIdle(name, scenario.server.mode)]);
             this.progress.end();
           }
         }
@@ -424,10 +452,12 @@ export class Bench {
    * cost. A short connect + close warm-up first puts what any server pays
    * once (code paged in, first buffers) into the baseline.
    */
-  private async measureIdle(name: ServerName): Promise<number> {
-    const p = await this.startServer(name, 'echo', DEEP_BACKLOG);
+  private async measureIdle(name: ServerName, mode: ServeMode): Promise<number> {
+    const p = await this.startServer(name, mode, DEEP_BACKLOG);
     try {
-      await this.gen.run({ mode: 'connect-close', port: p.port, duration: IDLE_WARMUP_MS, warmup: 0, sourceAddresses: this.o.sources });
+      // An http server warms up on requests, so its request path is paged in too.
+      const warm = mode === 'http' ? 'http-close' : 'connect-close';
+      await this.gen.run({ mode: warm, port: p.port, duration: IDLE_WARMUP_MS, warmup: 0, sourceAddresses: this.o.sources });
       return await this.holdIdle(p);
     } finally {
       await this.stopServer(p);
@@ -569,7 +599,7 @@ export class Bench {
     started: number,
     machine: BenchReport['machine'],
     samples: Map<string, TimedSample[]>,
-    idle: Map<ServerName, number[]>,
+    idle: Map<string, number[]>,
     client: Map<ClientKind, { rate: number[]; cpu: number[] }>,
     emit: Map<string, number[]>,
   ): BenchReport {
@@ -587,9 +617,11 @@ export class Bench {
         rows.push(makeRow(`${t.id}.${metric}`, def.label(t, o), def.better, byServer, baseline, def.sub));
       }
     }
-    if (o.only.includes('idle')) {
-      const byServer = columns.map((n): [string, number[]] => [n, idle.get(n) ?? []]);
-      rows.push(makeRow('idle.rss', `idle: server RSS bytes/conn (${o.idleConnections.toLocaleString('en-US')} conns)`, 'lower', byServer, baseline));
+    for (const scenario of this.idles) {
+      const byServer = columns.map((n): [string, number[]] => [n, idle.get(`${scenario.id}:${n}`) ?? []]);
+      const what = scenario.server.mode === 'http' ? 'idle HTTP (node:http, no request yet)' : 'idle';
+      const label = `${what}: server RSS bytes/conn (${o.idleConnections.toLocaleString('en-US')} conns)`;
+      rows.push(makeRow(`${scenario.id}.rss`, label, 'lower', byServer, baseline));
     }
     let clientCheck: ClientCheck | null = null;
     const net = client.get('net');
@@ -624,7 +656,7 @@ export class Bench {
         );
       }
     }
-    if (o.only.includes('idle')) {
+    if (this.idles.length > 0) {
       notes.push(`the idle scenario's servers listen with backlog ${DEEP_BACKLOG}: it measures memory, not accepting`);
       if (o.idleConnections < IDLE_RELIABLE) {
         notes.push(`with fewer than ${IDLE_RELIABLE.toLocaleString('en-US')} idle connections a server's growth can hide in memory it already holds`);

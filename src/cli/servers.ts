@@ -2,14 +2,17 @@
  * The servers the CLI runs, in one table (as better-sqlite3's benchmark
  * keeps its competitors in one Map): `acceptpool bench --servers` picks
  * from it, `acceptpool serve` and the bench's server processes start its
- * entries. Every server has the same three modes, so a benchmark compares
- * only the machinery:
+ * entries. Every server has the same modes (the C server all but http), so
+ * a benchmark compares only the machinery:
  *   echo     every byte comes back
  *   discard  bytes are read and dropped
  *   close    every connection is closed as soon as it is accepted
+ *   http     node:http's server with a hello-world handler: on acceptpool
+ *            through server.handoff(), on node:net as node:http itself runs
  * Adding a server is adding an entry: a label, and how to launch it in a
  * process of its own that speaks the control protocol of ./children.
  */
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -20,8 +23,8 @@ import type { Launch } from './children';
 import { prepareCServer } from './cserver';
 import type { Unavailable } from './cserver';
 
-export type ServeMode = 'echo' | 'discard' | 'close';
-export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close'];
+export type ServeMode = 'echo' | 'discard' | 'close' | 'http';
+export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close', 'http'];
 export const DRIVERS: readonly Driver[] = ['inline', 'threaded'];
 /** The listen backlog when none is given: the library's own default. */
 export const DEFAULT_BACKLOG = resolveOptions({}, 'server').native.backlog;
@@ -51,6 +54,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+const HELLO = 'hello world\n';
+
+/** The http mode's handler, the same on every server: a fixed 200 framed by Content-Length. */
+function helloWorld(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
+  res.end(HELLO);
+}
+
 // The library's own maxConnections: what bounds the idle scenario is the
 // descriptor limit (main.ts), not the pool.
 const MAX_CONNECTIONS = 1 << 20;
@@ -65,6 +76,7 @@ export async function startAcceptpool(setup: ServerSetup, driver?: Driver, more:
   });
   if (setup.mode === 'echo') server.on('data', (s, chunk) => s.send(chunk));
   if (setup.mode === 'close') server.on('session', (s) => s.close());
+  if (setup.mode === 'http') server.handoff(http.createServer(helloWorld));
   const address = await server.listen(setup.port, setup.host);
   const first = server.stats();
   return {
@@ -81,7 +93,8 @@ export async function startAcceptpool(setup: ServerSetup, driver?: Driver, more:
 
 async function startNet(setup: ServerSetup): Promise<RunningServer> {
   const counts: ServerCounts = { conns: 0, accepted: 0, bytesIn: 0, bytesOut: 0 };
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const server = setup.mode === 'http' ? http.createServer(helloWorld) : net.createServer({ noDelay: true });
+  server.on('connection', (socket: net.Socket) => {
     counts.conns++;
     counts.accepted++;
     // Load generators close with a reset: an ordinary close here.
@@ -89,6 +102,7 @@ async function startNet(setup: ServerSetup): Promise<RunningServer> {
     socket.on('close', () => {
       counts.conns--;
     });
+    if (setup.mode === 'http') return;
     if (setup.mode === 'close') {
       socket.end();
       return;
@@ -114,7 +128,7 @@ async function startNet(setup: ServerSetup): Promise<RunningServer> {
   return {
     address: setup.host,
     port,
-    engine: 'libuv',
+    engine: setup.mode === 'http' ? 'libuv · node:http' : 'libuv',
     counts: () => ({ ...counts }),
     close: () =>
       new Promise<void>((resolve) => {
@@ -135,6 +149,8 @@ export interface ServerEntry {
    * why it cannot run here.
    */
   prepare: () => Launch | Unavailable;
+  /** The modes it has, when not all of SERVE_MODES. */
+  modes?: readonly ServeMode[];
 }
 
 /** A server of this table run by server-child.js, in a fresh Node. */
@@ -182,7 +198,7 @@ export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName,
     },
   ],
   ['node', { label: 'node:net', start: startNet, prepare: nodeChild('node') }],
-  ['c', { label: 'C epoll', prepare: prepareCServer }],
+  ['c', { label: 'C epoll', prepare: prepareCServer, modes: ['echo', 'discard', 'close'] }],
 ]);
 
 /** Every ratio is this server's figure against the baseline's. */
@@ -193,6 +209,11 @@ export const DEFAULT_SERVERS: readonly ServerName[] = [DEFAULT_DRIVER, BASELINE]
 /** A server process's command line: its entry's launch, then `<mode> <backlog> <max-lifetime-seconds>`. */
 export function serverCommand(launch: Launch, mode: ServeMode, backlog: number, lifetimeS: number): Launch {
   return { command: launch.command, args: [...launch.args, mode, String(backlog), String(lifetimeS)] };
+}
+
+/** Whether the server has `mode`. */
+export function serves(name: ServerName, mode: ServeMode): boolean {
+  return (serverEntry(name).modes ?? SERVE_MODES).includes(mode);
 }
 
 export function serverEntry(name: ServerName): ServerEntry {
