@@ -29,6 +29,7 @@ const {
   ServerClosed: EV_SERVER_CLOSED,
   Connected: EV_CONNECTED,
   ConnectFailed: EV_CONNECT_FAILED,
+  ProxyRejected: EV_PROXY_REJECTED,
 } = wire.EventType;
 const { type: R_TYPE, id: R_ID, a: R_A, b: R_B } = wire.record;
 const RECORD_DOUBLES = wire.recordDoubles;
@@ -227,6 +228,9 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   /** @internal A kConnectFailed record (client side): `word` is its error word. */
   protected onConnectFailed(_id: number, _token: number, _word: number): void {}
 
+  /** @internal A kProxyRejected record (server side): its data at `at`. */
+  protected onProxyRejected(_data: Buffer, _at: number): void {}
+
   /** @internal A session was reported closed. */
   protected onSessionGone(): void {}
 
@@ -313,7 +317,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
     switch (type) {
       case EV_SESSION: {
-        const s = Session.fromRecord(this, id, data as Buffer, base + a);
+        const s = Session.fromRecord(this, id, data as Buffer, base + a, b);
         this.adopt(s);
         this.deliver1('session', s);
         return;
@@ -376,6 +380,9 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
         return;
       case EV_SERVER_CLOSED:
         this.finishClose();
+        return;
+      case EV_PROXY_REJECTED:
+        this.onProxyRejected(data as Buffer, base + a);
         return;
       default:
         return;

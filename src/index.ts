@@ -12,7 +12,7 @@ export type { ClientStats, ConnectOptions } from './client';
 export type { SessionEvents } from './endpoint';
 export { Session, CLOSE_REASONS } from './session';
 export type { CloseReason, SendData } from './session';
-export type { ClientOptions, ServerOptions, Driver } from './options';
+export type { ClientOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
 export { DEFAULT_DRIVER } from './options';
 export {
   AcceptPoolError,
@@ -20,8 +20,10 @@ export {
   ClientClosedError,
   InvalidArgumentError,
   InvalidStateError,
+  ProxyHeaderError,
   ServerClosedError,
 } from './errors';
+export type { ProxyCommand, ProxyEndpoint, ProxyFamily, ProxyInfo, ProxyRejectReason, ProxyTlv, ProxyTransport } from './types';
 export { LoadGenerator, runLoad } from './loadgen';
 export type { LatencySummary, LoadMode, LoadOptions, LoadPhase, LoadProgress, LoadResult } from './loadgen';
 

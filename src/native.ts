@@ -2,7 +2,21 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 
-import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgress, LoadResult, StaleCommand, StatsCounters } from './types';
+import type {
+  CloseReason,
+  Driver,
+  EndpointStats,
+  LoadMode,
+  LoadPhase,
+  LoadProgress,
+  LoadResult,
+  ProxyCommand,
+  ProxyFamily,
+  ProxyRejectReason,
+  ProxyTransport,
+  StaleCommand,
+  StatsCounters,
+} from './types';
 
 /**
  * The wire format as the addon exports it (native/core/wire.h lists every
@@ -11,7 +25,7 @@ import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgr
  * exactly these names.
  */
 export interface NativeWire {
-  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed'>;
+  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'ProxyRejected'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
   Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;
@@ -34,6 +48,18 @@ export interface NativeWire {
   errorWord: Readonly<Record<'sys' | 'raw' | 'code' | 'step', Readonly<{ shift: number; bits: number }>>>;
   /** A kSession record's SocketAddress: its size and each part's byte offset. */
   address: Numbered<'size' | 'family' | 'port' | 'addr'>;
+  /** A proxied kSession record's head (after its address): its size and each field's byte offset. */
+  proxyHead: Numbered<'size' | 'version' | 'command' | 'family' | 'transport' | 'unix_bytes' | 'tlv_bytes' | 'source' | 'destination'>;
+  /** A kProxyRejected record's info (after the peer's address): each field's byte offset. */
+  proxyReject: Numbered<'reason' | 'error'>;
+  proxyCommands: readonly ProxyCommand[];
+  proxyFamilies: readonly ProxyFamily[];
+  proxyTransports: readonly ProxyTransport[];
+  /** Why a header was malformed, as text. */
+  proxyErrors: readonly string[];
+  proxyRejects: readonly ProxyRejectReason[];
+  /** Each AF_UNIX address of a v2 header. */
+  proxyUnixPathBytes: number;
   /** A session id is generation * 2^slotBits + slot. */
   slotBits: number;
   /** What native code can hold at most, which option ranges stay within. */
@@ -72,6 +98,10 @@ export interface NativeServerOptions {
   closeLingerSeconds: number;
   noDelay: boolean;
   driver: Driver;
+  proxyProtocol: boolean;
+  proxyTimeoutSeconds: number;
+  /** Trusted ranges, 18 bytes each: family (4 or 6), prefix bits, 16 address bytes. */
+  proxyTrusted: Uint8Array;
 }
 
 export interface NativeServer {

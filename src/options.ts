@@ -51,6 +51,20 @@ export interface ServerOptions {
    * Resolution 1 s.
    */
   closeLinger?: number;
+  /**
+   * PROXY protocol v1/v2 from the balancers in front (never auto-detected):
+   * every connection from a `trusted` peer must start with a header, which
+   * names the client (session.remoteAddress, session.proxy); connections
+   * from any other peer are refused. Off by default.
+   */
+  proxyProtocol?: ProxyProtocolOptions;
+}
+
+export interface ProxyProtocolOptions {
+  /** Peers allowed to send a header: CIDR ranges or single addresses ('10.0.0.0/8', '::1'). */
+  trusted: readonly string[];
+  /** Milliseconds a header may take to arrive before the connection is refused (default 3,000). Resolution 1 s. */
+  timeout?: number;
 }
 
 /** Client options: the session-side subset of the server's. */
@@ -97,7 +111,13 @@ export const OPTION_DEFAULTS = {
   acceptBatch: 128,
   shrinkDelay: 30_000,
   closeLinger: 5_000,
-} as const satisfies Required<Omit<ServerOptions, 'threads'>>;
+} as const satisfies Required<Omit<ServerOptions, 'threads' | 'proxyProtocol'>>;
+
+/**
+ * @internal proxyProtocol's defaults: the spec asks for at least 3 s, to
+ * cover a TCP retransmit of the header.
+ */
+export const PROXY_DEFAULTS = { timeout: 3_000 } as const satisfies Required<Omit<ProxyProtocolOptions, 'trusted'>>;
 
 /**
  * @internal
@@ -127,7 +147,7 @@ const CLIENT_KEYS = [
 ];
 const KEYS = {
   client: new Set(CLIENT_KEYS),
-  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch']),
+  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch', 'proxyProtocol']),
 };
 
 /** @internal */
@@ -160,6 +180,84 @@ export function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** The bytes native code reads per trusted range: family, prefix bits, 16 address bytes. */
+const TRUSTED_ENTRY_BYTES = 18;
+
+/** One trusted range ('10.0.0.0/8', '::1/128', or a bare address) into `out` at `at`. */
+function parseCidr(text: unknown, out: Uint8Array, at: number): void {
+  const bad = (why: string): never => {
+    throw new InvalidArgumentError(`options.proxyProtocol.trusted: ${describe(text)} ${why}`);
+  };
+  if (typeof text !== 'string') return bad('is not a string');
+  const slash = text.indexOf('/');
+  const ip = slash < 0 ? text : text.slice(0, slash);
+  const family = net.isIP(ip);
+  if (family === 0) return bad('is not an IPv4 or IPv6 address or range');
+  const bits = family === 4 ? 32 : 128;
+  let prefix = bits;
+  if (slash >= 0) {
+    const p = text.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > bits) return bad(`has a prefix length that is not 0 to ${bits}`);
+    prefix = Number(p);
+  }
+  out[at] = family;
+  out[at + 1] = prefix;
+  const addr = out.subarray(at + 2, at + TRUSTED_ENTRY_BYTES);
+  if (family === 4) {
+    ip.split('.').forEach((part, i) => (addr[i] = Number(part)));
+  } else {
+    addr.set(ipv6Bytes(ip));
+  }
+}
+
+/** 16 bytes of a valid IPv6 address (net.isIPv6 said so), an IPv4 tail included. */
+function ipv6Bytes(ip: string): Uint8Array {
+  const bytes = new Uint8Array(16);
+  const zone = ip.indexOf('%');
+  const text = zone < 0 ? ip : ip.slice(0, zone);
+  const toGroups = (part: string): number[] => {
+    if (part === '') return [];
+    const groups: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const v4 = g.split('.').map(Number);
+        groups.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      } else {
+        groups.push(parseInt(g, 16));
+      }
+    }
+    return groups;
+  };
+  const gap = text.indexOf('::');
+  const head = toGroups(gap < 0 ? text : text.slice(0, gap));
+  const tail = gap < 0 ? [] : toGroups(text.slice(gap + 2));
+  const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  groups.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 255;
+  });
+  return bytes;
+}
+
+/** The proxyProtocol option, checked, as native code takes it. */
+function resolveProxy(value: unknown): { proxyProtocol: boolean; proxyTimeoutSeconds: number; proxyTrusted: Uint8Array } {
+  if (value === undefined) return { proxyProtocol: false, proxyTimeoutSeconds: 0, proxyTrusted: new Uint8Array(0) };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidArgumentError(`options.proxyProtocol must be an object { trusted, timeout? }, got ${describe(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'trusted' && key !== 'timeout') throw new InvalidArgumentError(`unknown proxyProtocol option ${JSON.stringify(key)}`);
+  }
+  const { trusted, timeout } = value as Partial<ProxyProtocolOptions>;
+  if (!Array.isArray(trusted) || trusted.length === 0) {
+    throw new InvalidArgumentError(`options.proxyProtocol.trusted must be a non-empty array of CIDR ranges, got ${describe(trusted)}`);
+  }
+  const ranges = new Uint8Array(trusted.length * TRUSTED_ENTRY_BYTES);
+  trusted.forEach((text: unknown, i) => parseCidr(text, ranges, i * TRUSTED_ENTRY_BYTES));
+  const ms = timeout === undefined ? PROXY_DEFAULTS.timeout : checkInteger('options.proxyProtocol.timeout', timeout, 1, MAX_MS);
+  return { proxyProtocol: true, proxyTimeoutSeconds: Math.max(1, Math.ceil(ms / 1000)), proxyTrusted: ranges };
 }
 
 /** @internal */
@@ -215,6 +313,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       closeLingerSeconds: Math.ceil(closeLinger / 1000),
       noDelay: optionalBoolean(options, 'noDelay', d.noDelay),
       driver,
+      ...resolveProxy((options as ServerOptions).proxyProtocol),
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
     ipv6Only: optionalBoolean(options, 'ipv6Only', d.ipv6Only),

@@ -5,9 +5,11 @@ import * as net from 'node:net';
 import { Endpoint } from './endpoint';
 import type { EndpointStats, SessionEvents } from './endpoint';
 import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError, ServerClosedError } from './errors';
+import type { ProxyHeaderError } from './errors';
 import type { NativeErrorInfo, NativeListenResult } from './native';
 import { checkInteger, describe, resolveOptions } from './options';
 import type { ServerOptions } from './options';
+import { proxyRejection } from './proxy';
 
 export interface AddressInfo {
   address: string;
@@ -19,6 +21,12 @@ export type ServerStats = EndpointStats;
 
 export interface ServerEvents extends SessionEvents {
   listening: [address: AddressInfo];
+  /**
+   * proxyProtocol: a connection was refused before it became a session
+   * (untrusted peer, malformed, slow or missing header). Counted in stats()
+   * whether or not anyone listens.
+   */
+  proxyError: [err: ProxyHeaderError];
 }
 
 export class Server extends Endpoint<ServerEvents> {
@@ -58,6 +66,12 @@ export class Server extends Endpoint<ServerEvents> {
   /** The bound address; null before listen() has resolved and from close() on (as node:net). */
   address(): AddressInfo | null {
     return this.bound;
+  }
+
+  /** @internal */
+  protected override onProxyRejected(data: Buffer, at: number): void {
+    // The error is built only for someone who will see it.
+    if (this.listenerCount('proxyError') > 0) this.deliver1('proxyError', proxyRejection(data, at));
   }
 
   /** @internal */

@@ -6,7 +6,8 @@
  */
 import { formatIPv4, formatIPv6 } from './address';
 import type { AcceptPoolSystemError } from './errors';
-import type { CloseReason } from './types';
+import { decodeProxy } from './proxy';
+import type { CloseReason, ProxyInfo } from './types';
 import { wire } from './wire';
 
 export type { CloseReason };
@@ -54,6 +55,12 @@ export class Session {
   readonly id: number;
   readonly remotePort: number;
   readonly remoteFamily: 'IPv4' | 'IPv6';
+  /**
+   * What the connection's PROXY protocol header said (server option
+   * proxyProtocol), or null without one. With a header naming an IPv4/IPv6
+   * client, remoteAddress/remotePort/remoteFamily are that client's.
+   */
+  readonly proxy: ProxyInfo | null;
   /** @internal See CloseStep. */
   closeStep = CloseStep.Open;
 
@@ -67,26 +74,39 @@ export class Session {
   private addrText: string | null;
 
   // Made by the endpoint only, through fromRecord() and fromAddress().
-  private constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
+  private constructor(
+    owner: SessionOwner,
+    id: number,
+    family: 'IPv4' | 'IPv6',
+    port: number,
+    addr4: number,
+    addrText: string | null,
+    proxy: ProxyInfo | null,
+  ) {
     this.owner = owner;
     this.id = id;
     this.remoteFamily = family;
     this.remotePort = port;
     this.addr4 = addr4;
     this.addrText = addrText;
+    this.proxy = proxy;
   }
 
-  /** @internal From a session record's 24 address bytes (accepted sessions). */
-  static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number): Session {
+  /**
+   * @internal From a session record (accepted sessions): its 24 address
+   * bytes, then for a proxied session what its header said (`length` in all).
+   */
+  static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number, length: number): Session {
     const port = bytes.readUInt16LE(offset + AT_PORT);
+    const proxy = decodeProxy(bytes, offset, length);
     // The family is the IP version, 4 or 6, as net.isIP() numbers it.
-    if (bytes[offset + AT_FAMILY] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR));
-    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null);
+    if (bytes[offset + AT_FAMILY] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR), proxy);
+    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null, proxy);
   }
 
   /** @internal From the address a client connected to. */
   static fromAddress(owner: SessionOwner, id: number, address: string, port: number, family: 'IPv4' | 'IPv6'): Session {
-    return new Session(owner, id, family, port, 0, address);
+    return new Session(owner, id, family, port, 0, address, null);
   }
 
   /** Per-session handlers: optional, free when unset. */

@@ -139,6 +139,36 @@ napi_value SystemErrorInfo(napi_env env, const Status& st) {
       .value();
 }
 
+// options.proxyTrusted: the ranges src/options.ts parsed, kTrustedEntryBytes
+// each (family 4 or 6, prefix bits, 16 address bytes).
+constexpr size_t kTrustedEntryBytes = 18;
+
+bool ReadTrusted(napi_env env, napi_value options, std::vector<CidrRange>* out) {
+  napi_value list = nullptr;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_named_property(env, options, "proxyTrusted", &list) != napi_ok ||
+      !js::GetTypedArray(env, list, &type, &length, &data) || type != napi_uint8_array ||
+      length % kTrustedEntryBytes != 0) {
+    js::ThrowInvalidArg(env, "native server option proxyTrusted must be a Uint8Array of 18-byte ranges");
+    return false;
+  }
+  const uint8_t* bytes = static_cast<const uint8_t*>(data);
+  for (size_t at = 0; at < length; at += kTrustedEntryBytes) {
+    CidrRange range;
+    range.family = bytes[at];
+    range.prefix = bytes[at + 1];
+    if ((range.family != 4 && range.family != 6) || range.prefix > (range.family == 4 ? 32 : 128)) {
+      js::ThrowInvalidArg(env, "native server option proxyTrusted holds a bad range");
+      return false;
+    }
+    std::memcpy(range.addr, bytes + at + 2, sizeof(range.addr));
+    out->push_back(range);
+  }
+  return true;
+}
+
 }  // namespace
 
 napi_value NativeServer::Define(napi_env env) {
@@ -189,9 +219,12 @@ bool NativeServer::Init(const js::Args& args) {
   config_.idle_timeout_ticks = read.Whole<uint32_t>("idleTimeoutSeconds");
   config_.close_linger_ticks = read.Whole<uint32_t>("closeLingerSeconds");
   config_.no_delay = read.Boolean("noDelay");
+  config_.proxy_protocol = read.Boolean("proxyProtocol");
+  config_.proxy_timeout_ticks = read.Whole<uint32_t>("proxyTimeoutSeconds");
   const char* const kDrivers[] = {"inline", "threaded"};
   threaded_ = read.Choice("driver", kDrivers, 2) == 1;
   if (!read.Check()) return false;
+  if (!ReadTrusted(env, args[0], &config_.proxy_trusted)) return false;
 
   napi_value resource_name = js::String(env, "acceptpool:batch");
   if (!records_ref_.Set(env, args[1]) || !on_batch_.Set(env, args[2]) || resource_name == nullptr ||

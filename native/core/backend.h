@@ -130,6 +130,14 @@ class Backend {
 
   // Closes a socket that never became a session.
   virtual void DiscardSocket(SocketHandle socket) = 0;
+  // The peer of an attached session's socket (getpeername): the engine keeps
+  // no address per slot, and needs one only for a PROXY header that names no
+  // client. False if the OS cannot tell.
+  virtual bool PeerAddress(const Session& s, SocketAddress* out) {
+    (void)s;
+    (void)out;
+    return false;
+  }
   // Starts I/O on a session the engine has just bound to an accepted socket.
   virtual Status Attach(Session& s, bool no_delay) = 0;
   // Opens a socket for `s` (state kConnecting) and starts a non-blocking

@@ -21,6 +21,7 @@
 #include "core/backend.h"
 #include "core/event_batch.h"
 #include "core/pool_policy.h"
+#include "core/proxy_protocol.h"
 #include "core/send_queue.h"
 #include "core/session_table.h"
 #include "core/stats.h"
@@ -57,6 +58,14 @@ struct EngineConfig {
   // handed to the kernel. 0 = no lingering: close as soon as the queue is
   // flushed.
   uint32_t close_linger_ticks = 0;
+  // PROXY protocol (proxy_protocol.h): every accepted connection from a peer
+  // in proxy_trusted must start with a header, which the engine parses
+  // before announcing the session; connections from other peers are
+  // refused. A header not complete after more than proxy_timeout_ticks is
+  // refused too.
+  bool proxy_protocol = false;
+  std::vector<CidrRange> proxy_trusted;
+  uint32_t proxy_timeout_ticks = 0;
 
   // The engine's own tuning.
   size_t read_chunk = kReadChunk;
@@ -219,6 +228,15 @@ class Engine final : public BackendEvents {
   void GrowIfNeeded();
   bool EnsureInitialPool();
   void ReturnMemoryWhenQuiet(size_t freed);
+  // PROXY protocol.
+  bool Trusted(const SocketAddress& peer) const;
+  void OnHeaderBytes(Session& s, size_t size);
+  void AnnounceProxied(Session& s, const ProxyParser& parser, size_t used, size_t size);
+  void EndHeaderWait(Session& s);
+  void RejectHeader(Session& s, ProxyReject reason, ProxyError error);
+  void CountReject(ProxyReject reason);
+  void DropRejected(Session& s);
+  void AddRejectRecord(const SocketAddress& peer, ProxyReject reason, ProxyError error);
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
@@ -230,6 +248,8 @@ class Engine final : public BackendEvents {
   uint32_t tick_ = 0;
   uint32_t shutdown_tick_ = 0;
   uint32_t lingering_ = 0;  // sessions in kLingering
+  uint32_t awaiting_headers_ = 0;  // sessions with kAwaitingHeader
+  ProxyParserPool parsers_;
   bool listening_ = false;
   bool accepting_ = false;
   bool shutting_down_ = false;

@@ -74,6 +74,12 @@ enum SessionFlag : uint16_t {
   kInPendingList = 1 << 7,
   kBackendReleased = 1 << 8,   // the backend holds nothing of the session
   kClosedConnecting = 1 << 9,  // closed before its outgoing connect completed
+  // PROXY protocol: accepted, not announced to JS until its header is in
+  // (token then holds its held parser's handle, 0 if none).
+  kAwaitingHeader = 1 << 10,
+  // Its header failed: closed from the pending list, with close_reason and
+  // close_error holding a ProxyReject and a ProxyError.
+  kRejectPending = 1 << 11,
 };
 
 struct Session {
@@ -88,7 +94,8 @@ struct Session {
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
-  uint32_t token = 0;        // outgoing connects: the caller's tag for the result
+  uint32_t token = 0;        // outgoing connects: the caller's tag for the result;
+                             // kAwaitingHeader: its held parser (ProxyParserPool)
   SendQueue queue;
 
   SessionId id() const { return MakeSessionId(slot, generation); }

@@ -2017,4 +2017,225 @@ TEST(HammerWithTinyBatchesKeepsEveryInvariant) {
   EXPECT(hammer.accepts() > 100u);
 }
 
+// ---- PROXY protocol ----
+
+namespace {
+
+// Trusts the fake's peers (10.x.y.z) unless told otherwise.
+EngineConfig ProxyConfig(uint8_t first_octet = 10) {
+  EngineConfig c = SmallConfig();
+  c.proxy_protocol = true;
+  c.proxy_timeout_ticks = 2;
+  CidrRange range;
+  range.family = 4;
+  range.prefix = 8;
+  range.addr[0] = first_octet;
+  c.proxy_trusted.push_back(range);
+  return c;
+}
+
+const char kV1Header[] = "PROXY TCP4 198.51.100.7 10.9.9.9 40001 443\r\n";
+
+SocketAddress AddressIn(const std::string& data, size_t at = 0) {
+  SocketAddress a;
+  std::memcpy(&a, data.data() + at, sizeof(a));
+  return a;
+}
+
+ProxyRecordHead HeadIn(const std::string& data) {
+  ProxyRecordHead h;
+  std::memcpy(&h, data.data() + sizeof(SocketAddress), sizeof(h));
+  return h;
+}
+
+ProxyRejectInfo RejectIn(const Event& e, const Rig& rig) {
+  ProxyRejectInfo info;
+  std::memcpy(&info, rig.batch.data() + static_cast<size_t>(e.a) + sizeof(SocketAddress), sizeof(info));
+  return info;
+}
+
+}  // namespace
+
+TEST(ProxyHeaderAnnouncesTheClientWithTheBytesAfterItAsFirstData) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  EXPECT(rig.Poll().empty());  // accepted, but no session until its header
+  EXPECT_EQ(rig.stats().in_use, 1u);
+  rig.fake->PeerSend(h, std::string(kV1Header) + "hello");
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 2u);
+  ASSERT(events[0].type == EventType::kSession);
+  EXPECT(events[1].type == EventType::kData);
+  EXPECT_EQ(events[1].id, events[0].id);
+  EXPECT_EQ(events[1].data, "hello");
+  ASSERT_EQ(events[0].data.size(), sizeof(SocketAddress) + sizeof(ProxyRecordHead));
+  SocketAddress remote = AddressIn(events[0].data);
+  EXPECT_EQ(remote.family, 4);
+  EXPECT_EQ(remote.addr[0], 198);
+  EXPECT_EQ(remote.addr[3], 7);
+  EXPECT_EQ(remote.port, 40001);
+  ProxyRecordHead head = HeadIn(events[0].data);
+  EXPECT_EQ(head.version, 1);
+  EXPECT_EQ(head.command, static_cast<uint8_t>(ProxyCommand::kProxy));
+  EXPECT_EQ(head.destination.port, 443);
+  EXPECT_EQ(rig.stats().proxy_headers, 1u);
+  // The session is an ordinary one from here on.
+  EXPECT(rig.engine->Send(events[0].id, "ok", 2) == SendResult::kOk);
+  EXPECT_EQ(rig.fake->Sock(h).written, "ok");
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(ProxyV2TlvsTravelInTheSessionRecord) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  std::string v2("\r\n\r\n\0\r\nQUIT\n\x21\x11", 14);
+  std::string block("\xC6\x33\x64\x07\x0A\x09\x09\x09\x9C\x41\x01\xBB", 12);
+  std::string tlvs("\xEA\x00\x05\x01vpce\x02\x00\x03h.x", 14);
+  size_t length = block.size() + tlvs.size();
+  v2 += static_cast<char>(length >> 8);
+  v2 += static_cast<char>(length);
+  rig.fake->PeerSend(h, v2 + block + tlvs);
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT(events[0].type == EventType::kSession);
+  ProxyRecordHead head = HeadIn(events[0].data);
+  EXPECT_EQ(head.version, 2);
+  EXPECT_EQ(head.tlv_bytes, tlvs.size());
+  EXPECT_EQ(events[0].data.substr(sizeof(SocketAddress) + sizeof(ProxyRecordHead)), tlvs);
+  EXPECT_EQ(AddressIn(events[0].data).port, 0x9C41);
+}
+
+TEST(UntrustedPeerIsRefusedAtAcceptAndCounted) {
+  Rig rig(ProxyConfig(192));
+  SocketHandle h = rig.fake->Connect();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kProxyRejected);
+  EXPECT_EQ(RejectIn(events[0], rig).reason, static_cast<uint8_t>(ProxyReject::kUntrusted));
+  EXPECT(rig.fake->Sock(h).discarded);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_untrusted, 1u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.accepts, 0u);
+}
+
+TEST(MalformedHeaderResetsTheConnectionWithoutASession) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  rig.fake->PeerSend(h, "GET / HTTP/1.1\r\n\r\n");
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kProxyRejected);
+  ProxyRejectInfo info = RejectIn(events[0], rig);
+  EXPECT_EQ(info.reason, static_cast<uint8_t>(ProxyReject::kMalformed));
+  EXPECT_EQ(info.error, static_cast<uint8_t>(ProxyError::kSignature));
+  SocketAddress peer = AddressIn(std::string(rig.batch.data() + static_cast<size_t>(events[0].a), sizeof(SocketAddress)));
+  EXPECT_EQ(peer.port, rig.fake->Sock(h).peer.port);
+  EXPECT(rig.fake->Sock(h).aborted);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_malformed, 1u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(SplitHeaderIsHeldBetweenReadsThenReleased) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  std::string header(kV1Header);
+  rig.fake->PeerSend(h, header.substr(0, 9));
+  EXPECT(rig.Poll().empty());
+  rig.fake->PeerSend(h, header.substr(9, 20));
+  EXPECT(rig.Poll().empty());
+  rig.fake->PeerSend(h, header.substr(29) + "x");
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT(events[0].type == EventType::kSession);
+  EXPECT_EQ(AddressIn(events[0].data).port, 40001);
+  EXPECT_EQ(events[1].data, "x");
+  EXPECT_EQ(rig.stats().bytes_in, header.size() + 1);
+}
+
+TEST(SlowHeaderTimesOutAfterItsTicksEvenWhileBytesDribble) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  std::string header(kV1Header);
+  for (int i = 0; i < 3; ++i) {
+    rig.fake->PeerSend(h, header.substr(static_cast<size_t>(i), 1));
+    rig.fake->Tick();
+    std::vector<Event> events = rig.Poll();
+    if (i < 2) EXPECT(events.empty());
+    if (i == 2) {
+      ASSERT_EQ(events.size(), 1u);
+      EXPECT(events[0].type == EventType::kProxyRejected);
+      EXPECT_EQ(RejectIn(events[0], rig).reason, static_cast<uint8_t>(ProxyReject::kTimeout));
+    }
+  }
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_timeouts, 1u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.timeouts, 0u);  // not a session's timeout: there was no session
+}
+
+TEST(LocalHeaderIsADirectConnectionFromThePeer) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  rig.fake->PeerSend(h, std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16));
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT(events[0].type == EventType::kSession);
+  SocketAddress remote = AddressIn(events[0].data);
+  EXPECT_EQ(remote.port, rig.fake->Sock(h).peer.port);
+  EXPECT(std::memcmp(remote.addr, rig.fake->Sock(h).peer.addr, 16) == 0);
+  EXPECT_EQ(HeadIn(events[0].data).command, static_cast<uint8_t>(ProxyCommand::kLocal));
+  EXPECT_EQ(rig.stats().proxy_local, 1u);
+}
+
+TEST(PeerGoneBeforeItsHeaderIsCountedAsAborted) {
+  Rig rig(ProxyConfig());
+  SocketHandle a = rig.fake->Connect();
+  SocketHandle b = rig.fake->Connect();
+  rig.Poll();
+  rig.fake->PeerSend(a, "PROXY TCP4");
+  rig.fake->PeerEnd(a);
+  rig.fake->PeerError(b, SysError::kConnReset, 104);
+  std::vector<Event> events;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : rig.Poll()) events.push_back(e);
+  }
+  ASSERT_EQ(events.size(), 2u);
+  for (const Event& e : events) {
+    EXPECT(e.type == EventType::kProxyRejected);
+    EXPECT_EQ(RejectIn(e, rig).reason, static_cast<uint8_t>(ProxyReject::kAborted));
+  }
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_aborted, 2u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(SessionsAwaitingAHeaderAreInvisibleToCommandsAndShutdown) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  SessionId guessed = MakeSessionId(0, 1);
+  EXPECT(rig.engine->Send(guessed, "x", 1) == SendResult::kStale);
+  EXPECT(!rig.engine->Close(guessed, CloseMode::kAbort));
+  EXPECT_EQ(rig.engine->Broadcast("x", 1, nullptr, 0), 0u);
+  std::vector<SessionId> open;
+  rig.engine->ListOpen(&open);
+  EXPECT(open.empty());
+  EXPECT_EQ(rig.fake->Sock(h).written, "");
+  rig.engine->Shutdown();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kServerClosed);
+  EXPECT(rig.fake->Sock(h).closed);
+  EXPECT_EQ(rig.stats().in_use, 0u);
+}
+
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

@@ -130,6 +130,17 @@ class EpollBackend final : public Backend {
 
   void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
 
+  bool PeerAddress(const Session& s, SocketAddress* out) override {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (s.socket == kNoSocket ||
+        getpeername(static_cast<int>(s.socket), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return false;
+    }
+    *out = FromSockaddr(ss);
+    return true;
+  }
+
   Status Attach(Session& s, bool no_delay) override {
     // TCP_NODELAY came from the listener (see Listen).
     (void)no_delay;
