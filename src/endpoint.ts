@@ -8,8 +8,8 @@ import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError } from '
 import { IsolatingEmitter, call0, call1, call2, reportUncaught } from './isolate';
 import { binding } from './native';
 import type { Bytes, NativeServer } from './native';
-import { describe } from './options';
-import type { ResolvedOptions } from './options';
+import { describe, resolveCloseOptions } from './options';
+import type { CloseOptions, ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { SendData } from './session';
 import type { CloseReason, EndpointStats, StaleCommand } from './types';
@@ -52,12 +52,14 @@ export interface SessionEvents {
    * the time it acted. Nothing was delivered.
    */
   staleCommand: [id: number, command: StaleCommand];
+  /** close({ drain }) began: no new sessions; the open ones go on until they end or the deadline. */
+  draining: [];
   close: [];
   error: [err: Error];
 }
 
 /** @internal */
-export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
+export type EndpointState = 'idle' | 'running' | 'draining' | 'closing' | 'closed';
 
 /**
  * @internal Tests only, not part of the API (index.ts does not export it): gives the
@@ -97,6 +99,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   /** @internal Sessions open (known to JS and not yet reported closed). */
   protected liveSessions = 0;
   private closeWaiters: (() => void)[] = [];
+  private drainTimer: NodeJS.Timeout | null = null;
   private jsStale = 0;
   private lastStats: EndpointStats;
 
@@ -183,12 +186,36 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
    * Closes every session gracefully (reason 'shutdown'; queued bytes get a
    * few seconds to flush, then each session closes as Session.close() does)
    * and resolves once all of them are closed and their events delivered.
+   *
+   * With `{ drain: ms }` (a deploy): stops accepting at once (the listener
+   * closes, so a balancer's health check fails), emits 'draining', lets the
+   * open sessions go on and end by themselves for up to `ms`, then closes
+   * the rest as above. A plain close() during a drain ends it at once.
    */
-  close(): Promise<void> {
+  close(options?: CloseOptions): Promise<void> {
+    const { drain } = resolveCloseOptions(options);
     if (this.state === 'closed') return Promise.resolve();
     const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
     if (this.state === 'closing') return done;
-    const wasRunning = this.state === 'running';
+    if (this.state === 'draining') {
+      if (drain === 0) this.shutDown();
+      return done;
+    }
+    if (drain > 0 && this.state === 'running' && this.native !== null) {
+      this.state = 'draining';
+      this.onClosing();
+      this.native.drain();
+      this.drainTimer = setTimeout(() => this.shutDown(), drain);
+      this.deliver0('draining');
+      return done;
+    }
+    this.shutDown();
+    return done;
+  }
+
+  private shutDown(): void {
+    this.clearDrainTimer();
+    const wasRunning = this.state === 'running' || this.state === 'draining';
     this.state = 'closing';
     // Every session is closing now: sends are refused here, so both drivers
     // answer false (the threaded one could not know yet).
@@ -199,7 +226,11 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
     } else {
       this.finishClose();
     }
-    return done;
+  }
+
+  private clearDrainTimer(): void {
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
   }
 
   /** Let the process exit while this endpoint is still open. */
@@ -277,6 +308,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   }
 
   private finishClose(): void {
+    this.clearDrainTimer();
     const native = this.native;
     if (native !== null) {
       this.lastStats = native.stats();

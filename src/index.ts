@@ -12,7 +12,7 @@ export type { ClientStats, ConnectOptions } from './client';
 export type { SessionEvents } from './endpoint';
 export { Session, CLOSE_REASONS } from './session';
 export type { CloseReason, SendData } from './session';
-export type { ClientOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
+export type { ClientOptions, CloseOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
 export { DEFAULT_DRIVER } from './options';
 export {
   AcceptPoolError,

@@ -116,6 +116,8 @@ export interface NativeServer {
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;
+  /** Stops accepting; the engine shuts down by itself once its last session has ended. */
+  drain(): boolean;
   stats(): EndpointStats;
   setRef(ref: boolean): void;
   destroy(): void;

@@ -320,6 +320,28 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   };
 }
 
+/** Options of close() (server or client). */
+export interface CloseOptions {
+  /**
+   * Milliseconds the open sessions may go on and end by themselves after
+   * accepting stops, before the rest are closed with 'shutdown' (default 0:
+   * close them now).
+   */
+  drain?: number;
+}
+
+/** @internal */
+export function resolveCloseOptions(options: CloseOptions | undefined): { drain: number } {
+  if (options === undefined) return { drain: 0 };
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`close options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'drain') throw new InvalidArgumentError(`unknown close option ${JSON.stringify(key)}`);
+  }
+  return { drain: options.drain === undefined ? 0 : checkInteger('options.drain', options.drain, 0, MAX_MS) };
+}
+
 /** Options of one outgoing connection (Client.connect(), connect()). */
 export interface ConnectOptions {
   /** Numeric IP to bind before connecting (e.g. a 127.0.0.x to spread sources). */

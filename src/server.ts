@@ -43,7 +43,7 @@ export class Server extends Endpoint<ServerEvents> {
     if (host !== undefined && (typeof host !== 'string' || host.length === 0)) {
       throw new InvalidArgumentError(`host must be a non-empty string, got ${describe(host)}`);
     }
-    if (this.state === 'closing' || this.state === 'closed') throw new ServerClosedError();
+    if (this.state === 'draining' || this.state === 'closing' || this.state === 'closed') throw new ServerClosedError();
     if (this.state === 'running' || this.listenPending) throw new InvalidStateError('the server is already listening');
     this.listenPending = true;
     try {

@@ -66,6 +66,10 @@ export interface StatsCounters {
   proxyAborted: number;
   /** ... too many headers split across segments were held at once. */
   proxyBusy: number;
+  /** close({ drain }) calls that began a drain. */
+  drains: number;
+  /** Sessions still open at a drain's deadline, closed with 'shutdown'. */
+  drainCloses: number;
 }
 
 /** A PROXY header's command: 'local' is the balancer's own connection (a health check). */

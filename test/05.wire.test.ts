@@ -57,7 +57,7 @@ const STATS: Names<StatsCounters> = {
   acceptPauses: true, staleCommands: true, overflows: true, timeouts: true, bytesIn: true, bytesOut: true,
   sendBlocks: true, lingers: true, lingerEnds: true, lingerTimeouts: true, bytesDiscarded: true,
   proxyHeaders: true, proxyLocal: true, proxyUntrusted: true, proxyMalformed: true, proxyTimeouts: true,
-  proxyAborted: true, proxyBusy: true,
+  proxyAborted: true, proxyBusy: true, drains: true, drainCloses: true,
 };
 const RECORD: Names<NativeWire['record']> = { type: true, id: true, a: true, b: true };
 const ERROR_WORD: Names<NativeWire['errorWord']> = { sys: true, raw: true, code: true, step: true };

@@ -181,6 +181,7 @@ napi_value NativeServer::Define(napi_env env) {
       js::Method<NativeServer, &NativeServer::Broadcast>("broadcast"),
       js::Method<NativeServer, &NativeServer::BufferedAmount>("bufferedAmount"),
       js::Method<NativeServer, &NativeServer::Shutdown>("shutdown"),
+      js::Method<NativeServer, &NativeServer::Drain>("drain"),
       js::Method<NativeServer, &NativeServer::GetStats>("stats"),
       js::Method<NativeServer, &NativeServer::SetRef>("setRef"),
       js::Method<NativeServer, &NativeServer::Destroy>("destroy"),
@@ -475,6 +476,11 @@ napi_value NativeServer::BufferedAmount(const js::Args& args) {
 
 napi_value NativeServer::Shutdown(const js::Args&) {
   if (driver_) driver_->Shutdown();
+  return js::Boolean(env_, driver_ != nullptr);
+}
+
+napi_value NativeServer::Drain(const js::Args&) {
+  if (driver_) driver_->Drain();
   return js::Boolean(env_, driver_ != nullptr);
 }
 

@@ -36,6 +36,7 @@ class NativeServer final : public js::Wrapped {
   napi_value Broadcast(const js::Args& args);
   napi_value BufferedAmount(const js::Args& args);
   napi_value Shutdown(const js::Args& args);
+  napi_value Drain(const js::Args& args);
   napi_value GetStats(const js::Args& args);
   napi_value SetRef(const js::Args& args);
   napi_value Destroy(const js::Args& args);

@@ -544,7 +544,21 @@ void Engine::MaybeRelease(Session& s) {
   }
   table_->Release(&s);
   UpdateAccepting();
+  // A drain ends with its last session.
+  if (draining_ && !shutting_down_ && table_->in_use() == 0) Shutdown();
   CheckServerClosed();
+}
+
+void Engine::Drain() {
+  if (shutting_down_ || draining_) return;
+  draining_ = true;
+  ++stats_.drains;
+  if (listening_) {
+    backend_->StopListening();
+    listening_ = false;
+    accepting_ = false;
+  }
+  if (table_->in_use() == 0) Shutdown();
 }
 
 void Engine::Shutdown() {
@@ -571,6 +585,8 @@ void Engine::Shutdown() {
       return;
     }
     if (s.state != SessionState::kOpen && s.state != SessionState::kClosing) return;
+    // A drain's deadline: this one did not end by itself in time.
+    if (draining_ && s.state == SessionState::kOpen) ++stats_.drain_closes;
     s.state = SessionState::kClosing;
     s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);
     AfterSend(s);

@@ -173,6 +173,12 @@ class Engine final : public BackendEvents {
   // Stops accepting and closes every session (reason 'shutdown'); a
   // kServerClosed event follows the last close.
   void Shutdown();
+  // Graceful drain (a deploy): the listener closes at once, so a balancer's
+  // health check fails and new clients go elsewhere, while the sessions go
+  // on and end by themselves. Once the last has ended the engine shuts down
+  // (kServerClosed); the caller's deadline is a Shutdown(), which closes the
+  // rest with 'shutdown'.
+  void Drain();
 
   // Tests only (see SessionTable::SetGenerationForTesting); on the engine's
   // thread, like every command.
@@ -253,6 +259,7 @@ class Engine final : public BackendEvents {
   bool listening_ = false;
   bool accepting_ = false;
   bool shutting_down_ = false;
+  bool draining_ = false;
   bool server_closed_emitted_ = false;
   bool in_poll_ = false;
   EngineObserver* observer_ = nullptr;

@@ -40,7 +40,9 @@ namespace acceptpool {
   X(proxy_malformed, proxyMalformed)  /* ... header broke the spec */                \
   X(proxy_timeouts, proxyTimeouts)    /* ... header not complete in time */          \
   X(proxy_aborted, proxyAborted)      /* ... peer gone before its header completed */ \
-  X(proxy_busy, proxyBusy)            /* ... too many split headers held at once */
+  X(proxy_busy, proxyBusy)            /* ... too many split headers held at once */ \
+  X(drains, drains)                   /* drains begun: close({ drain }) */           \
+  X(drain_closes, drainCloses)        /* sessions a drain's deadline closed ('shutdown') */
 
 struct Stats {
 #define ACCEPTPOOL_STATS_MEMBER(member, js_name) uint64_t member = 0;

@@ -58,6 +58,7 @@ class InlineDriver final : public Driver, private EngineObserver {
   }
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
   void Shutdown() override { engine_->Shutdown(); }
+  void Drain() override { engine_->Drain(); }
   Stats GetStats() override { return engine_->SnapshotStats(); }
   void SetRef(bool ref) override {
     if (poll_) poll_->SetRef(ref);
@@ -217,6 +218,12 @@ class ThreadedDriver final : public Driver, private EngineObserver {
   void Shutdown() override {
     Command c{};
     c.kind = CommandKind::kShutdown;
+    Push(c, nullptr, 0);
+  }
+
+  void Drain() override {
+    Command c{};
+    c.kind = CommandKind::kDrain;
     Push(c, nullptr, 0);
   }
 
@@ -380,6 +387,9 @@ class ThreadedDriver final : public Driver, private EngineObserver {
         break;
       case CommandKind::kShutdown:
         engine_->Shutdown();
+        break;
+      case CommandKind::kDrain:
+        engine_->Drain();
         break;
     }
   }

@@ -46,6 +46,8 @@ class Driver {
   virtual uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) = 0;
   virtual int64_t BufferedAmount(SessionId id) = 0;
   virtual void Shutdown() = 0;
+  // Engine::Drain: stop accepting, let the sessions end on their own.
+  virtual void Drain() = 0;
   virtual Stats GetStats() = 0;
   virtual void SetRef(bool ref) = 0;
   // Stops at once (close, or environment teardown): the I/O thread is
