@@ -142,6 +142,7 @@ export interface NativeLoadOptions {
   timeoutMs: number;
   retryDelayMs: number;
   maxConnecting: number;
+  proxyHeader: boolean;
 }
 
 /** What a run measured, before the wrapper adds the mode and CPU time. */

@@ -165,8 +165,8 @@ function optionalInteger<R extends Ranges>(options: object, ranges: R, key: keyo
   return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
 }
 
-function optionalBoolean(o: ServerOptions, key: keyof ServerOptions, fallback: boolean): boolean {
-  const v = o[key];
+function optionalBoolean<O extends object>(o: O, key: keyof O & string, fallback: boolean): boolean {
+  const v: unknown = o[key];
   if (v === undefined) return fallback;
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`options.${key} must be a boolean, got ${describe(v)}`);
   return v;
@@ -316,7 +316,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       ...resolveProxy((options as ServerOptions).proxyProtocol),
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
-    ipv6Only: optionalBoolean(options, 'ipv6Only', d.ipv6Only),
+    ipv6Only: optionalBoolean(options as ServerOptions, 'ipv6Only', d.ipv6Only),
   };
 }
 
@@ -425,6 +425,12 @@ export interface LoadOptions {
    * server's accept queue.
    */
   maxConnecting?: number;
+  /**
+   * Start every connection with a PROXY protocol v2 header naming a client
+   * of its own in 198.18.0.0/15, as a balancer does (default false): for a
+   * server with proxyProtocol.
+   */
+  proxyHeader?: boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -445,6 +451,7 @@ export const LOAD_OPTION_DEFAULTS = {
   rampTimeout: 20_000,
   retryDelay: 10,
   maxConnecting: 256,
+  proxyHeader: false,
 } as const satisfies Required<Omit<LoadOptions, 'port'>>;
 
 /** @internal The range of every numeric load generator option. */
@@ -461,7 +468,7 @@ export const LOAD_OPTION_RANGES = {
   maxConnecting: [0, 1_000_000],
 } as const satisfies Partial<Record<keyof LoadOptions, readonly [number, number]>>;
 
-const LOAD_KEYS = new Set<string>(['port', 'host', 'mode', 'firstSource', ...Object.keys(LOAD_OPTION_RANGES)]);
+const LOAD_KEYS = new Set<string>(['port', 'host', 'mode', 'firstSource', 'proxyHeader', ...Object.keys(LOAD_OPTION_RANGES)]);
 
 /** An IPv4 address as an unsigned 32-bit number, or throws naming the option. */
 function ipv4(name: string, value: unknown): number {
@@ -510,6 +517,7 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
       timeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'timeout', d.timeout),
       retryDelayMs: optionalInteger(options, LOAD_OPTION_RANGES, 'retryDelay', d.retryDelay),
       maxConnecting: optionalInteger(options, LOAD_OPTION_RANGES, 'maxConnecting', d.maxConnecting),
+      proxyHeader: optionalBoolean(options, 'proxyHeader', d.proxyHeader),
     },
   };
 }

@@ -9,6 +9,9 @@
  *   close    every connection is closed as soon as it is accepted
  * Adding a server is adding an entry: a label, and how to launch it in a
  * process of its own that speaks the control protocol of ./children.
+ * One more mode is acceptpool's own (ACCEPTPOOL_ONLY_MODES), which the bench
+ * runs against acceptpool's servers only:
+ *   proxy-echo  echo, behind a PROXY protocol header (proxyProtocol, loopback trusted)
  */
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -20,8 +23,11 @@ import type { Launch } from './children';
 import { prepareCServer } from './cserver';
 import type { Unavailable } from './cserver';
 
-export type ServeMode = 'echo' | 'discard' | 'close';
-export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close'];
+export type ServeMode = 'echo' | 'discard' | 'close' | 'proxy-echo';
+export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close', 'proxy-echo'];
+export const ACCEPTPOOL_ONLY_MODES: readonly ServeMode[] = ['proxy-echo'];
+/** The balancer proxy-echo trusts: the load generator on loopback. */
+const PROXY_TRUSTED = ['127.0.0.0/8'];
 export const DRIVERS: readonly Driver[] = ['inline', 'threaded'];
 /** The listen backlog when none is given: the library's own default. */
 export const DEFAULT_BACKLOG = resolveOptions({}, 'server').native.backlog;
@@ -57,12 +63,14 @@ const MAX_CONNECTIONS = 1 << 20;
 
 /** An acceptpool server; `driver` undefined = the library's default. */
 export async function startAcceptpool(setup: ServerSetup, driver?: Driver): Promise<RunningServer> {
+  const proxy = setup.mode === 'proxy-echo';
   const server = createServer({
     backlog: setup.backlog,
     maxConnections: MAX_CONNECTIONS,
     ...(driver !== undefined ? { driver } : {}),
+    ...(proxy ? { proxyProtocol: { trusted: PROXY_TRUSTED } } : {}),
   });
-  if (setup.mode === 'echo') server.on('data', (s, chunk) => s.send(chunk));
+  if (setup.mode === 'echo' || proxy) server.on('data', (s, chunk) => s.send(chunk));
   if (setup.mode === 'close') server.on('session', (s) => s.close());
   const address = await server.listen(setup.port, setup.host);
   const first = server.stats();
@@ -79,6 +87,7 @@ export async function startAcceptpool(setup: ServerSetup, driver?: Driver): Prom
 }
 
 async function startNet(setup: ServerSetup): Promise<RunningServer> {
+  if (ACCEPTPOOL_ONLY_MODES.includes(setup.mode)) throw new Error(`node:net has no mode ${setup.mode}`);
   const counts: ServerCounts = { conns: 0, accepted: 0, bytesIn: 0, bytesOut: 0 };
   const server = net.createServer({ noDelay: true }, (socket) => {
     counts.conns++;
