@@ -38,6 +38,13 @@ export class ClientClosedError extends AcceptPoolError {
   }
 }
 
+/** What this platform cannot do (e.g. a Unix socket listener on Windows). */
+export class UnsupportedError extends AcceptPoolError {
+  constructor(message: string) {
+    super('ERR_ACCEPTPOOL_UNSUPPORTED', message);
+  }
+}
+
 /** The call does not fit the object's state (e.g. listen() twice). */
 export class InvalidStateError extends AcceptPoolError {
   constructor(message: string) {

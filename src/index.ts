@@ -6,7 +6,7 @@ import type { ClientOptions, ServerOptions } from './options';
 import type { Session } from './session';
 
 export { Server } from './server';
-export type { AddressInfo, ServerEvents, ServerStats } from './server';
+export type { AddressInfo, ListenTarget, ServerEvents, ServerStats } from './server';
 export { Client } from './client';
 export type { ClientStats, ConnectOptions } from './client';
 export type { SessionEvents } from './endpoint';
@@ -22,7 +22,9 @@ export {
   InvalidStateError,
   ProxyHeaderError,
   ServerClosedError,
+  UnsupportedError,
 } from './errors';
+export { systemdListeners } from './systemd';
 export type { ProxyCommand, ProxyEndpoint, ProxyFamily, ProxyInfo, ProxyRejectReason, ProxyTlv, ProxyTransport } from './types';
 export { LoadGenerator, runLoad } from './loadgen';
 export type { LatencySummary, LoadMode, LoadOptions, LoadPhase, LoadProgress, LoadResult } from './loadgen';

@@ -72,7 +72,7 @@ type Numbered<Name extends string> = Readonly<Record<Name, number>>;
 
 export interface NativeListenResult {
   address: string;
-  family: 'IPv4' | 'IPv6';
+  family: 'IPv4' | 'IPv6' | 'unix';
   port: number;
 }
 
@@ -106,6 +106,8 @@ export interface NativeServerOptions {
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
+  listenPath(path: string): NativeListenResult | NativeErrorInfo;
+  listenFd(fd: number): NativeListenResult | NativeErrorInfo;
   /** 0 when started, else the error word of why not (as in a kConnectFailed record). */
   connect(token: number, host: string, port: number, localHost?: string, localPort?: number): number;
   abortConnect(token: number): void;

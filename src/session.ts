@@ -54,7 +54,8 @@ export class Session {
   /** slot + generation * 2^24; unique for the life of the server. */
   readonly id: number;
   readonly remotePort: number;
-  readonly remoteFamily: 'IPv4' | 'IPv6';
+  /** 'unix' for a session on a Unix domain socket listener (remoteAddress '', remotePort 0). */
+  readonly remoteFamily: 'IPv4' | 'IPv6' | 'unix';
   /**
    * What the connection's PROXY protocol header said (server option
    * proxyProtocol), or null without one. With a header naming an IPv4/IPv6
@@ -77,7 +78,7 @@ export class Session {
   private constructor(
     owner: SessionOwner,
     id: number,
-    family: 'IPv4' | 'IPv6',
+    family: 'IPv4' | 'IPv6' | 'unix',
     port: number,
     addr4: number,
     addrText: string | null,
@@ -99,8 +100,11 @@ export class Session {
   static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number, length: number): Session {
     const port = bytes.readUInt16LE(offset + AT_PORT);
     const proxy = decodeProxy(bytes, offset, length);
-    // The family is the IP version, 4 or 6, as net.isIP() numbers it.
-    if (bytes[offset + AT_FAMILY] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR), proxy);
+    // The family is the IP version, 4 or 6, as net.isIP() numbers it, or
+    // 0 for a Unix socket's peer.
+    const family = bytes[offset + AT_FAMILY];
+    if (family === 0) return new Session(owner, id, 'unix', 0, 0, '', proxy);
+    if (family === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR), proxy);
     return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null, proxy);
   }
 

@@ -174,6 +174,8 @@ bool ReadTrusted(napi_env env, napi_value options, std::vector<CidrRange>* out) 
 napi_value NativeServer::Define(napi_env env) {
   const napi_property_descriptor methods[] = {
       js::Method<NativeServer, &NativeServer::Listen>("listen"),
+      js::Method<NativeServer, &NativeServer::ListenPath>("listenPath"),
+      js::Method<NativeServer, &NativeServer::ListenFd>("listenFd"),
       js::Method<NativeServer, &NativeServer::Connect>("connect"),
       js::Method<NativeServer, &NativeServer::AbortConnect>("abortConnect"),
       js::Method<NativeServer, &NativeServer::Send>("send"),
@@ -283,13 +285,45 @@ napi_value NativeServer::Listen(const js::Args& args) {
   ListenOptions listen_options = config_.listen;
   listen_options.ipv6_only = args.size() > 2 && args.Truthy(2);
   SocketAddress bound;
-  Status st = engine_->Listen(address, listen_options, &bound);
-  if (!st.ok()) {
-    if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
+  return Listening(engine_->Listen(address, listen_options, &bound), bound, "");
+}
+
+// listenPath(path): a Unix domain socket.
+napi_value NativeServer::ListenPath(const js::Args& args) {
+  napi_env env = env_;
+  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  std::string path;
+  if (!args.IsString(0) || !args.String(0, &path) || path.empty() || path.find('\0') != std::string::npos) {
+    return js::ThrowInvalidArg(env, "path must be a non-empty string");
+  }
+  SocketAddress bound;
+  return Listening(engine_->ListenPath(path.c_str(), &bound), bound, path);
+}
+
+// listenFd(fd): a listening socket this process inherited; the server owns it.
+napi_value NativeServer::ListenFd(const js::Args& args) {
+  napi_env env = env_;
+  if (destroyed_ || !engine_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  double fd = -1;
+  if (!args.IsNumber(0) || !args.Number(0, &fd) || !(fd >= 0 && fd <= 2147483647.0) || std::floor(fd) != fd) {
+    return js::ThrowInvalidArg(env, "fd must be a non-negative integer");
+  }
+  SocketAddress bound;
+  return Listening(engine_->ListenOn(static_cast<SocketHandle>(fd), &bound), bound, "");
+}
+
+// What listen*() answer: the bound address, or the OS error's info.
+napi_value NativeServer::Listening(const Status& listened, const SocketAddress& bound, const std::string& path) {
+  napi_env env = env_;
+  if (!listened.ok()) {
+    if (listened.code == Code::kSystem) return SystemErrorInfo(env, listened);
     return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening or shutting down");
   }
-  st = EnsureDriver();
+  Status st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
+  if (bound.family == kLocalFamily) {
+    return js::ObjectBuilder(env).Set("address", path.c_str()).Set("family", "unix").Set("port", 0.0).value();
+  }
   return js::ObjectBuilder(env)
       .Set("address", FormatAddress(bound).c_str())
       .Set("family", bound.family == 6 ? "IPv6" : "IPv4")

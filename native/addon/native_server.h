@@ -27,6 +27,9 @@ class NativeServer final : public js::Wrapped {
 
  private:
   napi_value Listen(const js::Args& args);
+  napi_value ListenPath(const js::Args& args);
+  napi_value ListenFd(const js::Args& args);
+  napi_value Listening(const Status& listened, const SocketAddress& bound, const std::string& path);
   napi_value Connect(const js::Args& args);
   napi_value AbortConnect(const js::Args& args);
   // Creates and starts the driver on first use (listen or connect).

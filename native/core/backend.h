@@ -124,6 +124,23 @@ class Backend {
   // Binds and listens; `bound` receives the real address (port 0 resolved).
   virtual Status Listen(const SocketAddress& address, const ListenOptions& options,
                         SocketAddress* bound) = 0;
+  // Listens on a Unix domain socket at `path` (created; removed again by
+  // StopListening), or takes over `listener`, a socket already listening
+  // (inherited from a parent or systemd), which it then owns. `bound` as
+  // for Listen (kLocalFamily for a Unix socket). Backends without them say
+  // so with EAFNOSUPPORT.
+  virtual Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) {
+    (void)path;
+    (void)options;
+    (void)bound;
+    return Status::System(SysError::kAfNoSupport, 0, "listen");
+  }
+  virtual Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+    (void)listener;
+    (void)options;
+    (void)bound;
+    return Status::System(SysError::kAfNoSupport, 0, "listen");
+  }
   // Pause or resume taking connections (pool at its limit, shutting down).
   virtual void SetAccepting(bool on) = 0;
   virtual void StopListening() = 0;

@@ -58,12 +58,25 @@ Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
 
 Status Engine::Listen(const SocketAddress& address, const ListenOptions& options,
                       SocketAddress* bound) {
-  if (listening_ || shutting_down_) return Status::Of(Code::kInvalid);
+  return ListenWith(options, [&](const ListenOptions& o) { return backend_->Listen(address, o, bound); });
+}
+
+Status Engine::ListenPath(const char* path, SocketAddress* bound) {
+  return ListenWith(config_.listen, [&](const ListenOptions& o) { return backend_->ListenPath(path, o, bound); });
+}
+
+Status Engine::ListenOn(SocketHandle listener, SocketAddress* bound) {
+  return ListenWith(config_.listen, [&](const ListenOptions& o) { return backend_->ListenOn(listener, o, bound); });
+}
+
+template <typename Fn>
+Status Engine::ListenWith(const ListenOptions& options, Fn&& listen) {
+  if (listening_ || shutting_down_ || draining_) return Status::Of(Code::kInvalid);
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   ListenOptions with_delay = options;
   with_delay.no_delay = config_.no_delay;
   with_delay.max_sessions = policy_.config().max_sessions;
-  Status st = backend_->Listen(address, with_delay, bound);
+  Status st = listen(with_delay);
   if (!st.ok()) return st;
   listening_ = true;
   accepting_ = true;

@@ -127,6 +127,9 @@ class Engine final : public BackendEvents {
   // Binds with config().listen, or with `options` (backlog, ipv6_only, ...).
   Status Listen(const SocketAddress& address, SocketAddress* bound);
   Status Listen(const SocketAddress& address, const ListenOptions& options, SocketAddress* bound);
+  // Backend::ListenPath and Backend::ListenOn, with config().listen.
+  Status ListenPath(const char* path, SocketAddress* bound);
+  Status ListenOn(SocketHandle listener, SocketAddress* bound);
 
   // Starts an outgoing connection (client side); *id names it at once. A
   // kConnected event follows, or a kClose with the connect error.
@@ -234,6 +237,9 @@ class Engine final : public BackendEvents {
   void GrowIfNeeded();
   bool EnsureInitialPool();
   void ReturnMemoryWhenQuiet(size_t freed);
+  // Listen's steps around the backend's own: `listen` binds.
+  template <typename Fn>
+  Status ListenWith(const ListenOptions& options, Fn&& listen);
   // PROXY protocol.
   bool Trusted(const SocketAddress& peer) const;
   void OnHeaderBytes(Session& s, size_t size);

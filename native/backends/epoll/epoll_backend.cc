@@ -7,11 +7,14 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <string>
 
 #include "backends/posix/heap.h"
 #include "backends/posix/socket_address.h"
@@ -61,6 +64,8 @@ void DrainCounter(int fd) {
 
 class EpollBackend final : public Backend {
  public:
+  ~EpollBackend() override { RemoveUnixPath(); }
+
   const char* name() const override { return "epoll"; }
   size_t SessionExtBytes() const override { return sizeof(uint8_t); }
 
@@ -103,19 +108,44 @@ class EpollBackend final : public Backend {
     socklen_t len = ToSockaddr(address, &ss);
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return ErrnoStatus(errno, "bind");
     if (listen(fd.get(), options.backlog) != 0) return ErrnoStatus(errno, "listen");
-    len = sizeof(ss);
-    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      return ErrnoStatus(errno, "getsockname");
+    return Serve(std::move(fd), bound);
+  }
+
+  Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) override {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    size_t n = std::strlen(path);
+    if (n == 0 || n >= sizeof(un.sun_path)) return ErrnoStatus(EINVAL, "bind");
+    std::memcpy(un.sun_path, path, n);
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return ErrnoStatus(errno, "socket");
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0) return ErrnoStatus(errno, "bind");
+    // Ours from here: removed when listening stops, as libuv does for pipes.
+    unix_path_ = path;
+    if (listen(fd.get(), options.backlog) != 0) {
+      Status st = ErrnoStatus(errno, "listen");
+      RemoveUnixPath();
+      return st;
     }
-    *bound = FromSockaddr(ss);
-    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN, kTagListener);
-    if (!st.ok()) return st;
-    // The reserve descriptor that EMFILE handling gives up for a moment.
-    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    listener_ = std::move(fd);
-    listener_armed_ = true;
-    engine_accepting_ = true;
-    return Status::Ok();
+    Status st = Serve(std::move(fd), bound);
+    if (!st.ok()) RemoveUnixPath();
+    return st;
+  }
+
+  Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) override {
+    int fd = static_cast<int>(listener);
+    int accepting = 0;
+    socklen_t len = sizeof(accepting);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0) return ErrnoStatus(errno, "getsockopt");
+    if (!accepting) return ErrnoStatus(EINVAL, "listen");  // a socket, but not a listening one
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return ErrnoStatus(errno, "fcntl");
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (options.no_delay) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on AF_UNIX
+    }
+    return Serve(UniqueFd(fd), bound);
   }
 
   void SetAccepting(bool on) override {
@@ -126,6 +156,7 @@ class EpollBackend final : public Backend {
   void StopListening() override {
     listener_.reset();
     listener_armed_ = false;
+    RemoveUnixPath();
   }
 
   void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
@@ -309,6 +340,30 @@ class EpollBackend final : public Backend {
     return Status::Ok();
   }
 
+  // Registers a bound, listening socket: the listener from now on.
+  Status Serve(UniqueFd fd, SocketAddress* bound) {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return ErrnoStatus(errno, "getsockname");
+    }
+    *bound = FromSockaddr(ss);
+    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN, kTagListener);
+    if (!st.ok()) return st;
+    // The reserve descriptor that EMFILE handling gives up for a moment.
+    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    listener_ = std::move(fd);
+    listener_armed_ = true;
+    engine_accepting_ = true;
+    return Status::Ok();
+  }
+
+  void RemoveUnixPath() {
+    if (unix_path_.empty()) return;
+    ::unlink(unix_path_.c_str());
+    unix_path_.clear();
+  }
+
   uint8_t& InterestOf(const Session& s) { return *static_cast<uint8_t*>(table_->Ext(s)); }
 
   // Sets or clears an interest and updates the epoll set if it changed.
@@ -472,6 +527,7 @@ class EpollBackend final : public Backend {
   UniqueFd backoff_;
   UniqueFd listener_;
   UniqueFd reserve_;
+  std::string unix_path_;  // the Unix socket ListenPath created, if any
   bool listener_armed_ = false;
   bool engine_accepting_ = false;
   bool in_backoff_ = false;
