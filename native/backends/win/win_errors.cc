@@ -127,7 +127,6 @@ SysError SysErrorFromWin(uint32_t code) {
     case WSAEHOSTUNREACH:
     case ERROR_HOST_UNREACHABLE: return SysError::kHostUnreach;
     case WSAENOTCONN: return SysError::kNotConn;
-    case WSAENOTSOCK: return SysError::kNotSock;
     case WSAESHUTDOWN: return SysError::kShutdown;
     case ERROR_OPERATION_ABORTED: return SysError::kCanceled;
     case WSAENOTSOCK:
