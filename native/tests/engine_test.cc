@@ -2238,4 +2238,67 @@ TEST(SessionsAwaitingAHeaderAreInvisibleToCommandsAndShutdown) {
   EXPECT_EQ(rig.stats().in_use, 0u);
 }
 
+TEST(RandomHeadersInRandomPiecesNeverLeakASlotOrAParser) {
+  EngineConfig config = ProxyConfig();
+  config.pool.initial = 64;
+  config.pool.chunk = 64;
+  config.pool.low_water = 8;
+  config.pool.max_sessions = 256;
+  Rig rig(config, 1024, 1 << 20);
+  std::mt19937 rng(99);
+  const std::string valid[] = {
+      std::string(kV1Header) + "data",
+      std::string("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0C\xC6\x33\x64\x07\x0A\x09\x09\x09\x9C\x41\x01\xBB", 28) + "x",
+      std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16),
+  };
+  size_t sessions = 0;
+  size_t rejected = 0;
+  // Every round's events: announced sessions are closed again at once.
+  auto poll = [&]() {
+    for (const Event& e : rig.Poll()) {
+      if (e.type == EventType::kSession) {
+        ++sessions;
+        rig.engine->Close(e.id, CloseMode::kAbort);
+      }
+      if (e.type == EventType::kProxyRejected) ++rejected;
+    }
+  };
+  for (int wave = 0; wave < 40; ++wave) {
+    std::vector<SocketHandle> handles;
+    for (int i = 0; i < 20; ++i) handles.push_back(rig.fake->Connect());
+    poll();
+    std::vector<std::string> pending;
+    for (size_t i = 0; i < handles.size(); ++i) {
+      std::string bytes = valid[rng() % 3];
+      int kind = static_cast<int>(rng() % 4);
+      if (kind == 1) bytes[rng() % bytes.size()] = static_cast<char>(rng());  // mutated
+      if (kind == 2) bytes.resize(rng() % bytes.size());                          // truncated: times out
+      pending.push_back(bytes);
+    }
+    // Delivered in random pieces over several rounds; some peers leave early.
+    for (int round = 0; round < 6; ++round) {
+      for (size_t i = 0; i < handles.size(); ++i) {
+        if (pending[i].empty() || rig.fake->Sock(handles[i]).closed) continue;
+        size_t n = 1 + rng() % pending[i].size();
+        rig.fake->PeerSend(handles[i], pending[i].substr(0, n));
+        pending[i].erase(0, n);
+        if (rng() % 16 == 0) rig.fake->PeerEnd(handles[i]);
+      }
+      poll();
+    }
+  }
+  // The backlog is taken, and whatever still waits for its header times out.
+  for (int i = 0; i < 100 && (rig.stats().in_use > 0 || !rig.fake->backlog.empty()); ++i) {
+    rig.fake->Tick();
+    poll();
+  }
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(sessions + rejected, 800u);
+  EXPECT_EQ(st.proxy_headers + st.proxy_local, sessions);
+  EXPECT_EQ(st.proxy_malformed + st.proxy_timeouts + st.proxy_aborted + st.proxy_busy, rejected);
+  EXPECT(st.proxy_timeouts > 0 && st.proxy_malformed > 0 && st.proxy_aborted > 0 && sessions > 0);
+  EXPECT(NoViolations(*rig.fake));
+}
+
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }
