@@ -30,6 +30,7 @@ const {
   Connected: EV_CONNECTED,
   ConnectFailed: EV_CONNECT_FAILED,
   ProxyRejected: EV_PROXY_REJECTED,
+  Draining: EV_DRAINING,
 } = wire.EventType;
 const { type: R_TYPE, id: R_ID, a: R_A, b: R_B } = wire.record;
 const RECORD_DOUBLES = wire.recordDoubles;
@@ -52,7 +53,10 @@ export interface SessionEvents {
    * the time it acted. Nothing was delivered.
    */
   staleCommand: [id: number, command: StaleCommand];
-  /** close({ drain }) began: no new sessions; the open ones go on until they end or the deadline. */
+  /**
+   * close({ drain }): the listener is closed (new connects are refused); the
+   * open sessions go on until they end or the deadline.
+   */
   draining: [];
   close: [];
   error: [err: Error];
@@ -188,9 +192,10 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
    * and resolves once all of them are closed and their events delivered.
    *
    * With `{ drain: ms }` (a deploy): stops accepting at once (the listener
-   * closes, so a balancer's health check fails), emits 'draining', lets the
-   * open sessions go on and end by themselves for up to `ms`, then closes
-   * the rest as above. A plain close() during a drain ends it at once.
+   * closes, so a balancer's health check fails; 'draining' says when it has,
+   * as the threaded driver closes it on its I/O thread), lets the open
+   * sessions go on and end by themselves for up to `ms`, then closes the
+   * rest as above. A plain close() during a drain ends it at once.
    */
   close(options?: CloseOptions): Promise<void> {
     const { drain } = resolveCloseOptions(options);
@@ -206,7 +211,6 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
       this.onClosing();
       this.native.drain();
       this.drainTimer = setTimeout(() => this.shutDown(), drain);
-      this.deliver0('draining');
       return done;
     }
     this.shutDown();
@@ -415,6 +419,9 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
         return;
       case EV_PROXY_REJECTED:
         this.onProxyRejected(data as Buffer, base + a);
+        return;
+      case EV_DRAINING:
+        this.deliver0('draining');
         return;
       default:
         return;

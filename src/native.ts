@@ -25,7 +25,7 @@ import type {
  * exactly these names.
  */
 export interface NativeWire {
-  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'ProxyRejected'>;
+  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'ProxyRejected' | 'Draining'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
   Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System'>;

@@ -33,7 +33,7 @@ const wire: NativeWire = binding.wire;
 // of a declaration is here, and only those; the tests check the addon's.
 type Names<T> = { [K in keyof T]: true };
 const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'Code' | 'ConnectStep']: Names<NativeWire[L]> } = {
-  EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true, ProxyRejected: true },
+  EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true, ProxyRejected: true, Draining: true },
   SendResult: { Ok: true, Backpressure: true, Stale: true, Closed: true, Overflow: true, Failed: true },
   CloseMode: { Graceful: true, Abort: true, End: true },
   Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true },

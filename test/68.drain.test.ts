@@ -6,7 +6,7 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 
-import { DRIVERS, HOST4, assertThrowsCode, cleanup, connect, delay, reader, startEcho, withTimeout } from './helpers';
+import { DRIVERS, HOST4, assertThrowsCode, cleanup, connect, delay, reader, startEcho, waitFor, withTimeout } from './helpers';
 
 /** Resolves with the error (or null) of one connect attempt. */
 function tryConnect(port: number): Promise<NodeJS.ErrnoException | null> {
@@ -33,9 +33,9 @@ for (const driver of DRIVERS) {
       h.server.on('draining', () => draining++);
       const started = Date.now();
       const closed = h.server.close({ drain: 10_000 });
-      assert.equal(draining, 1);
       assert.equal(h.server.listening, false);
       assert.equal(h.server.address(), null);
+      await waitFor(() => draining === 1, 5_000, "'draining'");
       // The listener is gone: a balancer's health check (a connect) fails.
       const err = await tryConnect(h.port);
       assert.equal(err?.code, 'ECONNREFUSED');
@@ -82,7 +82,10 @@ for (const driver of DRIVERS) {
 
     it('a drain with no session open finishes at once; a plain close() during a drain ends it now', async () => {
       const idle = await startEcho(driver);
+      let idleDraining = 0;
+      idle.server.on('draining', () => idleDraining++);
       await withTimeout(idle.server.close({ drain: 60_000 }), 5_000, 'an idle drain');
+      assert.equal(idleDraining, 1, "'draining' comes before the close");
 
       const h = await startEcho(driver);
       await connect(h.port);

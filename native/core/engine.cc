@@ -571,7 +571,17 @@ void Engine::Drain() {
     listening_ = false;
     accepting_ = false;
   }
+  // JS hears that the listener is gone (kDraining) in the next round.
+  NoteWorkOutsidePoll();
   if (table_->in_use() == 0) Shutdown();
+}
+
+bool Engine::ReportDraining() {
+  if (!draining_ || draining_reported_) return true;
+  if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return false;
+  batch_->Add(EventType::kDraining, 0);
+  draining_reported_ = true;
+  return true;
 }
 
 void Engine::Shutdown() {
@@ -610,6 +620,8 @@ void Engine::Shutdown() {
 void Engine::CheckServerClosed() {
   if (!shutting_down_ || server_closed_emitted_ || table_->in_use() != 0) return;
   if (!backend_->Quiescent()) return;
+  // kDraining first: JS hears the listener close before the server does.
+  if (!ReportDraining()) return;
   if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return;
   batch_->Add(EventType::kServerClosed, 0);
   server_closed_emitted_ = true;
@@ -643,6 +655,7 @@ void Engine::NoteWorkOutsidePoll() {
 
 void Engine::EmitPending() {
   if (batch_ == nullptr) return;
+  ReportDraining();
   // Up to three records per session, plus kServerClosed.
   while (pending_head_ != nullptr && batch_->HasRecordRoom(4)) {
     Session& s = *pending_head_;

@@ -231,6 +231,9 @@ class Engine final : public BackendEvents {
   void MaybeRelease(Session& s);
   void NoteSent(Session& s, size_t bytes, bool from_queue);
   void CheckServerClosed();
+  // Writes a drain's kDraining record if it is due; false while it waits for
+  // batch room.
+  bool ReportDraining();
   // maxConnections sessions are in use.
   bool AtLimit() const;
   void UpdateAccepting();
@@ -266,6 +269,7 @@ class Engine final : public BackendEvents {
   bool accepting_ = false;
   bool shutting_down_ = false;
   bool draining_ = false;
+  bool draining_reported_ = false;  // its kDraining record is written
   bool server_closed_emitted_ = false;
   bool in_poll_ = false;
   EngineObserver* observer_ = nullptr;

@@ -31,7 +31,8 @@ namespace acceptpool {
   X(kConnected, 8)     /* a = connect token: an outgoing connect is open */    \
   X(kConnectFailed, 9) /* id (0 if none), a = connect token, b = error word */ \
   X(kProxyRejected, 10) /* id 0, a = data offset of a SocketAddress (the peer) \
-                           and a ProxyRejectInfo (proxy_protocol.h), b = size */
+                           and a ProxyRejectInfo (proxy_protocol.h), b = size */ \
+  X(kDraining, 11)      /* id 0: Drain() has closed the listener */
 
 enum class EventType : uint8_t { ACCEPTPOOL_EVENT_TYPES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 

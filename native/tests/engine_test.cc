@@ -2301,4 +2301,53 @@ TEST(RandomHeadersInRandomPiecesNeverLeakASlotOrAParser) {
   EXPECT(NoViolations(*rig.fake));
 }
 
+TEST(DrainClosesTheListenerReportsItAndShutsDownAfterTheLastSession) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  ASSERT(id != 0);
+  rig.engine->Drain();
+  EXPECT(rig.fake->stopped_listening);
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kDraining);
+  // The session goes on.
+  rig.fake->PeerSend(h, "still");
+  events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data, "still");
+  EXPECT(rig.engine->Send(id, "ok", 2) == SendResult::kOk);
+  // Its end ends the drain: the server closes by itself.
+  rig.fake->PeerEnd(h);
+  rig.Poll();
+  rig.engine->Close(id, CloseMode::kEnd);
+  std::vector<EventType> types;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : rig.Poll()) types.push_back(e.type);
+  }
+  ASSERT(!types.empty());
+  EXPECT(types.back() == EventType::kServerClosed);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.drains, 1u);
+  EXPECT_EQ(st.drain_closes, 0u);
+  EXPECT_EQ(st.in_use, 0u);
+}
+
+TEST(ADrainsDeadlineIsAShutdownThatCountsTheStragglers) {
+  Rig rig(SmallConfig());
+  SessionId id = rig.Accept();
+  ASSERT(id != 0);
+  rig.engine->Drain();
+  rig.Poll();
+  rig.fake->peers_answer_fin = true;  // so the graceful close ends without lingering
+  rig.engine->Shutdown();
+  std::vector<EventType> types;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : rig.Poll()) types.push_back(e.type);
+  }
+  EXPECT_EQ(rig.stats().drain_closes, 1u);
+  ASSERT(!types.empty());
+  EXPECT(types.back() == EventType::kServerClosed);
+}
+
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }
