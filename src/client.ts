@@ -151,7 +151,7 @@ export class Client extends Endpoint<SessionEvents> {
   }
 
   private checkOpen(): void {
-    if (this.state === 'closing' || this.state === 'closed' || this.native === null) throw new ClientClosedError();
+    if (this.state === 'draining' || this.state === 'closing' || this.state === 'closed' || this.native === null) throw new ClientClosedError();
   }
 
   private refIfBusy(): void {

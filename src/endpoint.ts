@@ -8,8 +8,8 @@ import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError } from '
 import { IsolatingEmitter, call0, call1, call2, reportUncaught } from './isolate';
 import { binding } from './native';
 import type { Bytes, NativeServer, NativeSessionInfo } from './native';
-import { checkSessionArg, describe } from './options';
-import type { ResolvedOptions } from './options';
+import { checkSessionArg, describe, resolveCloseOptions } from './options';
+import type { CloseOptions, ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { SendData } from './session';
 import { SessionSocket } from './session-socket';
@@ -32,6 +32,8 @@ const {
   ConnectFailed: EV_CONNECT_FAILED,
   Timeout: EV_TIMEOUT,
   Totals: EV_TOTALS,
+  ProxyRejected: EV_PROXY_REJECTED,
+  Draining: EV_DRAINING,
 } = wire.EventType;
 const { type: R_TYPE, id: R_ID, a: R_A, b: R_B } = wire.record;
 const RECORD_DOUBLES = wire.recordDoubles;
@@ -57,12 +59,17 @@ export interface SessionEvents {
    * the time it acted. Nothing was delivered.
    */
   staleCommand: [id: number, command: StaleCommand];
+  /**
+   * close({ drain }): the listener is closed (new connects are refused); the
+   * open sessions go on until they end or the deadline.
+   */
+  draining: [];
   close: [];
   error: [err: Error];
 }
 
 /** @internal */
-export type EndpointState = 'idle' | 'running' | 'closing' | 'closed';
+export type EndpointState = 'idle' | 'running' | 'draining' | 'closing' | 'closed';
 
 /**
  * @internal Tests only, not part of the API (index.ts does not export it): gives the
@@ -106,11 +113,13 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   /** @internal See SessionOwner.socketSlice. */
   readonly socketSlice: number;
   private closeWaiters: (() => void)[] = [];
+  private drainTimer: NodeJS.Timeout | null = null;
   private jsStale = 0;
   private lastStats: EndpointStats;
   // Engines (I/O threads) that have reported kServerClosed: close() is done
   // once every one has, each after its own sessions' last events.
   private enginesClosed = 0;
+  private enginesDraining = 0;
   // Kept after close() drops `native`: it still names each id's thread.
   private readonly idDecoder: NativeServer;
 
@@ -261,12 +270,36 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
    * Closes every session gracefully (reason 'shutdown'; queued bytes get a
    * few seconds to flush, then each session closes as Session.close() does)
    * and resolves once all of them are closed and their events delivered.
+   *
+   * With `{ drain: ms }` (a deploy): stops accepting at once (the listener
+   * closes, so a balancer's health check fails; 'draining' says when it has,
+   * as the threaded driver closes it on its I/O thread), lets the open
+   * sessions go on and end by themselves for up to `ms`, then closes the
+   * rest as above. A plain close() during a drain ends it at once.
    */
-  close(): Promise<void> {
+  close(options?: CloseOptions): Promise<void> {
+    const { drain } = resolveCloseOptions(options);
     if (this.state === 'closed') return Promise.resolve();
     const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
     if (this.state === 'closing') return done;
-    const wasRunning = this.state === 'running';
+    if (this.state === 'draining') {
+      if (drain === 0) this.shutDown();
+      return done;
+    }
+    if (drain > 0 && this.state === 'running' && this.native !== null) {
+      this.state = 'draining';
+      this.onClosing();
+      this.native.drain();
+      this.drainTimer = setTimeout(() => this.shutDown(), drain);
+      return done;
+    }
+    this.shutDown();
+    return done;
+  }
+
+  private shutDown(): void {
+    this.clearDrainTimer();
+    const wasRunning = this.state === 'running' || this.state === 'draining';
     this.state = 'closing';
     // Every session is closing now: sends are refused here, so both drivers
     // answer false (the threaded one could not know yet).
@@ -277,7 +310,11 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
     } else {
       this.finishClose();
     }
-    return done;
+  }
+
+  private clearDrainTimer(): void {
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
+    this.drainTimer = null;
   }
 
   /** Let the process exit while this endpoint is still open. */
@@ -305,6 +342,9 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
 
   /** @internal A kConnectFailed record (client side): `word` is its error word. */
   protected onConnectFailed(_id: number, _token: number, _word: number): void {}
+
+  /** @internal A kProxyRejected record (server side): its data at `at`. */
+  protected onProxyRejected(_data: Buffer, _at: number): void {}
 
   /** @internal A session was reported closed, or a SessionSocket was ref'd or unref'd. */
   protected onSessionGone(): void {}
@@ -375,6 +415,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   }
 
   private finishClose(): void {
+    this.clearDrainTimer();
     const native = this.native;
     if (native !== null) {
       this.lastStats = native.stats();
@@ -415,7 +456,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   private dispatch(type: number, id: number, a: number, b: number, data: Buffer | undefined, base: number): void {
     switch (type) {
       case EV_SESSION: {
-        const s = Session.fromRecord(this, id, data as Buffer, base + a);
+        const s = Session.fromRecord(this, id, data as Buffer, base + a, b);
         this.adopt(s);
         this.deliver1('session', s);
         return;
@@ -493,6 +534,13 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
         return;
       case EV_SERVER_CLOSED:
         if (++this.enginesClosed === this.opts.native.threads) this.finishClose();
+        return;
+      case EV_PROXY_REJECTED:
+        this.onProxyRejected(data as Buffer, base + a);
+        return;
+      case EV_DRAINING:
+        // Every engine's listener closed (threads: N report one each).
+        if (++this.enginesDraining === this.opts.native.threads) this.deliver0('draining');
         return;
       default:
         return;

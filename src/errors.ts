@@ -6,6 +6,8 @@
  *   with `errno` and `syscall`, like Node's own system errors.
  */
 
+import type { ProxyRejectReason } from './types';
+
 export class AcceptPoolError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {
@@ -43,10 +45,37 @@ export class InvalidStateError extends AcceptPoolError {
   }
 }
 
-/** This platform cannot do what was asked (e.g. reusePort where the OS does not balance SO_REUSEPORT). */
+/** This platform cannot do what was asked (e.g. reusePort where the OS does not balance SO_REUSEPORT, a Unix socket listener on Windows). */
 export class UnsupportedError extends AcceptPoolError {
   constructor(message: string) {
     super('ERR_ACCEPTPOOL_UNSUPPORTED', message);
+  }
+}
+
+const PROXY_REASONS: Readonly<Record<ProxyRejectReason, string>> = {
+  untrusted: 'its peer is not in proxyProtocol.trusted',
+  malformed: 'malformed PROXY header',
+  timeout: 'no complete PROXY header within proxyProtocol.timeout',
+  aborted: 'the peer closed before its PROXY header was complete',
+  busy: 'too many PROXY headers split across segments held at once',
+};
+
+/**
+ * A connection that had to start with a PROXY protocol header (server
+ * option proxyProtocol) was refused; emitted as the server's 'proxyError'.
+ */
+export class ProxyHeaderError extends AcceptPoolError {
+  readonly reason: ProxyRejectReason;
+  /** The connection's own peer (the balancer, or whoever connected). */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+
+  constructor(reason: ProxyRejectReason, detail: string, remoteAddress: string, remotePort: number) {
+    const why = reason === 'malformed' ? `${PROXY_REASONS.malformed}: ${detail}` : PROXY_REASONS[reason];
+    super('ERR_ACCEPTPOOL_PROXY_HEADER', `connection from ${remoteAddress} port ${remotePort} refused: ${why}`);
+    this.reason = reason;
+    this.remoteAddress = remoteAddress;
+    this.remotePort = remotePort;
   }
 }
 

@@ -6,7 +6,7 @@ import type { ClientOptions, ServerOptions } from './options';
 import type { Session } from './session';
 
 export { Server } from './server';
-export type { AddressInfo, ServerEvents, ServerStats } from './server';
+export type { AddressInfo, ListenTarget, ServerEvents, ServerStats } from './server';
 export type { ThreadStats } from './types';
 export { Client } from './client';
 export type { ClientStats, ConnectOptions } from './client';
@@ -15,7 +15,7 @@ export { Session, CLOSE_REASONS } from './session';
 export type { CloseReason, SendData } from './session';
 export { SessionSocket } from './session-socket';
 export type { ConnectionTarget, SessionSocketOptions } from './session-socket';
-export type { ClientOptions, ServerOptions, Driver } from './options';
+export type { ClientOptions, CloseOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
 export { DEFAULT_DRIVER } from './options';
 export {
   AcceptPoolError,
@@ -23,9 +23,12 @@ export {
   ClientClosedError,
   InvalidArgumentError,
   InvalidStateError,
+  ProxyHeaderError,
   ServerClosedError,
   UnsupportedError,
 } from './errors';
+export { systemdListeners } from './systemd';
+export type { ProxyCommand, ProxyEndpoint, ProxyFamily, ProxyInfo, ProxyRejectReason, ProxyTlv, ProxyTransport } from './types';
 export { LoadGenerator, runLoad } from './loadgen';
 export type { LatencySummary, LoadMode, LoadOptions, LoadPhase, LoadProgress, LoadResult } from './loadgen';
 

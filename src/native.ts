@@ -2,7 +2,21 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 
-import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgress, LoadResult, StaleCommand, StatsCounters } from './types';
+import type {
+  CloseReason,
+  Driver,
+  EndpointStats,
+  LoadMode,
+  LoadPhase,
+  LoadProgress,
+  LoadResult,
+  ProxyCommand,
+  ProxyFamily,
+  ProxyRejectReason,
+  ProxyTransport,
+  StaleCommand,
+  StatsCounters,
+} from './types';
 
 /**
  * The wire format as the addon exports it (native/core/wire.h lists every
@@ -11,7 +25,7 @@ import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgr
  * exactly these names.
  */
 export interface NativeWire {
-  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'Timeout' | 'Totals'>;
+  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'Timeout' | 'Totals' | 'ProxyRejected' | 'Draining'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
   SessionControl: Numbered<'Pause' | 'Resume' | 'Timeout' | 'NoDelay' | 'KeepAlive'>;
@@ -35,6 +49,18 @@ export interface NativeWire {
   errorWord: Readonly<Record<'sys' | 'raw' | 'code' | 'step', Readonly<{ shift: number; bits: number }>>>;
   /** A kSession record's SocketAddress: its size and each part's byte offset. */
   address: Numbered<'size' | 'family' | 'port' | 'addr'>;
+  /** A proxied kSession record's head (after its address): its size and each field's byte offset. */
+  proxyHead: Numbered<'size' | 'version' | 'command' | 'family' | 'transport' | 'unix_bytes' | 'tlv_bytes' | 'source' | 'destination'>;
+  /** A kProxyRejected record's info (after the peer's address): each field's byte offset. */
+  proxyReject: Numbered<'reason' | 'error'>;
+  proxyCommands: readonly ProxyCommand[];
+  proxyFamilies: readonly ProxyFamily[];
+  proxyTransports: readonly ProxyTransport[];
+  /** Why a header was malformed, as text. */
+  proxyErrors: readonly string[];
+  proxyRejects: readonly ProxyRejectReason[];
+  /** Each AF_UNIX address of a v2 header. */
+  proxyUnixPathBytes: number;
   /** A session id is generation * 2^slotBits + slot. */
   slotBits: number;
   /** The most I/O threads (engines) one server or client runs. */
@@ -52,7 +78,7 @@ type Numbered<Name extends string> = Readonly<Record<Name, number>>;
 
 export interface NativeListenResult {
   address: string;
-  family: 'IPv4' | 'IPv6';
+  family: 'IPv4' | 'IPv6' | 'unix';
   port: number;
 }
 
@@ -96,6 +122,11 @@ export interface NativeServerOptions {
   reusePort: boolean;
   /** How a server's engines share its port (native ListenerSharing). */
   threadListeners: ThreadListeners;
+  proxyProtocol: boolean;
+  /** Milliseconds a PROXY header may take to arrive whole. */
+  proxyTimeoutMs: number;
+  /** Trusted ranges, 18 bytes each: family (4 or 6), prefix bits, 16 address bytes. */
+  proxyTrusted: Uint8Array;
 }
 
 /** @internal 'reuseport': a listener per thread (SO_REUSEPORT); 'shared': one listener, EPOLLEXCLUSIVE. */
@@ -103,6 +134,8 @@ export type ThreadListeners = 'reuseport' | 'shared';
 
 export interface NativeServer {
   listen(host: string, port: number, ipv6Only: boolean): NativeListenResult | NativeErrorInfo;
+  listenPath(path: string): NativeListenResult | NativeErrorInfo;
+  listenFd(fd: number): NativeListenResult | NativeErrorInfo;
   /** 0 when started, else the error word of why not (as in a kConnectFailed record). */
   connect(token: number, host: string, port: number, localHost?: string, localPort?: number): number;
   abortConnect(token: number): void;
@@ -120,6 +153,8 @@ export interface NativeServer {
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;
+  /** Stops accepting; the engine shuts down by itself once its last session has ended. */
+  drain(): boolean;
   stats(): EndpointStats;
   setRef(ref: boolean): void;
   destroy(): void;
@@ -146,6 +181,7 @@ export interface NativeLoadOptions {
   timeoutMs: number;
   retryDelayMs: number;
   maxConnecting: number;
+  proxyHeader: boolean;
 }
 
 /** What a run measured, before the wrapper adds the mode and CPU time. */

@@ -62,9 +62,22 @@ export interface ServerOptions {
    * everything and its FIN: milliseconds to keep reading and discarding what
    * the peer still sends, waiting for its FIN, before resetting it (default
    * 5,000; 0 = close at once, which resets a peer that is still sending).
-   * Resolution 1 s.
    */
   closeLinger?: number;
+  /**
+   * PROXY protocol v1/v2 from the balancers in front (never auto-detected):
+   * every connection from a `trusted` peer must start with a header, which
+   * names the client (session.remoteAddress, session.proxy); connections
+   * from any other peer are refused. Off by default.
+   */
+  proxyProtocol?: ProxyProtocolOptions;
+}
+
+export interface ProxyProtocolOptions {
+  /** Peers allowed to send a header: CIDR ranges or single addresses ('10.0.0.0/8', '::1'). */
+  trusted: readonly string[];
+  /** Milliseconds a header may take to arrive before the connection is refused (default 3,000). */
+  timeout?: number;
 }
 
 /** Client options: the session-side subset of the server's. */
@@ -131,7 +144,13 @@ export const OPTION_DEFAULTS = {
   shrinkDelay: 30_000,
   closeLinger: 5_000,
   reusePort: false,
-} as const satisfies Required<Omit<ServerOptions, 'threads'>>;
+} as const satisfies Required<Omit<ServerOptions, 'threads' | 'proxyProtocol'>>;
+
+/**
+ * @internal proxyProtocol's defaults: the spec asks for at least 3 s, to
+ * cover a TCP retransmit of the header.
+ */
+export const PROXY_DEFAULTS = { timeout: 3_000 } as const satisfies Required<Omit<ProxyProtocolOptions, 'trusted'>>;
 
 /**
  * @internal
@@ -177,7 +196,7 @@ const CLIENT_KEYS = [
 ];
 const KEYS = {
   client: new Set(CLIENT_KEYS),
-  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch', 'reusePort']),
+  server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch', 'reusePort', 'proxyProtocol']),
 };
 
 /** @internal */
@@ -195,8 +214,8 @@ function optionalInteger<R extends Ranges>(options: object, ranges: R, key: keyo
   return v === undefined ? fallback : checkInteger(`options.${key}`, v, min, max);
 }
 
-function optionalBoolean(o: ServerOptions, key: keyof ServerOptions, fallback: boolean): boolean {
-  const v = o[key];
+function optionalBoolean<O extends object>(o: O, key: keyof O & string, fallback: boolean): boolean {
+  const v: unknown = o[key];
   if (v === undefined) return fallback;
   if (typeof v !== 'boolean') throw new InvalidArgumentError(`options.${key} must be a boolean, got ${describe(v)}`);
   return v;
@@ -210,6 +229,84 @@ export function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** The bytes native code reads per trusted range: family, prefix bits, 16 address bytes. */
+const TRUSTED_ENTRY_BYTES = 18;
+
+/** One trusted range ('10.0.0.0/8', '::1/128', or a bare address) into `out` at `at`. */
+function parseCidr(text: unknown, out: Uint8Array, at: number): void {
+  const bad = (why: string): never => {
+    throw new InvalidArgumentError(`options.proxyProtocol.trusted: ${describe(text)} ${why}`);
+  };
+  if (typeof text !== 'string') return bad('is not a string');
+  const slash = text.indexOf('/');
+  const ip = slash < 0 ? text : text.slice(0, slash);
+  const family = net.isIP(ip);
+  if (family === 0) return bad('is not an IPv4 or IPv6 address or range');
+  const bits = family === 4 ? 32 : 128;
+  let prefix = bits;
+  if (slash >= 0) {
+    const p = text.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > bits) return bad(`has a prefix length that is not 0 to ${bits}`);
+    prefix = Number(p);
+  }
+  out[at] = family;
+  out[at + 1] = prefix;
+  const addr = out.subarray(at + 2, at + TRUSTED_ENTRY_BYTES);
+  if (family === 4) {
+    ip.split('.').forEach((part, i) => (addr[i] = Number(part)));
+  } else {
+    addr.set(ipv6Bytes(ip));
+  }
+}
+
+/** 16 bytes of a valid IPv6 address (net.isIPv6 said so), an IPv4 tail included. */
+function ipv6Bytes(ip: string): Uint8Array {
+  const bytes = new Uint8Array(16);
+  const zone = ip.indexOf('%');
+  const text = zone < 0 ? ip : ip.slice(0, zone);
+  const toGroups = (part: string): number[] => {
+    if (part === '') return [];
+    const groups: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const v4 = g.split('.').map(Number);
+        groups.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      } else {
+        groups.push(parseInt(g, 16));
+      }
+    }
+    return groups;
+  };
+  const gap = text.indexOf('::');
+  const head = toGroups(gap < 0 ? text : text.slice(0, gap));
+  const tail = gap < 0 ? [] : toGroups(text.slice(gap + 2));
+  const groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  groups.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 255;
+  });
+  return bytes;
+}
+
+/** The proxyProtocol option, checked, as native code takes it. */
+function resolveProxy(value: unknown): { proxyProtocol: boolean; proxyTimeoutMs: number; proxyTrusted: Uint8Array } {
+  if (value === undefined) return { proxyProtocol: false, proxyTimeoutMs: 0, proxyTrusted: new Uint8Array(0) };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidArgumentError(`options.proxyProtocol must be an object { trusted, timeout? }, got ${describe(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'trusted' && key !== 'timeout') throw new InvalidArgumentError(`unknown proxyProtocol option ${JSON.stringify(key)}`);
+  }
+  const { trusted, timeout } = value as Partial<ProxyProtocolOptions>;
+  if (!Array.isArray(trusted) || trusted.length === 0) {
+    throw new InvalidArgumentError(`options.proxyProtocol.trusted must be a non-empty array of CIDR ranges, got ${describe(trusted)}`);
+  }
+  const ranges = new Uint8Array(trusted.length * TRUSTED_ENTRY_BYTES);
+  trusted.forEach((text: unknown, i) => parseCidr(text, ranges, i * TRUSTED_ENTRY_BYTES));
+  const ms = timeout === undefined ? PROXY_DEFAULTS.timeout : checkInteger('options.proxyProtocol.timeout', timeout, 1, MAX_MS);
+  return { proxyProtocol: true, proxyTimeoutMs: ms, proxyTrusted: ranges };
 }
 
 /** @internal */
@@ -252,7 +349,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   if (threads > 1 && !PORT_SHARING_AVAILABLE) {
     throw new UnsupportedError(`options.threads ${threads}: ${process.platform} runs one I/O thread per server or client (its backend cannot share a port or a completion port between engines yet)`);
   }
-  const reusePort = kind === 'server' && optionalBoolean(options, 'reusePort', d.reusePort);
+  const reusePort = kind === 'server' && optionalBoolean(options as ServerOptions, 'reusePort', d.reusePort);
   if (reusePort && !PORT_SHARING_AVAILABLE) {
     throw new UnsupportedError(`options.reusePort: ${process.platform} has no SO_REUSEPORT that balances connections over listeners`);
   }
@@ -280,10 +377,33 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       threads: Math.max(1, threads),
       reusePort,
       threadListeners: threadListeners as ThreadListeners,
+      ...resolveProxy((options as ServerOptions).proxyProtocol),
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
-    ipv6Only: optionalBoolean(options, 'ipv6Only', d.ipv6Only),
+    ipv6Only: optionalBoolean(options as ServerOptions, 'ipv6Only', d.ipv6Only),
   };
+}
+
+/** Options of close() (server or client). */
+export interface CloseOptions {
+  /**
+   * Milliseconds the open sessions may go on and end by themselves after
+   * accepting stops, before the rest are closed with 'shutdown' (default 0:
+   * close them now).
+   */
+  drain?: number;
+}
+
+/** @internal */
+export function resolveCloseOptions(options: CloseOptions | undefined): { drain: number } {
+  if (options === undefined) return { drain: 0 };
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidArgumentError(`close options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'drain') throw new InvalidArgumentError(`unknown close option ${JSON.stringify(key)}`);
+  }
+  return { drain: options.drain === undefined ? 0 : checkInteger('options.drain', options.drain, 0, MAX_MS) };
 }
 
 /** Options of one outgoing connection (Client.connect(), connect()). */
@@ -373,6 +493,12 @@ export interface LoadOptions {
    * server's accept queue.
    */
   maxConnecting?: number;
+  /**
+   * Start every connection with a PROXY protocol v2 header naming a client
+   * of its own in 198.18.0.0/15, as a balancer does (default false): for a
+   * server with proxyProtocol.
+   */
+  proxyHeader?: boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -393,6 +519,7 @@ export const LOAD_OPTION_DEFAULTS = {
   rampTimeout: 20_000,
   retryDelay: 10,
   maxConnecting: 256,
+  proxyHeader: false,
 } as const satisfies Required<Omit<LoadOptions, 'port'>>;
 
 /** @internal The range of every numeric load generator option. */
@@ -409,7 +536,7 @@ export const LOAD_OPTION_RANGES = {
   maxConnecting: [0, 1_000_000],
 } as const satisfies Partial<Record<keyof LoadOptions, readonly [number, number]>>;
 
-const LOAD_KEYS = new Set<string>(['port', 'host', 'mode', 'firstSource', ...Object.keys(LOAD_OPTION_RANGES)]);
+const LOAD_KEYS = new Set<string>(['port', 'host', 'mode', 'firstSource', 'proxyHeader', ...Object.keys(LOAD_OPTION_RANGES)]);
 
 /** An IPv4 address as an unsigned 32-bit number, or throws naming the option. */
 function ipv4(name: string, value: unknown): number {
@@ -458,6 +585,7 @@ export function resolveLoadOptions(options: LoadOptions): { mode: LoadMode; nati
       timeoutMs: optionalInteger(options, LOAD_OPTION_RANGES, 'timeout', d.timeout),
       retryDelayMs: optionalInteger(options, LOAD_OPTION_RANGES, 'retryDelay', d.retryDelay),
       maxConnecting: optionalInteger(options, LOAD_OPTION_RANGES, 'maxConnecting', d.maxConnecting),
+      proxyHeader: optionalBoolean(options, 'proxyHeader', d.proxyHeader),
     },
   };
 }

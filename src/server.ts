@@ -4,23 +4,44 @@ import * as net from 'node:net';
 
 import { Endpoint } from './endpoint';
 import type { EndpointStats, SessionEvents } from './endpoint';
-import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError, ServerClosedError } from './errors';
-import type { NativeErrorInfo, NativeListenResult } from './native';
+import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError, ServerClosedError, UnsupportedError } from './errors';
+import type { ProxyHeaderError } from './errors';
+import type { NativeErrorInfo, NativeListenResult, NativeServer } from './native';
 import { checkInteger, describe, resolveOptions } from './options';
 import type { ServerOptions } from './options';
 import type { Session } from './session';
 import type { ConnectionTarget, SessionSocketOptions } from './session-socket';
+import { proxyRejection } from './proxy';
 
 export interface AddressInfo {
+  /** The IP address, or for a Unix domain socket its path ('' for an inherited one). */
   address: string;
-  family: 'IPv4' | 'IPv6';
+  family: 'IPv4' | 'IPv6' | 'unix';
+  /** 0 for a Unix domain socket. */
   port: number;
 }
+
+/**
+ * Where listen() listens: a TCP port (and host), a Unix domain socket path
+ * (Linux), or a listening descriptor this process inherited (Linux: from a
+ * parent, a supervisor, or systemd; see systemdListeners()), which the
+ * server then owns and closes.
+ */
+export type ListenTarget = { port: number; host?: string } | { path: string } | { fd: number };
+
+/** Bytes of a Unix socket path at most (sockaddr_un's sun_path, its NUL excluded). */
+const MAX_UNIX_PATH = 107;
 
 export type ServerStats = EndpointStats;
 
 export interface ServerEvents extends SessionEvents {
   listening: [address: AddressInfo];
+  /**
+   * proxyProtocol: a connection was refused before it became a session
+   * (untrusted peer, malformed, slow or missing header). Counted in stats()
+   * whether or not anyone listens.
+   */
+  proxyError: [err: ProxyHeaderError];
 }
 
 export class Server extends Endpoint<ServerEvents> {
@@ -33,13 +54,58 @@ export class Server extends Endpoint<ServerEvents> {
   }
 
   /** Binds and starts accepting. Resolves with the bound address (port 0 picks one). */
-  async listen(port: number, host?: string): Promise<AddressInfo> {
+  async listen(target: number | ListenTarget, host?: string): Promise<AddressInfo> {
+    if (typeof target === 'number') return this.listenTcp(target, host);
+    if (target === null || typeof target !== 'object' || Array.isArray(target)) {
+      throw new InvalidArgumentError(`listen() takes a port or { port, host } / { path } / { fd }, got ${describe(target)}`);
+    }
+    const keys = Object.keys(target);
+    const t = target as { port?: unknown; host?: unknown; path?: unknown; fd?: unknown };
+    if (keys.every((k) => k === 'port' || k === 'host') && t.port !== undefined) {
+      return this.listenTcp(t.port as number, t.host as string | undefined);
+    }
+    if (keys.length === 1 && keys[0] === 'path') {
+      if (typeof t.path !== 'string' || t.path.length === 0 || t.path.includes('\0') || Buffer.byteLength(t.path) > MAX_UNIX_PATH) {
+        throw new InvalidArgumentError(`listen({ path }) needs a Unix socket path of 1 to ${MAX_UNIX_PATH} bytes, got ${describe(t.path)}`);
+      }
+      const path = t.path;
+      return this.listenOther('a Unix domain socket', (native) => native.listenPath(path), path);
+    }
+    if (keys.length === 1 && keys[0] === 'fd') {
+      const fd = checkInteger('fd', t.fd, 0, 2 ** 31 - 1);
+      return this.listenOther('an inherited descriptor', (native) => native.listenFd(fd), undefined);
+    }
+    throw new InvalidArgumentError(`listen() takes { port, host? }, { path } or { fd }, got keys ${JSON.stringify(keys)}`);
+  }
+
+  /** A Unix socket or an inherited listener: nothing to resolve first. */
+  private async listenOther(what: string, listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo, address: string | undefined): Promise<AddressInfo> {
+    if (process.platform === 'win32') throw new UnsupportedError(`listening on ${what} is not supported on Windows (IOCP backend)`);
+    this.checkCanListen();
+    if (this.native === null) throw new ServerClosedError();
+    const result = listen(this.native);
+    if (isErrorInfo(result)) throw new AcceptPoolSystemError({ ...result, address });
+    return this.started(result);
+  }
+
+  private checkCanListen(): void {
+    if (this.state === 'draining' || this.state === 'closing' || this.state === 'closed') throw new ServerClosedError();
+    if (this.state === 'running' || this.listenPending) throw new InvalidStateError('the server is already listening');
+  }
+
+  private started(result: NativeListenResult): AddressInfo {
+    this.bound = result;
+    this.state = 'running';
+    this.deliver1('listening', this.bound);
+    return this.bound;
+  }
+
+  private async listenTcp(port: number, host?: string): Promise<AddressInfo> {
     checkInteger('port', port, 0, 65535);
     if (host !== undefined && (typeof host !== 'string' || host.length === 0)) {
       throw new InvalidArgumentError(`host must be a non-empty string, got ${describe(host)}`);
     }
-    if (this.state === 'closing' || this.state === 'closed') throw new ServerClosedError();
-    if (this.state === 'running' || this.listenPending) throw new InvalidStateError('the server is already listening');
+    this.checkCanListen();
     this.listenPending = true;
     try {
       const ip = await resolveHost(host);
@@ -49,10 +115,7 @@ export class Server extends Endpoint<ServerEvents> {
       if (isErrorInfo(result)) {
         throw new AcceptPoolSystemError({ ...result, address: ip, port });
       }
-      this.bound = result;
-      this.state = 'running';
-      this.deliver1('listening', this.bound);
-      return this.bound;
+      return this.started(result);
     } finally {
       this.listenPending = false;
     }
@@ -91,6 +154,12 @@ export class Server extends Endpoint<ServerEvents> {
   /** The bound address; null before listen() has resolved and from close() on (as node:net). */
   address(): AddressInfo | null {
     return this.bound;
+  }
+
+  /** @internal */
+  protected override onProxyRejected(data: Buffer, at: number): void {
+    // The error is built only for someone who will see it.
+    if (this.listenerCount('proxyError') > 0) this.deliver1('proxyError', proxyRejection(data, at));
   }
 
   /** @internal */

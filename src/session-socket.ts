@@ -262,7 +262,7 @@ export class SessionSocket extends Duplex {
     return this.session.remotePort;
   }
 
-  get remoteFamily(): 'IPv4' | 'IPv6' {
+  get remoteFamily(): 'IPv4' | 'IPv6' | 'unix' {
     return this.session.remoteFamily;
   }
 

@@ -11,7 +11,8 @@ import { checkSessionArg, describe } from './options';
 import type { NativeSessionInfo } from './native';
 import { SessionSocket } from './session-socket';
 import type { SessionSocketOptions } from './session-socket';
-import type { CloseReason } from './types';
+import { decodeProxy } from './proxy';
+import type { CloseReason, ProxyInfo } from './types';
 import { wire } from './wire';
 
 export type { CloseReason };
@@ -72,7 +73,14 @@ export class Session {
   /** slot + generation * 2^24; unique for the life of the server. */
   readonly id: number;
   readonly remotePort: number;
-  readonly remoteFamily: 'IPv4' | 'IPv6';
+  /** 'unix' for a session on a Unix domain socket listener (remoteAddress '', remotePort 0). */
+  readonly remoteFamily: 'IPv4' | 'IPv6' | 'unix';
+  /**
+   * What the connection's PROXY protocol header said (server option
+   * proxyProtocol), or null without one. With a header naming an IPv4/IPv6
+   * client, remoteAddress/remotePort/remoteFamily are that client's.
+   */
+  readonly proxy: ProxyInfo | null;
   /** @internal See CloseStep. */
   closeStep = CloseStep.Open;
   /** @internal Native code refused a send (stale there, overflow, a failed write): the session is going. */
@@ -98,26 +106,42 @@ export class Session {
   private addrText: string | null;
 
   // Made by the endpoint only, through fromRecord() and fromAddress().
-  private constructor(owner: SessionOwner, id: number, family: 'IPv4' | 'IPv6', port: number, addr4: number, addrText: string | null) {
+  private constructor(
+    owner: SessionOwner,
+    id: number,
+    family: 'IPv4' | 'IPv6' | 'unix',
+    port: number,
+    addr4: number,
+    addrText: string | null,
+    proxy: ProxyInfo | null,
+  ) {
     this.owner = owner;
     this.id = id;
     this.remoteFamily = family;
     this.remotePort = port;
     this.addr4 = addr4;
     this.addrText = addrText;
+    this.proxy = proxy;
   }
 
-  /** @internal From a session record's 24 address bytes (accepted sessions). */
-  static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number): Session {
+  /**
+   * @internal From a session record (accepted sessions): its 24 address
+   * bytes, then for a proxied session what its header said (`length` in all).
+   */
+  static fromRecord(owner: SessionOwner, id: number, bytes: Buffer, offset: number, length: number): Session {
     const port = bytes.readUInt16LE(offset + AT_PORT);
-    // The family is the IP version, 4 or 6, as net.isIP() numbers it.
-    if (bytes[offset + AT_FAMILY] === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR));
-    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null);
+    const proxy = decodeProxy(bytes, offset, length);
+    // The family is the IP version, 4 or 6, as net.isIP() numbers it, or
+    // 0 for a Unix socket's peer.
+    const family = bytes[offset + AT_FAMILY];
+    if (family === 0) return new Session(owner, id, 'unix', 0, 0, '', proxy);
+    if (family === 6) return new Session(owner, id, 'IPv6', port, 0, formatIPv6(bytes, offset + AT_ADDR), proxy);
+    return new Session(owner, id, 'IPv4', port, bytes.readUInt32BE(offset + AT_ADDR), null, proxy);
   }
 
   /** @internal From the address a client connected to. */
   static fromAddress(owner: SessionOwner, id: number, address: string, port: number, family: 'IPv4' | 'IPv6'): Session {
-    return new Session(owner, id, family, port, 0, address);
+    return new Session(owner, id, family, port, 0, address, null);
   }
 
   /**

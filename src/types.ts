@@ -54,6 +54,60 @@ export interface StatsCounters {
   bytesDiscarded: number;
   /** 'timeout' events of session.setTimeout() (which close nothing). */
   sessionTimeouts: number;
+  /** proxyProtocol: sessions whose client a PROXY header named. */
+  proxyHeaders: number;
+  /** ... sessions from a LOCAL (health check) or UNKNOWN header: the balancer itself. */
+  proxyLocal: number;
+  /** Connections refused: their peer is not in proxyProtocol.trusted. */
+  proxyUntrusted: number;
+  /** ... their header broke the PROXY protocol spec. */
+  proxyMalformed: number;
+  /** ... their header was not complete within proxyProtocol.timeout. */
+  proxyTimeouts: number;
+  /** ... their peer closed or reset before its header was complete. */
+  proxyAborted: number;
+  /** ... too many headers split across segments were held at once. */
+  proxyBusy: number;
+  /** close({ drain }) calls that began a drain. */
+  drains: number;
+  /** Sessions still open at a drain's deadline, closed with 'shutdown'. */
+  drainCloses: number;
+}
+
+/** A PROXY header's command: 'local' is the balancer's own connection (a health check). */
+export type ProxyCommand = 'local' | 'proxy';
+/** The address family a PROXY header names ('unspec': none; the connection's own endpoints stand). */
+export type ProxyFamily = 'unspec' | 'IPv4' | 'IPv6' | 'unix';
+export type ProxyTransport = 'unspec' | 'stream' | 'dgram';
+/** Why a connection that had to start with a PROXY header never became a session. */
+export type ProxyRejectReason = 'untrusted' | 'malformed' | 'timeout' | 'aborted' | 'busy';
+
+/** One endpoint a PROXY header names. */
+export interface ProxyEndpoint {
+  /** IPv4/IPv6: the address; unix: the socket path. */
+  address: string;
+  /** IPv4/IPv6 only (0 for unix). */
+  port: number;
+}
+
+/** A v2 header's type-length-value field (e.g. 0x01 ALPN, 0x02 authority, 0xEA AWS VPC endpoint). */
+export interface ProxyTlv {
+  type: number;
+  value: Buffer;
+}
+
+/** What a session's PROXY header said (server option proxyProtocol). */
+export interface ProxyInfo {
+  version: 1 | 2;
+  command: ProxyCommand;
+  family: ProxyFamily;
+  transport: ProxyTransport;
+  /** The client (null for 'local' and 'unspec'): the session's remoteAddress/remotePort for IPv4/IPv6. */
+  source: ProxyEndpoint | null;
+  /** The address the client reached on the balancer (null for 'local' and 'unspec'). */
+  destination: ProxyEndpoint | null;
+  /** v2 TLVs in header order (checked to be well formed; a CRC32C one is verified). */
+  tlvs: ProxyTlv[];
 }
 
 /** The counters of one I/O thread's engine. */

@@ -32,6 +32,20 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
   this.timeout(30_000);
   afterEach(cleanup);
 
+  it('proxyHeader: every connection starts with a PROXY v2 header naming a client of its own, and its reply still checks out', async () => {
+    const h = await startEcho('threaded', { ...SERVER, proxyProtocol: { trusted: ['127.0.0.0/8'] } });
+    const r = await runLoad({ ...SHORT, port: h.port, mode: 'reqrep', connections: 8, proxyHeader: true });
+    assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
+    assert.ok(r.completed > 20, `completed ${r.completed}`);
+    await waitFor(() => h.server.stats().inUse === 0, 5_000, 'every connection gone');
+    const st = h.server.stats();
+    // Lanes reset at the end of the run may go before their header is read.
+    assert.equal(st.proxyHeaders + st.proxyAborted, st.accepts);
+    assert.ok(st.proxyHeaders >= r.completed, `${st.proxyHeaders} headers for ${r.completed} replies`);
+    assert.equal(st.proxyMalformed + st.proxyUntrusted + st.proxyTimeouts, 0);
+    assert.ok(h.sessions.length > 0 && h.sessions.every((s) => s.remoteAddress.startsWith('198.1')), h.sessions[0]?.remoteAddress);
+  });
+
   it('connect-close: the server counted exactly the connections the generator saw connected', async () => {
     const h = await startEcho('threaded', SERVER);
     const r = await runLoad({ ...SHORT, port: h.port, mode: 'connect-close', connections: 16 });

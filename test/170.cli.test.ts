@@ -128,7 +128,7 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       [['bench', '--rounds', '0'], /--rounds must be an integer from 1 to 100, got "0"/],
       [['bench', '--duration', 'fast'], /--duration must be a number from 0\.1 to 3600, got "fast"/],
       [['bench', '--duration'], /--duration needs a value/],
-      [['bench', '--only', 'echo100,warp'], /--only: unknown "warp" \(one of connect-close, reqrep, echo100, echo1000, storm-overload, http-keepalive, http-close, idle, http-idle, client, emit\)/],
+      [['bench', '--only', 'echo100,warp'], /--only: unknown "warp" \(one of connect-close, reqrep, reqrep-proxy, echo100, echo1000, storm-overload, http-keepalive, http-close, idle, http-idle, client, emit\)/],
       [['bench', '--servers', 'node,turbo'], /--servers: unknown "turbo" \(one of threaded, inline, threaded2, threaded2-shared, node, c\)/],
       [['bench', '--servers', 'c,node,c'], /--servers: "c" given twice/],
       [['bench', '--servers', ','], /--servers needs at least one of threaded, inline, threaded2, threaded2-shared, node, c/],
@@ -141,7 +141,7 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       [['bench', 'now'], /unexpected argument "now"/],
       [['bench', '--json', '/nonexistent-dir/out.json'], /--json: cannot write into \/nonexistent-dir/],
       [['bench', '--markdown', '/nonexistent-dir/out.md'], /--markdown: cannot write into \/nonexistent-dir/],
-      [['serve', '--mode', 'mirror'], /--mode must be one of echo, discard, close, http, got "mirror"/],
+      [['serve', '--mode', 'mirror'], /--mode must be one of echo, discard, close, http, proxy-echo, got "mirror"/],
       [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got "70000"/],
       [['launch'], /unknown command "launch"/],
     ];

@@ -297,9 +297,9 @@ export async function startEcho(driver: Driver, options: ServerOptions = {}, sta
 
 // ---------------------------------------------------------------- client
 
-/** Connects a node:net client; resolves once connected. */
-export function connect(port: number, host: string = HOST4, timeoutMs = 5_000): Promise<net.Socket> {
-  const socket = connectNoWait(port, host);
+/** Connects a node:net client (bound first to `localAddress` if given); resolves once connected. */
+export function connect(port: number, host: string = HOST4, timeoutMs = 5_000, localAddress?: string): Promise<net.Socket> {
+  const socket = connectNoWait(port, host, localAddress);
   return withTimeout(
     new Promise<net.Socket>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
@@ -315,8 +315,8 @@ export function connect(port: number, host: string = HOST4, timeoutMs = 5_000): 
 }
 
 /** Starts a connection without waiting for it (the socket is tracked for cleanup). */
-export function connectNoWait(port: number, host: string = HOST4): net.Socket {
-  const socket = net.connect({ port, host });
+export function connectNoWait(port: number, host: string = HOST4, localAddress?: string): net.Socket {
+  const socket = net.connect({ port, host, localAddress });
   liveSockets.add(socket);
   socket.once('close', () => liveSockets.delete(socket));
   // Errors (resets by the server under test) are looked at through Reader;

@@ -106,7 +106,7 @@ void NativeLoadGenerator::Abandon() {
 
 // start({ mode, remote, port, firstSource, sources, connections, threads,
 //         messageSize, durationMs, warmupMs, rampTimeoutMs, timeoutMs,
-//         retryDelayMs, maxConnecting }) -> Promise<result>
+//         retryDelayMs, maxConnecting, proxyHeader }) -> Promise<result>
 napi_value NativeLoadGenerator::Start(const js::Args& args) {
   napi_env env = env_;
   if (running_) return js::ThrowError(env, "ERR_ACCEPTPOOL_INVALID_STATE", "a load generator run is already in progress");
@@ -130,6 +130,7 @@ napi_value NativeLoadGenerator::Start(const js::Args& args) {
   config.op_timeout_us = Micros(read, "timeoutMs");
   config.retry_delay_us = Micros(read, "retryDelayMs");
   config.max_connecting = read.Whole<uint32_t>("maxConnecting");
+  config.proxy_v2 = read.Boolean("proxyHeader");
   if (!read.Check()) return nullptr;
 
   std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env);

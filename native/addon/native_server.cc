@@ -139,11 +139,43 @@ napi_value SystemErrorInfo(napi_env env, const Status& st) {
       .value();
 }
 
+// options.proxyTrusted: the ranges src/options.ts parsed, kTrustedEntryBytes
+// each (family 4 or 6, prefix bits, 16 address bytes).
+constexpr size_t kTrustedEntryBytes = 18;
+
+bool ReadTrusted(napi_env env, napi_value options, std::vector<CidrRange>* out) {
+  napi_value list = nullptr;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_named_property(env, options, "proxyTrusted", &list) != napi_ok ||
+      !js::GetTypedArray(env, list, &type, &length, &data) || type != napi_uint8_array ||
+      length % kTrustedEntryBytes != 0) {
+    js::ThrowInvalidArg(env, "native server option proxyTrusted must be a Uint8Array of 18-byte ranges");
+    return false;
+  }
+  const uint8_t* bytes = static_cast<const uint8_t*>(data);
+  for (size_t at = 0; at < length; at += kTrustedEntryBytes) {
+    CidrRange range;
+    range.family = bytes[at];
+    range.prefix = bytes[at + 1];
+    if ((range.family != 4 && range.family != 6) || range.prefix > (range.family == 4 ? 32 : 128)) {
+      js::ThrowInvalidArg(env, "native server option proxyTrusted holds a bad range");
+      return false;
+    }
+    std::memcpy(range.addr, bytes + at + 2, sizeof(range.addr));
+    out->push_back(range);
+  }
+  return true;
+}
+
 }  // namespace
 
 napi_value NativeServer::Define(napi_env env) {
   const napi_property_descriptor methods[] = {
       js::Method<NativeServer, &NativeServer::Listen>("listen"),
+      js::Method<NativeServer, &NativeServer::ListenPath>("listenPath"),
+      js::Method<NativeServer, &NativeServer::ListenFd>("listenFd"),
       js::Method<NativeServer, &NativeServer::Connect>("connect"),
       js::Method<NativeServer, &NativeServer::AbortConnect>("abortConnect"),
       js::Method<NativeServer, &NativeServer::Send>("send"),
@@ -153,6 +185,7 @@ napi_value NativeServer::Define(napi_env env) {
       js::Method<NativeServer, &NativeServer::Broadcast>("broadcast"),
       js::Method<NativeServer, &NativeServer::BufferedAmount>("bufferedAmount"),
       js::Method<NativeServer, &NativeServer::Shutdown>("shutdown"),
+      js::Method<NativeServer, &NativeServer::Drain>("drain"),
       js::Method<NativeServer, &NativeServer::GetStats>("stats"),
       js::Method<NativeServer, &NativeServer::SetRef>("setRef"),
       js::Method<NativeServer, &NativeServer::Destroy>("destroy"),
@@ -193,6 +226,8 @@ bool NativeServer::Init(const js::Args& args) {
   config_.close_linger_ms = read.Whole<uint32_t>("closeLingerMs");
   config_.no_delay = read.Boolean("noDelay");
   config_.listen.reuse_port = read.Boolean("reusePort");
+  config_.proxy_protocol = read.Boolean("proxyProtocol");
+  config_.proxy_timeout_ms = read.Whole<uint32_t>("proxyTimeoutMs");
   const char* const kDrivers[] = {"inline", "threaded"};
   threaded_ = read.Choice("driver", kDrivers, 2) == 1;
   uint32_t threads = static_cast<uint32_t>(read.Integer("threads", 1, kMaxThreads));
@@ -205,6 +240,7 @@ bool NativeServer::Init(const js::Args& args) {
     js::ThrowInvalidArg(env, "native server option threads must be 1 for the inline driver");
     return false;
   }
+  if (!ReadTrusted(env, args[0], &config_.proxy_trusted)) return false;
 
   napi_value resource_name = js::String(env, "acceptpool:batch");
   if (!records_ref_.Set(env, args[1]) || !on_batch_.Set(env, args[2]) || resource_name == nullptr ||
@@ -262,16 +298,48 @@ napi_value NativeServer::Listen(const js::Args& args) {
   ListenOptions listen_options = config_.listen;
   listen_options.ipv6_only = args.size() > 2 && args.Truthy(2);
   SocketAddress bound;
-  Status st = engines_->Listen(address, listen_options, sharing_, &bound);
-  if (!st.ok()) {
-    if (st.code == Code::kSystem) return SystemErrorInfo(env, st);
-    if (st.code == Code::kUnsupported) {
+  return Listening(engines_->Listen(address, listen_options, sharing_, &bound), bound, "");
+}
+
+// listenPath(path): a Unix domain socket.
+napi_value NativeServer::ListenPath(const js::Args& args) {
+  napi_env env = env_;
+  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  std::string path;
+  if (!args.IsString(0) || !args.String(0, &path) || path.empty() || path.find('\0') != std::string::npos) {
+    return js::ThrowInvalidArg(env, "path must be a non-empty string");
+  }
+  SocketAddress bound;
+  return Listening(engines_->ListenPath(path.c_str(), config_.listen, &bound), bound, path);
+}
+
+// listenFd(fd): a listening socket this process inherited; the server owns it.
+napi_value NativeServer::ListenFd(const js::Args& args) {
+  napi_env env = env_;
+  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  double fd = -1;
+  if (!args.IsNumber(0) || !args.Number(0, &fd) || !(fd >= 0 && fd <= 2147483647.0) || std::floor(fd) != fd) {
+    return js::ThrowInvalidArg(env, "fd must be a non-negative integer");
+  }
+  SocketAddress bound;
+  return Listening(engines_->ListenOn(static_cast<SocketHandle>(fd), config_.listen, &bound), bound, "");
+}
+
+// What listen*() answer: the bound address, or the OS error's info.
+napi_value NativeServer::Listening(const Status& listened, const SocketAddress& bound, const std::string& path) {
+  napi_env env = env_;
+  if (!listened.ok()) {
+    if (listened.code == Code::kSystem) return SystemErrorInfo(env, listened);
+    if (listened.code == Code::kUnsupported) {
       return ThrowState(env, "ERR_ACCEPTPOOL_UNSUPPORTED", "this platform cannot share a port between listeners (reusePort, threads)");
     }
     return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening or shutting down");
   }
-  st = EnsureDriver();
+  Status st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
+  if (bound.family == kLocalFamily) {
+    return js::ObjectBuilder(env).Set("address", path.c_str()).Set("family", "unix").Set("port", 0.0).value();
+  }
   return js::ObjectBuilder(env)
       .Set("address", FormatAddress(bound).c_str())
       .Set("family", bound.family == 6 ? "IPv6" : "IPv4")
@@ -508,6 +576,11 @@ napi_value NativeServer::BufferedAmount(const js::Args& args) {
 
 napi_value NativeServer::Shutdown(const js::Args&) {
   if (driver_) driver_->Shutdown();
+  return js::Boolean(env_, driver_ != nullptr);
+}
+
+napi_value NativeServer::Drain(const js::Args&) {
+  if (driver_) driver_->Drain();
   return js::Boolean(env_, driver_ != nullptr);
 }
 

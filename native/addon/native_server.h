@@ -28,6 +28,9 @@ class NativeServer final : public js::Wrapped {
 
  private:
   napi_value Listen(const js::Args& args);
+  napi_value ListenPath(const js::Args& args);
+  napi_value ListenFd(const js::Args& args);
+  napi_value Listening(const Status& listened, const SocketAddress& bound, const std::string& path);
   napi_value Connect(const js::Args& args);
   napi_value AbortConnect(const js::Args& args);
   // Creates and starts the driver on first use (listen or connect).
@@ -39,6 +42,7 @@ class NativeServer final : public js::Wrapped {
   napi_value Broadcast(const js::Args& args);
   napi_value BufferedAmount(const js::Args& args);
   napi_value Shutdown(const js::Args& args);
+  napi_value Drain(const js::Args& args);
   napi_value GetStats(const js::Args& args);
   napi_value SetRef(const js::Args& args);
   napi_value Destroy(const js::Args& args);

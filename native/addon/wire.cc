@@ -6,6 +6,7 @@
 #include "core/address.h"
 #include "core/engine.h"
 #include "core/event_batch.h"
+#include "core/proxy_protocol.h"
 #include "loadgen/load_generator.h"
 #include "core/session_table.h"
 #include "core/stats.h"
@@ -23,6 +24,11 @@ namespace {
 const char* const kSysErrors[] = {ACCEPTPOOL_SYS_ERRORS(ACCEPTPOOL_WIRE_TEXT)};
 const char* const kCloseReasons[] = {ACCEPTPOOL_CLOSE_REASONS(ACCEPTPOOL_WIRE_TEXT)};
 const char* const kStaleCommands[] = {ACCEPTPOOL_STALE_COMMANDS(ACCEPTPOOL_WIRE_TEXT)};
+const char* const kProxyCommands[] = {ACCEPTPOOL_PROXY_COMMANDS(ACCEPTPOOL_WIRE_TEXT)};
+const char* const kProxyFamilies[] = {ACCEPTPOOL_PROXY_FAMILIES(ACCEPTPOOL_WIRE_TEXT)};
+const char* const kProxyTransports[] = {ACCEPTPOOL_PROXY_TRANSPORTS(ACCEPTPOOL_WIRE_TEXT)};
+const char* const kProxyErrors[] = {ACCEPTPOOL_PROXY_ERRORS(ACCEPTPOOL_WIRE_TEXT)};
+const char* const kProxyRejects[] = {ACCEPTPOOL_PROXY_REJECTS(ACCEPTPOOL_WIRE_TEXT)};
 const char* const kLoadModes[] = {ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_WIRE_TEXT)};
 const char* const kLoadPhases[] = {ACCEPTPOOL_LOAD_PHASES(ACCEPTPOOL_WIRE_TEXT)};
 #define ACCEPTPOOL_WIRE_STATS_NAME(member, js_name) #js_name,
@@ -87,6 +93,19 @@ napi_value MakeWire(napi_env env) {
       .Set("port", static_cast<double>(offsetof(SocketAddress, port)))
       .Set("addr", static_cast<double>(offsetof(SocketAddress, addr)));
 
+  // A proxied kSession record's head, after its SocketAddress
+  // (proxy_protocol.h), and a kProxyRejected record's info.
+  js::ObjectBuilder proxy_head(env);
+#define ACCEPTPOOL_WIRE_OFFSET(type, field) .Set(#field, static_cast<double>(offsetof(type, field)))
+  proxy_head.Set("size", static_cast<double>(sizeof(ProxyRecordHead)))
+      ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, version) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, command)
+      ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, family) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, transport)
+      ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, unix_bytes) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, tlv_bytes)
+      ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, source) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, destination);
+  js::ObjectBuilder proxy_reject(env);
+  proxy_reject ACCEPTPOOL_WIRE_OFFSET(ProxyRejectInfo, reason) ACCEPTPOOL_WIRE_OFFSET(ProxyRejectInfo, error);
+#undef ACCEPTPOOL_WIRE_OFFSET
+
   js::ObjectBuilder wire(env);
   wire.Set("EventType", Numbers(event_types))
       .Set("SendResult", Numbers(send_results))
@@ -105,6 +124,14 @@ napi_value MakeWire(napi_env env) {
       .Set("recordsPerBatch", static_cast<double>(BatchLimits().records))
       .Set("errorWord", Numbers(error_word))
       .Set("address", Numbers(address))
+      .Set("proxyHead", Numbers(proxy_head))
+      .Set("proxyReject", Numbers(proxy_reject))
+      .Set("proxyCommands", Texts(env, kProxyCommands))
+      .Set("proxyFamilies", Texts(env, kProxyFamilies))
+      .Set("proxyTransports", Texts(env, kProxyTransports))
+      .Set("proxyErrors", Texts(env, kProxyErrors))
+      .Set("proxyRejects", Texts(env, kProxyRejects))
+      .Set("proxyUnixPathBytes", static_cast<double>(kProxyUnixPathBytes))
       .Set("slotBits", static_cast<double>(kSlotBits))
       .Set("maxThreads", static_cast<double>(kMaxThreads))
       .Set("maxQueuedBytes", static_cast<double>(kMaxQueuedBytes))

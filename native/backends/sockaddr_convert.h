@@ -38,6 +38,8 @@ inline SocketAddress SocketAddressFromSockaddr(const sockaddr* in) {
     out.port = ntohs(a->sin6_port);
     out.scope_id = a->sin6_scope_id;
     std::memcpy(out.addr, &a->sin6_addr, 16);
+  } else if (in->sa_family != AF_INET) {
+    out.family = kLocalFamily;  // AF_UNIX: its path is not an address JS reads
   } else {
     const auto* a = reinterpret_cast<const sockaddr_in*>(in);
     out.family = 4;

@@ -9,8 +9,11 @@
 
 namespace acceptpool {
 
+// The family of a Unix domain socket's address, which names no IP or port.
+constexpr uint8_t kLocalFamily = 0;
+
 struct SocketAddress {
-  uint8_t family = 4;  // 4 or 6
+  uint8_t family = 4;  // 4 or 6, or kLocalFamily
   uint8_t reserved = 0;
   uint16_t port = 0;
   uint32_t scope_id = 0;

@@ -140,13 +140,24 @@ class Backend {
   // Binds and listens; `bound` receives the real address (port 0 resolved).
   virtual Status Listen(const SocketAddress& address, const ListenOptions& options,
                         SocketAddress* bound) = 0;
-  // Listen, on a socket already bound and listening (ListenOptions::shared
-  // when other engines wait on it too), which the backend owns from here.
-  virtual Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+  // Listens on a Unix domain socket at `path` (created; removed again by
+  // StopListening). `bound` as for Listen (kLocalFamily). Backends without
+  // them say so with EAFNOSUPPORT.
+  virtual Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) {
+    (void)path;
     (void)options;
     (void)bound;
-    DiscardSocket(listener);
-    return Status::Of(Code::kUnsupported);
+    return Status::System(SysError::kAfNoSupport, 0, "listen");
+  }
+  // Listens on `listener`, a socket already bound and listening: inherited
+  // (from a parent, systemd) or another engine's (DuplicateListener, with
+  // ListenOptions::shared). The backend owns it once this succeeds; on
+  // failure it is still the caller's.
+  virtual Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+    (void)listener;
+    (void)options;
+    (void)bound;
+    return Status::System(SysError::kAfNoSupport, 0, "listen");
   }
   // A new handle to the listening socket, for another backend's ListenOn.
   virtual Status DuplicateListener(SocketHandle* out) {
@@ -159,6 +170,14 @@ class Backend {
 
   // Closes a socket that never became a session.
   virtual void DiscardSocket(SocketHandle socket) = 0;
+  // The peer of an attached session's socket (getpeername): the engine keeps
+  // no address per slot, and needs one only for a PROXY header that names no
+  // client. False if the OS cannot tell.
+  virtual bool PeerAddress(const Session& s, SocketAddress* out) {
+    (void)s;
+    (void)out;
+    return false;
+  }
   // Starts I/O on a session the engine has just bound to an accepted socket.
   virtual Status Attach(Session& s, bool no_delay) = 0;
   // Opens a socket for `s` (state kConnecting) and starts a non-blocking

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <cstring>
 
 namespace acceptpool {
 
@@ -83,19 +84,21 @@ Status Engine::Listen(const SocketAddress& address, const ListenOptions& options
   });
 }
 
+Status Engine::ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) {
+  return StartListening(options, [&](const ListenOptions& full) {
+    return backend_->ListenPath(path, full, bound);
+  });
+}
+
 Status Engine::ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
-  bool handed_over = false;
-  Status st = StartListening(options, [&](const ListenOptions& full) {
-    handed_over = true;
+  return StartListening(options, [&](const ListenOptions& full) {
     return backend_->ListenOn(listener, full, bound);
   });
-  if (!handed_over) backend_->DiscardSocket(listener);
-  return st;
 }
 
 template <typename ListenFn>
 Status Engine::StartListening(const ListenOptions& options, ListenFn&& listen) {
-  if (listening_ || shutting_down_) return Status::Of(Code::kInvalid);
+  if (listening_ || shutting_down_ || draining_) return Status::Of(Code::kInvalid);
   if (!EnsureInitialPool()) return Status::Of(Code::kNoMemory);
   ListenOptions full = options;
   full.no_delay = config_.no_delay;
@@ -252,6 +255,14 @@ uint32_t Engine::AcceptBudget() {
 }
 
 void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
+  if (config_.proxy_protocol && !Trusted(peer)) {
+    // Only a trusted balancer may name another client; anyone else could
+    // spoof their address with a header, so they are not served at all.
+    backend_->DiscardSocket(socket);
+    CountReject(ProxyReject::kUntrusted);
+    AddRejectRecord(peer, ProxyReject::kUntrusted, ProxyError::kNone);
+    return;
+  }
   Session* s = table_->Acquire();
   if (s == nullptr) {
     // AcceptBudget() promised a slot; never leak the socket if it lied.
@@ -269,14 +280,24 @@ void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
     backend_->Close(*s, true);
     return;
   }
-  batch_->AddCopy(EventType::kSession, s->id(), &peer, sizeof(peer));
   ++stats_.accepts;
+  uint64_t in_use = table_->in_use();
+  if (in_use > stats_.peak_in_use) stats_.peak_in_use = in_use;
+  if (config_.proxy_protocol) {
+    // Announced once its header is in (OnHeaderBytes), timed from now;
+    // header bytes never restart that clock (a slowloris header times out).
+    s->set(kAwaitingHeader);
+    s->token = 0;
+    ++awaiting_headers_;
+    s->active_ms = static_cast<uint32_t>(Now());
+    Reschedule(*s);
+    return;
+  }
   if (config_.idle_timeout_ms > 0) {
     s->active_ms = static_cast<uint32_t>(Now());
     Reschedule(*s);
   }
-  uint64_t in_use = table_->in_use();
-  if (in_use > stats_.peak_in_use) stats_.peak_in_use = in_use;
+  batch_->AddCopy(EventType::kSession, s->id(), &peer, sizeof(peer));
 }
 
 void Engine::OnAcceptError(const Status& status, uint32_t shed) {
@@ -289,11 +310,14 @@ void Engine::OnAcceptError(const Status& status, uint32_t shed) {
 // ---- receiving ----
 
 bool Engine::ReadSpace(char** data, size_t* size) {
-  if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return false;
+  // While headers are awaited, a read may complete one: its session's
+  // record (and the record of the data after it) must fit beside the bytes.
+  size_t reserve = awaiting_headers_ > 0 ? kProxyRecordMaxBytes + 8 : 0;
+  if (batch_ == nullptr || !batch_->HasRecordRoom(reserve > 0 ? 2 : 1)) return false;
   size_t room = batch_->ReadRoom();
-  if (room < kMinReadRoom) return false;
+  if (room < kMinReadRoom + reserve) return false;
   *data = batch_->ReadSpace();
-  *size = std::min(room, config_.read_chunk);
+  *size = std::min(room - reserve, config_.read_chunk);
   return true;
 }
 
@@ -305,6 +329,11 @@ void Engine::OnReceived(Session& s, size_t size) {
     stats_.bytes_discarded += size;
     return;
   }
+  if (s.has(kAwaitingHeader)) {
+    stats_.bytes_in += size;
+    OnHeaderBytes(s, size);
+    return;
+  }
   batch_->AddData(s.id(), size);
   stats_.bytes_in += size;
   NoteActive(s);
@@ -312,6 +341,10 @@ void Engine::OnReceived(Session& s, size_t size) {
 
 void Engine::OnPeerEnd(Session& s) {
   if (s.state == SessionState::kReleasing || s.has(kReadEof)) return;
+  if (s.has(kAwaitingHeader)) {
+    RejectHeader(s, ProxyReject::kAborted, ProxyError::kNone);
+    return;
+  }
   s.set(kReadEof);
   UpdateReading(s);
   if (s.state == SessionState::kLingering) {
@@ -361,7 +394,9 @@ void Engine::CheckDrain(Session& s) {
 
 SendResult Engine::Send(SessionId id, const char* data, size_t size) {
   Session* s = table_->Lookup(id);
-  if (s == nullptr) {
+  // A session whose header is awaited is not JS's yet: its id cannot have
+  // been handed out.
+  if (s == nullptr || s->has(kAwaitingHeader)) {
     ++stats_.stale_commands;
     NoteLeft(id, size);
     return SendResult::kStale;
@@ -424,7 +459,7 @@ uint32_t Engine::Broadcast(const char* data, size_t size, const SessionId* ids, 
     for (size_t i = 0; i < count; ++i) send_one(ids[i]);
   } else {
     table_->ForEachLive([&](Session& s) {
-      if (s.state == SessionState::kOpen) send_one(s.id());
+      if (s.state == SessionState::kOpen && !s.has(kAwaitingHeader)) send_one(s.id());
     });
   }
   return reached;
@@ -432,7 +467,7 @@ uint32_t Engine::Broadcast(const char* data, size_t size, const SessionId* ids, 
 
 void Engine::ListOpen(std::vector<SessionId>* ids) {
   table_->ForEachLive([&](Session& s) {
-    if (s.state == SessionState::kOpen) ids->push_back(s.id());
+    if (s.state == SessionState::kOpen && !s.has(kAwaitingHeader)) ids->push_back(s.id());
   });
 }
 
@@ -506,7 +541,7 @@ void Engine::OnSendProgress(Session& s, size_t sent) {
 
 bool Engine::Close(SessionId id, CloseMode mode) {
   Session* s = table_->Lookup(id);
-  if (s == nullptr) {
+  if (s == nullptr || s->has(kAwaitingHeader)) {
     ++stats_.stale_commands;
     return false;
   }
@@ -599,6 +634,10 @@ void Engine::UpdateReading(Session& s) {
 }
 
 void Engine::OnSessionError(Session& s, const Status& status) {
+  if (s.has(kAwaitingHeader)) {
+    RejectHeader(s, ProxyReject::kAborted, ProxyError::kNone);
+    return;
+  }
   if (s.state == SessionState::kConnecting) ++stats_.connect_errors;
   CloseReason reason = CloseReason::kError;
   if (status.sys == SysError::kConnReset || status.sys == SysError::kPipe ||
@@ -645,7 +684,31 @@ void Engine::MaybeRelease(Session& s) {
   }
   table_->Release(&s);
   UpdateAccepting();
+  // A drain ends with its last session.
+  if (draining_ && !shutting_down_ && table_->in_use() == 0) Shutdown();
   CheckServerClosed();
+}
+
+void Engine::Drain() {
+  if (shutting_down_ || draining_) return;
+  draining_ = true;
+  ++stats_.drains;
+  if (listening_) {
+    backend_->StopListening();
+    listening_ = false;
+    accepting_ = false;
+  }
+  // JS hears that the listener is gone (kDraining) in the next round.
+  NoteWorkOutsidePoll();
+  if (table_->in_use() == 0) Shutdown();
+}
+
+bool Engine::ReportDraining() {
+  if (!draining_ || draining_reported_) return true;
+  if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return false;
+  batch_->Add(EventType::kDraining, 0);
+  draining_reported_ = true;
+  return true;
 }
 
 void Engine::Shutdown() {
@@ -657,14 +720,23 @@ void Engine::Shutdown() {
     accepting_ = false;
   }
   shutdown_at_ms_ = Now();
-  // Sessions flush what is queued first (for up to shutdown_grace_ticks);
+  // Sessions flush what is queued first (for up to shutdown_grace_ms);
   // the rest close at once.
   table_->ForEachLive([this](Session& s) {
     if (s.state == SessionState::kConnecting) {
       CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
       return;
     }
+    if (s.has(kAwaitingHeader)) {
+      // JS never heard of it: no event, just gone.
+      EndHeaderWait(s);
+      s.state = SessionState::kReleasing;
+      backend_->Close(s, true);
+      return;
+    }
     if (s.state != SessionState::kOpen && s.state != SessionState::kClosing) return;
+    // A drain's deadline: this one did not end by itself in time.
+    if (draining_ && s.state == SessionState::kOpen) ++stats_.drain_closes;
     s.state = SessionState::kClosing;
     s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);
     if (s.has(kPaused)) UpdateReading(s);
@@ -677,6 +749,8 @@ void Engine::Shutdown() {
 void Engine::CheckServerClosed() {
   if (!shutting_down_ || server_closed_emitted_ || table_->in_use() != 0) return;
   if (!backend_->Quiescent()) return;
+  // kDraining first: JS hears the listener close before the server does.
+  if (!ReportDraining()) return;
   if (batch_ == nullptr || !batch_->HasRecordRoom(1)) return;
   batch_->Add(EventType::kServerClosed, 0);
   server_closed_emitted_ = true;
@@ -710,6 +784,7 @@ void Engine::NoteWorkOutsidePoll() {
 
 void Engine::EmitPending() {
   if (batch_ == nullptr) return;
+  ReportDraining();
   // Up to five records per session, plus kServerClosed.
   while (pending_head_ != nullptr && batch_->HasRecordRoom(6)) {
     Session& s = *pending_head_;
@@ -717,6 +792,10 @@ void Engine::EmitPending() {
     if (pending_head_ == nullptr) pending_tail_ = nullptr;
     s.next_pending = nullptr;
     s.clear(kInPendingList);
+    if (s.has(kRejectPending)) {
+      DropRejected(s);
+      continue;
+    }
     SessionId id = s.id();
     if (s.has(kTimeoutPending)) {
       s.clear(kTimeoutPending);
@@ -770,6 +849,8 @@ uint64_t Engine::DueOf(const Session& s, uint64_t now) const {
   uint64_t due = DeadlineHeap::kNever;
   uint64_t active = Expand(s.active_ms, now);
   uint32_t idle = config_.idle_timeout_ms;
+  // Waiting for its PROXY header: active_ms is the accept.
+  if (s.has(kAwaitingHeader)) return s.state == SessionState::kOpen ? active + config_.proxy_timeout_ms : due;
   switch (s.state) {
     case SessionState::kOpen:
       if (idle > 0) due = active + idle;
@@ -842,6 +923,10 @@ void Engine::Expire(Session& s, uint64_t now) {
     deadlines_.Set(s.slot, due);
     return;
   }
+  if (s.has(kAwaitingHeader)) {
+    RejectHeader(s, ProxyReject::kTimeout, ProxyError::kNone);
+    return;
+  }
   uint64_t active = Expand(s.active_ms, now);
   uint32_t idle = config_.idle_timeout_ms;
   switch (s.state) {
@@ -880,6 +965,7 @@ void Engine::OnTick() {
   if (policy_.TickShouldShrink(table_->capacity(), table_->free_slots()) && table_->ShrinkTop()) {
     ++stats_.shrinks;
   }
+  parsers_.Trim();
   size_t freed = blocks_.TrimIdle();
   stats_.send_blocks = blocks_.allocated();
   if (observer_ != nullptr) freed += observer_->OnTick();
@@ -904,6 +990,149 @@ void Engine::ReturnMemoryWhenQuiet(size_t freed) {
   if (moved >= kQuietBytesPerTick || quiet_returns_left_ == 0) return;
   --quiet_returns_left_;
   backend_->ReturnFreedMemory();
+}
+
+// ---- PROXY protocol ----
+
+bool Engine::Trusted(const SocketAddress& peer) const {
+  for (const CidrRange& range : config_.proxy_trusted) {
+    if (CidrContains(range, peer)) return true;
+  }
+  return false;
+}
+
+// Bytes of a session whose header is awaited, in the batch's read space.
+// Parsed where they landed; only a header split across reads is copied into
+// a held parser until its next bytes come.
+void Engine::OnHeaderBytes(Session& s, size_t size) {
+  ProxyParser* parser = s.token != 0 ? &parsers_.Get(s.token) : &parsers_.scratch();
+  if (s.token == 0) parser->Reset();
+  size_t used = 0;
+  ProxyParse result = parser->Feed(batch_->ReadSpace(), size, &used);
+  if (result == ProxyParse::kError) {
+    RejectHeader(s, ProxyReject::kMalformed, parser->error());
+    return;
+  }
+  if (result == ProxyParse::kMore) {
+    if (s.token == 0) {
+      uint32_t handle = parsers_.Hold(*parser);
+      if (handle == 0) {
+        RejectHeader(s, ProxyReject::kBusy, ProxyError::kNone);
+        return;
+      }
+      s.token = handle;
+    }
+    return;
+  }
+  AnnounceProxied(s, *parser, used, size);
+}
+
+// The header is in: the session record carries the client as its remote
+// address (the connection's own peer for LOCAL and unspecified headers) and
+// what the header said; the bytes after the header are the session's first
+// data. ReadSpace() left room for both records beside the bytes read.
+void Engine::AnnounceProxied(Session& s, const ProxyParser& parser, size_t used, size_t size) {
+  const ProxyHeader& h = parser.header();
+  bool relayed = h.command == ProxyCommand::kProxy &&
+                 (h.family == ProxyFamily::kInet || h.family == ProxyFamily::kInet6);
+  SocketAddress remote;
+  if (relayed) {
+    remote = h.source;
+  } else {
+    backend_->PeerAddress(s, &remote);
+  }
+  ProxyRecordHead head{};
+  head.version = h.version;
+  head.command = static_cast<uint8_t>(h.command);
+  head.family = static_cast<uint8_t>(h.family);
+  head.transport = static_cast<uint8_t>(h.transport);
+  head.unix_bytes = h.family == ProxyFamily::kUnix ? static_cast<uint16_t>(2 * kProxyUnixPathBytes) : 0;
+  head.tlv_bytes = h.tlv_length;
+  if (relayed) {
+    head.source = h.source;
+    head.destination = h.destination;
+  }
+  size_t data_offset = batch_->Keep(size);
+  size_t length = sizeof(remote) + sizeof(head) + head.unix_bytes + head.tlv_bytes;
+  size_t offset = 0;
+  char* out = batch_->Append(length, &offset);
+  if (out == nullptr || !batch_->HasRecordRoom(2)) {
+    // ReadSpace() promised the room; never announce half a session.
+    RejectHeader(s, ProxyReject::kBusy, ProxyError::kNone);
+    return;
+  }
+  EndHeaderWait(s);
+  // The session's own timers start now (or none: the header wait's deadline
+  // goes).
+  s.active_ms = static_cast<uint32_t>(Now());
+  Reschedule(s);
+  std::memcpy(out, &remote, sizeof(remote));
+  std::memcpy(out + sizeof(remote), &head, sizeof(head));
+  char* rest = out + sizeof(remote) + sizeof(head);
+  std::memcpy(rest, parser.bytes() + h.unix_offset, head.unix_bytes);
+  std::memcpy(rest + head.unix_bytes, parser.bytes() + h.tlv_offset, head.tlv_bytes);
+  batch_->Add(EventType::kSession, s.id(), static_cast<double>(offset), static_cast<double>(length));
+  if (size > used) {
+    batch_->Add(EventType::kData, s.id(), static_cast<double>(data_offset + used),
+                static_cast<double>(size - used));
+  }
+  if (relayed) {
+    ++stats_.proxy_headers;
+  } else {
+    ++stats_.proxy_local;
+  }
+}
+
+void Engine::EndHeaderWait(Session& s) {
+  if (!s.has(kAwaitingHeader)) return;
+  s.clear(kAwaitingHeader);
+  --awaiting_headers_;
+  if (s.token != 0) parsers_.Release(s.token);
+  s.token = 0;
+}
+
+void Engine::CountReject(ProxyReject reason) {
+  // By ProxyReject value, in the order of ACCEPTPOOL_PROXY_REJECTS.
+  static constexpr uint64_t Stats::*kCounters[] = {&Stats::proxy_untrusted, &Stats::proxy_malformed,
+                                                   &Stats::proxy_timeouts, &Stats::proxy_aborted,
+                                                   &Stats::proxy_busy};
+  static_assert(sizeof(kCounters) / sizeof(kCounters[0]) == (0 ACCEPTPOOL_PROXY_REJECTS(ACCEPTPOOL_COUNT_ENTRY)),
+                "a counter for every reject reason");
+  ++(stats_.*kCounters[static_cast<size_t>(reason)]);
+}
+
+// Called from inside the backend's rounds (reads, errors, ticks), which must
+// not see the session vanish under them: it stops being served at once
+// (kReleasing), and is closed from the pending list (DropRejected).
+void Engine::RejectHeader(Session& s, ProxyReject reason, ProxyError error) {
+  CountReject(reason);
+  EndHeaderWait(s);
+  s.state = SessionState::kReleasing;
+  s.close_reason = static_cast<uint8_t>(reason);
+  s.close_error = static_cast<uint8_t>(error);
+  s.set(kRejectPending);
+  QueuePending(s);
+}
+
+void Engine::DropRejected(Session& s) {
+  s.clear(kRejectPending);
+  SocketAddress peer;
+  backend_->PeerAddress(s, &peer);
+  AddRejectRecord(peer, static_cast<ProxyReject>(s.close_reason), static_cast<ProxyError>(s.close_error));
+  // A reset: whatever the peer sent was not for us.
+  backend_->Close(s, true);
+}
+
+void Engine::AddRejectRecord(const SocketAddress& peer, ProxyReject reason, ProxyError error) {
+  if (batch_ == nullptr) return;
+  char bytes[sizeof(SocketAddress) + sizeof(ProxyRejectInfo)] = {};
+  ProxyRejectInfo info{};
+  info.reason = static_cast<uint8_t>(reason);
+  info.error = static_cast<uint8_t>(error);
+  std::memcpy(bytes, &peer, sizeof(peer));
+  std::memcpy(bytes + sizeof(peer), &info, sizeof(info));
+  // Without room the refusal is still counted; only its report is lost.
+  batch_->AddCopy(EventType::kProxyRejected, 0, bytes, sizeof(bytes));
 }
 
 bool Engine::SetGenerationForTesting(uint32_t slot, uint32_t generation) {

@@ -27,6 +27,7 @@
 #include "core/deadline_heap.h"
 #include "core/event_batch.h"
 #include "core/pool_policy.h"
+#include "core/proxy_protocol.h"
 #include "core/send_queue.h"
 #include "core/session_table.h"
 #include "core/stats.h"
@@ -64,6 +65,14 @@ struct EngineConfig {
   // the connection at once, and a reset can destroy bytes already handed to
   // the kernel. 0 = no lingering: close as soon as the queue is flushed.
   uint32_t close_linger_ms = 0;
+  // PROXY protocol (proxy_protocol.h): every accepted connection from a peer
+  // in proxy_trusted must start with a header, which the engine parses
+  // before announcing the session; connections from other peers are
+  // refused. A header not complete proxy_timeout_ms after the accept is
+  // refused too.
+  bool proxy_protocol = false;
+  std::vector<CidrRange> proxy_trusted;
+  uint32_t proxy_timeout_ms = 0;
 
   // The engine's own tuning.
   size_t read_chunk = kReadChunk;
@@ -154,8 +163,8 @@ class Engine final : public BackendEvents {
   Status Listen(const SocketAddress& address, SocketAddress* bound);
   Status Listen(const SocketAddress& address, const ListenOptions& options, SocketAddress* bound);
   // Starts accepting on `listener`, a socket already bound and listening
-  // (another engine's, duplicated by DuplicateListener), which the engine
-  // owns from here, even when this fails.
+  // (inherited, or another engine's from DuplicateListener), which the
+  // engine owns from here if this succeeds.
   Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound);
   // A new handle to this engine's listening socket, for another engine's
   // ListenOn; the caller owns it.
@@ -163,6 +172,10 @@ class Engine final : public BackendEvents {
   // Undoes a Listen (the endpoint's other engines could not listen): closes
   // the listener; the engine may listen again.
   void CancelListen();
+  // Listens on a Unix domain socket (Backend::ListenPath).
+  Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound);
+  // Closes a socket DuplicateListener gave that ListenOn did not take.
+  void DiscardSocket(SocketHandle socket) { backend_->DiscardSocket(socket); }
 
   // Starts an outgoing connection (client side); *id names it at once. A
   // kConnected event follows, or a kClose with the connect error.
@@ -216,6 +229,12 @@ class Engine final : public BackendEvents {
   // Stops accepting and closes every session (reason 'shutdown'); a
   // kServerClosed event follows the last close.
   void Shutdown();
+  // Graceful drain (a deploy): the listener closes at once, so a balancer's
+  // health check fails and new clients go elsewhere, while the sessions go
+  // on and end by themselves. Once the last has ended the engine shuts down
+  // (kServerClosed); the caller's deadline is a Shutdown(), which closes the
+  // rest with 'shutdown'.
+  void Drain();
 
   // Tests only (see SessionTable::SetGenerationForTesting); on the engine's
   // thread, like every command.
@@ -250,8 +269,8 @@ class Engine final : public BackendEvents {
   void OnWake() override;
 
  private:
-  // Listen and ListenOn: `listen` binds the backend with the options made
-  // complete.
+  // Listen, ListenPath and ListenOn: `listen` binds the backend with the
+  // options made complete.
   template <typename ListenFn>
   Status StartListening(const ListenOptions& options, ListenFn&& listen);
   void QueuePending(Session& s);
@@ -280,19 +299,32 @@ class Engine final : public BackendEvents {
   void RunDeadlines();
   // The session's deadline came: time it out, close it, or set the next one.
   void Expire(Session& s, uint64_t now);
-  bool GrowTable();  void AfterSend(Session& s);
+  bool GrowTable();
+  void AfterSend(Session& s);
   bool SendFin(Session& s);
   void CloseFlushed(Session& s);
   void FlushSession(Session& s);
   void MaybeRelease(Session& s);
   void NoteSent(Session& s, size_t bytes, bool from_queue);
   void CheckServerClosed();
+  // Writes a drain's kDraining record if it is due; false while it waits for
+  // batch room.
+  bool ReportDraining();
   // maxConnections sessions are in use.
   bool AtLimit() const;
   void UpdateAccepting();
   void GrowIfNeeded();
   bool EnsureInitialPool();
   void ReturnMemoryWhenQuiet(size_t freed);
+  // PROXY protocol.
+  bool Trusted(const SocketAddress& peer) const;
+  void OnHeaderBytes(Session& s, size_t size);
+  void AnnounceProxied(Session& s, const ProxyParser& parser, size_t used, size_t size);
+  void EndHeaderWait(Session& s);
+  void RejectHeader(Session& s, ProxyReject reason, ProxyError error);
+  void CountReject(ProxyReject reason);
+  void DropRejected(Session& s);
+  void AddRejectRecord(const SocketAddress& peer, ProxyReject reason, ProxyError error);
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
@@ -307,9 +339,13 @@ class Engine final : public BackendEvents {
   bool expiries_capped_ = false;  // the last round left due deadlines
   uint64_t armed_for_ = DeadlineHeap::kNever;  // the backend's timer fires by then
   uint64_t shutdown_at_ms_ = 0;
+  uint32_t awaiting_headers_ = 0;  // sessions with kAwaitingHeader
+  ProxyParserPool parsers_;
   bool listening_ = false;
   bool accepting_ = false;
   bool shutting_down_ = false;
+  bool draining_ = false;
+  bool draining_reported_ = false;  // its kDraining record is written
   bool server_closed_emitted_ = false;
   bool in_poll_ = false;
   EngineObserver* observer_ = nullptr;

@@ -51,23 +51,48 @@ Status EngineGroup::Listen(const SocketAddress& address, const ListenOptions& op
   if (several && sharing == ListenerSharing::kShared) first.shared = true;
   Status st = engines_[0]->Listen(address, first, bound);
   if (!st.ok()) return st;
+  if (sharing == ListenerSharing::kShared) return ShareFirstListener(first);
   // The others take the port the first one got (port 0 picked it).
   SocketAddress same = address;
   same.port = bound->port;
   for (size_t t = 1; t < engines_.size() && st.ok(); ++t) {
     SocketAddress ignored;
-    if (sharing == ListenerSharing::kReusePort) {
-      st = engines_[t]->Listen(same, first, &ignored);
-    } else {
-      SocketHandle copy = kNoSocket;
-      st = engines_[0]->DuplicateListener(&copy);
-      if (st.ok()) st = engines_[t]->ListenOn(copy, first, &ignored);
-    }
+    st = engines_[t]->Listen(same, first, &ignored);
   }
-  if (!st.ok()) {
-    for (auto& engine : engines_) engine->CancelListen();
-  }
+  if (!st.ok()) CancelListen();
   return st;
+}
+
+Status EngineGroup::ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) {
+  ListenOptions first = options;
+  first.shared = engines_.size() > 1;
+  Status st = engines_[0]->ListenPath(path, first, bound);
+  return st.ok() ? ShareFirstListener(first) : st;
+}
+
+Status EngineGroup::ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+  ListenOptions first = options;
+  first.shared = engines_.size() > 1;
+  Status st = engines_[0]->ListenOn(listener, first, bound);
+  return st.ok() ? ShareFirstListener(first) : st;
+}
+
+Status EngineGroup::ShareFirstListener(const ListenOptions& options) {
+  Status st = Status::Ok();
+  for (size_t t = 1; t < engines_.size() && st.ok(); ++t) {
+    SocketHandle copy = kNoSocket;
+    SocketAddress ignored;
+    st = engines_[0]->DuplicateListener(&copy);
+    if (!st.ok()) break;
+    st = engines_[t]->ListenOn(copy, options, &ignored);
+    if (!st.ok()) engines_[t]->DiscardSocket(copy);
+  }
+  if (!st.ok()) CancelListen();
+  return st;
+}
+
+void EngineGroup::CancelListen() {
+  for (auto& engine : engines_) engine->CancelListen();
 }
 
 Stats EngineGroup::SnapshotStats(std::vector<Stats>* per_thread) const {

@@ -46,6 +46,11 @@ class EngineGroup {
   // engine listens.
   Status Listen(const SocketAddress& address, const ListenOptions& options, ListenerSharing sharing,
                 SocketAddress* bound);
+  // A Unix domain socket, or a listening socket the process inherited
+  // (owned from here on success): the first engine listens on it, the
+  // others share it (ListenerSharing::kShared, the only way for these).
+  Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound);
+  Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound);
 
   uint32_t size() const { return static_cast<uint32_t>(engines_.size()); }
   Engine& at(uint32_t thread) { return *engines_[thread]; }
@@ -60,6 +65,10 @@ class EngineGroup {
   bool SetGenerationForTesting(uint32_t slot, uint32_t generation);
 
  private:
+  // The other engines take duplicates of the first one's listener.
+  Status ShareFirstListener(const ListenOptions& options);
+  void CancelListen();
+
   std::vector<std::unique_ptr<Engine>> engines_;
   std::vector<Engine*> pointers_;
 };

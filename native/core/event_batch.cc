@@ -88,14 +88,22 @@ void EventBatch::AddData(SessionId id, size_t length) {
   used_ += length;
 }
 
+char* EventBatch::Append(size_t length, size_t* offset) {
+  // 8-byte aligned so JS can view copies with typed arrays.
+  size_t at = (used_ + 7) & ~static_cast<size_t>(7);
+  if (at + length > data_bytes_) return nullptr;
+  used_ = at + length;
+  *offset = at;
+  return data_.get() + at;
+}
+
 bool EventBatch::AddCopy(EventType type, SessionId id, const void* bytes, size_t length) {
-  if (length > ReadRoom() || !HasRecordRoom()) return false;
-  // Keep copies 8-byte aligned so JS can view them with typed arrays.
-  size_t offset = (used_ + 7) & ~static_cast<size_t>(7);
-  if (offset + length > data_bytes_) return false;
-  std::memcpy(data_.get() + offset, bytes, length);
+  if (!HasRecordRoom()) return false;
+  size_t offset = 0;
+  char* at = Append(length, &offset);
+  if (at == nullptr) return false;
+  std::memcpy(at, bytes, length);
   Add(type, id, static_cast<double>(offset), static_cast<double>(length));
-  used_ = offset + length;
   return true;
 }
 

@@ -31,7 +31,10 @@ namespace acceptpool {
   X(kConnected, 8)     /* a = connect token: an outgoing connect is open */    \
   X(kConnectFailed, 9) /* id (0 if none), a = connect token, b = error word */ \
   X(kTimeout, 10)      /* the session's own timeout (setTimeout) passed */ \
-  X(kTotals, 11)       /* just before kClose, if asked (Query): a = bytes written */
+  X(kTotals, 11)       /* just before kClose, if asked (Query): a = bytes written */ \
+  X(kProxyRejected, 12) /* id 0, a = data offset of a SocketAddress (the peer) \
+                           and a ProxyRejectInfo (proxy_protocol.h), b = size */ \
+  X(kDraining, 13)      /* id 0: Drain() has closed the listener */
 
 enum class EventType : uint8_t { ACCEPTPOOL_EVENT_TYPES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
@@ -134,6 +137,16 @@ class EventBatch {
   void AddData(SessionId id, size_t length);
   // Copies bytes into the arena and records them (false if no room).
   bool AddCopy(EventType type, SessionId id, const void* bytes, size_t length);
+  // Leaves `length` bytes read into ReadSpace() where they are, unrecorded
+  // (a record names them later), and returns their offset.
+  size_t Keep(size_t length) {
+    size_t offset = used_;
+    used_ += length;
+    return offset;
+  }
+  // `length` bytes of the arena, 8-byte aligned, for the caller to fill and
+  // record; null if no room. *offset: where they start.
+  char* Append(size_t length, size_t* offset);
 
  private:
   size_t max_records_;

@@ -101,6 +101,12 @@ enum SessionFlag : uint16_t {
   kTimeoutFired = 1 << 11,     // its timeout fired; activity arms it again
   kTimeoutPending = 1 << 12,   // a kTimeout event waits in the pending list
   kWantTotals = 1 << 13,       // JS asked for counts: report them before the close
+  // PROXY protocol: accepted, not announced to JS until its header is in
+  // (token then holds its held parser's handle, 0 if none).
+  kAwaitingHeader = 1 << 14,
+  // Its header failed: closed from the pending list, with close_reason and
+  // close_error holding a ProxyReject and a ProxyError.
+  kRejectPending = 1 << 15,
 };
 
 struct Session {
@@ -120,7 +126,8 @@ struct Session {
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
-  uint32_t token = 0;        // outgoing connects: the caller's tag for the result
+  uint32_t token = 0;        // outgoing connects: the caller's tag for the result;
+                             // kAwaitingHeader: its held parser (ProxyParserPool)
   uint64_t bytes_written = 0;  // bytes the kernel has taken
   SendQueue queue;
 

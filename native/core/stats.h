@@ -35,7 +35,16 @@ namespace acceptpool {
   X(linger_ends, lingerEnds)          /* ... ended by the peer's FIN */                    \
   X(linger_timeouts, lingerTimeouts)  /* ... reset at the linger deadline */               \
   X(bytes_discarded, bytesDiscarded)  /* read after a close was requested, dropped */ \
-  X(session_timeouts, sessionTimeouts) /* 'timeout' events of session.setTimeout() */
+  X(session_timeouts, sessionTimeouts) /* 'timeout' events of session.setTimeout() */ \
+  X(proxy_headers, proxyHeaders)      /* sessions whose client a PROXY header named */ \
+  X(proxy_local, proxyLocal)          /* ... LOCAL/UNKNOWN headers: a direct connection */ \
+  X(proxy_untrusted, proxyUntrusted)  /* connections refused: peer not trusted */    \
+  X(proxy_malformed, proxyMalformed)  /* ... header broke the spec */                \
+  X(proxy_timeouts, proxyTimeouts)    /* ... header not complete in time */          \
+  X(proxy_aborted, proxyAborted)      /* ... peer gone before its header completed */ \
+  X(proxy_busy, proxyBusy)            /* ... too many split headers held at once */ \
+  X(drains, drains)                   /* drains begun: close({ drain }) */           \
+  X(drain_closes, drainCloses)        /* sessions a drain's deadline closed ('shutdown') */
 
 struct Stats {
 #define ACCEPTPOOL_STATS_MEMBER(member, js_name) uint64_t member = 0;

@@ -37,7 +37,8 @@ namespace acceptpool {
   X(kShutdown, "ESHUTDOWN")         \
   X(kCanceled, "ECANCELED")         \
   X(kBadF, "EBADF")                 \
-  X(kProto, "EPROTO")
+  X(kProto, "EPROTO")               \
+  X(kNotSock, "ENOTSOCK")
 
 enum class SysError : uint8_t { ACCEPTPOOL_SYS_ERRORS(ACCEPTPOOL_NAMED_ENUMERATOR) kCount };
 

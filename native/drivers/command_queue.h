@@ -21,7 +21,7 @@
 
 namespace acceptpool {
 
-enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect, kControl, kQuery };
+enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect, kControl, kQuery, kDrain };
 
 struct Command {
   CommandKind kind;

@@ -80,6 +80,7 @@ class InlineDriver final : public Driver, private EngineObserver {
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
   bool Query(SessionId id, SessionInfo* out) override { return engine_->Query(id, out); }
   void Shutdown() override { engine_->Shutdown(); }
+  void Drain() override { engine_->Drain(); }
   Stats GetStats(std::vector<Stats>* per_thread) override {
     Stats s = engine_->SnapshotStats();
     if (per_thread != nullptr) per_thread->assign(1, s);
@@ -269,6 +270,12 @@ class ThreadedDriver final : public Driver {
   void Shutdown() override {
     Command c{};
     c.kind = CommandKind::kShutdown;
+    for (auto& lane : lanes_) lane->Push(c, nullptr, 0);
+  }
+
+  void Drain() override {
+    Command c{};
+    c.kind = CommandKind::kDrain;
     for (auto& lane : lanes_) lane->Push(c, nullptr, 0);
   }
 
@@ -562,6 +569,9 @@ class ThreadedDriver final : public Driver {
           break;
         case CommandKind::kShutdown:
           engine_->Shutdown();
+          break;
+        case CommandKind::kDrain:
+          engine_->Drain();
           break;
       }
     }

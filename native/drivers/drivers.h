@@ -62,6 +62,8 @@ class Driver {
   // getters JS calls now and then, never per event.
   virtual bool Query(SessionId id, SessionInfo* out) = 0;
   virtual void Shutdown() = 0;
+  // Engine::Drain: stop accepting, let the sessions end on their own.
+  virtual void Drain() = 0;
   // The endpoint's counters; each engine's too in `per_thread` if given.
   virtual Stats GetStats(std::vector<Stats>* per_thread) = 0;
   virtual void SetRef(bool ref) = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <cstring>
 
 namespace acceptpool {
 
@@ -285,6 +286,7 @@ void LoadWorker::OnConnected(uint32_t index, SessionId id, int64_t now_us) {
   LeaveConnecting(lane);
   lane.state = LaneState::kOpen;
   SetOpen(open_ + 1);
+  if (config_.proxy_v2) SendProxyHeader(lane, index);
   switch (config_.mode) {
     case LoadMode::kConnectClose:
       Complete(lane, now_us - lane.since_us);
@@ -404,6 +406,26 @@ uint8_t LoadWorker::MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) co
   // Differs per lane, per message and per position, so a reply meant for
   // another connection or an earlier message never passes the check.
   return static_cast<uint8_t>(lane * 131u + seq * 31u + offset * 7u + index_ * 17u + 1u);
+}
+
+// A v2 PROXY command for TCP over IPv4: the lane's own client address and
+// port, and the server's address as the destination.
+void LoadWorker::SendProxyHeader(Lane& lane, uint32_t index) {
+  static constexpr uint8_t kPrefix[16] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+                                          0x55, 0x49, 0x54, 0x0A, 0x21, 0x11, 0x00, 12};
+  uint8_t header[sizeof(kPrefix) + 12];
+  std::memcpy(header, kPrefix, sizeof(kPrefix));
+  uint32_t client = (198u << 24) | (18u << 16) | ((index_ & 1u) << 16) | (index & 0xFFFFu);
+  uint8_t* block = header + sizeof(kPrefix);
+  for (int i = 0; i < 4; ++i) block[i] = static_cast<uint8_t>(client >> (24 - 8 * i));
+  std::memcpy(block + 4, config_.remote.addr, 4);
+  uint16_t source_port = static_cast<uint16_t>(1024 + index % 64000);
+  block[8] = static_cast<uint8_t>(source_port >> 8);
+  block[9] = static_cast<uint8_t>(source_port);
+  block[10] = static_cast<uint8_t>(config_.remote.port >> 8);
+  block[11] = static_cast<uint8_t>(config_.remote.port);
+  counters_.bytes_out += sizeof(header);
+  engine_.Send(lane.id, reinterpret_cast<const char*>(header), sizeof(header));
 }
 
 void LoadWorker::SendMessage(Lane& lane, uint32_t index, int64_t now_us) {

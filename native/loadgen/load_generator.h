@@ -3,7 +3,8 @@
 // per connection. Each thread owns one Engine; a LoadWorker reads that
 // engine's event batches itself and answers with engine commands at once:
 //
-//   kConnected     connect-close: count, reset the connection, connect again
+//   kConnected     (proxy_v2: first a PROXY v2 header)
+//                  connect-close: count, reset the connection, connect again
 //                  reqrep / echo: send the request (16 B by default)
 //                  http / http-close: send the GET
 //                  idle: hold the connection
@@ -87,6 +88,10 @@ struct LoadConfig {
   // thousands of idle or echo connections at once would overflow a
   // server's accept queue and measure SYN retransmits instead.
   uint32_t max_connecting = 0;
+  // Every connection starts with a PROXY protocol v2 header naming a client
+  // of its own (198.18.0.0/15, the benchmarking range), as a balancer would
+  // send it, so a server with proxyProtocol can be measured.
+  bool proxy_v2 = false;
   // The generator's own tuning: the longest wait, at the end, for the engine
   // to release every connection.
   int64_t drain_timeout_us = 3000000;
@@ -192,6 +197,7 @@ class LoadWorker : private EngineObserver {
   void StartConnect(uint32_t index, int64_t now_us);
   void StartWaiting(int64_t now_us);
   void LeaveConnecting(Lane& lane);
+  void SendProxyHeader(Lane& lane, uint32_t index);
   void SendMessage(Lane& lane, uint32_t index, int64_t now_us);
   void Complete(Lane& lane, int64_t latency_us);
   // Resets the lane's connection; it connects again now or after a pause.

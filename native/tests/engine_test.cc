@@ -2152,4 +2152,337 @@ TEST(ThreadConfigGivesEachThreadItsIdsAndAShareOfThePool) {
   EXPECT(static_cast<uint64_t>(big.pool.max_sessions) * 3 <= kMaxSlots);
 }
 
+// ---- PROXY protocol ----
+
+namespace {
+
+// Trusts the fake's peers (10.x.y.z) unless told otherwise.
+EngineConfig ProxyConfig(uint8_t first_octet = 10) {
+  EngineConfig c = SmallConfig();
+  c.proxy_protocol = true;
+  c.proxy_timeout_ms = 2500;
+  CidrRange range;
+  range.family = 4;
+  range.prefix = 8;
+  range.addr[0] = first_octet;
+  c.proxy_trusted.push_back(range);
+  return c;
+}
+
+const char kV1Header[] = "PROXY TCP4 198.51.100.7 10.9.9.9 40001 443\r\n";
+
+SocketAddress AddressIn(const std::string& data, size_t at = 0) {
+  SocketAddress a;
+  std::memcpy(&a, data.data() + at, sizeof(a));
+  return a;
+}
+
+ProxyRecordHead HeadIn(const std::string& data) {
+  ProxyRecordHead h;
+  std::memcpy(&h, data.data() + sizeof(SocketAddress), sizeof(h));
+  return h;
+}
+
+ProxyRejectInfo RejectIn(const Event& e, const Rig& rig) {
+  ProxyRejectInfo info;
+  std::memcpy(&info, rig.batch.data() + static_cast<size_t>(e.a) + sizeof(SocketAddress), sizeof(info));
+  return info;
+}
+
+}  // namespace
+
+TEST(ProxyHeaderAnnouncesTheClientWithTheBytesAfterItAsFirstData) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  EXPECT(rig.Poll().empty());  // accepted, but no session until its header
+  EXPECT_EQ(rig.stats().in_use, 1u);
+  rig.fake->PeerSend(h, std::string(kV1Header) + "hello");
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 2u);
+  ASSERT(events[0].type == EventType::kSession);
+  EXPECT(events[1].type == EventType::kData);
+  EXPECT_EQ(events[1].id, events[0].id);
+  EXPECT_EQ(events[1].data, "hello");
+  ASSERT_EQ(events[0].data.size(), sizeof(SocketAddress) + sizeof(ProxyRecordHead));
+  SocketAddress remote = AddressIn(events[0].data);
+  EXPECT_EQ(remote.family, 4);
+  EXPECT_EQ(remote.addr[0], 198);
+  EXPECT_EQ(remote.addr[3], 7);
+  EXPECT_EQ(remote.port, 40001);
+  ProxyRecordHead head = HeadIn(events[0].data);
+  EXPECT_EQ(head.version, 1);
+  EXPECT_EQ(head.command, static_cast<uint8_t>(ProxyCommand::kProxy));
+  EXPECT_EQ(head.destination.port, 443);
+  EXPECT_EQ(rig.stats().proxy_headers, 1u);
+  // The session is an ordinary one from here on.
+  EXPECT(rig.engine->Send(events[0].id, "ok", 2) == SendResult::kOk);
+  EXPECT_EQ(rig.fake->Sock(h).written, "ok");
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(ProxyV2TlvsTravelInTheSessionRecord) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  std::string v2("\r\n\r\n\0\r\nQUIT\n\x21\x11", 14);
+  std::string block("\xC6\x33\x64\x07\x0A\x09\x09\x09\x9C\x41\x01\xBB", 12);
+  std::string tlvs("\xEA\x00\x05\x01vpce\x02\x00\x03h.x", 14);
+  size_t length = block.size() + tlvs.size();
+  v2 += static_cast<char>(length >> 8);
+  v2 += static_cast<char>(length);
+  rig.fake->PeerSend(h, v2 + block + tlvs);
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT(events[0].type == EventType::kSession);
+  ProxyRecordHead head = HeadIn(events[0].data);
+  EXPECT_EQ(head.version, 2);
+  EXPECT_EQ(head.tlv_bytes, tlvs.size());
+  EXPECT_EQ(events[0].data.substr(sizeof(SocketAddress) + sizeof(ProxyRecordHead)), tlvs);
+  EXPECT_EQ(AddressIn(events[0].data).port, 0x9C41);
+}
+
+TEST(UntrustedPeerIsRefusedAtAcceptAndCounted) {
+  Rig rig(ProxyConfig(192));
+  SocketHandle h = rig.fake->Connect();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kProxyRejected);
+  EXPECT_EQ(RejectIn(events[0], rig).reason, static_cast<uint8_t>(ProxyReject::kUntrusted));
+  EXPECT(rig.fake->Sock(h).discarded);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_untrusted, 1u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.accepts, 0u);
+}
+
+TEST(MalformedHeaderResetsTheConnectionWithoutASession) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  rig.fake->PeerSend(h, "GET / HTTP/1.1\r\n\r\n");
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kProxyRejected);
+  ProxyRejectInfo info = RejectIn(events[0], rig);
+  EXPECT_EQ(info.reason, static_cast<uint8_t>(ProxyReject::kMalformed));
+  EXPECT_EQ(info.error, static_cast<uint8_t>(ProxyError::kSignature));
+  SocketAddress peer = AddressIn(std::string(rig.batch.data() + static_cast<size_t>(events[0].a), sizeof(SocketAddress)));
+  EXPECT_EQ(peer.port, rig.fake->Sock(h).peer.port);
+  EXPECT(rig.fake->Sock(h).aborted);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_malformed, 1u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(SplitHeaderIsHeldBetweenReadsThenReleased) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  std::string header(kV1Header);
+  rig.fake->PeerSend(h, header.substr(0, 9));
+  EXPECT(rig.Poll().empty());
+  rig.fake->PeerSend(h, header.substr(9, 20));
+  EXPECT(rig.Poll().empty());
+  rig.fake->PeerSend(h, header.substr(29) + "x");
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT(events[0].type == EventType::kSession);
+  EXPECT_EQ(AddressIn(events[0].data).port, 40001);
+  EXPECT_EQ(events[1].data, "x");
+  EXPECT_EQ(rig.stats().bytes_in, header.size() + 1);
+}
+
+TEST(SlowHeaderTimesOutAtItsDeadlineEvenWhileBytesDribble) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  std::string header(kV1Header);
+  for (int i = 0; i < 3; ++i) {
+    rig.fake->PeerSend(h, header.substr(static_cast<size_t>(i), 1));
+    rig.fake->Tick();
+    std::vector<Event> events = rig.Poll();
+    if (i < 2) EXPECT(events.empty());
+    if (i == 2) {
+      ASSERT_EQ(events.size(), 1u);
+      EXPECT(events[0].type == EventType::kProxyRejected);
+      EXPECT_EQ(RejectIn(events[0], rig).reason, static_cast<uint8_t>(ProxyReject::kTimeout));
+    }
+  }
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_timeouts, 1u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.timeouts, 0u);  // not a session's timeout: there was no session
+}
+
+TEST(LocalHeaderIsADirectConnectionFromThePeer) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  rig.fake->PeerSend(h, std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16));
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT(events[0].type == EventType::kSession);
+  SocketAddress remote = AddressIn(events[0].data);
+  EXPECT_EQ(remote.port, rig.fake->Sock(h).peer.port);
+  EXPECT(std::memcmp(remote.addr, rig.fake->Sock(h).peer.addr, 16) == 0);
+  EXPECT_EQ(HeadIn(events[0].data).command, static_cast<uint8_t>(ProxyCommand::kLocal));
+  EXPECT_EQ(rig.stats().proxy_local, 1u);
+}
+
+TEST(PeerGoneBeforeItsHeaderIsCountedAsAborted) {
+  Rig rig(ProxyConfig());
+  SocketHandle a = rig.fake->Connect();
+  SocketHandle b = rig.fake->Connect();
+  rig.Poll();
+  rig.fake->PeerSend(a, "PROXY TCP4");
+  rig.fake->PeerEnd(a);
+  rig.fake->PeerError(b, SysError::kConnReset, 104);
+  std::vector<Event> events;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : rig.Poll()) events.push_back(e);
+  }
+  ASSERT_EQ(events.size(), 2u);
+  for (const Event& e : events) {
+    EXPECT(e.type == EventType::kProxyRejected);
+    EXPECT_EQ(RejectIn(e, rig).reason, static_cast<uint8_t>(ProxyReject::kAborted));
+  }
+  Stats st = rig.stats();
+  EXPECT_EQ(st.proxy_aborted, 2u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(SessionsAwaitingAHeaderAreInvisibleToCommandsAndShutdown) {
+  Rig rig(ProxyConfig());
+  SocketHandle h = rig.fake->Connect();
+  rig.Poll();
+  SessionId guessed = MakeSessionId(0, 1);
+  EXPECT(rig.engine->Send(guessed, "x", 1) == SendResult::kStale);
+  EXPECT(!rig.engine->Close(guessed, CloseMode::kAbort));
+  EXPECT_EQ(rig.engine->Broadcast("x", 1, nullptr, 0), 0u);
+  std::vector<SessionId> open;
+  rig.engine->ListOpen(&open);
+  EXPECT(open.empty());
+  EXPECT_EQ(rig.fake->Sock(h).written, "");
+  rig.engine->Shutdown();
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kServerClosed);
+  EXPECT(rig.fake->Sock(h).closed);
+  EXPECT_EQ(rig.stats().in_use, 0u);
+}
+
+TEST(RandomHeadersInRandomPiecesNeverLeakASlotOrAParser) {
+  EngineConfig config = ProxyConfig();
+  config.pool.initial = 64;
+  config.pool.chunk = 64;
+  config.pool.low_water = 8;
+  config.pool.max_sessions = 256;
+  Rig rig(config, 1024, 1 << 20);
+  std::mt19937 rng(99);
+  const std::string valid[] = {
+      std::string(kV1Header) + "data",
+      std::string("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0C\xC6\x33\x64\x07\x0A\x09\x09\x09\x9C\x41\x01\xBB", 28) + "x",
+      std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16),
+  };
+  size_t sessions = 0;
+  size_t rejected = 0;
+  // Every round's events: announced sessions are closed again at once.
+  auto poll = [&]() {
+    for (const Event& e : rig.Poll()) {
+      if (e.type == EventType::kSession) {
+        ++sessions;
+        rig.engine->Close(e.id, CloseMode::kAbort);
+      }
+      if (e.type == EventType::kProxyRejected) ++rejected;
+    }
+  };
+  for (int wave = 0; wave < 40; ++wave) {
+    std::vector<SocketHandle> handles;
+    for (int i = 0; i < 20; ++i) handles.push_back(rig.fake->Connect());
+    poll();
+    std::vector<std::string> pending;
+    for (size_t i = 0; i < handles.size(); ++i) {
+      std::string bytes = valid[rng() % 3];
+      int kind = static_cast<int>(rng() % 4);
+      if (kind == 1) bytes[rng() % bytes.size()] = static_cast<char>(rng());  // mutated
+      if (kind == 2) bytes.resize(rng() % bytes.size());                          // truncated: times out
+      pending.push_back(bytes);
+    }
+    // Delivered in random pieces over several rounds; some peers leave early.
+    for (int round = 0; round < 6; ++round) {
+      for (size_t i = 0; i < handles.size(); ++i) {
+        if (pending[i].empty() || rig.fake->Sock(handles[i]).closed) continue;
+        size_t n = 1 + rng() % pending[i].size();
+        rig.fake->PeerSend(handles[i], pending[i].substr(0, n));
+        pending[i].erase(0, n);
+        if (rng() % 16 == 0) rig.fake->PeerEnd(handles[i]);
+      }
+      poll();
+    }
+  }
+  // The backlog is taken, and whatever still waits for its header times out.
+  for (int i = 0; i < 100 && (rig.stats().in_use > 0 || !rig.fake->backlog.empty()); ++i) {
+    rig.fake->Tick();
+    poll();
+  }
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(sessions + rejected, 800u);
+  EXPECT_EQ(st.proxy_headers + st.proxy_local, sessions);
+  EXPECT_EQ(st.proxy_malformed + st.proxy_timeouts + st.proxy_aborted + st.proxy_busy, rejected);
+  EXPECT(st.proxy_timeouts > 0 && st.proxy_malformed > 0 && st.proxy_aborted > 0 && sessions > 0);
+  EXPECT(NoViolations(*rig.fake));
+}
+
+TEST(DrainClosesTheListenerReportsItAndShutsDownAfterTheLastSession) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  ASSERT(id != 0);
+  rig.engine->Drain();
+  EXPECT(rig.fake->stopped_listening);
+  std::vector<Event> events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT(events[0].type == EventType::kDraining);
+  // The session goes on.
+  rig.fake->PeerSend(h, "still");
+  events = rig.Poll();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data, "still");
+  EXPECT(rig.engine->Send(id, "ok", 2) == SendResult::kOk);
+  // Its end ends the drain: the server closes by itself.
+  rig.fake->PeerEnd(h);
+  rig.Poll();
+  rig.engine->Close(id, CloseMode::kEnd);
+  std::vector<EventType> types;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : rig.Poll()) types.push_back(e.type);
+  }
+  ASSERT(!types.empty());
+  EXPECT(types.back() == EventType::kServerClosed);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.drains, 1u);
+  EXPECT_EQ(st.drain_closes, 0u);
+  EXPECT_EQ(st.in_use, 0u);
+}
+
+TEST(ADrainsDeadlineIsAShutdownThatCountsTheStragglers) {
+  Rig rig(SmallConfig());
+  SessionId id = rig.Accept();
+  ASSERT(id != 0);
+  rig.engine->Drain();
+  rig.Poll();
+  rig.fake->peers_answer_fin = true;  // so the graceful close ends without lingering
+  rig.engine->Shutdown();
+  std::vector<EventType> types;
+  for (int i = 0; i < 3; ++i) {
+    for (const Event& e : rig.Poll()) types.push_back(e.type);
+  }
+  EXPECT_EQ(rig.stats().drain_closes, 1u);
+  ASSERT(!types.empty());
+  EXPECT(types.back() == EventType::kServerClosed);
+}
+
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

@@ -205,6 +205,13 @@ class FakeBackend final : public Backend {
     it->second.closed = true;
   }
 
+  bool PeerAddress(const Session& s, SocketAddress* out) override {
+    FakeSocket* sock = Checked(const_cast<Session&>(s), "PeerAddress");
+    if (sock == nullptr) return false;
+    *out = sock->peer;
+    return true;
+  }
+
   Status Attach(Session& s, bool) override {
     ++attach_calls;
     FakeSocket* sock = Find(s.socket, "Attach");

@@ -21,7 +21,7 @@ import { PACKAGE_ROOT } from './cserver';
 import { describeMachine, foreignCpuPct, NOISY_PCT, readTicks, waitForQuiet } from './machine';
 import { overflowDelta, readListenCounters } from './netstat';
 import { Progress } from './progress';
-import { makeRow, spread } from './report';
+import { formatNumber, makeRow, spread } from './report';
 import type { BenchReport, ClientCheck, EmitCheck, MetricRow, ServerInfo } from './report';
 import { BASELINE, DRIVERS, serverCommand, serverEntry, serves } from './servers';
 import type { ServeMode, ServerName } from './servers';
@@ -55,6 +55,8 @@ interface LoadShape {
   mode: LoadMode;
   connections: number;
   threads: number;
+  /** A PROXY v2 header first on every connection. */
+  proxyHeader?: boolean;
 }
 
 /** What the server does; servers are started once per round for every scenario with the same shape. */
@@ -107,6 +109,15 @@ export const SCENARIOS = [
   {
     kind: 'timed', id: 'reqrep', label: 'connect + 16 B req/rep + close', unit: 'conn', inDefault: true, server: ECHO,
     load: (o) => ({ mode: 'reqrep', connections: o.connections, threads: o.threads }),
+    metrics: ['rate', 'cpu', 'generatorCpu'],
+  },
+  // The cost of the PROXY protocol per accept: reqrep again, every
+  // connection starting with a v2 header, against a server with
+  // proxyProtocol (acceptpool's servers only: compare with the reqrep row).
+  {
+    kind: 'timed', id: 'reqrep-proxy', label: 'connect + PROXY v2 header + 16 B req/rep + close', unit: 'conn', inDefault: false,
+    server: { mode: 'proxy-echo' },
+    load: (o) => ({ mode: 'reqrep', connections: o.connections, threads: o.threads, proxyHeader: true }),
     metrics: ['rate', 'cpu', 'generatorCpu'],
   },
   {
@@ -648,6 +659,17 @@ export class Bench {
     const noisy = this.noise.samples.filter((v) => v > NOISY_PCT).length;
     if (noisy > 0) notes.push(`${noisy} run(s) were noisy: rerun on a quieter machine, or with --wait-quiet S and --retry-noisy N`);
     if (readListenCounters() === null) notes.push('no /proc/net/netstat here: listen overflows are not counted');
+    if (o.only.includes('reqrep-proxy')) {
+      for (const name of columns) {
+        const cpu = (id: string): number => spread(pick(id, name, (s) => s.cpuPerOpUs)).median;
+        const rate = (id: string): number => spread(pick(id, name, (s) => s.rate)).median;
+        if (!Number.isFinite(cpu('reqrep-proxy')) || !Number.isFinite(cpu('reqrep'))) continue;
+        notes.push(
+          `${serverEntry(name).label}: a PROXY v2 header costs ${formatNumber(cpu('reqrep-proxy') - cpu('reqrep'))} µs of server CPU per accept ` +
+            `(reqrep-proxy vs reqrep), rate ×${formatNumber(rate('reqrep-proxy') / rate('reqrep'))}`,
+        );
+      }
+    }
     for (const name of columns) {
       if (o.only.includes('connect-close') && (sumOverflows(name) ?? 0) > 0) {
         notes.push(

@@ -11,6 +11,9 @@
  *            through server.handoff(), on node:net as node:http itself runs
  * Adding a server is adding an entry: a label, and how to launch it in a
  * process of its own that speaks the control protocol of ./children.
+ * One more mode is acceptpool's own (node:net and C leave it out of their
+ * `modes`), which the bench runs against acceptpool's servers only:
+ *   proxy-echo  echo, behind a PROXY protocol header (proxyProtocol, loopback trusted)
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -23,8 +26,10 @@ import type { Launch } from './children';
 import { prepareCServer } from './cserver';
 import type { Unavailable } from './cserver';
 
-export type ServeMode = 'echo' | 'discard' | 'close' | 'http';
-export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close', 'http'];
+export type ServeMode = 'echo' | 'discard' | 'close' | 'http' | 'proxy-echo';
+export const SERVE_MODES: readonly ServeMode[] = ['echo', 'discard', 'close', 'http', 'proxy-echo'];
+/** The balancer proxy-echo trusts: the load generator on loopback. */
+const PROXY_TRUSTED = ['127.0.0.0/8'];
 export const DRIVERS: readonly Driver[] = ['inline', 'threaded'];
 /** The listen backlog when none is given: the library's own default. */
 export const DEFAULT_BACKLOG = resolveOptions({}, 'server').native.backlog;
@@ -68,13 +73,15 @@ const MAX_CONNECTIONS = 1 << 20;
 
 /** An acceptpool server; `driver` undefined = the library's default; `more`: further options (threads). */
 export async function startAcceptpool(setup: ServerSetup, driver?: Driver, more: ServerOptions = {}): Promise<RunningServer> {
+  const proxy = setup.mode === 'proxy-echo';
   const server = createServer({
     backlog: setup.backlog,
     maxConnections: MAX_CONNECTIONS,
     ...(driver !== undefined ? { driver } : {}),
     ...more,
+    ...(proxy ? { proxyProtocol: { trusted: PROXY_TRUSTED } } : {}),
   });
-  if (setup.mode === 'echo') server.on('data', (s, chunk) => s.send(chunk));
+  if (setup.mode === 'echo' || proxy) server.on('data', (s, chunk) => s.send(chunk));
   if (setup.mode === 'close') server.on('session', (s) => s.close());
   if (setup.mode === 'http') server.handoff(http.createServer(helloWorld));
   const address = await server.listen(setup.port, setup.host);
@@ -92,6 +99,7 @@ export async function startAcceptpool(setup: ServerSetup, driver?: Driver, more:
 }
 
 async function startNet(setup: ServerSetup): Promise<RunningServer> {
+  if (!serves('node', setup.mode)) throw new Error(`node:net has no mode ${setup.mode}`);
   const counts: ServerCounts = { conns: 0, accepted: 0, bytesIn: 0, bytesOut: 0 };
   const server = setup.mode === 'http' ? http.createServer(helloWorld) : net.createServer({ noDelay: true });
   server.on('connection', (socket: net.Socket) => {
@@ -197,7 +205,7 @@ export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName,
       prepare: twoThreads('threaded2-shared'),
     },
   ],
-  ['node', { label: 'node:net', start: startNet, prepare: nodeChild('node') }],
+  ['node', { label: 'node:net', start: startNet, prepare: nodeChild('node'), modes: ['echo', 'discard', 'close', 'http'] }],
   ['c', { label: 'C epoll', prepare: prepareCServer, modes: ['echo', 'discard', 'close'] }],
 ]);
 

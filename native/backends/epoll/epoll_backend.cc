@@ -7,11 +7,14 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <string>
 
 #include "backends/posix/heap.h"
 #include "backends/posix/socket_address.h"
@@ -65,6 +68,8 @@ void DrainCounter(int fd) {
 
 class EpollBackend final : public Backend {
  public:
+  ~EpollBackend() override { RemoveUnixPath(); }
+
   const char* name() const override { return "epoll"; }
   size_t SessionExtBytes() const override { return sizeof(uint8_t); }
 
@@ -110,16 +115,45 @@ class EpollBackend final : public Backend {
     socklen_t len = ToSockaddr(address, &ss);
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return ErrnoStatus(errno, "bind");
     if (listen(fd.get(), options.backlog) != 0) return ErrnoStatus(errno, "listen");
-    return StartListening(std::move(fd), options, bound);
+    return StartListening(fd, options, bound);
+  }
+
+  Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) override {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    size_t n = std::strlen(path);
+    if (n == 0 || n >= sizeof(un.sun_path)) return ErrnoStatus(EINVAL, "bind");
+    std::memcpy(un.sun_path, path, n);
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return ErrnoStatus(errno, "socket");
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0) return ErrnoStatus(errno, "bind");
+    // Ours from here: removed when listening stops, as libuv does for pipes.
+    unix_path_ = path;
+    if (listen(fd.get(), options.backlog) != 0) {
+      Status st = ErrnoStatus(errno, "listen");
+      RemoveUnixPath();
+      return st;
+    }
+    Status st = StartListening(fd, options, bound);
+    if (!st.ok()) RemoveUnixPath();
+    return st;
   }
 
   Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) override {
-    UniqueFd fd(static_cast<int>(listener));
+    int fd = static_cast<int>(listener);
+    int accepting = 0;
+    socklen_t len = sizeof(accepting);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0) return ErrnoStatus(errno, "getsockopt");
+    if (!accepting) return ErrnoStatus(EINVAL, "listen");  // a socket, but not a listening one
     // An inherited socket may be blocking; accept4 must never block the
     // loop. (A duplicate shares the flag with its original: it is set.)
-    int flags = fcntl(fd.get(), F_GETFL);
-    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) return ErrnoStatus(errno, "fcntl");
-    return StartListening(std::move(fd), options, bound);
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return ErrnoStatus(errno, "fcntl");
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    UniqueFd owned(fd);
+    Status st = StartListening(owned, options, bound);
+    if (!st.ok()) owned.release();  // still the caller's
+    return st;
   }
 
   Status DuplicateListener(SocketHandle* out) override {
@@ -140,9 +174,21 @@ class EpollBackend final : public Backend {
     if (listener_.valid()) Control(EPOLL_CTL_DEL, listener_.get(), 0, kTagListener);
     listener_.reset();
     listener_armed_ = false;
+    RemoveUnixPath();
   }
 
   void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
+
+  bool PeerAddress(const Session& s, SocketAddress* out) override {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (s.socket == kNoSocket ||
+        getpeername(static_cast<int>(s.socket), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return false;
+    }
+    *out = FromSockaddr(ss);
+    return true;
+  }
 
   Status Attach(Session& s, bool no_delay) override {
     // TCP_NODELAY came from the listener (see Listen).
@@ -346,7 +392,9 @@ class EpollBackend final : public Backend {
 
  private:
   // Listen and ListenOn, once `fd` is listening.
-  Status StartListening(UniqueFd fd, const ListenOptions& options, SocketAddress* bound) {
+  // Registers a bound, listening socket: the listener from now on. `fd` is
+  // taken only on success.
+  Status StartListening(UniqueFd& fd, const ListenOptions& options, SocketAddress* bound) {
     if (options.no_delay) {
       // Accepted sockets inherit it on Linux: no setsockopt per connection.
       int one = 1;
@@ -380,6 +428,12 @@ class EpollBackend final : public Backend {
     ev.data.u64 = tag;
     if (epoll_ctl(epoll_.get(), op, fd, &ev) != 0) return ErrnoStatus(errno, "epoll_ctl");
     return Status::Ok();
+  }
+
+  void RemoveUnixPath() {
+    if (unix_path_.empty()) return;
+    ::unlink(unix_path_.c_str());
+    unix_path_.clear();
   }
 
   uint8_t& InterestOf(const Session& s) { return *static_cast<uint8_t*>(table_->Ext(s)); }
@@ -577,6 +631,7 @@ class EpollBackend final : public Backend {
   UniqueFd deadline_;
   UniqueFd listener_;
   UniqueFd reserve_;
+  std::string unix_path_;  // the Unix socket ListenPath created, if any
   bool listener_armed_ = false;
   bool listener_shared_ = false;  // other engines wait on it too (EPOLLEXCLUSIVE)
   bool engine_accepting_ = false;

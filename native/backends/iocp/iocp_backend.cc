@@ -141,6 +141,17 @@ void IocpBackend::StopListening() {
   spares_.clear();
 }
 
+// getpeername works on an accepted socket once its accept completion set
+// SO_UPDATE_ACCEPT_CONTEXT (iocp_accept.cc), before it is attached.
+bool IocpBackend::PeerAddress(const Session& s, SocketAddress* out) {
+  if (s.socket == kNoSocket) return false;
+  sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (getpeername(SocketOf(s), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  *out = FromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
+  return true;
+}
+
 void IocpBackend::DiscardSocket(SocketHandle socket) {
   CancelIoEx(reinterpret_cast<HANDLE>(socket), nullptr);
   CloseCounted(static_cast<SOCKET>(socket));

@@ -183,6 +183,7 @@ class IocpBackend final : public Backend {
   void SetAccepting(bool on) override;
   void StopListening() override;
   void DiscardSocket(SocketHandle socket) override;
+  bool PeerAddress(const Session& s, SocketAddress* out) override;
   Status Attach(Session& s, bool no_delay) override;
   Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
                  bool no_delay) override;                                    // iocp_connect.cc

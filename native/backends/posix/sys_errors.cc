@@ -30,6 +30,7 @@ SysError SysErrorFromErrno(int err) {
     case ECANCELED: return SysError::kCanceled;
     case EBADF: return SysError::kBadF;
     case EPROTO: return SysError::kProto;
+    case ENOTSOCK: return SysError::kNotSock;
     default: return SysError::kUnknown;
   }
 }
