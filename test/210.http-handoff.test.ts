@@ -55,14 +55,16 @@ describe('node:http over server.handoff()', function () {
         }));
         const sent = randomBytes(1024 * 1024);
         const r = await request(http, t.port, { method: 'POST', path: '/echo', agent: false }, (req) => {
-          // Written once connected, as separate writes: written while it
-          // connects, node:net would flush all 512 pieces as one writev,
-          // which Wine's WSASend refuses (EMSGSIZE).
-          const send = (): void => {
-            for (let at = 0; at < sent.length; at += 4096) req.write(sent.subarray(at, at + 4096));
+          // Each chunk once the one before is written: chunks buffered
+          // behind a pending write leave node:net as one writev of three
+          // pieces per chunk, more than Wine's WSASend takes (EMSGSIZE).
+          const send = async (): Promise<void> => {
+            for (let at = 0; at < sent.length; at += 4096) {
+              await new Promise<void>((resolve, reject) => req.write(sent.subarray(at, at + 4096), (err) => (err ? reject(err) : resolve())));
+            }
             req.end();
           };
-          req.once('socket', (socket) => (socket.connecting ? socket.once('connect', send) : send()));
+          send().catch((err: unknown) => req.destroy(err as Error));
         });
         assert.equal(r.status, 200);
         assert.equal(r.headers['x-request-encoding'], 'chunked');
