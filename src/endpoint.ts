@@ -195,11 +195,15 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
     return this.control(id, SessionControl.KeepAlive, on ? 1 : 0, initialDelayMs);
   }
 
-  /** @internal Native code's view of a live session, or null (not counted: a getter, not a command). */
-  querySession(id: number): NativeSessionInfo | null {
+  /**
+   * @internal Native code's view of a live session (the local address and the
+   * socket options read back only when asked), or null (not counted: a
+   * getter, not a command). Tests read the options through it.
+   */
+  querySession(id: number, withAddress = false, withOptions = false): NativeSessionInfo | null {
     const s = this.sessions[id & SLOT_MASK];
     if (s === undefined || s.id !== id || this.native === null) return null;
-    return this.native.query(id);
+    return this.native.query(id, withAddress, withOptions);
   }
 
   /** @internal */

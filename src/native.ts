@@ -105,8 +105,8 @@ export interface NativeServer {
    * False for a stale id (inline; threaded: a 'staleCommand' follows).
    */
   control(id: number, control: number, a: number, b: number): boolean;
-  /** A live session's counters, local address and socket options; null for a stale id. */
-  query(id: number): NativeSessionInfo | null;
+  /** A live session's counters, and if asked its local address and socket options (system calls); null for a stale id. */
+  query(id: number, withAddress: boolean, withOptions: boolean): NativeSessionInfo | null;
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;

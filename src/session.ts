@@ -47,7 +47,7 @@ export interface SessionOwner {
   setSessionTimeout(id: number, ms: number): boolean;
   setSessionNoDelay(id: number, on: boolean): boolean;
   setSessionKeepAlive(id: number, on: boolean, initialDelayMs: number): boolean;
-  /** @internal */ querySession(id: number): NativeSessionInfo | null;
+  /** @internal */ querySession(id: number, withAddress?: boolean, withOptions?: boolean): NativeSessionInfo | null;
   /** @internal The largest single send a SessionSocket makes (see SessionSocket). */
   readonly socketSlice: number;
   /** @internal A SessionSocket's ref() (-1) or unref() (+1). */
@@ -316,7 +316,7 @@ export class Session {
 
   private localInfo(): NativeSessionInfo | null {
     if (this.local === null && !this.closed) {
-      const info = this.owner.querySession(this.id);
+      const info = this.owner.querySession(this.id, true);
       if (info !== null && info.localAddress !== undefined) this.local = info;
     }
     return this.local;

@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import type * as net from 'node:net';
 
 import type { BurstReady, BurstRss, BurstSent } from './fixtures/burst-server';
 import { ChildServer, DRIVERS, cleanup, connect, delay, spawnFixture, waitFor } from './helpers';
+import { underAsan } from './sanitizers';
 
 const MiB = 1024 * 1024;
 const BURST_BYTES = 64 * MiB;
@@ -61,19 +61,10 @@ function counting(socket: net.Socket): { bytes: number } {
   return c;
 }
 
-/**
- * True when AddressSanitizer's runtime is loaded (npm run test:asan). Its
- * allocator then serves every malloc, and keeps freed memory in its
- * quarantine and size classes by design: what this test measures, glibc's
- * allocator giving freed pages back (malloc_trim), cannot happen there.
- */
-function underAsan(): boolean {
-  try {
-    return /\blibasan\b/.test(fs.readFileSync('/proc/self/maps', 'utf8'));
-  } catch {
-    return false;
-  }
-}
+// Under AddressSanitizer (underAsan) its allocator serves every malloc, and
+// keeps freed memory in its quarantine and size classes by design: what this
+// test measures, glibc's allocator giving freed pages back (malloc_trim),
+// cannot happen there.
 
 function mib(n: number): string {
   return `${(n / MiB).toFixed(1)} MiB`;

@@ -428,13 +428,16 @@ napi_value NativeServer::Control(const js::Args& args) {
                                            static_cast<uint32_t>(values[1]), static_cast<uint32_t>(values[2])));
 }
 
-// query(id) -> { bytesWritten, localAddress?, localPort?, localFamily?,
-// noDelay?, keepAlive?, keepAliveDelay? } or null for a stale id
+// query(id, withAddress, withOptions) -> { bytesWritten, localAddress?,
+// localPort?, localFamily?, noDelay?, keepAlive?, keepAliveDelay? } or null
+// for a stale id
 napi_value NativeServer::Query(const js::Args& args) {
   napi_env env = env_;
   SessionId id;
   if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
   SessionInfo info;
+  info.want_local = args.size() > 1 && args.Truthy(1);
+  info.want_options = args.size() > 2 && args.Truthy(2);
   if (!driver_ || !driver_->Query(id, &info)) return js::Null(env);
   js::ObjectBuilder o(env);
   o.Set("bytesWritten", static_cast<double>(info.bytes_written));

@@ -511,7 +511,6 @@ bool Engine::Close(SessionId id, CloseMode mode) {
 }
 
 bool Engine::Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) {
-  (void)b;
   Session* s = table_->Lookup(id);
   if (s == nullptr) {
     ++stats_.stale_commands;
@@ -530,9 +529,11 @@ bool Engine::Control(SessionId id, SessionControl control, uint32_t a, uint32_t 
       if (s->state != SessionState::kConnecting) UpdateReading(*s);
       break;
     case SessionControl::kTimeout:
-      // Like net.Socket.setTimeout: the clock starts now.
+      // Like net.Socket.setTimeout: the clock starts now. Without an idle
+      // timeout nothing kept active_ms fresh: start it here too.
       s->timeout_ms = a;
       s->timeout_set_ms = static_cast<uint32_t>(Now());
+      if (config_.idle_timeout_ms == 0) s->active_ms = s->timeout_set_ms;
       s->clear(kTimeoutFired);
       Reschedule(*s);
       break;
@@ -557,9 +558,9 @@ bool Engine::Query(SessionId id, SessionInfo* out) {
   if (s == nullptr) return false;
   s->set(kWantTotals);
   out->bytes_written = s->bytes_written;
-  out->has_local = s->socket != kNoSocket && s->state != SessionState::kConnecting &&
-                   backend_->LocalAddress(*s, &out->local).ok();
-  out->has_options = s->socket != kNoSocket && backend_->ReadSocketOptions(*s, &out->options).ok();
+  bool socket = s->socket != kNoSocket && s->state != SessionState::kConnecting;
+  out->has_local = out->want_local && socket && backend_->LocalAddress(*s, &out->local).ok();
+  out->has_options = out->want_options && socket && backend_->ReadSocketOptions(*s, &out->options).ok();
   return true;
 }
 

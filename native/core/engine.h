@@ -128,8 +128,11 @@ enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUM
 
 enum class SessionControl : uint8_t { ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
-// What Engine::Query tells of one session.
+// What Engine::Query tells of one session. The address and the options
+// cost system calls: only what the caller asks for is read.
 struct SessionInfo {
+  bool want_local = false;
+  bool want_options = false;
   bool has_local = false;  // false if the OS could not say
   SocketAddress local;
   uint64_t bytes_written = 0;  // bytes the kernel has taken
