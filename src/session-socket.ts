@@ -80,6 +80,8 @@ export class SessionSocket extends Duplex {
   private pendingChunk: Buffer | null = null;
   private pendingOffset = 0;
   private pendingCallback: WriteCallback | null = null;
+  // The native queue is above highWaterMark: the next send waits for 'drain'.
+  private sendBlocked = false;
   // Bytes send() took (sent or queued natively), as net counts dispatched bytes.
   private dispatched = 0;
   private eofPushed = false;
@@ -140,6 +142,7 @@ export class SessionSocket extends Duplex {
 
   /** @internal */
   onSessionDrain(): void {
+    this.sendBlocked = false;
     if (this.pendingCallback !== null) this.sendPending();
   }
 
@@ -194,7 +197,7 @@ export class SessionSocket extends Duplex {
     this.pendingChunk = chunk;
     this.pendingOffset = 0;
     this.pendingCallback = callback;
-    this.sendPending();
+    if (!this.sendBlocked) this.sendPending();
   }
 
   override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: WriteCallback): void {
@@ -236,9 +239,18 @@ export class SessionSocket extends Duplex {
       this.dispatched += part.length;
       offset = end;
       if (!sent) {
-        // Queued above highWaterMark: the rest (or the callback) waits for 'drain'.
-        this.pendingOffset = offset;
-        return;
+        // Queued above highWaterMark: the rest, or the next write, waits for
+        // 'drain'. A write whose last slice is queued is done now, as one
+        // whose send() returned true: its callback must not wait for a
+        // 'drain' that may reach JS in the same batch as the peer's next
+        // request (node:http would see its socket still needing a drain
+        // and pause a parser that TLS keeps feeding: HPE_PAUSED).
+        this.sendBlocked = true;
+        if (offset < chunk.length) {
+          this.pendingOffset = offset;
+          return;
+        }
+        break;
       }
     }
     const callback = this.pendingCallback as WriteCallback;
