@@ -7,13 +7,13 @@
 import { AcceptPoolSystemError, InvalidArgumentError, InvalidStateError } from './errors';
 import { IsolatingEmitter, call0, call1, call2, reportUncaught } from './isolate';
 import { binding } from './native';
-import type { Bytes, NativeServer } from './native';
-import { describe } from './options';
+import type { Bytes, NativeServer, NativeSessionInfo } from './native';
+import { checkSessionArg, describe } from './options';
 import type { ResolvedOptions } from './options';
 import { CLOSE_REASONS, CloseStep, Session } from './session';
 import type { SendData } from './session';
 import type { CloseReason, EndpointStats, StaleCommand } from './types';
-import { CloseMode, decodeErrorWord, errorName, wire } from './wire';
+import { CloseMode, SessionControl, decodeErrorWord, errorName, wire } from './wire';
 import type { RecordError } from './wire';
 
 export type { EndpointStats };
@@ -29,10 +29,13 @@ const {
   ServerClosed: EV_SERVER_CLOSED,
   Connected: EV_CONNECTED,
   ConnectFailed: EV_CONNECT_FAILED,
+  Timeout: EV_TIMEOUT,
+  Totals: EV_TOTALS,
 } = wire.EventType;
 const { type: R_TYPE, id: R_ID, a: R_A, b: R_B } = wire.record;
 const RECORD_DOUBLES = wire.recordDoubles;
 const SEND_OK = wire.SendResult.Ok;
+const SEND_BACKPRESSURE = wire.SendResult.Backpressure;
 const SLOT_MASK = 2 ** wire.slotBits - 1;
 const STALE_COMMANDS: readonly StaleCommand[] = wire.staleCommands;
 
@@ -42,6 +45,8 @@ export interface SessionEvents {
   data: [session: Session, chunk: Buffer];
   drain: [session: Session];
   end: [session: Session];
+  /** The session's own timeout (Session.setTimeout) passed; nothing was closed. */
+  timeout: [session: Session];
   /** Why it closed; for 'reset' and 'error' the OS error (ECONNRESET, ...). */
   sessionClose: [session: Session, reason: CloseReason, err?: AcceptPoolSystemError];
   /**
@@ -134,7 +139,12 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
     }
     // Ending sessions refuse sends here, so both drivers answer the same.
     if (s.ending) return false;
-    return this.native.send(id, bytes) === SEND_OK;
+    const result = this.native.send(id, bytes);
+    if (result === SEND_OK) return true;
+    // Refused or closing in native code (stale there, overflow, a failed
+    // write): the session is going, its close event on the way.
+    if (result !== SEND_BACKPRESSURE) s.sendRefused = true;
+    return false;
   }
 
   /**
@@ -153,6 +163,52 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   /** @internal */
   endSession(id: number): boolean {
     return this.command(id, CloseMode.End, CloseStep.Ended);
+  }
+
+  /**
+   * Stops reading a session by id (see Session.pause()). False if the id is
+   * stale (counted in stats().staleCommands).
+   */
+  pauseSession(id: number): boolean {
+    return this.setPaused(id, true);
+  }
+
+  /** Reads a paused session again (see Session.resume()). False if the id is stale. */
+  resumeSession(id: number): boolean {
+    return this.setPaused(id, false);
+  }
+
+  /**
+   * Session.setTimeout() by id: 'timeout' after `ms` milliseconds without a
+   * read or a write; 0 disables. False if the id is stale.
+   */
+  setSessionTimeout(id: number, ms: number): boolean {
+    checkSessionArg('timeout', 'ms', ms);
+    return this.control(id, SessionControl.Timeout, ms, 0);
+  }
+
+  /** Session.setNoDelay() by id. False if the id is stale. */
+  setSessionNoDelay(id: number, on = true): boolean {
+    if (typeof on !== 'boolean') throw new InvalidArgumentError(`noDelay must be a boolean, got ${describe(on)}`);
+    return this.control(id, SessionControl.NoDelay, on ? 1 : 0, 0);
+  }
+
+  /** Session.setKeepAlive() by id. False if the id is stale. */
+  setSessionKeepAlive(id: number, on = false, initialDelayMs = 0): boolean {
+    if (typeof on !== 'boolean') throw new InvalidArgumentError(`keepAlive must be a boolean, got ${describe(on)}`);
+    checkSessionArg('keepAliveDelay', 'initialDelay', initialDelayMs);
+    return this.control(id, SessionControl.KeepAlive, on ? 1 : 0, initialDelayMs);
+  }
+
+  /**
+   * @internal Native code's view of a live session (the local address and the
+   * socket options read back only when asked), or null (not counted: a
+   * getter, not a command). Tests read the options through it.
+   */
+  querySession(id: number, withAddress = false, withOptions = false): NativeSessionInfo | null {
+    const s = this.sessions[id & SLOT_MASK];
+    if (s === undefined || s.id !== id || this.native === null) return null;
+    return this.native.query(id, withAddress, withOptions);
   }
 
   /** @internal */
@@ -271,16 +327,39 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
   // close event on the way), nothing happens there and it counts the command
   // in staleCommands (the threaded driver also emits 'staleCommand').
   private command(id: number, mode: number, step: CloseStep): boolean {
+    const s = this.live(id);
+    if (s === null) return false;
+    if (s.closeStep >= step) return false;
+    s.closeStep = step;
+    (this.native as NativeServer).closeSession(id, mode);
+    return true;
+  }
+
+  private setPaused(id: number, paused: boolean): boolean {
+    const s = this.live(id);
+    if (s === null) return false;
+    if (s.paused === paused) return true;
+    s.paused = paused;
+    return (this.native as NativeServer).control(id, paused ? SessionControl.Pause : SessionControl.Resume, 0, 0);
+  }
+
+  // A control for a session JS knows; the answer of native code (inline: false
+  // if it found the id stale; threaded: a 'staleCommand' follows instead).
+  private control(id: number, kind: number, a: number, b: number): boolean {
+    if (this.live(id) === null) return false;
+    return (this.native as NativeServer).control(id, kind, a, b);
+  }
+
+  // The session JS knows by this id, or null (counted) when the id is stale
+  // or the endpoint closed.
+  private live(id: number): Session | null {
     checkId(id);
     const s = this.sessions[id & SLOT_MASK];
     if (s === undefined || s.id !== id || this.native === null) {
       this.jsStale++;
-      return false;
+      return null;
     }
-    if (s.closeStep >= step) return false;
-    s.closeStep = step;
-    this.native.closeSession(id, mode);
-    return true;
+    return s;
   }
 
   private finishClose(): void {
@@ -331,8 +410,10 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
       }
       case EV_DATA: {
         const s = this.sessions[id & SLOT_MASK];
+        if (s === undefined) return;
+        s.readCount += b;
         // Bytes read before a close reached native code are discarded too.
-        if (s === undefined || s.closing) return;
+        if (s.closing) return;
         const chunk = (data as Buffer).subarray(base + a, base + a + b);
         call1(s.ondata, s, chunk);
         this.deliver2('data', s, chunk);
@@ -374,6 +455,18 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
         const err = b !== 0 ? systemError(decodeErrorWord(b), 'io') : undefined;
         call2(onclose, s, reason, err);
         this.deliver3('sessionClose', s, reason, err);
+        return;
+      }
+      case EV_TOTALS: {
+        const s = this.sessions[id & SLOT_MASK];
+        if (s !== undefined && s.id === id) s.writtenCount = a;
+        return;
+      }
+      case EV_TIMEOUT: {
+        const s = this.sessions[id & SLOT_MASK];
+        if (s === undefined || s.id !== id || s.closing) return;
+        call0(s.ontimeout, s);
+        this.deliver1('timeout', s);
         return;
       }
       case EV_STALE:

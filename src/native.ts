@@ -11,9 +11,10 @@ import type { CloseReason, Driver, EndpointStats, LoadMode, LoadPhase, LoadProgr
  * exactly these names.
  */
 export interface NativeWire {
-  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed'>;
+  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'Timeout' | 'Totals'>;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
+  SessionControl: Numbered<'Pause' | 'Resume' | 'Timeout' | 'NoDelay' | 'KeepAlive'>;
   Code: Numbered<'Ok' | 'Closed' | 'Invalid' | 'PoolFull' | 'NoMemory' | 'System' | 'Unsupported'>;
   ConnectStep: Numbered<'Connect' | 'Bind'>;
   /** By SysError value: the Node-style code ('ECONNRESET'). */
@@ -40,6 +41,9 @@ export interface NativeWire {
   maxThreads: number;
   /** What native code can hold at most, which option ranges stay within. */
   maxQueuedBytes: number;
+  /** Bytes one session reads per round at most, and batches in flight (threaded): what may arrive after pause(). */
+  readChunk: number;
+  threadedBatches: number;
   maxLoadThreads: number;
   maxLoadMessage: number;
 }
@@ -60,6 +64,19 @@ export interface NativeErrorInfo {
 
 export type Bytes = ArrayBufferView | ArrayBuffer;
 
+/** What native query() reports of a live session (the address once the OS has one). */
+export interface NativeSessionInfo {
+  bytesWritten: number;
+  localAddress?: string;
+  localPort?: number;
+  localFamily?: 'IPv4' | 'IPv6';
+  /** The socket's options as the OS reads them back. */
+  noDelay?: boolean;
+  keepAlive?: boolean;
+  /** Seconds idle before the first keep-alive probe. */
+  keepAliveDelay?: number;
+}
+
 /** Every option, validated and complete (src/options.ts); native code has no defaults. */
 export interface NativeServerOptions {
   maxConnections: number;
@@ -69,9 +86,9 @@ export interface NativeServerOptions {
   highWaterMark: number;
   maxQueuedBytes: number;
   acceptBatch: number;
-  idleTimeoutSeconds: number;
+  idleTimeoutMs: number;
   shrinkDelaySeconds: number;
-  closeLingerSeconds: number;
+  closeLingerMs: number;
   noDelay: boolean;
   driver: Driver;
   /** Engines, one per I/O thread (1 for the inline driver). */
@@ -93,6 +110,13 @@ export interface NativeServer {
   send(id: number, data: Bytes): number;
   /** `mode`: a CloseMode value. */
   closeSession(id: number, mode: number): boolean;
+  /**
+   * `control`: a SessionControl value, with its arguments (unsigned 32-bit).
+   * False for a stale id (inline; threaded: a 'staleCommand' follows).
+   */
+  control(id: number, control: number, a: number, b: number): boolean;
+  /** A live session's counters, and if asked its local address and socket options (system calls); null for a stale id. */
+  query(id: number, withAddress: boolean, withOptions: boolean): NativeSessionInfo | null;
   broadcast(data: Bytes, ids?: Float64Array): number;
   bufferedAmount(id: number): number;
   shutdown(): boolean;

@@ -47,7 +47,7 @@ export interface ServerOptions {
    * ERR_ACCEPTPOOL_UNSUPPORTED.
    */
   reusePort?: boolean;
-  /** Close sessions idle this many milliseconds (reason 'timeout'); 0 = never (default). Resolution 1 s. */
+  /** Close sessions idle this many milliseconds (reason 'timeout'); 0 = never (default). */
   idleTimeout?: number;
   /** Keep a session open for sending after the peer half-closes (default false). */
   allowHalfOpen?: boolean;
@@ -153,6 +153,22 @@ export const OPTION_RANGES = {
   closeLinger: [0, MAX_MS],
 } as const satisfies Partial<Record<keyof ServerOptions, readonly [number, number]>>;
 
+/**
+ * @internal
+ * The range of every numeric argument of a per-session control (Session's
+ * setTimeout, setKeepAlive), in milliseconds, as node:net's timers take them.
+ */
+export const SESSION_RANGES = {
+  timeout: [0, MAX_MS],
+  keepAliveDelay: [0, MAX_MS],
+} as const;
+
+/** @internal A per-session control's argument, checked against SESSION_RANGES. */
+export function checkSessionArg(key: keyof typeof SESSION_RANGES, name: string, value: unknown): number {
+  const [min, max] = SESSION_RANGES[key];
+  return checkInteger(name, value, min, max);
+}
+
 type Ranges = { readonly [key: string]: readonly [number, number] };
 
 const CLIENT_KEYS = [
@@ -256,9 +272,9 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       highWaterMark,
       maxQueuedBytes,
       acceptBatch: optionalInteger(options, OPTION_RANGES, 'acceptBatch', d.acceptBatch),
-      idleTimeoutSeconds: idleTimeout === 0 ? 0 : Math.max(1, Math.ceil(idleTimeout / 1000)),
+      idleTimeoutMs: idleTimeout,
       shrinkDelaySeconds: Math.ceil(shrinkDelay / 1000),
-      closeLingerSeconds: Math.ceil(closeLinger / 1000),
+      closeLingerMs: closeLinger,
       noDelay: optionalBoolean(options, 'noDelay', d.noDelay),
       driver,
       threads: Math.max(1, threads),

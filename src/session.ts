@@ -5,7 +5,10 @@
  * in native code, even after the slot serves a new client.
  */
 import { formatIPv4, formatIPv6 } from './address';
+import { InvalidArgumentError } from './errors';
 import type { AcceptPoolSystemError } from './errors';
+import { checkSessionArg, describe } from './options';
+import type { NativeSessionInfo } from './native';
 import type { CloseReason } from './types';
 import { wire } from './wire';
 
@@ -37,6 +40,12 @@ export interface SessionOwner {
   /** @internal */ abortSession(id: number): boolean;
   /** @internal */ endSession(id: number): boolean;
   /** @internal */ bufferedAmountOf(id: number): number;
+  pauseSession(id: number): boolean;
+  resumeSession(id: number): boolean;
+  setSessionTimeout(id: number, ms: number): boolean;
+  setSessionNoDelay(id: number, on: boolean): boolean;
+  setSessionKeepAlive(id: number, on: boolean, initialDelayMs: number): boolean;
+  /** @internal */ querySession(id: number, withAddress?: boolean, withOptions?: boolean): NativeSessionInfo | null;
   /** @internal */ threadOf(id: number): number;
 }
 
@@ -45,6 +54,7 @@ interface SessionHandlers {
   drain: (() => void) | null;
   end: (() => void) | null;
   close: SessionCloseHandler | null;
+  timeout: (() => void) | null;
 }
 
 /** A session's close: why, and for 'reset' and 'error' the OS error. */
@@ -57,6 +67,18 @@ export class Session {
   readonly remoteFamily: 'IPv4' | 'IPv6';
   /** @internal See CloseStep. */
   closeStep = CloseStep.Open;
+  /** @internal Native code refused a send (stale there, overflow, a failed write): the session is going. */
+  sendRefused = false;
+  /** @internal pause() was called and resume() not since. */
+  paused = false;
+  /** The user's own per-session context (as Bun's socket.data); acceptpool never reads it. */
+  data: unknown = undefined;
+  /** @internal Bytes delivered as 'data' (counted by the endpoint). */
+  readCount = 0;
+  /** @internal The last bytesWritten native code reported (kept after the close). */
+  writtenCount = 0;
+  // The local address, once asked for (it does not change).
+  private local: NativeSessionInfo | null = null;
 
   private readonly owner: SessionOwner;
   private wasClosed = false;
@@ -124,8 +146,16 @@ export class Session {
     this.handlersForWrite().close = fn;
   }
 
+  /** Called when the session's own timeout (setTimeout) passes. */
+  get ontimeout(): (() => void) | null {
+    return this.handlers === null ? null : this.handlers.timeout;
+  }
+  set ontimeout(fn: (() => void) | null) {
+    this.handlersForWrite().timeout = fn;
+  }
+
   private handlersForWrite(): SessionHandlers {
-    if (this.handlers === null) this.handlers = { data: null, drain: null, end: null, close: null };
+    if (this.handlers === null) this.handlers = { data: null, drain: null, end: null, close: null, timeout: null };
     return this.handlers;
   }
 
@@ -184,6 +214,116 @@ export class Session {
    */
   end(): boolean {
     return this.owner.endSession(this.id);
+  }
+
+  /**
+   * Stops reading this session in native code: nothing more is read from its
+   * socket, so the kernel's receive buffer fills and TCP makes the peer wait.
+   * What was already read keeps arriving as 'data' (bounded: at most one
+   * batch's share, 64 KiB, inline; four batches' shares, 256 KiB, threaded).
+   * Closing ignores a pause: a closing session reads and discards.
+   */
+  pause(): void {
+    if (!this.closed) this.owner.pauseSession(this.id);
+  }
+
+  /** Reads again after pause(). */
+  resume(): void {
+    if (!this.closed) this.owner.resumeSession(this.id);
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Like net.Socket's: after `ms` milliseconds without a read or a write,
+   * 'timeout' is emitted for this session (and `ontimeout` called), once,
+   * until the next read or write or setTimeout() arms it again. It never
+   * closes the session: do that in the handler if you want it. `0` disables.
+   * A `callback` becomes `ontimeout`. Millisecond resolution, in native code.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    checkSessionArg('timeout', 'ms', ms);
+    if (callback !== undefined) {
+      if (typeof callback !== 'function') throw new InvalidArgumentError(`callback must be a function, got ${describe(callback)}`);
+      this.ontimeout = callback;
+    }
+    if (!this.closed) this.owner.setSessionTimeout(this.id, ms);
+    return this;
+  }
+
+  /** TCP_NODELAY on (default true, from options.noDelay) or off, as net.Socket's. */
+  setNoDelay(on = true): this {
+    if (typeof on !== 'boolean') throw new InvalidArgumentError(`noDelay must be a boolean, got ${describe(on)}`);
+    if (!this.closed) this.owner.setSessionNoDelay(this.id, on);
+    return this;
+  }
+
+  /**
+   * SO_KEEPALIVE on or off, as net.Socket's; with `initialDelayMs` > 0 also the
+   * idle time before the first probe (TCP_KEEPIDLE; whole seconds, rounded
+   * up); 0 leaves that delay as it is.
+   */
+  setKeepAlive(on = false, initialDelayMs = 0): this {
+    if (typeof on !== 'boolean') throw new InvalidArgumentError(`keepAlive must be a boolean, got ${describe(on)}`);
+    checkSessionArg('keepAliveDelay', 'initialDelay', initialDelayMs);
+    if (!this.closed) this.owner.setSessionKeepAlive(this.id, on, initialDelayMs);
+    return this;
+  }
+
+  /** The local address of the connection (null once closed if never read while open). */
+  get localAddress(): string | null {
+    return this.localInfo()?.localAddress ?? null;
+  }
+  get localPort(): number | null {
+    return this.localInfo()?.localPort ?? null;
+  }
+  get localFamily(): 'IPv4' | 'IPv6' | null {
+    return this.localInfo()?.localFamily ?? null;
+  }
+
+  private localInfo(): NativeSessionInfo | null {
+    if (this.local === null && !this.closed) {
+      const info = this.owner.querySession(this.id, true);
+      if (info !== null && info.localAddress !== undefined) this.local = info;
+    }
+    return this.local;
+  }
+
+  /** Bytes received (delivered as 'data'). */
+  get bytesRead(): number {
+    return this.readCount;
+  }
+
+  /**
+   * Bytes the kernel has taken from this session's sends (not those still
+   * queued: see writableLength). Exact also after the close once it has
+   * been read while the session was open (its last count comes with the
+   * close); the first read after the close gives the last count known.
+   */
+  get bytesWritten(): number {
+    if (!this.closed) {
+      const info = this.owner.querySession(this.id);
+      if (info !== null) this.writtenCount = info.bytesWritten;
+    }
+    return this.writtenCount;
+  }
+
+  /**
+   * Bytes accepted by send() and not yet written to the socket, as
+   * writable.writableLength (0 once closed). With isOpen() it tells what a
+   * send() that returned false meant: isOpen() true, the bytes are queued
+   * above highWaterMark (wait for 'drain'); false, the session is gone or
+   * ending and the bytes were dropped.
+   */
+  get writableLength(): number {
+    return this.bufferedAmount;
+  }
+
+  /** True while send() can still queue bytes: not closed, not ending (end(), close(), destroy(), overflow, a failed write). */
+  isOpen(): boolean {
+    return !this.wasClosed && this.closeStep === CloseStep.Open && !this.sendRefused;
   }
 
   /** Bytes accepted by send() and not yet written to the socket (0 once closed). */

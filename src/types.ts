@@ -13,7 +13,7 @@ export type Driver = 'inline' | 'threaded';
 export type CloseReason = 'remote' | 'reset' | 'local' | 'timeout' | 'shutdown' | 'overflow' | 'error';
 
 /** A command the I/O thread refused (native StaleCommand, by name). */
-export type StaleCommand = 'send' | 'close';
+export type StaleCommand = 'send' | 'close' | 'pause' | 'resume' | 'setTimeout' | 'setNoDelay' | 'setKeepAlive';
 
 /** The counters of one server or client (native ACCEPTPOOL_STATS_FIELDS). */
 export interface StatsCounters {
@@ -52,6 +52,8 @@ export interface StatsCounters {
   lingerTimeouts: number;
   /** Bytes read after a close was requested and dropped (never reach JS). */
   bytesDiscarded: number;
+  /** 'timeout' events of session.setTimeout() (which close nothing). */
+  sessionTimeouts: number;
 }
 
 /** The counters of one I/O thread's engine. */

@@ -10,6 +10,7 @@ import type { NativeWire } from './native';
 export const wire: NativeWire = binding.wire;
 
 export const CloseMode = wire.CloseMode;
+export const SessionControl = wire.SessionControl;
 export const Code = wire.Code;
 export const ConnectStep = wire.ConnectStep;
 

@@ -19,30 +19,31 @@ const wire: NativeWire = binding.wire;
 // Each list as TypeScript declares it. The compiler checks that every name
 // of a declaration is here, and only those; the tests check the addon's.
 type Names<T> = { [K in keyof T]: true };
-const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'Code' | 'ConnectStep']: Names<NativeWire[L]> } = {
-  EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true },
+const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'SessionControl' | 'Code' | 'ConnectStep']: Names<NativeWire[L]> } = {
+  EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true, Timeout: true, Totals: true },
   SendResult: { Ok: true, Backpressure: true, Stale: true, Closed: true, Overflow: true, Failed: true },
   CloseMode: { Graceful: true, Abort: true, End: true },
+  SessionControl: { Pause: true, Resume: true, Timeout: true, NoDelay: true, KeepAlive: true },
   Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true, Unsupported: true },
   ConnectStep: { Connect: true, Bind: true },
 };
 const CLOSE_REASONS: Names<Record<CloseReason, true>> = { remote: true, reset: true, local: true, timeout: true, shutdown: true, overflow: true, error: true };
-const STALE_COMMANDS: Names<Record<StaleCommand, true>> = { send: true, close: true };
+const STALE_COMMANDS: Names<Record<StaleCommand, true>> = { send: true, close: true, pause: true, resume: true, setTimeout: true, setNoDelay: true, setKeepAlive: true };
 const LOAD_MODES: Names<Record<LoadMode, true>> = { 'connect-close': true, reqrep: true, echo: true, idle: true };
 const LOAD_PHASES: Names<Record<LoadPhase, true>> = { ramp: true, warmup: true, measure: true, hold: true, draining: true, done: true };
 const STATS: Names<StatsCounters> = {
   poolSize: true, poolFree: true, inUse: true, retiredSlots: true, peakInUse: true, growths: true, shrinks: true,
   accepts: true, connects: true, connectErrors: true, acceptErrors: true, acceptAborts: true, emfile: true, shed: true,
   acceptPauses: true, staleCommands: true, overflows: true, timeouts: true, bytesIn: true, bytesOut: true,
-  sendBlocks: true, lingers: true, lingerEnds: true, lingerTimeouts: true, bytesDiscarded: true,
+  sendBlocks: true, lingers: true, lingerEnds: true, lingerTimeouts: true, bytesDiscarded: true, sessionTimeouts: true,
 };
 const RECORD: Names<NativeWire['record']> = { type: true, id: true, a: true, b: true };
 const ERROR_WORD: Names<NativeWire['errorWord']> = { sys: true, raw: true, code: true, step: true };
 const ADDRESS: Names<NativeWire['address']> = { size: true, family: true, port: true, addr: true };
 const TOP: Names<NativeWire> = {
-  EventType: true, SendResult: true, CloseMode: true, Code: true, ConnectStep: true, errorNames: true,
+  EventType: true, SendResult: true, CloseMode: true, SessionControl: true, Code: true, ConnectStep: true, errorNames: true,
   closeReasons: true, staleCommands: true, loadModes: true, loadPhases: true, statsFields: true, record: true,
-  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxThreads: true, maxQueuedBytes: true,
+  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxThreads: true, maxQueuedBytes: true, readChunk: true, threadedBatches: true,
   maxLoadThreads: true, maxLoadMessage: true,
 };
 

@@ -52,7 +52,7 @@ for (const driver of DRIVERS) {
     it('refuses a value no native field can hold by name', () => {
       assertNamed(() => newNative({ ...complete, maxConnections: 2 ** wire.slotBits + 1 }), 'maxConnections', 'past the slot space');
       assertNamed(() => newNative({ ...complete, maxQueuedBytes: wire.maxQueuedBytes + 1 }), 'maxQueuedBytes', 'past the queue limit');
-      assertNamed(() => newNative({ ...complete, idleTimeoutSeconds: 2 ** 32 }), 'idleTimeoutSeconds', 'past 32 bits');
+      assertNamed(() => newNative({ ...complete, idleTimeoutMs: 2 ** 32 }), 'idleTimeoutMs', 'past 32 bits');
     });
   });
 }

@@ -11,6 +11,11 @@ napi_value Undefined(napi_env env) {
   return napi_get_undefined(env, &v) == napi_ok ? v : nullptr;
 }
 
+napi_value Null(napi_env env) {
+  napi_value v = nullptr;
+  return napi_get_null(env, &v) == napi_ok ? v : nullptr;
+}
+
 napi_value Number(napi_env env, double value) {
   napi_value v = nullptr;
   return napi_create_double(env, value, &v) == napi_ok ? v : nullptr;

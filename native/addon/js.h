@@ -21,6 +21,7 @@ namespace acceptpool {
 namespace js {
 
 napi_value Undefined(napi_env env);
+napi_value Null(napi_env env);
 napi_value Number(napi_env env, double value);
 napi_value Boolean(napi_env env, bool value);
 napi_value String(napi_env env, const char* text);

@@ -148,6 +148,8 @@ napi_value NativeServer::Define(napi_env env) {
       js::Method<NativeServer, &NativeServer::AbortConnect>("abortConnect"),
       js::Method<NativeServer, &NativeServer::Send>("send"),
       js::Method<NativeServer, &NativeServer::CloseSession>("closeSession"),
+      js::Method<NativeServer, &NativeServer::Control>("control"),
+      js::Method<NativeServer, &NativeServer::Query>("query"),
       js::Method<NativeServer, &NativeServer::Broadcast>("broadcast"),
       js::Method<NativeServer, &NativeServer::BufferedAmount>("bufferedAmount"),
       js::Method<NativeServer, &NativeServer::Shutdown>("shutdown"),
@@ -187,8 +189,8 @@ bool NativeServer::Init(const js::Args& args) {
   config_.high_water_mark = static_cast<size_t>(read.Integer("highWaterMark", 0, kMaxQueuedBytes));
   config_.max_queued_bytes = static_cast<size_t>(read.Integer("maxQueuedBytes", 0, kMaxQueuedBytes));
   config_.accept_batch = read.Whole<uint32_t>("acceptBatch");
-  config_.idle_timeout_ticks = read.Whole<uint32_t>("idleTimeoutSeconds");
-  config_.close_linger_ticks = read.Whole<uint32_t>("closeLingerSeconds");
+  config_.idle_timeout_ms = read.Whole<uint32_t>("idleTimeoutMs");
+  config_.close_linger_ms = read.Whole<uint32_t>("closeLingerMs");
   config_.no_delay = read.Boolean("noDelay");
   config_.listen.reuse_port = read.Boolean("reusePort");
   const char* const kDrivers[] = {"inline", "threaded"};
@@ -414,6 +416,56 @@ napi_value NativeServer::CloseSession(const js::Args& args) {
   if (mode != 0 && mode != 1 && mode != 2) return js::ThrowInvalidArg(env, "close mode must be 0, 1 or 2");
   if (!driver_) return js::Boolean(env, false);
   return js::Boolean(env, driver_->Close(id, static_cast<CloseMode>(static_cast<int>(mode))));
+}
+
+// control(id, control, a, b): the facade has checked the arguments' ranges;
+// this only refuses what would not fit.
+napi_value NativeServer::Control(const js::Args& args) {
+  napi_env env = env_;
+  SessionId id;
+  if (args.size() < 4 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  double values[3];
+  for (size_t i = 0; i < 3; ++i) {
+    if (!args.IsNumber(i + 1) || !args.Number(i + 1, &values[i]) || !(values[i] >= 0) ||
+        values[i] > 4294967295.0 || std::floor(values[i]) != values[i]) {
+      return js::ThrowInvalidArg(env, "control(id, control, a, b) takes unsigned 32-bit integers");
+    }
+  }
+  int control = static_cast<int>(values[0]);
+  bool known = false;
+#define ACCEPTPOOL_KNOWN_CONTROL(name, value) known = known || control == (value);
+  ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_KNOWN_CONTROL)
+#undef ACCEPTPOOL_KNOWN_CONTROL
+  if (!known) return js::ThrowInvalidArg(env, "unknown session control");
+  if (!driver_) return js::Boolean(env, false);
+  return js::Boolean(env, driver_->Control(id, static_cast<SessionControl>(control),
+                                           static_cast<uint32_t>(values[1]), static_cast<uint32_t>(values[2])));
+}
+
+// query(id, withAddress, withOptions) -> { bytesWritten, localAddress?,
+// localPort?, localFamily?, noDelay?, keepAlive?, keepAliveDelay? } or null
+// for a stale id
+napi_value NativeServer::Query(const js::Args& args) {
+  napi_env env = env_;
+  SessionId id;
+  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  SessionInfo info;
+  info.want_local = args.size() > 1 && args.Truthy(1);
+  info.want_options = args.size() > 2 && args.Truthy(2);
+  if (!driver_ || !driver_->Query(id, &info)) return js::Null(env);
+  js::ObjectBuilder o(env);
+  o.Set("bytesWritten", static_cast<double>(info.bytes_written));
+  if (info.has_local) {
+    o.Set("localAddress", FormatAddress(info.local).c_str())
+        .Set("localPort", static_cast<double>(info.local.port))
+        .Set("localFamily", info.local.family == 6 ? "IPv6" : "IPv4");
+  }
+  if (info.has_options) {
+    o.Set("noDelay", js::Boolean(env, info.options.no_delay))
+        .Set("keepAlive", js::Boolean(env, info.options.keep_alive))
+        .Set("keepAliveDelay", static_cast<double>(info.options.keep_alive_delay_s));
+  }
+  return o.value();
 }
 
 napi_value NativeServer::Broadcast(const js::Args& args) {

@@ -34,6 +34,8 @@ class NativeServer final : public js::Wrapped {
   Status EnsureDriver();
   napi_value Send(const js::Args& args);
   napi_value CloseSession(const js::Args& args);
+  napi_value Control(const js::Args& args);
+  napi_value Query(const js::Args& args);
   napi_value Broadcast(const js::Args& args);
   napi_value BufferedAmount(const js::Args& args);
   napi_value Shutdown(const js::Args& args);

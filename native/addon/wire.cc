@@ -56,6 +56,8 @@ napi_value MakeWire(napi_env env) {
   send_results ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_WIRE_NUMBER);
   js::ObjectBuilder close_modes(env);
   close_modes ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_WIRE_NUMBER);
+  js::ObjectBuilder session_controls(env);
+  session_controls ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_WIRE_NUMBER);
   js::ObjectBuilder codes(env);
   codes ACCEPTPOOL_CODES(ACCEPTPOOL_WIRE_NUMBER);
   js::ObjectBuilder connect_steps(env);
@@ -89,6 +91,7 @@ napi_value MakeWire(napi_env env) {
   wire.Set("EventType", Numbers(event_types))
       .Set("SendResult", Numbers(send_results))
       .Set("CloseMode", Numbers(close_modes))
+      .Set("SessionControl", Numbers(session_controls))
       .Set("Code", Numbers(codes))
       .Set("ConnectStep", Numbers(connect_steps))
       .Set("errorNames", Texts(env, kSysErrors))
@@ -105,6 +108,8 @@ napi_value MakeWire(napi_env env) {
       .Set("slotBits", static_cast<double>(kSlotBits))
       .Set("maxThreads", static_cast<double>(kMaxThreads))
       .Set("maxQueuedBytes", static_cast<double>(kMaxQueuedBytes))
+      .Set("readChunk", static_cast<double>(kReadChunk))
+      .Set("threadedBatches", static_cast<double>(kThreadedBatches))
       .Set("maxLoadThreads", static_cast<double>(kMaxLoadThreads))
       .Set("maxLoadMessage", static_cast<double>(kMaxLoadMessage));
   return Frozen(env, wire.value());

@@ -25,7 +25,7 @@
 //   socket                        read, write   read, write
 //   queue                         read, write   read (Peek) only: the engine consumes
 //   flags, next_pending,
-//   last_active, token,
+//   active_ms, timeout_*, token,
 //   close_reason/error/raw        read, write   -
 //
 // socket: the engine sets it to an accepted socket before Attach(); the
@@ -47,6 +47,13 @@
 #include "core/status.h"
 
 namespace acceptpool {
+
+// A session socket's options as the OS reports them (ReadSocketOptions).
+struct SocketOptions {
+  bool no_delay = false;
+  bool keep_alive = false;
+  uint32_t keep_alive_delay_s = 0;  // idle seconds before the first probe
+};
 
 // No defaults of its own (see EngineConfig).
 struct ListenOptions {
@@ -170,6 +177,14 @@ class Backend {
   // OnSendProgress. The backend asks for writability itself when bytes remain.
   virtual Status Flush(Session& s, size_t* sent) = 0;
   virtual void SetReading(Session& s, bool on) = 0;
+  // Per-session socket options, as net.Socket's setNoDelay/setKeepAlive.
+  // keep_alive_delay_s 0 leaves the probe delay as it is.
+  virtual Status SetNoDelay(Session& s, bool on) = 0;
+  virtual Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) = 0;
+  // The socket's own address (getsockname).
+  virtual Status LocalAddress(const Session& s, SocketAddress* out) = 0;
+  // What the OS says the options are (tests and diagnostics read them back).
+  virtual Status ReadSocketOptions(const Session& s, SocketOptions* out) = 0;
   virtual Status ShutdownWrite(Session& s) = 0;
   // Closes the socket (abort = reset). OnReleased follows once no operation
   // is outstanding (at once for readiness backends).
@@ -182,6 +197,11 @@ class Backend {
   virtual bool PollSaturated() const { return true; }
   // Makes PollOnce return soon and report OnWake; safe from any thread.
   virtual void Wake() = 0;
+  // Makes PollOnce return within `delay_ms` (0: at once), and the poll
+  // descriptor readable then, replacing the previous request; the engine's
+  // next deadline. A backend that only runs on a thread of its own (IOCP)
+  // needs nothing here: the engine shortens PollOnce's timeout as well.
+  virtual void ArmTimer(int delay_ms) { (void)delay_ms; }
   // A descriptor that becomes readable when PollOnce has work, for Node's
   // loop to watch (-1 if the backend has none, e.g. IOCP).
   virtual int PollDescriptor() const = 0;

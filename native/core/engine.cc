@@ -1,6 +1,8 @@
 #include "core/engine.h"
 
 #include <algorithm>
+#include <chrono>
+#include <limits>
 
 namespace acceptpool {
 
@@ -18,6 +20,17 @@ constexpr uint64_t kQuietBytesPerTick = 64 * 1024;
 // ticks.
 constexpr uint64_t kReturnAfterBytes = 1024 * 1024;
 constexpr uint32_t kQuietTicksReturning = 10;
+
+uint64_t SteadyClockMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// A 32-bit stamp taken at most 2^32 ms before `now`, as a full time.
+uint64_t Expand(uint32_t stamp, uint64_t now) {
+  return now - static_cast<uint32_t>(static_cast<uint32_t>(now) - stamp);
+}
 
 // The error word of a session's close (or failed connect).
 double CloseErrorWord(const Session& s) {
@@ -49,6 +62,14 @@ Status Engine::Init() {
   table_ = std::make_unique<SessionTable>(policy_.config().chunk, backend_->SessionExtBytes(),
                                           policy_.config().slot_limit, config_.ids);
   return backend_->Init(this, table_.get());
+}
+
+// The deadline heap is sized with the table, so scheduling never allocates.
+bool Engine::GrowTable() {
+  if (!table_->Grow()) return false;
+  if (deadlines_.Resize(table_->slots())) return true;
+  table_->ShrinkTop();
+  return false;
 }
 
 Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
@@ -99,15 +120,29 @@ Status Engine::DuplicateListener(SocketHandle* out) {
 }
 
 Status Engine::Poll(int timeout_ms) {
+  if (HasPending() || expiries_capped_) {
+    timeout_ms = 0;
+  } else if (deadlines_.size() > 0) {
+    // Wait no longer than the earliest deadline (rounded up: never early).
+    uint64_t next = deadlines_.Next();
+    uint64_t now = Now();
+    uint64_t wait = next > now ? next - now : 0;
+    if (timeout_ms < 0 || wait < static_cast<uint64_t>(timeout_ms)) {
+      timeout_ms = static_cast<int>(std::min<uint64_t>(wait, std::numeric_limits<int>::max()));
+    }
+  }
   in_poll_ = true;
-  Status st = backend_->PollOnce(HasPending() ? 0 : timeout_ms);
+  now_cached_ = false;
+  Status st = backend_->PollOnce(timeout_ms);
+  RunDeadlines();
   EmitPending();
   in_poll_ = false;
+  now_cached_ = false;
   return st;
 }
 
 bool Engine::MoreWork() const {
-  if (HasPending() || backend_->PollSaturated()) return true;
+  if (HasPending() || expiries_capped_ || backend_->PollSaturated()) return true;
   // A batch that ran out of room left readable sockets unread.
   return batch_ != nullptr && (!batch_->HasRecordRoom(2) || batch_->ReadRoom() < kMinReadRoom);
 }
@@ -115,7 +150,7 @@ bool Engine::MoreWork() const {
 // The initial pool exists before the first client arrives (or connects).
 bool Engine::EnsureInitialPool() {
   while (table_->capacity() < policy_.config().initial) {
-    if (!table_->Grow()) return false;
+    if (!GrowTable()) return false;
   }
   return true;
 }
@@ -132,7 +167,6 @@ Status Engine::Connect(const SocketAddress& remote, const SocketAddress* local, 
   if (s == nullptr) return Status::Of(Code::kPoolFull);
   s->state = SessionState::kConnecting;
   s->token = token;
-  s->last_active = tick_;
   Status st = backend_->Connect(*s, remote, local, config_.no_delay);
   if (!st.ok()) {
     // Nothing started and nobody was told of this id: hand the slot back.
@@ -168,8 +202,12 @@ bool Engine::OnConnected(Session& s) {
   // written now or not at all (the backend reports it again).
   if (batch_ == nullptr || !batch_->HasRecordRoom(2)) return false;
   s.state = SessionState::kOpen;
-  s.last_active = tick_;
   batch_->Add(EventType::kConnected, s.id(), s.token);
+  if (s.has(kPaused)) UpdateReading(s);
+  if (config_.idle_timeout_ms > 0) {
+    s.active_ms = static_cast<uint32_t>(Now());
+    Reschedule(s);
+  }
   return true;
 }
 
@@ -179,7 +217,7 @@ bool Engine::AtLimit() const { return policy_.AtLimit(table_->capacity(), table_
 
 void Engine::GrowIfNeeded() {
   if (policy_.ChunksToGrow(table_->capacity(), table_->free_slots()) == 0) return;
-  if (table_->Grow()) {
+  if (GrowTable()) {
     ++stats_.growths;
     policy_.NotePressure();
   }
@@ -222,7 +260,6 @@ void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
     return;
   }
   s->socket = socket;
-  s->last_active = tick_;
   Status st = backend_->Attach(*s, config_.no_delay);
   if (!st.ok()) {
     // JS never heard of it, so no close event: release as soon as the
@@ -234,6 +271,10 @@ void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
   }
   batch_->AddCopy(EventType::kSession, s->id(), &peer, sizeof(peer));
   ++stats_.accepts;
+  if (config_.idle_timeout_ms > 0) {
+    s->active_ms = static_cast<uint32_t>(Now());
+    Reschedule(*s);
+  }
   uint64_t in_use = table_->in_use();
   if (in_use > stats_.peak_in_use) stats_.peak_in_use = in_use;
 }
@@ -266,13 +307,13 @@ void Engine::OnReceived(Session& s, size_t size) {
   }
   batch_->AddData(s.id(), size);
   stats_.bytes_in += size;
-  s.last_active = tick_;
+  NoteActive(s);
 }
 
 void Engine::OnPeerEnd(Session& s) {
   if (s.state == SessionState::kReleasing || s.has(kReadEof)) return;
   s.set(kReadEof);
-  backend_->SetReading(s, false);
+  UpdateReading(s);
   if (s.state == SessionState::kLingering) {
     // The peer answered our FIN: nothing is left unread, so the close is clean.
     ++stats_.linger_ends;
@@ -305,7 +346,8 @@ void Engine::NoteLeft(SessionId id, size_t bytes) {
 void Engine::NoteSent(Session& s, size_t bytes, bool from_queue) {
   if (from_queue) s.queue.Consume(blocks_, bytes);
   stats_.bytes_out += bytes;
-  s.last_active = tick_;
+  s.bytes_written += bytes;
+  NoteActive(s);
   NoteLeft(s.id(), bytes);
 }
 
@@ -442,17 +484,17 @@ bool Engine::SendFin(Session& s) {
 // peer still sending, would reset the connection, and the reset can destroy
 // what the peer has not read yet.
 void Engine::CloseFlushed(Session& s) {
-  if (s.has(kReadEof) || config_.close_linger_ticks == 0) {
+  if (s.has(kReadEof) || config_.close_linger_ms == 0) {
     // Nothing more can arrive, or lingering is off.
     CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), false);
     return;
   }
   if (!SendFin(s)) return;
   s.state = SessionState::kLingering;
-  s.last_active = tick_;
-  ++lingering_;
+  s.active_ms = static_cast<uint32_t>(Now());
   ++stats_.lingers;
-  backend_->SetReading(s, true);
+  UpdateReading(s);
+  Reschedule(s);
 }
 
 void Engine::OnSendProgress(Session& s, size_t sent) {
@@ -468,6 +510,9 @@ bool Engine::Close(SessionId id, CloseMode mode) {
     ++stats_.stale_commands;
     return false;
   }
+  // A close requested by JS means no 'end' (engine.h), also one still
+  // waiting in the pending list.
+  if (mode != CloseMode::kEnd) s->clear(kEndPending);
   switch (mode) {
     case CloseMode::kAbort:
       CloseSession(*s, CloseReason::kLocal, Status::Ok(), true);
@@ -481,6 +526,8 @@ bool Engine::Close(SessionId id, CloseMode mode) {
       }
       s->state = SessionState::kClosing;
       s->close_reason = static_cast<uint8_t>(CloseReason::kLocal);
+      if (s->has(kPaused)) UpdateReading(*s);
+      Reschedule(*s);
       AfterSend(*s);
       break;
     case CloseMode::kEnd:
@@ -490,6 +537,65 @@ bool Engine::Close(SessionId id, CloseMode mode) {
       break;
   }
   return true;
+}
+
+bool Engine::Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) {
+  Session* s = table_->Lookup(id);
+  if (s == nullptr) {
+    ++stats_.stale_commands;
+    return false;
+  }
+  switch (control) {
+    case SessionControl::kPause:
+    case SessionControl::kResume:
+      if (s->has(kPaused) == (control == SessionControl::kPause)) break;
+      if (control == SessionControl::kPause) {
+        s->set(kPaused);
+      } else {
+        s->clear(kPaused);
+      }
+      // A connect still in progress has no reads yet: OnConnected applies it.
+      if (s->state != SessionState::kConnecting) UpdateReading(*s);
+      break;
+    case SessionControl::kTimeout:
+      // Like net.Socket.setTimeout: the clock starts now. Without an idle
+      // timeout nothing kept active_ms fresh: start it here too.
+      s->timeout_ms = a;
+      s->timeout_set_ms = static_cast<uint32_t>(Now());
+      if (config_.idle_timeout_ms == 0) s->active_ms = s->timeout_set_ms;
+      s->clear(kTimeoutFired);
+      Reschedule(*s);
+      break;
+    // Like net.Socket's, these never fail a session: an option the OS
+    // refuses (a socket being torn down) changes nothing.
+    case SessionControl::kNoDelay:
+      if (s->socket != kNoSocket) backend_->SetNoDelay(*s, a != 0);
+      break;
+    case SessionControl::kKeepAlive: {
+      // Whole seconds, rounded up so a probe never comes early; Linux
+      // takes at most 32767.
+      uint32_t delay_s = b == 0 ? 0 : std::min<uint32_t>(32767, b / 1000 + (b % 1000 != 0 ? 1 : 0));
+      if (s->socket != kNoSocket) backend_->SetKeepAlive(*s, a != 0, delay_s);
+      break;
+    }
+  }
+  return true;
+}
+
+bool Engine::Query(SessionId id, SessionInfo* out) {
+  Session* s = table_->Lookup(id);
+  if (s == nullptr) return false;
+  s->set(kWantTotals);
+  out->bytes_written = s->bytes_written;
+  bool socket = s->socket != kNoSocket && s->state != SessionState::kConnecting;
+  out->has_local = out->want_local && socket && backend_->LocalAddress(*s, &out->local).ok();
+  out->has_options = out->want_options && socket && backend_->ReadSocketOptions(*s, &out->options).ok();
+  return true;
+}
+
+void Engine::UpdateReading(Session& s) {
+  bool paused = s.has(kPaused) && s.state == SessionState::kOpen;
+  backend_->SetReading(s, !s.has(kReadEof) && !paused);
 }
 
 void Engine::OnSessionError(Session& s, const Status& status) {
@@ -511,7 +617,7 @@ void Engine::CloseSession(Session& s, CloseReason reason, const Status& error, b
       s.state == SessionState::kRetired) {
     return;
   }
-  if (s.state == SessionState::kLingering) --lingering_;
+  deadlines_.Cancel(s.slot);
   NoteLeft(s.id(), s.queue.bytes());
   s.queue.Clear(blocks_);
   if (s.state == SessionState::kConnecting) s.set(kClosedConnecting);
@@ -550,7 +656,7 @@ void Engine::Shutdown() {
     listening_ = false;
     accepting_ = false;
   }
-  shutdown_tick_ = tick_;
+  shutdown_at_ms_ = Now();
   // Sessions flush what is queued first (for up to shutdown_grace_ticks);
   // the rest close at once.
   table_->ForEachLive([this](Session& s) {
@@ -561,6 +667,8 @@ void Engine::Shutdown() {
     if (s.state != SessionState::kOpen && s.state != SessionState::kClosing) return;
     s.state = SessionState::kClosing;
     s.close_reason = static_cast<uint8_t>(CloseReason::kShutdown);
+    if (s.has(kPaused)) UpdateReading(s);
+    Reschedule(s);
     AfterSend(s);
   });
   NoteWorkOutsidePoll();
@@ -602,14 +710,18 @@ void Engine::NoteWorkOutsidePoll() {
 
 void Engine::EmitPending() {
   if (batch_ == nullptr) return;
-  // Up to three records per session, plus kServerClosed.
-  while (pending_head_ != nullptr && batch_->HasRecordRoom(4)) {
+  // Up to five records per session, plus kServerClosed.
+  while (pending_head_ != nullptr && batch_->HasRecordRoom(6)) {
     Session& s = *pending_head_;
     pending_head_ = s.next_pending;
     if (pending_head_ == nullptr) pending_tail_ = nullptr;
     s.next_pending = nullptr;
     s.clear(kInPendingList);
     SessionId id = s.id();
+    if (s.has(kTimeoutPending)) {
+      s.clear(kTimeoutPending);
+      if (s.state == SessionState::kOpen) batch_->Add(EventType::kTimeout, id);
+    }
     if (s.has(kDrainPending)) {
       s.clear(kDrainPending);
       if (s.state == SessionState::kOpen) batch_->Add(EventType::kDrain, id);
@@ -624,6 +736,7 @@ void Engine::EmitPending() {
         // JS knows this session only by its connect token.
         batch_->Add(EventType::kConnectFailed, id, s.token, CloseErrorWord(s));
       } else {
+        if (s.has(kWantTotals)) batch_->Add(EventType::kTotals, id, static_cast<double>(s.bytes_written));
         batch_->Add(EventType::kClose, id, s.close_reason, CloseErrorWord(s));
       }
       MaybeRelease(s);
@@ -632,36 +745,138 @@ void Engine::EmitPending() {
   CheckServerClosed();
 }
 
+// ---- deadlines ----
+
+uint64_t Engine::Now() {
+  // One clock read per poll round: the round's events all happen "now".
+  if (now_cached_) return now_ms_;
+  now_ms_ = config_.clock_ms != nullptr ? config_.clock_ms() : SteadyClockMs();
+  now_cached_ = in_poll_;
+  return now_ms_;
+}
+
+void Engine::NoteActive(Session& s) {
+  if (s.timeout_ms == 0 && config_.idle_timeout_ms == 0) return;
+  s.active_ms = static_cast<uint32_t>(Now());
+  // Activity after a timeout arms it again, as net.Socket's does; otherwise
+  // the entry in the heap is early at worst, and Expire moves it.
+  if (s.has(kTimeoutFired)) {
+    s.clear(kTimeoutFired);
+    Reschedule(s);
+  }
+}
+
+uint64_t Engine::DueOf(const Session& s, uint64_t now) const {
+  uint64_t due = DeadlineHeap::kNever;
+  uint64_t active = Expand(s.active_ms, now);
+  uint32_t idle = config_.idle_timeout_ms;
+  switch (s.state) {
+    case SessionState::kOpen:
+      if (idle > 0) due = active + idle;
+      if (s.timeout_ms > 0 && !s.has(kTimeoutFired)) {
+        uint64_t from = std::max(active, Expand(s.timeout_set_ms, now));
+        due = std::min(due, from + s.timeout_ms);
+      }
+      break;
+    case SessionState::kClosing:
+      // A closing session that cannot flush (peer not reading) times out
+      // too, or it would hold its slot for ever.
+      if (idle > 0) due = active + idle;
+      if (shutting_down_) due = std::min(due, shutdown_at_ms_ + config_.shutdown_grace_ms);
+      break;
+    case SessionState::kLingering:
+      due = active + config_.close_linger_ms;
+      break;
+    default:
+      break;
+  }
+  return due;
+}
+
+void Engine::Reschedule(Session& s) {
+  uint64_t due = DueOf(s, Now());
+  if (due == DeadlineHeap::kNever) {
+    deadlines_.Cancel(s.slot);
+    return;
+  }
+  deadlines_.Set(s.slot, due);
+  ArmBy(due);
+}
+
+void Engine::ArmBy(uint64_t due) {
+  if (due >= armed_for_) return;
+  armed_for_ = due;
+  uint64_t now = Now();
+  uint64_t wait = due > now ? due - now : 0;
+  backend_->ArmTimer(static_cast<int>(std::min<uint64_t>(wait, std::numeric_limits<int>::max())));
+  // A poll already waiting (inline: Node's loop; threaded: the I/O thread
+  // blocked before this command) hears of the new deadline through the
+  // backend's timer.
+}
+
+void Engine::RunDeadlines() {
+  expiries_capped_ = false;
+  if (deadlines_.size() == 0 && armed_for_ == DeadlineHeap::kNever) return;
+  uint64_t now = Now();
+  // The backend's timer has fired (or will, harmlessly early, for a
+  // deadline since cancelled): what is next must arm it again.
+  if (armed_for_ <= now) armed_for_ = DeadlineHeap::kNever;
+  uint32_t slot;
+  for (uint32_t n = 0; deadlines_.Next() <= now; ++n) {
+    if (n == config_.max_expiries_per_round) {
+      expiries_capped_ = true;
+      break;
+    }
+    if (!deadlines_.PopDue(now, &slot)) break;
+    Session* s = table_->AtSlot(slot);
+    if (s != nullptr) Expire(*s, now);
+  }
+  if (deadlines_.size() > 0) ArmBy(deadlines_.Next());
+}
+
+void Engine::Expire(Session& s, uint64_t now) {
+  uint64_t due = DueOf(s, now);
+  if (due == DeadlineHeap::kNever) return;  // nothing timed any more
+  if (due > now) {
+    // Activity since it was scheduled moved it later.
+    deadlines_.Set(s.slot, due);
+    return;
+  }
+  uint64_t active = Expand(s.active_ms, now);
+  uint32_t idle = config_.idle_timeout_ms;
+  switch (s.state) {
+    case SessionState::kLingering:
+      // The peer kept sending (or stayed silent) past the deadline.
+      ++stats_.linger_timeouts;
+      CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), true);
+      return;
+    case SessionState::kClosing:
+      if (shutting_down_ && now >= shutdown_at_ms_ + config_.shutdown_grace_ms) {
+        CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
+      } else {
+        CloseSession(s, CloseReason::kTimeout, Status::Ok(), true);
+      }
+      return;
+    case SessionState::kOpen:
+      if (idle > 0 && now >= active + idle) {
+        CloseSession(s, CloseReason::kTimeout, Status::Ok(), false);
+        return;
+      }
+      // Its own timeout: tell JS, and wait for activity to arm it again.
+      s.set(kTimeoutFired);
+      s.set(kTimeoutPending);
+      ++stats_.session_timeouts;
+      QueuePending(s);
+      Reschedule(s);
+      return;
+    default:
+      return;
+  }
+}
+
 // ---- housekeeping ----
 
 void Engine::OnTick() {
-  ++tick_;
-  bool grace_over = shutting_down_ && tick_ - shutdown_tick_ > config_.shutdown_grace_ticks;
-  uint32_t idle_limit = config_.idle_timeout_ticks;
-  if (grace_over || idle_limit > 0 || lingering_ > 0) {
-    // last_active is a whole tick, so "more than limit ticks ago" means at
-    // least `limit` seconds.
-    table_->ForEachLive([&](Session& s) {
-      if (s.state == SessionState::kLingering) {
-        // The peer kept sending (or stayed silent) past the deadline.
-        if (tick_ - s.last_active > config_.close_linger_ticks) {
-          ++stats_.linger_timeouts;
-          CloseSession(s, static_cast<CloseReason>(s.close_reason), Status::Ok(), true);
-        }
-        return;
-      }
-      if (grace_over && s.state == SessionState::kClosing) {
-        CloseSession(s, CloseReason::kShutdown, Status::Ok(), true);
-        return;
-      }
-      // A closing session that cannot flush (peer not reading) times out
-      // too, or it would hold its slot for ever.
-      if (idle_limit > 0 && (s.state == SessionState::kOpen || s.state == SessionState::kClosing) &&
-          tick_ - s.last_active > idle_limit) {
-        CloseSession(s, CloseReason::kTimeout, Status::Ok(), s.state == SessionState::kClosing);
-      }
-    });
-  }
   if (policy_.TickShouldShrink(table_->capacity(), table_->free_slots()) && table_->ShrinkTop()) {
     ++stats_.shrinks;
   }

@@ -5,7 +5,12 @@
 //
 // Event order per session is kSession, kData..., then kDrain/kEnd/kClose.
 // Once a graceful close is requested no kData or kEnd follows: what the peer
-// still sends is read and discarded (see EngineConfig::close_linger_ticks).
+// still sends is read and discarded (see EngineConfig::close_linger_ms).
+//
+// Time: every deadline of a session (its own setTimeout, the idle timeout,
+// the close linger, the shutdown grace) is one entry of a DeadlineHeap, in
+// milliseconds; Poll() waits no longer than the earliest, and the backend's
+// timer (Backend::ArmTimer) makes the poll descriptor readable then.
 // Drain, end and close events go through a pending list and are written to a
 // batch when it has room; a closed slot is reused only after its close event
 // has been written AND the backend has released it, so JS always hears of an
@@ -19,6 +24,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/deadline_heap.h"
 #include "core/event_batch.h"
 #include "core/pool_policy.h"
 #include "core/send_queue.h"
@@ -51,20 +57,25 @@ struct EngineConfig {
   size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
   size_t max_queued_bytes = 0;   // queued bytes that close a session ('overflow'), <= kMaxQueuedBytes
   uint32_t accept_batch = 0;     // accepts per wakeup, for fairness
-  uint32_t idle_timeout_ticks = 0;  // 0 = never time out
+  uint32_t idle_timeout_ms = 0;  // 0 = never time out
   // A graceful close that has flushed its queue sends FIN, then lingers: it
   // reads and discards what the peer still sends until the peer's FIN, for
-  // more than this many ticks at most, then resets. Closing with unread input
-  // would reset the connection at once, and a reset can destroy bytes already
-  // handed to the kernel. 0 = no lingering: close as soon as the queue is
-  // flushed.
-  uint32_t close_linger_ticks = 0;
+  // this long at most, then resets. Closing with unread input would reset
+  // the connection at once, and a reset can destroy bytes already handed to
+  // the kernel. 0 = no lingering: close as soon as the queue is flushed.
+  uint32_t close_linger_ms = 0;
 
   // The engine's own tuning.
   size_t read_chunk = kReadChunk;
-  // After Shutdown(), sessions get this many ticks to flush their queues
-  // before they are reset.
-  uint32_t shutdown_grace_ticks = 5;
+  // After Shutdown(), sessions get this long to flush their queues before
+  // they are reset.
+  uint32_t shutdown_grace_ms = 5000;
+  // Deadlines expired per poll round at most (bounded work; the rest wait
+  // for the next round, which comes at once).
+  uint32_t max_expiries_per_round = 1024;
+  // Milliseconds of a monotonic clock; null: std::chrono::steady_clock.
+  // Tests give their own.
+  uint64_t (*clock_ms)() = nullptr;
 };
 
 // What the engine tells whoever runs it, on the engine's thread. Optional:
@@ -108,6 +119,28 @@ enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_EN
   X(kEnd, 2)      /* flush the queue, then half-close (FIN) */
 
 enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
+// What Engine::Control does to one session; a and b are its arguments.
+#define ACCEPTPOOL_SESSION_CONTROLS(X)                                                 \
+  X(kPause, 0)   /* stop reading: the kernel's receive window pushes back on the peer */ \
+  X(kResume, 1)  /* read again */                                                        \
+  X(kTimeout, 2) /* a = ms without reads or writes before a kTimeout event; 0 = off */ \
+  X(kNoDelay, 3)   /* a = 1: TCP_NODELAY on, 0: off */                                  \
+  X(kKeepAlive, 4) /* a = 1: keep-alive probes on; b = ms idle before the first (0: as is) */
+
+enum class SessionControl : uint8_t { ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
+
+// What Engine::Query tells of one session. The address and the options
+// cost system calls: only what the caller asks for is read.
+struct SessionInfo {
+  bool want_local = false;
+  bool want_options = false;
+  bool has_local = false;  // false if the OS could not say
+  SocketAddress local;
+  uint64_t bytes_written = 0;  // bytes the kernel has taken
+  bool has_options = false;
+  SocketOptions options;
+};
 
 class Engine final : public BackendEvents {
  public:
@@ -168,6 +201,13 @@ class Engine final : public BackendEvents {
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count);
   // False if the id is stale.
   bool Close(SessionId id, CloseMode mode);
+  // A per-session control (SessionControl); false (and counted) if the id
+  // is stale.
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b);
+  // The session's local address, counters and socket options; false if the
+  // id is stale. Asking also has the session's last counts reported before
+  // its close (a kTotals record), so a count read while open stays exact.
+  bool Query(SessionId id, SessionInfo* out);
   // Bytes buffered for the session (EngineObserver::Buffered), or -1 when
   // the id is stale.
   int64_t BufferedAmount(SessionId id);
@@ -222,7 +262,25 @@ class Engine final : public BackendEvents {
   // Work that needs a poll round, outside one.
   void NoteWorkOutsidePoll();
   void CloseSession(Session& s, CloseReason reason, const Status& error, bool abort);
-  void AfterSend(Session& s);
+  // Tells the backend whether to read the session: not past the peer's FIN,
+  // and not while JS has paused it (a closing session reads to discard).
+  void UpdateReading(Session& s);
+
+  // ---- deadlines ----
+  uint64_t Now();
+  // A session's read or write: restarts its timers (lazily: see
+  // deadline_heap.h).
+  void NoteActive(Session& s);
+  // The next moment the session's timers need the engine, or kNever.
+  uint64_t DueOf(const Session& s, uint64_t now) const;
+  // Puts the session's entry where DueOf says.
+  void Reschedule(Session& s);
+  // Has the backend's timer fire by `due` at the latest.
+  void ArmBy(uint64_t due);
+  void RunDeadlines();
+  // The session's deadline came: time it out, close it, or set the next one.
+  void Expire(Session& s, uint64_t now);
+  bool GrowTable();  void AfterSend(Session& s);
   bool SendFin(Session& s);
   void CloseFlushed(Session& s);
   void FlushSession(Session& s);
@@ -243,9 +301,12 @@ class Engine final : public BackendEvents {
   BlockPool blocks_;
   EventBatch* batch_ = nullptr;
   Stats stats_;
-  uint32_t tick_ = 0;
-  uint32_t shutdown_tick_ = 0;
-  uint32_t lingering_ = 0;  // sessions in kLingering
+  DeadlineHeap deadlines_;
+  uint64_t now_ms_ = 0;
+  bool now_cached_ = false;      // now_ms_ holds this poll round's time
+  bool expiries_capped_ = false;  // the last round left due deadlines
+  uint64_t armed_for_ = DeadlineHeap::kNever;  // the backend's timer fires by then
+  uint64_t shutdown_at_ms_ = 0;
   bool listening_ = false;
   bool accepting_ = false;
   bool shutting_down_ = false;

@@ -29,7 +29,9 @@ namespace acceptpool {
   X(kStale, 6)         /* a = StaleCommand refused (threaded driver) */        \
   X(kServerClosed, 7)  /* id 0: the server finished shutting down */           \
   X(kConnected, 8)     /* a = connect token: an outgoing connect is open */    \
-  X(kConnectFailed, 9) /* id (0 if none), a = connect token, b = error word */
+  X(kConnectFailed, 9) /* id (0 if none), a = connect token, b = error word */ \
+  X(kTimeout, 10)      /* the session's own timeout (setTimeout) passed */ \
+  X(kTotals, 11)       /* just before kClose, if asked (Query): a = bytes written */
 
 enum class EventType : uint8_t { ACCEPTPOOL_EVENT_TYPES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
@@ -55,7 +57,14 @@ struct EventRecord {
 enum class CloseReason : uint8_t { ACCEPTPOOL_CLOSE_REASONS(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 // The command a kStale record reports refused.
-#define ACCEPTPOOL_STALE_COMMANDS(X) X(kSend, "send") X(kClose, "close")
+#define ACCEPTPOOL_STALE_COMMANDS(X) \
+  X(kSend, "send")                   \
+  X(kClose, "close")                 \
+  X(kPause, "pause")                 \
+  X(kResume, "resume")               \
+  X(kSetTimeout, "setTimeout")       \
+  X(kSetNoDelay, "setNoDelay")       \
+  X(kSetKeepAlive, "setKeepAlive")
 
 enum class StaleCommand : uint8_t { ACCEPTPOOL_STALE_COMMANDS(ACCEPTPOOL_NAMED_ENUMERATOR) };
 

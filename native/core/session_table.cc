@@ -79,7 +79,10 @@ Session* SessionTable::Acquire() {
   s->close_raw = 0;
   s->next_pending = nullptr;
   s->token = 0;
-  s->last_active = 0;
+  s->active_ms = 0;
+  s->timeout_set_ms = 0;
+  s->timeout_ms = 0;
+  s->bytes_written = 0;
   return s;
 }
 

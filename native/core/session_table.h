@@ -97,6 +97,10 @@ enum SessionFlag : uint16_t {
   kInPendingList = 1 << 7,
   kBackendReleased = 1 << 8,   // the backend holds nothing of the session
   kClosedConnecting = 1 << 9,  // closed before its outgoing connect completed
+  kPaused = 1 << 10,           // JS paused reading (SessionControl::kPause)
+  kTimeoutFired = 1 << 11,     // its timeout fired; activity arms it again
+  kTimeoutPending = 1 << 12,   // a kTimeout event waits in the pending list
+  kWantTotals = 1 << 13,       // JS asked for counts: report them before the close
 };
 
 struct Session {
@@ -105,13 +109,19 @@ struct Session {
   uint32_t slot = 0;  // the id's slot (IdSpace: not the table's own index on thread > 0)
   uint32_t generation = 1;
   uint32_t next_free = 0;
-  uint32_t last_active = 0;  // engine tick of the last read or write; kLingering: when it began
+  // Low 32 bits of the engine's millisecond clock (wrap-safe differences):
+  // the last read or write (kLingering: when it began), and when the
+  // session's own timeout was set.
+  uint32_t active_ms = 0;
+  uint32_t timeout_set_ms = 0;
+  uint32_t timeout_ms = 0;   // SessionControl::kTimeout; 0 = off
   SessionState state = SessionState::kFree;
   uint8_t close_reason = 0;
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
   uint32_t token = 0;        // outgoing connects: the caller's tag for the result
+  uint64_t bytes_written = 0;  // bytes the kernel has taken
   SendQueue queue;
 
   SessionId id() const { return MakeSessionId(slot, generation); }
@@ -121,7 +131,7 @@ struct Session {
 };
 
 // Memory per slot is part of the idle-connection budget (README).
-static_assert(sizeof(Session) <= 72, "keep Session small");
+static_assert(sizeof(Session) <= 88, "keep Session small");
 
 class SessionTable {
  public:

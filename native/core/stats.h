@@ -34,7 +34,8 @@ namespace acceptpool {
   X(lingers, lingers)                 /* graceful closes that waited for the peer's FIN */ \
   X(linger_ends, lingerEnds)          /* ... ended by the peer's FIN */                    \
   X(linger_timeouts, lingerTimeouts)  /* ... reset at the linger deadline */               \
-  X(bytes_discarded, bytesDiscarded)  /* read after a close was requested, dropped */
+  X(bytes_discarded, bytesDiscarded)  /* read after a close was requested, dropped */ \
+  X(session_timeouts, sessionTimeouts) /* 'timeout' events of session.setTimeout() */
 
 struct Stats {
 #define ACCEPTPOOL_STATS_MEMBER(member, js_name) uint64_t member = 0;

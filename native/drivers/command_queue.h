@@ -21,11 +21,12 @@
 
 namespace acceptpool {
 
-enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect };
+enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect, kControl, kQuery };
 
 struct Command {
   CommandKind kind;
-  uint8_t mode;        // CloseMode for kClose; kConnect: 1 if a local address follows
+  uint8_t mode;        // CloseMode for kClose; SessionControl for kControl (its a, b follow);
+                       // kConnect: 1 if a local address follows
   bool pressure;       // kSend: JS already reported backpressure
   uint64_t id;         // session id (kConnect: the connect token)
   size_t offset;       // into the side's bytes

@@ -15,6 +15,23 @@
 namespace acceptpool {
 namespace {
 
+// The name a refused control has in kStale records.
+StaleCommand StaleCommandOf(SessionControl control) {
+  switch (control) {
+    case SessionControl::kPause:
+      return StaleCommand::kPause;
+    case SessionControl::kResume:
+      return StaleCommand::kResume;
+    case SessionControl::kTimeout:
+      return StaleCommand::kSetTimeout;
+    case SessionControl::kNoDelay:
+      return StaleCommand::kSetNoDelay;
+    case SessionControl::kKeepAlive:
+      return StaleCommand::kSetKeepAlive;
+  }
+  return StaleCommand::kClose;
+}
+
 // ---------------------------------------------------------------- inline
 
 class InlineDriver final : public Driver, private EngineObserver {
@@ -54,10 +71,14 @@ class InlineDriver final : public Driver, private EngineObserver {
     return engine_->Send(id, data, size);
   }
   bool Close(SessionId id, CloseMode mode) override { return engine_->Close(id, mode); }
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) override {
+    return engine_->Control(id, control, a, b);
+  }
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     return engine_->Broadcast(data, size, ids, count);
   }
   int64_t BufferedAmount(SessionId id) override { return engine_->BufferedAmount(id); }
+  bool Query(SessionId id, SessionInfo* out) override { return engine_->Query(id, out); }
   void Shutdown() override { engine_->Shutdown(); }
   Stats GetStats(std::vector<Stats>* per_thread) override {
     Stats s = engine_->SnapshotStats();
@@ -117,9 +138,6 @@ class InlineDriver final : public Driver, private EngineObserver {
 // every lane reach JS through one wake, each lane's in order.
 class ThreadedDriver final : public Driver {
  public:
-  // Batches in flight between each I/O thread and JS; when all are with JS,
-  // that thread stops reading and accepting until one comes back.
-  static constexpr size_t kBatches = 4;
   static constexpr size_t kCommandBytes = 8 * 1024 * 1024;
   static constexpr size_t kMaxNotes = 4096;
   // What the notes and the broadcast ids keep when idle.
@@ -202,6 +220,16 @@ class ThreadedDriver final : public Driver {
     return true;
   }
 
+  bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) override {
+    Command c{};
+    c.kind = CommandKind::kControl;
+    c.mode = static_cast<uint8_t>(control);
+    c.id = id;
+    uint32_t args[2] = {a, b};
+    PushById(c, args, sizeof(args));
+    return true;
+  }
+
   uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) override {
     Command c{};
     c.kind = CommandKind::kBroadcast;
@@ -242,6 +270,21 @@ class ThreadedDriver final : public Driver {
     Command c{};
     c.kind = CommandKind::kShutdown;
     for (auto& lane : lanes_) lane->Push(c, nullptr, 0);
+  }
+
+  bool Query(SessionId id, SessionInfo* out) override {
+    // The I/O thread always gets to its commands without waiting on JS
+    // (between polls, or while it waits for a batch), so this returns.
+    QueryCall call;
+    call.out = out;
+    QueryCall* target = &call;
+    Command c{};
+    c.kind = CommandKind::kQuery;
+    c.id = id;
+    PushById(c, &target, sizeof(target));
+    std::unique_lock<std::mutex> lock(query_mutex_);
+    query_answered_.wait(lock, [&] { return call.done; });
+    return call.found;
   }
 
   Stats GetStats(std::vector<Stats>* per_thread) override {
@@ -318,7 +361,7 @@ class ThreadedDriver final : public Driver {
    public:
     Lane(ThreadedDriver* driver, Engine* engine, const BatchLimits& limits)
         : driver_(driver), engine_(engine), commands_(kCommandBytes) {
-      for (size_t i = 0; i < kBatches; ++i) {
+      for (size_t i = 0; i < kThreadedBatches; ++i) {
         batches_.push_back(std::make_unique<EventBatch>(limits.records, limits.data_bytes));
         spare_.push_back(batches_.back().get());
       }
@@ -455,9 +498,30 @@ class ThreadedDriver final : public Driver {
             Note(EventType::kStale, c.id, static_cast<double>(StaleCommand::kClose));
           }
           break;
+        case CommandKind::kControl: {
+          uint32_t args[2];
+          std::memcpy(args, payload, sizeof(args));
+          SessionControl control = static_cast<SessionControl>(c.mode);
+          if (!engine_->Control(c.id, control, args[0], args[1])) {
+            Note(EventType::kStale, c.id, static_cast<double>(StaleCommandOf(control)));
+          }
+          break;
+        }
         case CommandKind::kAbortConnect:
           engine_->AbortConnect(static_cast<uint32_t>(c.id));
           break;
+        case CommandKind::kQuery: {
+          QueryCall* call;
+          std::memcpy(&call, payload, sizeof(call));
+          bool found = engine_->Query(c.id, call->out);
+          {
+            std::lock_guard<std::mutex> lock(driver_->query_mutex_);
+            call->found = found;
+            call->done = true;
+          }
+          driver_->query_answered_.notify_all();
+          break;
+        }
         case CommandKind::kConnect: {
           SocketAddress remote;
           SocketAddress local;
@@ -538,12 +602,21 @@ class ThreadedDriver final : public Driver {
     std::thread thread_;
   };
 
+  // A Query waiting on the JS thread for its answer.
+  struct QueryCall {
+    SessionInfo* out = nullptr;
+    bool found = false;
+    bool done = false;  // guarded by query_mutex_
+  };
+
   struct FreeDeleter {
     void operator()(std::atomic<uint32_t>* p) const { std::free(p); }
   };
 
   DeliverFn deliver_;
   std::vector<std::unique_ptr<Lane>> lanes_;
+  std::mutex query_mutex_;
+  std::condition_variable query_answered_;
   std::vector<EventBatch*> delivering_;  // JS thread only
   size_t next_connect_ = 0;              // JS thread only
   std::unique_ptr<std::atomic<uint32_t>[], FreeDeleter> counters_;

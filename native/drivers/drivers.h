@@ -25,6 +25,12 @@ namespace acceptpool {
 // handlers write their events into the emptied batch).
 using DeliverFn = std::function<void(EventBatch&)>;
 
+// Batches in flight between the threaded driver's I/O thread and JS; when
+// all are with JS, the I/O thread stops reading and accepting until one
+// comes back. With one read of at most kReadChunk per session per batch, it
+// also bounds what reaches JS after pause() (README, "Flow control").
+constexpr size_t kThreadedBatches = 4;
+
 struct BatchLimits {
   size_t records = 8192;
   size_t data_bytes = 512 * 1024;
@@ -44,10 +50,17 @@ class Driver {
   virtual void AbortConnect(uint32_t token) = 0;
   virtual SendResult Send(SessionId id, const char* data, size_t size) = 0;
   virtual bool Close(SessionId id, CloseMode mode) = 0;
+  // Engine::Control. Threaded: always true here; a stale id comes back as
+  // a kStale record naming the control.
+  virtual bool Control(SessionId id, SessionControl control, uint32_t a, uint32_t b) = 0;
   // Sessions reached (the threaded driver can only count the ids it was
   // given, or the open sessions it last knew of).
   virtual uint32_t Broadcast(const char* data, size_t size, const SessionId* ids, size_t count) = 0;
   virtual int64_t BufferedAmount(SessionId id) = 0;
+  // Engine::Query, answered synchronously. Threaded: a round trip to the
+  // I/O thread, which answers between polls (tens of microseconds); for
+  // getters JS calls now and then, never per event.
+  virtual bool Query(SessionId id, SessionInfo* out) = 0;
   virtual void Shutdown() = 0;
   // The endpoint's counters; each engine's too in `per_thread` if given.
   virtual Stats GetStats(std::vector<Stats>* per_thread) = 0;

@@ -658,4 +658,53 @@ TEST(TwoEnginesShutDownTogetherEachReportingItsServerClosedAfterItsSessions) {
   for (SessionId id : server.ids()) EXPECT_EQ(server.log(id).closes, 1u);
 }
 
+TEST(QueryIsAnsweredWhileTrafficFlowsOnBothDrivers) {
+  for (bool threaded : {true, false}) {
+    EchoServer server(threaded);
+    ASSERT(server.ok());
+    StreamingClients clients(server.port(), 4, 2048);
+    ASSERT(EchoFlowing(server, clients, 1024 * 1024));
+    SessionId id = server.ids()[0];
+    uint64_t last = 0;
+    for (int i = 0; i < 200; ++i) {
+      SessionInfo info;
+      info.want_local = true;
+      // Threaded: a round trip to the I/O thread, racing its batches.
+      ASSERT(server.driver().Query(id, &info));
+      EXPECT(info.has_local);
+      EXPECT_EQ(info.local.port, server.port());
+      EXPECT(info.bytes_written >= last);
+      last = info.bytes_written;
+      server.loop().RunOnce(0);
+    }
+    EXPECT(last > 0);
+    SessionInfo none;
+    EXPECT_FALSE(server.driver().Query(id + (SessionId{1} << kSlotBits), &none));
+    clients.Stop();
+  }
+}
+
+TEST(ASessionTimeoutWakesThePollAtItsDeadlineOnBothDrivers) {
+  for (bool threaded : {true, false}) {
+    EchoServer server(threaded);
+    ASSERT(server.ok());
+    server.set_logging(true);
+    Readers readers(server.port(), 1);
+    ASSERT(server.AwaitSessions(1));
+    SessionId id = server.ids()[0];
+    auto start = std::chrono::steady_clock::now();
+    ASSERT(server.driver().Control(id, SessionControl::kTimeout, 40, 0));
+    auto timed_out = [&] {
+      for (EventType t : server.log(id).events) {
+        if (t == EventType::kTimeout) return true;
+      }
+      return false;
+    };
+    ASSERT(server.loop().RunUntil(timed_out, kWaitMs));
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    // Woken by the deadline, not by the engine's one-second tick.
+    EXPECT(ms >= 39 && ms < 600);
+  }
+}
+
 int main(int argc, char** argv) { return acceptpool_test::RunAll(argc, argv); }

@@ -47,7 +47,8 @@ EngineConfig SmallConfig() {
   c.max_queued_bytes = 100000;
   c.accept_batch = 16;
   c.read_chunk = 64 * 1024;
-  c.close_linger_ticks = 5;
+  c.close_linger_ms = 5000;
+  c.clock_ms = &FakeBackend::FakeClockMs;
   return c;
 }
 
@@ -615,22 +616,23 @@ TEST(PeerFinWhileFlushingClosesOnceFlushedWithoutLingeringOrEnd) {
 
 TEST(LingeringSessionIsResetAtTheDeadlineAndItsSlotFreed) {
   EngineConfig config = SmallConfig();
-  config.close_linger_ticks = 2;
+  config.close_linger_ms = 2000;
   Rig rig(config);
   SocketHandle h;
   SessionId id = rig.Accept(&h);
   EXPECT(rig.engine->Close(id, CloseMode::kGraceful));
   rig.Poll();
   EXPECT(rig.fake->Sock(h).write_shut);
-  // A peer that keeps sending and never ends.
-  for (int tick = 0; tick < 2; ++tick) {
-    rig.fake->PeerSend(h, Bytes(5000, 16 + tick));
-    rig.fake->Tick();
+  // A peer that keeps sending and never ends: what it sends does not push
+  // the deadline back.
+  for (int step = 0; step < 3; ++step) {
+    rig.fake->PeerSend(h, Bytes(5000, 16 + step));
+    rig.fake->Advance(step < 2 ? 700 : 599);
     rig.Poll();
     EXPECT_FALSE(rig.fake->Sock(h).closed);
   }
   EXPECT_EQ(rig.stats().in_use, 1u);
-  rig.fake->Tick();
+  rig.fake->Advance(1);  // 2000 ms after the FIN
   rig.Poll();
   const Event* close = FindEvent(rig.all, EventType::kClose, id);
   ASSERT(close != nullptr);
@@ -659,7 +661,7 @@ TEST(LingeringSessionCanStillBeAborted) {
 
 TEST(LingerOffClosesAsSoonAsTheQueueIsFlushed) {
   EngineConfig config = SmallConfig();
-  config.close_linger_ticks = 0;
+  config.close_linger_ms = 0;
   Rig rig(config);
   SocketHandle h;
   SessionId id = rig.Accept(&h);
@@ -937,7 +939,7 @@ TEST(ShutdownFlushesQueuedBytesBeforeClosing) {
 
 TEST(ShutdownResetsSessionsThatCannotFlushWithinTheGraceTicks) {
   EngineConfig config = SmallConfig();
-  config.shutdown_grace_ticks = 2;
+  config.shutdown_grace_ms = 2000;
   Rig rig(config);
   SocketHandle h;
   SessionId id = rig.Accept(&h);
@@ -945,10 +947,10 @@ TEST(ShutdownResetsSessionsThatCannotFlushWithinTheGraceTicks) {
   std::string data = Bytes(500, 4);
   rig.engine->Send(id, data.data(), data.size());
   rig.engine->Shutdown();
-  rig.fake->Tick(2);
+  rig.fake->Advance(1999);
   rig.Poll();
   EXPECT(FindEvent(rig.all, EventType::kClose, id) == nullptr);
-  rig.fake->Tick();
+  rig.fake->Advance(1);
   rig.Poll();
   rig.Poll();
   const Event* close = FindEvent(rig.all, EventType::kClose, id);
@@ -960,7 +962,7 @@ TEST(ShutdownResetsSessionsThatCannotFlushWithinTheGraceTicks) {
 
 TEST(ShutdownLingersThenResetsPeersThatNeverEndWithReasonShutdown) {
   EngineConfig config = SmallConfig();
-  config.close_linger_ticks = 1;
+  config.close_linger_ms = 1000;
   Rig rig(config);
   SocketHandle polite;
   SocketHandle silent;
@@ -1068,9 +1070,9 @@ TEST(ShutdownWaitsForCompletionStyleReleases) {
   EXPECT(rig.all.back().type == EventType::kServerClosed);
 }
 
-TEST(IdleTimeoutClosesQuietSessionsOnTick) {
+TEST(IdleTimeoutClosesQuietSessionsAtTheirMillisecondDeadline) {
   EngineConfig config = SmallConfig();
-  config.idle_timeout_ticks = 3;
+  config.idle_timeout_ms = 3000;
   Rig rig(config);
   SocketHandle ha, hb;
   SessionId a = rig.Accept(&ha);
@@ -1080,12 +1082,11 @@ TEST(IdleTimeoutClosesQuietSessionsOnTick) {
   rig.fake->PeerSend(hb, "still here");
   rig.Poll();
   EXPECT(FindEvent(rig.all, EventType::kClose, a) == nullptr);
-  rig.fake->Tick();
+  rig.fake->Advance(999);
   rig.Poll();
-  // Exactly `limit` whole ticks idle is not yet "more than" the limit: a
-  // session is never closed early.
+  // One millisecond early: never closed early.
   EXPECT(FindEvent(rig.all, EventType::kClose, a) == nullptr);
-  rig.fake->Tick();
+  rig.fake->Advance(1);
   rig.Poll();
   const Event* close = FindEvent(rig.all, EventType::kClose, a);
   ASSERT(close != nullptr);
@@ -1095,6 +1096,111 @@ TEST(IdleTimeoutClosesQuietSessionsOnTick) {
   rig.fake->Tick(3);
   rig.Poll();
   EXPECT(FindEvent(rig.all, EventType::kClose, b) != nullptr);
+}
+
+size_t CountOf(const std::vector<Event>& events, EventType type, SessionId id) {
+  size_t n = 0;
+  for (const Event& e : events) n += e.type == type && e.id == id ? 1 : 0;
+  return n;
+}
+
+TEST(SessionTimeoutFiresOnceAtItsDeadlineAndActivityArmsItAgain) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  ASSERT(rig.engine->Control(id, SessionControl::kTimeout, 150, 0));
+  // The backend's timer is asked to wake the poll by the deadline.
+  EXPECT_EQ(rig.fake->armed_ms, 150);
+  rig.fake->Advance(149);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 0u);
+  rig.fake->Advance(1);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 1u);
+  // Quiet from now on: no second event, and the session stays open.
+  rig.fake->Advance(10000);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 1u);
+  EXPECT(FindEvent(rig.all, EventType::kClose, id) == nullptr);
+  EXPECT_EQ(rig.stats().session_timeouts, 1u);
+  // A read arms it again, from the read.
+  rig.fake->PeerSend(h, "x");
+  rig.Poll();
+  rig.fake->Advance(149);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 1u);
+  rig.fake->Advance(1);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 2u);
+}
+
+TEST(ActivityPushesTheSessionTimeoutBackAndZeroTurnsItOff) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId id = rig.Accept(&h);
+  rig.fake->AddWritable(h, 1 << 20);
+  ASSERT(rig.engine->Control(id, SessionControl::kTimeout, 100, 0));
+  for (int i = 0; i < 10; ++i) {
+    rig.fake->Advance(60);
+    if (i % 2 == 0) {
+      rig.fake->PeerSend(h, "r");
+    } else {
+      EXPECT(rig.engine->Send(id, "w", 1) == SendResult::kOk);
+    }
+    rig.Poll();
+  }
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 0u);
+  ASSERT(rig.engine->Control(id, SessionControl::kTimeout, 0, 0));
+  rig.fake->Advance(100000);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 0u);
+  // A stale id is refused and counted.
+  uint64_t stale = rig.stats().stale_commands;
+  EXPECT_FALSE(rig.engine->Control(id + (1ull << 24), SessionControl::kTimeout, 5, 0));
+  EXPECT_EQ(rig.stats().stale_commands, stale + 1);
+}
+
+TEST(ExpiriesPerRoundAreBoundedAndTheRestFollowAtOnce) {
+  EngineConfig config = SmallConfig();
+  config.max_expiries_per_round = 2;
+  Rig rig(config);
+  std::vector<SessionId> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(rig.Accept());
+  for (SessionId id : ids) ASSERT(rig.engine->Control(id, SessionControl::kTimeout, 10, 0));
+  rig.fake->Advance(10);
+  std::vector<Event> first = rig.Poll();
+  size_t n = 0;
+  for (const Event& e : first) n += e.type == EventType::kTimeout ? 1 : 0;
+  EXPECT_EQ(n, 2u);
+  EXPECT(rig.engine->MoreWork());
+  rig.Poll();
+  rig.Poll();
+  for (SessionId id : ids) EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, id), 1u);
+}
+
+TEST(ATimeoutOfAClosedSessionNeverReachesTheSlotsNextOccupant) {
+  Rig rig(SmallConfig());
+  SocketHandle h;
+  SessionId old_id = rig.Accept(&h);
+  ASSERT(rig.engine->Control(old_id, SessionControl::kTimeout, 50, 0));
+  EXPECT(rig.engine->Close(old_id, CloseMode::kAbort));
+  rig.Poll();
+  SessionId next = rig.Accept();
+  EXPECT_EQ(SlotOf(next), SlotOf(old_id));
+  rig.fake->Advance(1000);
+  rig.Poll();
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, next), 0u);
+  EXPECT_EQ(CountOf(rig.all, EventType::kTimeout, old_id), 0u);
+}
+
+TEST(PollWaitsNoLongerThanTheNextDeadline) {
+  Rig rig(SmallConfig());
+  SessionId id = rig.Accept();
+  ASSERT(rig.engine->Control(id, SessionControl::kTimeout, 30, 0));
+  // The fake's PollOnce does not block, but the engine must pass a timeout
+  // of at most the deadline: a threaded poll would otherwise sleep past it.
+  rig.engine->Poll(-1);
+  EXPECT(rig.fake->last_timeout >= 0 && rig.fake->last_timeout <= 30);
 }
 
 TEST(NoIdleTimeoutWhenDisabled) {
@@ -1846,8 +1952,9 @@ EngineConfig HammerConfig() {
   c.max_queued_bytes = 48 * 1024;
   c.accept_batch = 3;
   c.read_chunk = 8192;
-  c.idle_timeout_ticks = 40;
-  c.close_linger_ticks = 3;
+  c.idle_timeout_ms = 40000;
+  c.close_linger_ms = 3000;
+  c.clock_ms = &FakeBackend::FakeClockMs;
   return c;
 }
 

@@ -34,6 +34,8 @@ using acceptpool::SessionId;
 using acceptpool::SessionTable;
 using acceptpool::SocketAddress;
 using acceptpool::SocketHandle;
+using acceptpool::SocketOptions;
+using acceptpool::Code;
 using acceptpool::Status;
 using acceptpool::SysError;
 
@@ -44,6 +46,7 @@ struct FakeSocket {
   Session* session = nullptr;  // the slot it was attached to
   SessionId id = 0;            // the occupant's id at Attach
   bool attached = false;
+  SocketOptions options;       // SetNoDelay / SetKeepAlive
   bool closed = false;
   bool aborted = false;
   bool discarded = false;
@@ -137,7 +140,21 @@ class FakeBackend final : public Backend {
     if (sock.writable == std::numeric_limits<size_t>::max()) sock.writable = 0;
     sock.writable += n;
   }
-  void Tick(int n = 1) { ticks_pending += n; }
+  // A tick is also a second of the fake clock (FakeClockMs), which engines
+  // under test read through EngineConfig::clock_ms.
+  void Tick(int n = 1) {
+    ticks_pending += n;
+    Advance(1000ull * static_cast<uint64_t>(n));
+  }
+  static void Advance(uint64_t ms) { FakeClock() += ms; }
+  static uint64_t& FakeClock() {
+    static uint64_t now_ms = 1;
+    return now_ms;
+  }
+  static uint64_t FakeClockMs() { return FakeClock(); }
+  // The latest ArmTimer request.
+  int armed_ms = -1;
+  void ArmTimer(int delay_ms) override { armed_ms = delay_ms; }
   // Completes every deferred release now (inside a round, as a completion
   // backend would report them).
   bool release_all_deferred_next_round = true;
@@ -275,6 +292,30 @@ class FakeBackend final : public Backend {
     if (sock != nullptr) sock->reading = on;
   }
 
+  Status SetNoDelay(Session& s, bool on) override {
+    FakeSocket* sock = Checked(s, "SetNoDelay");
+    if (sock != nullptr) sock->options.no_delay = on;
+    return Status::Ok();
+  }
+  Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override {
+    FakeSocket* sock = Checked(s, "SetKeepAlive");
+    if (sock == nullptr) return Status::Ok();
+    sock->options.keep_alive = on;
+    if (on && delay_s != 0) sock->options.keep_alive_delay_s = delay_s;
+    return Status::Ok();
+  }
+  Status LocalAddress(const Session& s, SocketAddress* out) override {
+    out->family = 4;
+    out->port = static_cast<uint16_t>(1000 + s.slot);
+    return Status::Ok();
+  }
+  Status ReadSocketOptions(const Session& s, SocketOptions* out) override {
+    auto it = sockets.find(s.socket);
+    if (it == sockets.end()) return Status::Of(Code::kInvalid);
+    *out = it->second.options;
+    return Status::Ok();
+  }
+
   Status ShutdownWrite(Session& s) override {
     FakeSocket* sock = Checked(s, "ShutdownWrite");
     if (sock == nullptr) return Status::Ok();
@@ -302,8 +343,10 @@ class FakeBackend final : public Backend {
     }
   }
 
-  Status PollOnce(int) override {
+  int last_timeout = -2;
+  Status PollOnce(int timeout_ms) override {
     ++polls;
+    last_timeout = timeout_ms;
     if (release_all_deferred_next_round && !deferred.empty()) {
       std::vector<Session*> done;
       done.swap(deferred);

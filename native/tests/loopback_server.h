@@ -44,7 +44,7 @@ inline EngineConfig LoopbackConfig() {
   c.high_water_mark = 64 * 1024;
   c.max_queued_bytes = 64 * 1024 * 1024;
   c.accept_batch = 128;
-  c.close_linger_ticks = 5;
+  c.close_linger_ms = 5000;
   return c;
 }
 

@@ -468,7 +468,9 @@ TEST(AcquireResetsFlagsAndCloseDetails) {
   s->close_reason = 3;
   s->close_error = 4;
   s->close_raw = 104;
-  s->last_active = 99;
+  s->active_ms = 99;
+  s->timeout_ms = 7;
+  s->timeout_set_ms = 5;
   table.Release(s);
   s = table.Acquire();
   ASSERT(s != nullptr);
@@ -476,7 +478,9 @@ TEST(AcquireResetsFlagsAndCloseDetails) {
   EXPECT_EQ(s->close_reason, 0u);
   EXPECT_EQ(s->close_error, 0u);
   EXPECT_EQ(s->close_raw, 0);
-  EXPECT_EQ(s->last_active, 0u);
+  EXPECT_EQ(s->active_ms, 0u);
+  EXPECT_EQ(s->timeout_ms, 0u);
+  EXPECT_EQ(s->timeout_set_ms, 0u);
   EXPECT(s->next_pending == nullptr);
   EXPECT_EQ(s->socket, kNoSocket);
 }

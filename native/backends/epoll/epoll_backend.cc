@@ -28,6 +28,7 @@ constexpr uint64_t kTagListener = ~0ull;
 constexpr uint64_t kTagWake = ~0ull - 1;
 constexpr uint64_t kTagTick = ~0ull - 2;
 constexpr uint64_t kTagBackoff = ~0ull - 3;
+constexpr uint64_t kTagDeadline = ~0ull - 4;
 
 constexpr int kMaxEvents = 512;
 constexpr int kMaxSlices = 64;
@@ -42,12 +43,15 @@ constexpr int kMaxShedPerEpisode = 64;
 enum Interest : uint8_t {
   kWantWritable = 1 << 0,  // bytes wait in the queue (or a connect): EPOLLOUT
   kReadPaused = 1 << 1,    // SetReading(false): no EPOLLIN
+  kParked = 1 << 2,        // out of the epoll set until reading resumes (see HandleSession)
 };
 
-void ArmTimer(int fd, int first_ms, int interval_ms) {
+void ArmTimerFd(int fd, int first_ms, int interval_ms) {
   itimerspec spec{};
   spec.it_value.tv_sec = first_ms / 1000;
   spec.it_value.tv_nsec = static_cast<long>(first_ms % 1000) * 1000000L;
+  // An all-zero it_value would disarm: "at once" is the shortest wait.
+  if (first_ms <= 0) spec.it_value.tv_nsec = 1;
   spec.it_interval.tv_sec = interval_ms / 1000;
   spec.it_interval.tv_nsec = static_cast<long>(interval_ms % 1000) * 1000000L;
   timerfd_settime(fd, 0, &spec, nullptr);
@@ -73,14 +77,18 @@ class EpollBackend final : public Backend {
     if (!wake_.valid()) return ErrnoStatus(errno, "eventfd");
     tick_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
     backoff_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!tick_.valid() || !backoff_.valid()) return ErrnoStatus(errno, "timerfd_create");
+    deadline_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!tick_.valid() || !backoff_.valid() || !deadline_.valid()) {
+      return ErrnoStatus(errno, "timerfd_create");
+    }
     for (auto [fd, tag] : {std::pair<int, uint64_t>{wake_.get(), kTagWake},
                            {tick_.get(), kTagTick},
-                           {backoff_.get(), kTagBackoff}}) {
+                           {backoff_.get(), kTagBackoff},
+                           {deadline_.get(), kTagDeadline}}) {
       Status st = Control(EPOLL_CTL_ADD, fd, EPOLLIN, tag);
       if (!st.ok()) return st;
     }
-    ArmTimer(tick_.get(), 1000, 1000);
+    ArmTimerFd(tick_.get(), 1000, 1000);
     return Status::Ok();
   }
 
@@ -217,6 +225,41 @@ class EpollBackend final : public Backend {
 
   void SetReading(Session& s, bool on) override { SetInterest(s, kReadPaused, !on); }
 
+  Status SetNoDelay(Session& s, bool on) override {
+    int value = on ? 1 : 0;
+    return SetOption(s, IPPROTO_TCP, TCP_NODELAY, value, "setsockopt");
+  }
+
+  Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override {
+    Status st = SetOption(s, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "setsockopt");
+    if (!st.ok() || !on || delay_s == 0) return st;
+    return SetOption(s, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(delay_s), "setsockopt");
+  }
+
+  Status LocalAddress(const Session& s, SocketAddress* out) override {
+    sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(static_cast<int>(s.socket), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      return ErrnoStatus(errno, "getsockname");
+    }
+    *out = FromSockaddr(ss);
+    return Status::Ok();
+  }
+
+  Status ReadSocketOptions(const Session& s, SocketOptions* out) override {
+    int no_delay = 0;
+    int keep_alive = 0;
+    int idle = 0;
+    if (!GetOption(s, IPPROTO_TCP, TCP_NODELAY, &no_delay) || !GetOption(s, SOL_SOCKET, SO_KEEPALIVE, &keep_alive) ||
+        !GetOption(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle)) {
+      return ErrnoStatus(errno, "getsockopt");
+    }
+    out->no_delay = no_delay != 0;
+    out->keep_alive = keep_alive != 0;
+    out->keep_alive_delay_s = static_cast<uint32_t>(idle);
+    return Status::Ok();
+  }
+
   Status ShutdownWrite(Session& s) override {
     if (shutdown(static_cast<int>(s.socket), SHUT_WR) != 0 && errno != ENOTCONN) {
       return ErrnoStatus(errno, "shutdown");
@@ -265,6 +308,10 @@ class EpollBackend final : public Backend {
           DrainCounter(tick_.get());
           events_->OnTick();
           break;
+        case kTagDeadline:
+          // The engine runs its deadlines after every poll.
+          DrainCounter(deadline_.get());
+          break;
         case kTagBackoff:
           DrainCounter(backoff_.get());
           in_backoff_ = false;
@@ -290,6 +337,8 @@ class EpollBackend final : public Backend {
   }
 
   int PollDescriptor() const override { return epoll_.get(); }
+
+  void ArmTimer(int delay_ms) override { ArmTimerFd(deadline_.get(), delay_ms, 0); }
 
   void ReturnFreedMemory() override { ReturnFreedHeapMemory(); }
 
@@ -335,6 +384,17 @@ class EpollBackend final : public Backend {
 
   uint8_t& InterestOf(const Session& s) { return *static_cast<uint8_t*>(table_->Ext(s)); }
 
+  static Status SetOption(const Session& s, int level, int name, int value, const char* syscall) {
+    if (setsockopt(static_cast<int>(s.socket), level, name, &value, sizeof(value)) != 0) {
+      return ErrnoStatus(errno, syscall);
+    }
+    return Status::Ok();
+  }
+  static bool GetOption(const Session& s, int level, int name, int* value) {
+    socklen_t len = sizeof(*value);
+    return getsockopt(static_cast<int>(s.socket), level, name, value, &len) == 0;
+  }
+
   // Sets or clears an interest and updates the epoll set if it changed.
   Status SetInterest(Session& s, Interest interest, bool on) {
     uint8_t& bits = InterestOf(s);
@@ -343,6 +403,12 @@ class EpollBackend final : public Backend {
     if (s.socket == kNoSocket) return Status::Ok();
     uint32_t want = ((bits & kReadPaused) != 0 ? 0u : static_cast<uint32_t>(EPOLLIN)) |
                     ((bits & kWantWritable) != 0 ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+    if ((bits & kParked) != 0) {
+      // Parked sockets come back only to read what is left.
+      if ((bits & kReadPaused) != 0) return Status::Ok();
+      bits = static_cast<uint8_t>(bits & ~kParked);
+      return Control(EPOLL_CTL_ADD, static_cast<int>(s.socket), want, s.id());
+    }
     return Control(EPOLL_CTL_MOD, static_cast<int>(s.socket), want, s.id());
   }
 
@@ -419,7 +485,7 @@ class EpollBackend final : public Backend {
   void StartBackoff() {
     backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
     in_backoff_ = true;
-    ArmTimer(backoff_.get(), backoff_ms_, 0);
+    ArmTimerFd(backoff_.get(), backoff_ms_, 0);
     UpdateListener();
   }
 
@@ -448,9 +514,13 @@ class EpollBackend final : public Backend {
     if ((ev & (EPOLLIN | EPOLLHUP)) != 0 && reading) {
       if (!ReadOnce(*s)) return;
     } else if ((ev & EPOLLHUP) != 0 && !reading) {
-      // Both directions are gone while we no longer read: nothing more can
-      // happen on this connection.
-      events_->OnSessionError(*s, ErrnoStatus(ECONNRESET, "read"));
+      // Both directions are shut (the peer's FIN after ours) while reading is
+      // off, paused by JS or past the FIN. Nothing can be written any more,
+      // and the unread bytes wait in the kernel for a resume; but EPOLLHUP is
+      // reported whatever the interests, so leave the set instead of waking
+      // every round.
+      InterestOf(*s) = static_cast<uint8_t>(InterestOf(*s) | kParked);
+      epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
       return;
     }
     if ((ev & EPOLLOUT) != 0 && s->socket != kNoSocket) events_->OnSendProgress(*s, 0);
@@ -504,6 +574,7 @@ class EpollBackend final : public Backend {
   UniqueFd wake_;
   UniqueFd tick_;
   UniqueFd backoff_;
+  UniqueFd deadline_;
   UniqueFd listener_;
   UniqueFd reserve_;
   bool listener_armed_ = false;

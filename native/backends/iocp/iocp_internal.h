@@ -189,6 +189,10 @@ class IocpBackend final : public Backend {
   Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override;  // iocp_write.cc
   Status Flush(Session& s, size_t* sent) override;                           // iocp_write.cc
   void SetReading(Session& s, bool on) override;                             // iocp_read.cc
+  Status SetNoDelay(Session& s, bool on) override;                           // iocp_sockets.cc
+  Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override;       // iocp_sockets.cc
+  Status LocalAddress(const Session& s, SocketAddress* out) override;        // iocp_sockets.cc
+  Status ReadSocketOptions(const Session& s, SocketOptions* out) override;   // iocp_sockets.cc
   Status ShutdownWrite(Session& s) override;                                 // iocp_write.cc
   void Close(Session& s, bool abort) override;                               // iocp_close.cc
   Status PollOnce(int timeout_ms) override;

@@ -105,5 +105,65 @@ bool IocpBackend::SkipForAccepted() const {
   return skip_on_success_ && reuse_.AcceptedMaySkipPort();
 }
 
+// ---- per-session options ----
+
+namespace {
+
+// Windows 10's TCP_KEEPALIVE (ws2ipdef.h, also named TCP_KEEPIDLE): idle
+// seconds before the first keep-alive probe. mingw-w64's headers lack it.
+constexpr int kTcpKeepAlive = 3;
+
+Status SetInt(SOCKET sock, int level, int name, int value) {
+  if (setsockopt(sock, level, name, reinterpret_cast<const char*>(&value), sizeof(value)) != 0) {
+    return WinStatus(WSAGetLastError(), "setsockopt");
+  }
+  return Status::Ok();
+}
+
+bool GetInt(SOCKET sock, int level, int name, int* value) {
+  // BOOL-sized options may come back in fewer bytes than an int.
+  *value = 0;
+  int len = sizeof(*value);
+  return getsockopt(sock, level, name, reinterpret_cast<char*>(value), &len) == 0;
+}
+
+}  // namespace
+
+Status IocpBackend::SetNoDelay(Session& s, bool on) {
+  return SetInt(SocketOf(s), IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
+}
+
+Status IocpBackend::SetKeepAlive(Session& s, bool on, uint32_t delay_s) {
+  Status st = SetInt(SocketOf(s), SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0);
+  if (!st.ok() || !on || delay_s == 0) return st;
+  return SetInt(SocketOf(s), IPPROTO_TCP, kTcpKeepAlive, static_cast<int>(delay_s));
+}
+
+Status IocpBackend::LocalAddress(const Session& s, SocketAddress* out) {
+  sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (getsockname(SocketOf(s), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return WinStatus(WSAGetLastError(), "getsockname");
+  }
+  *out = FromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+  return Status::Ok();
+}
+
+Status IocpBackend::ReadSocketOptions(const Session& s, SocketOptions* out) {
+  int no_delay = 0;
+  int keep_alive = 0;
+  int idle = 0;
+  SOCKET sock = SocketOf(s);
+  if (!GetInt(sock, IPPROTO_TCP, TCP_NODELAY, &no_delay) || !GetInt(sock, SOL_SOCKET, SO_KEEPALIVE, &keep_alive)) {
+    return WinStatus(WSAGetLastError(), "getsockopt");
+  }
+  // Not every Windows (nor Wine) reads the probe delay back: 0 then.
+  if (!GetInt(sock, IPPROTO_TCP, kTcpKeepAlive, &idle)) idle = 0;
+  out->no_delay = no_delay != 0;
+  out->keep_alive = keep_alive != 0;
+  out->keep_alive_delay_s = static_cast<uint32_t>(idle);
+  return Status::Ok();
+}
+
 }  // namespace iocp
 }  // namespace acceptpool
