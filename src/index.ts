@@ -15,8 +15,8 @@ export { Session, CLOSE_REASONS } from './session';
 export type { CloseReason, SendData } from './session';
 export { SessionSocket } from './session-socket';
 export type { ConnectionTarget, SessionSocketOptions } from './session-socket';
-export type { ClientOptions, CloseOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
-export { DEFAULT_DRIVER } from './options';
+export type { BackendName, ClientOptions, CloseOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
+export { DEFAULT_DRIVER, backends } from './options';
 export {
   AcceptPoolError,
   AcceptPoolSystemError,

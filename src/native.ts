@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 
 import type {
+  BackendName,
   CloseReason,
   Driver,
   EndpointStats,
@@ -117,6 +118,8 @@ export interface NativeServerOptions {
   closeLingerMs: number;
   noDelay: boolean;
   driver: Driver;
+  /** 'auto' or a name from `backends`. */
+  backend: BackendName | 'auto';
   /** Engines, one per I/O thread (1 for the inline driver). */
   threads: number;
   reusePort: boolean;
@@ -201,6 +204,8 @@ export interface NativeBinding {
   ) => NativeServer;
   NativeLoadGenerator: new () => NativeLoadGenerator;
   wire: NativeWire;
+  /** The backends compiled in, 'auto''s choices first, in its order. */
+  backends: BackendName[];
   /** The soft RLIMIT_NOFILE (descriptors this process may hold), or null when there is none (Windows) or it is unlimited. */
   descriptorLimit(): number | null;
 }

@@ -10,10 +10,11 @@ import * as os from 'node:os';
 
 import { InvalidArgumentError, UnsupportedError } from './errors';
 import type { NativeLoadOptions, NativeServerOptions, ThreadListeners } from './native';
-import type { Driver, LoadMode } from './types';
+import type { BackendName, Driver, LoadMode } from './types';
+import { binding } from './native';
 import { MAX_SLOTS, wire } from './wire';
 
-export type { Driver };
+export type { BackendName, Driver };
 
 export interface ServerOptions {
   /** Most sessions open at once; beyond it accepting pauses (default 1,048,576). */
@@ -32,6 +33,13 @@ export interface ServerOptions {
   maxQueuedBytes?: number;
   /** 'inline' (on Node's loop) or 'threaded' (I/O threads: see `threads`). */
   driver?: Driver;
+  /**
+   * The OS I/O backend (README, "Backends"): 'auto' (default) takes the
+   * first this machine can run, in the order of `backends()`; a name runs
+   * that one or fails (ERR_ACCEPTPOOL_UNSUPPORTED, saying why). The
+   * environment variable ACCEPTPOOL_BACKEND changes the default.
+   */
+  backend?: BackendName | 'auto';
   /**
    * I/O threads, each with its own engine, pool and listener (README,
    * "Scaling and deployment"): 1 to the number of cores (default 1, driver
@@ -83,7 +91,7 @@ export interface ProxyProtocolOptions {
 /** Client options: the session-side subset of the server's. */
 export type ClientOptions = Pick<
   ServerOptions,
-  'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay' | 'closeLinger'
+  'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'backend' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay' | 'closeLinger'
 >;
 
 /** @internal */
@@ -137,6 +145,7 @@ export const OPTION_DEFAULTS = {
   highWaterMark: 64 * 1024,
   maxQueuedBytes: 4 * 1024 * 1024,
   driver: DEFAULT_DRIVER,
+  backend: 'auto',
   idleTimeout: 0,
   allowHalfOpen: false,
   ipv6Only: false,
@@ -192,12 +201,38 @@ type Ranges = { readonly [key: string]: readonly [number, number] };
 
 const CLIENT_KEYS = [
   'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
-  'driver', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay', 'closeLinger',
+  'driver', 'backend', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay', 'closeLinger',
 ];
 const KEYS = {
   client: new Set(CLIENT_KEYS),
   server: new Set([...CLIENT_KEYS, 'backlog', 'ipv6Only', 'acceptBatch', 'reusePort', 'proxyProtocol']),
 };
+
+/** Every backend name the API knows, whether or not this build has it. */
+const BACKEND_NAMES: readonly BackendName[] = ['epoll', 'io_uring', 'iocp', 'libuv'];
+
+/** The backends this build of the addon has, 'auto''s choices first, in its order. */
+export function backends(): BackendName[] {
+  return [...binding.backends];
+}
+
+/** options.backend, or ACCEPTPOOL_BACKEND when it is absent, checked against this build. */
+function resolveBackend(options: object): BackendName | 'auto' {
+  const given: unknown = (options as { backend?: unknown }).backend;
+  const fromEnv = given === undefined ? process.env.ACCEPTPOOL_BACKEND : undefined;
+  const useEnv = fromEnv !== undefined && fromEnv !== '';
+  const value: unknown = given !== undefined ? given : useEnv ? fromEnv : OPTION_DEFAULTS.backend;
+  const what = useEnv ? 'ACCEPTPOOL_BACKEND' : 'options.backend';
+  if (value === 'auto') return value;
+  if (typeof value !== 'string' || !(BACKEND_NAMES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`${what} must be 'auto' or one of ${BACKEND_NAMES.join(', ')}, got ${describe(value)}`);
+  }
+  const name = value as BackendName;
+  if (!binding.backends.includes(name)) {
+    throw new UnsupportedError(`${what} '${name}' is not available on ${process.platform}: this build has ${binding.backends.join(', ')}`);
+  }
+  return name;
+}
 
 /** @internal */
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
@@ -374,6 +409,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       closeLingerMs: closeLinger,
       noDelay: optionalBoolean(options, 'noDelay', d.noDelay),
       driver,
+      backend: resolveBackend(options),
       threads: Math.max(1, threads),
       reusePort,
       threadListeners: threadListeners as ThreadListeners,

@@ -9,6 +9,13 @@
 
 export type Driver = 'inline' | 'threaded';
 
+/**
+ * The OS I/O backend an endpoint's engines run (README, "Backends"):
+ * 'epoll' (Linux), 'iocp' (Windows), 'io_uring' (Linux, where the kernel
+ * allows it), 'libuv' (the portable one, on every OS).
+ */
+export type BackendName = 'epoll' | 'io_uring' | 'iocp' | 'libuv';
+
 /** Why a session closed (native CloseReason, by name). */
 export type CloseReason = 'remote' | 'reset' | 'local' | 'timeout' | 'shutdown' | 'overflow' | 'error';
 
@@ -122,7 +129,13 @@ export interface ThreadStats extends StatsCounters {
  * thread's own in `perThread`.
  */
 export interface EndpointStats extends ThreadStats {
-  backend: string;
+  /** The backend that runs. */
+  backend: BackendName;
+  /**
+   * With options.backend 'auto': why it passed over the backends it prefers
+   * ("io_uring: io_uring_setup: EPERM"); absent when it took its first choice.
+   */
+  backendFallback?: string;
   driver: Driver;
   /**
    * One entry per I/O thread, in thread order (session.thread indexes it);

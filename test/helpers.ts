@@ -47,8 +47,11 @@ export function osErrno(name: 'ECONNRESET' | 'EADDRINUSE' | 'ECONNREFUSED' | 'EA
   return n;
 }
 
-/** The backend stats() names on this platform. */
-export const PLATFORM_BACKEND = process.platform === 'win32' ? 'iocp' : 'epoll';
+/**
+ * The backend stats() names in this run: the one ACCEPTPOOL_BACKEND picks
+ * (.ci/run runs the suite once per backend), or the platform's own.
+ */
+export const PLATFORM_BACKEND = process.env.ACCEPTPOOL_BACKEND || (process.platform === 'win32' ? 'iocp' : 'epoll');
 export const HOST4 = '127.0.0.1';
 export const HOST6 = '::1';
 export const SLOT_MASK = 0xffffff;
@@ -123,7 +126,7 @@ export function codeOf(err: unknown): string | undefined {
 }
 
 /** Asserts that `fn` throws an error whose code is `code`. */
-export function assertThrowsCode(fn: () => unknown, code: string, what: string): void {
+export function assertThrowsCode(fn: () => unknown, code: string, what: string): Error {
   let thrown: unknown;
   let threw = false;
   try {
@@ -135,6 +138,7 @@ export function assertThrowsCode(fn: () => unknown, code: string, what: string):
   assert.ok(threw, `${what}: expected a throw with code ${code}, but it returned`);
   assert.equal(codeOf(thrown), code, `${what}: wrong error ${String(thrown)}`);
   assert.ok(thrown instanceof Error, `${what}: thrown value is not an Error`);
+  return thrown;
 }
 
 /** Asserts that `p` rejects with an error whose code is `code`; returns the error. */

@@ -1,13 +1,14 @@
 // Module entry: the NativeServer and NativeLoadGenerator classes, the wire
-// lists JS decodes events with (addon/wire.h) and the descriptor limit. Raw Node-API with checked
-// statuses, like every object here (see js.h): a worker may be terminated
-// while it loads the module.
+// lists JS decodes events with (addon/wire.h), the backends compiled in and
+// the descriptor limit. Raw Node-API with checked statuses, like every object
+// here (see js.h): a worker may be terminated while it loads the module.
 #include <node_api.h>
 
 #if !defined(_WIN32)
 #include <sys/resource.h>
 #endif
 
+#include "addon/backend_choice.h"
 #include "addon/js.h"
 #include "addon/native_load_generator.h"
 #include "addon/native_server.h"
@@ -32,17 +33,32 @@ napi_value DescriptorLimit(napi_env env, napi_callback_info) {
 #endif
 }
 
+// The names of the backends this build has, 'auto''s choices first.
+napi_value Backends(napi_env env) {
+  size_t count = 0;
+  const BackendChoice* backends = CompiledBackends(&count);
+  napi_value list = nullptr;
+  if (napi_create_array_with_length(env, count, &list) != napi_ok) return nullptr;
+  for (size_t i = 0; i < count; ++i) {
+    napi_value name = js::String(env, backends[i].name);
+    if (name == nullptr || napi_set_element(env, list, static_cast<uint32_t>(i), name) != napi_ok) return nullptr;
+  }
+  return list;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_value server = NativeServer::Define(env);
   napi_value generator = NativeLoadGenerator::Define(env);
   napi_value wire = MakeWire(env);
+  napi_value backends = Backends(env);
   napi_value descriptor_limit = nullptr;
-  if (server == nullptr || generator == nullptr || wire == nullptr ||
+  if (server == nullptr || generator == nullptr || wire == nullptr || backends == nullptr ||
       napi_create_function(env, "descriptorLimit", NAPI_AUTO_LENGTH, &DescriptorLimit, nullptr,
                            &descriptor_limit) != napi_ok ||
       napi_set_named_property(env, exports, "NativeServer", server) != napi_ok ||
       napi_set_named_property(env, exports, "NativeLoadGenerator", generator) != napi_ok ||
       napi_set_named_property(env, exports, "wire", wire) != napi_ok ||
+      napi_set_named_property(env, exports, "backends", backends) != napi_ok ||
       napi_set_named_property(env, exports, "descriptorLimit", descriptor_limit) != napi_ok) {
     return nullptr;
   }

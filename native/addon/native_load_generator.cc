@@ -4,8 +4,8 @@
 #include <limits>
 #include <string>
 
+#include "addon/backend_choice.h"
 #include "addon/uv_event_loop.h"
-#include "backends/make_backend.h"
 
 namespace acceptpool {
 namespace {
@@ -133,6 +133,13 @@ napi_value NativeLoadGenerator::Start(const js::Args& args) {
   config.proxy_v2 = read.Boolean("proxyHeader");
   if (!read.Check()) return nullptr;
 
+  // The generator is a client of the engine: it runs what 'auto' picks.
+  const BackendChoice* backend = nullptr;
+  std::string why;
+  if (!ChooseBackend("auto", &backend, &why).ok()) {
+    return js::ThrowError(env, "ERR_ACCEPTPOOL_UNSUPPORTED", "load generator: no backend can run here: " + why);
+  }
+
   std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env);
   if (!loop || !loop->NewAsync([](void* self) { static_cast<NativeLoadGenerator*>(self)->Finish(); },
                                this, &done_).ok()) {
@@ -141,7 +148,7 @@ napi_value NativeLoadGenerator::Start(const js::Args& args) {
   }
   generator_ = std::make_unique<LoadGenerator>(config);
   LoopAsync* done = done_.get();
-  Status st = generator_->Start(MakePlatformBackend, [done] { done->Send(); });
+  Status st = generator_->Start(backend->make, [done] { done->Send(); });
   if (!st.ok()) {
     generator_.reset();
     done_.reset();

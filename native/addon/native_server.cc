@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "addon/backend_choice.h"
 #include "addon/uv_event_loop.h"
-#include "backends/make_backend.h"
 
 namespace acceptpool {
 namespace {
@@ -231,6 +231,12 @@ bool NativeServer::Init(const js::Args& args) {
   const char* const kDrivers[] = {"inline", "threaded"};
   threaded_ = read.Choice("driver", kDrivers, 2) == 1;
   uint32_t threads = static_cast<uint32_t>(read.Integer("threads", 1, kMaxThreads));
+  // 'auto' or a backend this build has (src/options.ts checked which).
+  size_t compiled = 0;
+  const BackendChoice* backends = CompiledBackends(&compiled);
+  std::vector<const char*> backend_names{"auto"};
+  for (size_t i = 0; i < compiled; ++i) backend_names.push_back(backends[i].name);
+  size_t backend = read.Choice("backend", backend_names.data(), backend_names.size());
   const char* const kSharings[] = {"reuseport", "shared"};
   sharing_ = read.Choice("threadListeners", kSharings, 2) == 1 ? ListenerSharing::kShared
                                                                 : ListenerSharing::kReusePort;
@@ -252,8 +258,17 @@ bool NativeServer::Init(const js::Args& args) {
   records_ = static_cast<double*>(records_data);
   limits_.records = records_capacity_;
 
-  engines_ = std::make_unique<EngineGroup>(config_, threads, &MakePlatformBackend);
-  Status st = engines_->Init();
+  const BackendChoice* chosen = nullptr;
+  std::string why;
+  Status st = ChooseBackend(backend_names[backend], &chosen, &why);
+  if (!st.ok()) {
+    ThrowState(env, "ERR_ACCEPTPOOL_UNSUPPORTED",
+               std::string("acceptpool: backend '") + backend_names[backend] + "' cannot run here: " + why);
+    return false;
+  }
+  backend_skipped_ = why;
+  engines_ = std::make_unique<EngineGroup>(config_, threads, chosen->make);
+  st = engines_->Init();
   if (!st.ok()) {
     engines_.reset();
     ThrowState(env, SysErrorName(st.sys), std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
@@ -624,6 +639,10 @@ napi_value NativeServer::GetStats(const js::Args&) {
       napi_set_named_property(env, out, "driver", driver) != napi_ok ||
       napi_set_named_property(env, out, "perThread", threads) != napi_ok) {
     return nullptr;
+  }
+  if (!backend_skipped_.empty()) {
+    napi_value skipped = js::String(env, backend_skipped_.c_str());
+    if (skipped == nullptr || napi_set_named_property(env, out, "backendFallback", skipped) != napi_ok) return nullptr;
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #define ACCEPTPOOL_ADDON_NATIVE_SERVER_H_
 
 #include <memory>
+#include <string>
 
 #include "addon/js.h"
 #include "drivers/drivers.h"
@@ -60,6 +61,9 @@ class NativeServer final : public js::Wrapped {
 
   EngineConfig config_;
   bool threaded_ = false;
+  // Why options.backend 'auto' passed over the backends before the one
+  // that runs (stats().backendFallback); empty when it did not.
+  std::string backend_skipped_;
   ListenerSharing sharing_ = ListenerSharing::kReusePort;
   uint32_t threads_ = 1;  // engines, one per I/O thread
   BatchLimits limits_;

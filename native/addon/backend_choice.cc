@@ -1,0 +1,53 @@
+#include "addon/backend_choice.h"
+
+#if defined(_WIN32)
+#include "backends/iocp/iocp_backend.h"
+#elif defined(__linux__)
+#include "backends/epoll/epoll_backend.h"
+#endif
+
+namespace acceptpool {
+
+namespace {
+
+const BackendChoice kBackends[] = {
+#if defined(_WIN32)
+    {"iocp", &MakeIocpBackend, nullptr, true},
+#elif defined(__linux__)
+    {"epoll", &MakeEpollBackend, nullptr, true},
+#endif
+};
+
+}  // namespace
+
+const BackendChoice* CompiledBackends(size_t* count) {
+  *count = sizeof(kBackends) / sizeof(kBackends[0]);
+  return kBackends;
+}
+
+Status ChooseBackend(const std::string& requested, const BackendChoice** chosen, std::string* skipped) {
+  skipped->clear();
+  size_t count = 0;
+  const BackendChoice* all = CompiledBackends(&count);
+  bool any = requested == "auto";
+  for (size_t i = 0; i < count; ++i) {
+    const BackendChoice& b = all[i];
+    if (any ? !b.automatic : requested != b.name) continue;
+    std::string why;
+    Status st = b.probe != nullptr ? b.probe(&why) : Status::Ok();
+    if (st.ok()) {
+      *chosen = &b;
+      return st;
+    }
+    if (!any) {
+      *skipped = why;
+      return Status::Of(Code::kUnsupported);
+    }
+    if (!skipped->empty()) *skipped += "; ";
+    *skipped += std::string(b.name) + ": " + why;
+  }
+  if (!any) *skipped = "this build has no backend named " + requested;
+  return Status::Of(Code::kUnsupported);
+}
+
+}  // namespace acceptpool

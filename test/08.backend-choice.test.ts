@@ -1,0 +1,99 @@
+/**
+ * options.backend: which OS backend an endpoint runs, checked up front, with
+ * ACCEPTPOOL_BACKEND as the default and stats() saying what runs.
+ */
+import * as assert from 'node:assert/strict';
+
+import { backends, createClient, createServer } from '../src/index';
+import type { ServerOptions } from '../src/index';
+import { cleanupAll, trackClient } from './client-helpers';
+import { HOST4, PLATFORM_BACKEND, assertThrowsCode, connect, reader, track } from './helpers';
+
+const INVALID = 'ERR_ACCEPTPOOL_INVALID_ARG';
+const UNSUPPORTED = 'ERR_ACCEPTPOOL_UNSUPPORTED';
+const ALL = ['epoll', 'io_uring', 'iocp', 'libuv'];
+
+/** Runs `fn` with ACCEPTPOOL_BACKEND set to `value` (undefined: unset), then restores it. */
+function withEnv<T>(value: string | undefined, fn: () => T): T {
+  const saved = process.env.ACCEPTPOOL_BACKEND;
+  if (value === undefined) delete process.env.ACCEPTPOOL_BACKEND;
+  else process.env.ACCEPTPOOL_BACKEND = value;
+  try {
+    return fn();
+  } finally {
+    if (saved === undefined) delete process.env.ACCEPTPOOL_BACKEND;
+    else process.env.ACCEPTPOOL_BACKEND = saved;
+  }
+}
+
+describe('options.backend', function () {
+  this.timeout(20_000);
+  afterEach(cleanupAll);
+
+  it('backends() lists what this build has, each a known name, with this run\'s backend among them', () => {
+    const have = backends();
+    assert.ok(have.length >= 1);
+    for (const name of have) assert.ok(ALL.includes(name), name);
+    assert.equal(new Set(have).size, have.length);
+    assert.ok(have.includes(PLATFORM_BACKEND as (typeof have)[number]), `${PLATFORM_BACKEND} not in ${have.join(', ')}`);
+    // A copy: the caller cannot change what the next call says.
+    have.pop();
+    assert.equal(backends().length, have.length + 1);
+  });
+
+  it('refuses a value that names no backend, by name, for servers and clients', () => {
+    for (const bad of ['', 'kqueue', 'EPOLL', 1, true, null, {}]) {
+      const options = { backend: bad } as unknown as ServerOptions;
+      assertThrowsCode(() => createServer(options), INVALID, `server backend ${String(bad)}`);
+      assertThrowsCode(() => trackClient(createClient(options)), INVALID, `client backend ${String(bad)}`);
+    }
+  });
+
+  it('refuses a backend this build lacks with ERR_ACCEPTPOOL_UNSUPPORTED, naming the OS and what it has', () => {
+    const missing = ALL.filter((name) => !backends().includes(name as never));
+    for (const name of missing) {
+      const err = assertThrowsCode(() => createServer({ backend: name as never }), UNSUPPORTED, name);
+      assert.match(err.message, new RegExp(`'${name}' is not available on ${process.platform}`));
+      for (const have of backends()) assert.ok(err.message.includes(have), err.message);
+    }
+  });
+
+  it('runs the backend it is given: stats() names it, and it serves', async () => {
+    for (const name of backends()) {
+      const server = track(createServer({ backend: name, poolSize: 8 }));
+      assert.equal(server.stats().backend, name);
+      server.on('data', (s, chunk) => s.send(chunk));
+      const { port } = await server.listen(0, HOST4);
+      const sock = await connect(port, HOST4);
+      const read = reader(sock);
+      sock.write('ping');
+      assert.equal((await read.readExactly(4)).toString(), 'ping');
+      assert.equal(server.stats().accepts, 1);
+      assert.equal(server.stats().backendFallback, undefined);
+      sock.destroy();
+      await server.close();
+    }
+  });
+
+  it('takes ACCEPTPOOL_BACKEND as the default, an explicit option over it, and names the variable when it is bad', () => {
+    const first = backends()[0];
+    withEnv(first, () => assert.equal(track(createServer()).stats().backend, first));
+    withEnv('', () => assert.equal(track(createServer({ backend: first })).stats().backend, first));
+    withEnv('kqueue', () => {
+      const err = assertThrowsCode(() => createServer(), INVALID, 'bad ACCEPTPOOL_BACKEND');
+      assert.match(err.message, /ACCEPTPOOL_BACKEND/);
+      // The option wins over the variable, bad or not.
+      assert.equal(track(createServer({ backend: first })).stats().backend, first);
+      assert.equal(trackClient(createClient({ backend: first })).stats().backend, first);
+    });
+  });
+
+  it("'auto' runs the first backend this machine can run", () => {
+    withEnv(undefined, () => {
+      const st = track(createServer({ backend: 'auto' })).stats();
+      assert.ok(backends().includes(st.backend));
+      if (st.backendFallback === undefined) assert.equal(st.backend, backends()[0]);
+      else assert.match(st.backendFallback, /^[a-z_]+: /);
+    });
+  });
+});
