@@ -111,6 +111,9 @@ export interface Endpoint<E extends SessionEvents> {
   emit<K extends keyof E & string>(event: K, ...args: E[K] extends unknown[] ? E[K] : never): boolean;
 }
 
+// Merged with the interface above on purpose (the typed events), which is
+// also where E is used.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-unused-vars
 export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter {
   /** @internal */
   protected readonly opts: ResolvedOptions;

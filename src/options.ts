@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 
 import { InvalidArgumentError, UnsupportedError } from './errors';
-import type { NativeLoadOptions, NativeServerOptions, ThreadListeners } from './native';
+import type { NativeLoadOptions, NativeServerOptions } from './native';
 import type { BackendName, Driver, LoadMode } from './types';
 import { binding } from './native';
 import { MAX_SLOTS, wire } from './wire';
@@ -414,7 +414,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       backend: resolveBackend(options),
       threads: Math.max(1, threads),
       reusePort,
-      threadListeners: threadListeners as ThreadListeners,
+      threadListeners,
       ...resolveProxy((options as ServerOptions).proxyProtocol),
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),

@@ -101,8 +101,8 @@ export class Server extends Endpoint<ServerEvents> {
     throw new InvalidArgumentError(`listen() takes { port, host? }, { path } or { fd }, got keys ${JSON.stringify(keys)}`);
   }
 
-  /** A Unix socket or an inherited listener: nothing to resolve first. */
-  private async listenOther(what: string, listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo, address: string | undefined): Promise<AddressInfo> {
+  /** A Unix socket or an inherited listener: nothing to resolve first (listen() makes a throw a rejection). */
+  private listenOther(what: string, listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo, address: string | undefined): AddressInfo {
     if (process.platform === 'win32') throw new UnsupportedError(`listening on ${what} is not supported on Windows (IOCP backend)`);
     this.checkCanListen();
     if (this.native === null) throw new ServerClosedError();

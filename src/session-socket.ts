@@ -127,7 +127,7 @@ export class SessionSocket extends Duplex {
         throw new InvalidArgumentError(`socket option ${key} must be a boolean, got ${describe(o[key])}`);
       }
     }
-    return o as SessionSocketOptions;
+    return o;
   }
 
   // ---------------------------------------------------------- session events
