@@ -191,7 +191,7 @@ function copyOfTree(): string {
     const dir = tempDir();
     try {
       fs.mkdirSync(path.join(dir, 'scripts'));
-      for (const script of ['install.js', 'check-addon.js']) {
+      for (const script of ['install.js', 'check-addon.js', 'source-build.js']) {
         fs.copyFileSync(path.join(ROOT, 'scripts', script), path.join(dir, 'scripts', script));
       }
       // The "build": a module that calls into acceptpool:: code it was not linked with.
