@@ -45,6 +45,33 @@ function checkLinux(file, nm = 'nm') {
   return passed(`${file}: no undefined acceptpool:: symbols`);
 }
 
+// Dotted versions compared number by number.
+function compareVersions(a, b) {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < Math.max(x.length, y.length); i += 1) {
+    if ((x[i] || 0) !== (y[i] || 0)) return (x[i] || 0) - (y[i] || 0);
+  }
+  return 0;
+}
+
+// Passes when the newest symbol version `file` needs of each library is at
+// most `limits`' (e.g. { GLIBC: '2.34', GLIBCXX: '3.4.30' }): the oldest
+// systems a prebuild loads on.
+function checkLinuxVersions(file, limits, objdump = 'objdump') {
+  const { stdout, problem } = tool(objdump, ['-T', file]);
+  if (problem) return problem;
+  const newest = {};
+  for (const [, lib, version] of stdout.matchAll(/\(([A-Z]+)_([0-9.]+)\)/g)) {
+    if (!newest[lib] || compareVersions(version, newest[lib]) > 0) newest[lib] = version;
+  }
+  const over = Object.entries(newest).filter(([lib, v]) => limits[lib] && compareVersions(v, limits[lib]) > 0);
+  if (over.length > 0) {
+    return failed(`${file} needs ${over.map(([lib, v]) => `${lib}_${v}`).join(', ')}, newer than ` +
+      `${over.map(([lib]) => `${lib}_${limits[lib]}`).join(', ')} (the oldest systems the README promises)`);
+  }
+  return passed(`${file} needs ${Object.entries(newest).map(([lib, v]) => `${lib}_${v}`).join(', ')} at most`);
+}
+
 // Passes when `file` imports node.exe and allowed system DLLs only.
 function checkWindows(file) {
   const { stdout, problem } = tool('x86_64-w64-mingw32-objdump', ['-p', file]);
@@ -56,7 +83,7 @@ function checkWindows(file) {
   return passed(`${file} imports: ${imports.join(', ')}`);
 }
 
-module.exports = { checkLinux, checkWindows };
+module.exports = { checkLinux, checkLinuxVersions, checkWindows };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

@@ -20,7 +20,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const { root, run, have } = require('./build-common');
-const { checkLinux, checkWindows } = require('./check-addon');
+const { checkLinux, checkLinuxVersions, checkWindows } = require('./check-addon');
 const { nodeHeadersBeside } = require('./source-build');
 
 const prebuildsDir = path.join(root, 'prebuilds');
@@ -30,6 +30,12 @@ const NAME = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')
 // What a from-source build reads (binding.gyp's inputs); native/tests is CMake's alone.
 const BUILD_INPUTS = ['package.json', 'binding.gyp', 'native', 'scripts/build-config.js'];
 
+// The newest glibc and libstdc++ (GCC 12's) symbol versions a Linux
+// prebuild may need: the README's promise of where it loads. A newer
+// toolchain that raises them fails here instead of on users' systems
+// (where the install would fall back to a source build).
+const LINUX_LIMITS = { GLIBC: '2.34', GLIBCXX: '3.4.30' };
+
 // Every prebuild the package ships. `tools` are the cross tools the build
 // needs (Debian package in `apt`).
 const TARGETS = {
@@ -38,6 +44,7 @@ const TARGETS = {
     file: `${NAME}.glibc.node`,
     build: () => buildWithPrebuildify('linux-arm64', 'arm64', {
       CC: 'aarch64-linux-gnu-gcc', CXX: 'aarch64-linux-gnu-g++', STRIP: 'aarch64-linux-gnu-strip', NM: 'aarch64-linux-gnu-nm',
+      OBJDUMP: 'aarch64-linux-gnu-objdump',
       apt: 'g++-aarch64-linux-gnu',
     }),
   },
@@ -88,7 +95,11 @@ function buildWithPrebuildify(target, arch, cross) {
   const bin = path.join(root, 'node_modules', 'prebuildify', 'bin.js');
   run(process.execPath, [bin, '--napi', '--tag-libc', '--strip', `--strip-bin=${cross.STRIP || 'strip'}`,
     `--arch=${arch}`, `--node-gyp=${nodeGyp()}`, `--out=${root}`, dir], fail, { env });
-  return checkLinux(prebuildPath(target), cross.NM || 'nm');
+  const symbols = checkLinux(prebuildPath(target), cross.NM || 'nm');
+  if (!symbols.ok) return symbols;
+  const versions = checkLinuxVersions(prebuildPath(target), LINUX_LIMITS, cross.OBJDUMP || 'objdump');
+  if (versions.ok) console.log(versions.message);
+  return versions;
 }
 
 function buildWindows() {
