@@ -16,6 +16,7 @@ import { Code, CloseMode, ConnectStep, decodeErrorWord } from './wire';
 
 export type { ConnectOptions };
 
+/** What client.stats() returns. */
 export type ClientStats = EndpointStats;
 
 interface PendingConnect {
@@ -44,6 +45,10 @@ function connectError(word: number, address: string, port: number, local: Resolv
   return systemError(e, 'bind', local.localAddress ?? address, local.localPort > 0 ? local.localPort : undefined);
 }
 
+/**
+ * A connector (createClient()): outgoing connections opened in native code,
+ * as sessions with the same events and id rules as a server's.
+ */
 export class Client extends Endpoint<SessionEvents> {
   private readonly pending = new Map<number, PendingConnect>();
   private nextToken = 1;

@@ -44,9 +44,13 @@ const STALE_COMMANDS: readonly StaleCommand[] = wire.staleCommands;
 
 /** Events of a server or a client (typed on each class). */
 export interface SessionEvents {
+  /** A new session: accepted (server) or connected (client). */
   session: [session: Session];
+  /** Bytes read from a session (the chunk is the listener's to keep). */
   data: [session: Session, chunk: Buffer];
+  /** A session's send queue fell back to highWaterMark: send again. */
   drain: [session: Session];
+  /** The peer half-closed (sent its FIN); see allowHalfOpen. */
   end: [session: Session];
   /** The session's own timeout (Session.setTimeout) passed; nothing was closed. */
   timeout: [session: Session];
@@ -64,7 +68,13 @@ export interface SessionEvents {
    * open sessions go on until they end or the deadline.
    */
   draining: [];
+  /** close() is done: every session closed and its events delivered. */
   close: [];
+  /**
+   * EventEmitter's error event. acceptpool emits none today: a failed call
+   * throws or rejects, a session's OS error comes with 'sessionClose', and a
+   * listener's own exception goes to 'uncaughtException'.
+   */
   error: [err: Error];
 }
 
@@ -81,20 +91,29 @@ export type EndpointState = 'idle' | 'running' | 'draining' | 'closing' | 'close
 export const kSetGenerationForTesting = Symbol('acceptpool.setGenerationForTesting');
 
 /** A listener of an event whose arguments are `A`. */
-type ListenerOf<A> = A extends unknown[] ? (...args: A) => void : never;
+export type ListenerOf<A> = A extends unknown[] ? (...args: A) => void : never;
 
 // Typed events by declaration merging: no wrapper methods at run time, so an
 // emit costs what EventEmitter's own does. Server and Client each name their
 // events (E).
 export interface Endpoint<E extends SessionEvents> {
+  /** Adds a listener of `event`, typed by the event's arguments. */
   on<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  /** Adds a listener of the next `event` only. */
   once<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  /** Removes a listener of `event`. */
   off<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  /** Adds a listener of `event` (as on()). */
   addListener<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  /** Removes a listener of `event` (as off()). */
   removeListener<K extends keyof E & string>(event: K, listener: ListenerOf<E[K]>): this;
+  /** Calls the listeners of `event` with `args`, as EventEmitter does. */
   emit<K extends keyof E & string>(event: K, ...args: E[K] extends unknown[] ? E[K] : never): boolean;
 }
 
+// Merged with the interface above on purpose (the typed events), which is
+// also where E is used.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-unused-vars
 export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter {
   /** @internal */
   protected readonly opts: ResolvedOptions;
@@ -323,6 +342,7 @@ export abstract class Endpoint<E extends SessionEvents> extends IsolatingEmitter
     return this;
   }
 
+  /** Keep the process alive while this endpoint is open again (the default). */
   ref(): this {
     this.native?.setRef(true);
     return this;

@@ -8,7 +8,9 @@
 
 import type { ProxyRejectReason } from './types';
 
+/** The base of every acceptpool error: match on `code`. */
 export class AcceptPoolError extends Error {
+  /** `ERR_ACCEPTPOOL_*`, or for an AcceptPoolSystemError the OS error's name. */
   readonly code: string;
   constructor(code: string, message: string) {
     super(message);
@@ -65,9 +67,11 @@ const PROXY_REASONS: Readonly<Record<ProxyRejectReason, string>> = {
  * option proxyProtocol) was refused; emitted as the server's 'proxyError'.
  */
 export class ProxyHeaderError extends AcceptPoolError {
+  /** Why it was refused. */
   readonly reason: ProxyRejectReason;
   /** The connection's own peer (the balancer, or whoever connected). */
   readonly remoteAddress: string;
+  /** The port of that peer. */
   readonly remotePort: number;
 
   constructor(reason: ProxyRejectReason, detail: string, remoteAddress: string, remotePort: number) {
@@ -79,19 +83,29 @@ export class ProxyHeaderError extends AcceptPoolError {
   }
 }
 
+/** What an AcceptPoolSystemError is made from (its fields, as the addon reports them). */
 export interface SystemErrorInfo {
+  /** The OS error's name (`ECONNREFUSED`, ...). */
   code: string;
+  /** Its number, negative as in Node's system errors. */
   errno: number;
+  /** The call that failed (`connect`, `bind`, ...). */
   syscall: string;
+  /** The address the call was for, when it had one. */
   address?: string;
+  /** The port the call was for, when it had one. */
   port?: number;
 }
 
 /** An operating-system failure, shaped like Node's system errors. */
 export class AcceptPoolSystemError extends AcceptPoolError {
+  /** The OS error's number (negative, as Node's system errors have it). */
   readonly errno: number;
+  /** The call that failed. */
   readonly syscall: string;
+  /** The address the call was for, when it had one. */
   readonly address?: string;
+  /** The port the call was for, when it had one. */
   readonly port?: number;
 
   constructor(info: SystemErrorInfo) {

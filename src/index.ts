@@ -7,12 +7,13 @@ import type { Session } from './session';
 
 export { Server } from './server';
 export type { AddressInfo, ListenTarget, ServerEvents, ServerStats } from './server';
-export type { ThreadStats } from './types';
+export type { EndpointStats, StaleCommand, StatsCounters, ThreadStats } from './types';
 export { Client } from './client';
 export type { ClientStats, ConnectOptions } from './client';
-export type { SessionEvents } from './endpoint';
+export type { ListenerOf, SessionEvents } from './endpoint';
+export type { EventName } from './isolate';
 export { Session, CLOSE_REASONS } from './session';
-export type { CloseReason, SendData } from './session';
+export type { CloseReason, SendData, SessionCloseHandler } from './session';
 export { SessionSocket } from './session-socket';
 export type { ConnectionTarget, SessionSocketOptions } from './session-socket';
 export type { BackendName, ClientOptions, CloseOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
@@ -27,7 +28,9 @@ export {
   ServerClosedError,
   UnsupportedError,
 } from './errors';
+export type { SystemErrorInfo } from './errors';
 export { systemdListeners } from './systemd';
+export type { SystemdListener } from './systemd';
 export type { ProxyCommand, ProxyEndpoint, ProxyFamily, ProxyInfo, ProxyRejectReason, ProxyTlv, ProxyTransport } from './types';
 export { LoadGenerator, runLoad } from './loadgen';
 export type { LatencySummary, LoadMode, LoadOptions, LoadPhase, LoadProgress, LoadResult } from './loadgen';

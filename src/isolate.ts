@@ -69,7 +69,8 @@ export function call3<A, B, C>(fn: ((this: unknown, a: A, b: B, c: C) => void) |
 // EventEmitter's own listener type; the Server and Client interfaces type
 // listeners per event.
 type Listener = Parameters<EventEmitter['on']>[1];
-type EventName = string | symbol;
+/** An event's name, as EventEmitter takes it. */
+export type EventName = string | symbol;
 type Routes = { [event: EventName]: Listener | true | undefined };
 
 // The prototype of every route table: nothing inherited (no toString or

@@ -9,13 +9,14 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 
 import { InvalidArgumentError, UnsupportedError } from './errors';
-import type { NativeLoadOptions, NativeServerOptions, ThreadListeners } from './native';
+import type { NativeLoadOptions, NativeServerOptions } from './native';
 import type { BackendName, Driver, LoadMode } from './types';
 import { binding } from './native';
 import { MAX_SLOTS, wire } from './wire';
 
 export type { BackendName, Driver };
 
+/** Options of createServer() (every one optional; README, "Options", has the table). */
 export interface ServerOptions {
   /** Most sessions open at once; beyond it accepting pauses (default 1,048,576). */
   maxConnections?: number;
@@ -81,6 +82,7 @@ export interface ServerOptions {
   proxyProtocol?: ProxyProtocolOptions;
 }
 
+/** ServerOptions.proxyProtocol: who may send a PROXY header, and how long it may take. */
 export interface ProxyProtocolOptions {
   /** Peers allowed to send a header: CIDR ranges or single addresses ('10.0.0.0/8', '::1'). */
   trusted: readonly string[];
@@ -412,7 +414,7 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
       backend: resolveBackend(options),
       threads: Math.max(1, threads),
       reusePort,
-      threadListeners: threadListeners as ThreadListeners,
+      threadListeners,
       ...resolveProxy((options as ServerOptions).proxyProtocol),
     },
     allowHalfOpen: optionalBoolean(options, 'allowHalfOpen', d.allowHalfOpen),
@@ -484,6 +486,7 @@ export function resolveConnectOptions(options: ConnectOptions): ResolvedConnectO
   return { localAddress: options.localAddress, localPort, localFamily, timeout };
 }
 
+/** Options of runLoad() and LoadGenerator.run(): what load to put on which server. */
 export interface LoadOptions {
   /** Server port. */
   port: number;

@@ -13,9 +13,11 @@ import type { Session } from './session';
 import type { ConnectionTarget, SessionSocketOptions } from './session-socket';
 import { proxyRejection } from './proxy';
 
+/** Where a server listens (listen(), address(), 'listening'). */
 export interface AddressInfo {
   /** The IP address, or for a Unix domain socket its path ('' for an inherited one). */
   address: string;
+  /** The address family ('unix' for a Unix domain socket). */
   family: 'IPv4' | 'IPv6' | 'unix';
   /** 0 for a Unix domain socket. */
   port: number;
@@ -27,14 +29,31 @@ export interface AddressInfo {
  * parent, a supervisor, or systemd; see systemdListeners()), which the
  * server then owns and closes.
  */
-export type ListenTarget = { port: number; host?: string } | { path: string } | { fd: number };
+export type ListenTarget =
+  | {
+      /** The TCP port (0: the OS picks one). */
+      port: number;
+      /** The host: an IP address or a name for dns.lookup (default: every address, dual-stack). */
+      host?: string;
+    }
+  | {
+      /** The Unix domain socket's path. */
+      path: string;
+    }
+  | {
+      /** The inherited listening descriptor. */
+      fd: number;
+    };
 
 /** Bytes of a Unix socket path at most (sockaddr_un's sun_path, its NUL excluded). */
 const MAX_UNIX_PATH = 107;
 
+/** What server.stats() returns. */
 export type ServerStats = EndpointStats;
 
+/** The events of a Server: a session's, plus the listener's own. */
 export interface ServerEvents extends SessionEvents {
+  /** listen() has bound: the address it bound. */
   listening: [address: AddressInfo];
   /**
    * proxyProtocol: a connection was refused before it became a session
@@ -44,6 +63,10 @@ export interface ServerEvents extends SessionEvents {
   proxyError: [err: ProxyHeaderError];
 }
 
+/**
+ * A listener: accepts connections into sessions in native code (a pool of
+ * slots, generation-checked ids) and reports them as events (createServer()).
+ */
 export class Server extends Endpoint<ServerEvents> {
   private bound: AddressInfo | null = null;
   private listenPending = false;
@@ -78,8 +101,8 @@ export class Server extends Endpoint<ServerEvents> {
     throw new InvalidArgumentError(`listen() takes { port, host? }, { path } or { fd }, got keys ${JSON.stringify(keys)}`);
   }
 
-  /** A Unix socket or an inherited listener: nothing to resolve first. */
-  private async listenOther(what: string, listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo, address: string | undefined): Promise<AddressInfo> {
+  /** A Unix socket or an inherited listener: nothing to resolve first (listen() makes a throw a rejection). */
+  private listenOther(what: string, listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo, address: string | undefined): AddressInfo {
     if (process.platform === 'win32') throw new UnsupportedError(`listening on ${what} is not supported on Windows (IOCP backend)`);
     this.checkCanListen();
     if (this.native === null) throw new ServerClosedError();
@@ -167,6 +190,7 @@ export class Server extends Endpoint<ServerEvents> {
     this.bound = null;
   }
 
+  /** Whether the server is listening (from listen() until close() or a drain begins). */
   get listening(): boolean {
     return this.state === 'running';
   }

@@ -35,6 +35,7 @@ import type { CloseReason } from './types';
 import { describe } from './options';
 import type { Session } from './session';
 
+/** Options of Session.toSocket() and Server.handoff(). */
 export interface SessionSocketOptions {
   /**
    * Keep the writable side open after the peer's FIN (default false: the
@@ -57,6 +58,7 @@ export interface ConnectionTarget {
   listening?: boolean;
   /** net.Server's own options, honoured when present. */
   allowHalfOpen?: boolean;
+  /** net.Server's pauseOnConnect: each socket starts paused (SessionSocketOptions.pauseOnCreate). */
   pauseOnConnect?: boolean;
 }
 
@@ -68,6 +70,10 @@ function pipeError(): AcceptPoolSystemError {
 
 type WriteCallback = (err?: Error | null) => void;
 
+/**
+ * A session as a net.Socket-like Duplex (Session.toSocket(), Server.handoff()),
+ * for node:http, https/tls, ws and anything else that takes a socket.
+ */
 export class SessionSocket extends Duplex {
   /** The session underneath: its id works with every by-id call of its server or client. */
   readonly session: Session;
@@ -121,7 +127,7 @@ export class SessionSocket extends Duplex {
         throw new InvalidArgumentError(`socket option ${key} must be a boolean, got ${describe(o[key])}`);
       }
     }
-    return o as SessionSocketOptions;
+    return o;
   }
 
   // ---------------------------------------------------------- session events
@@ -183,12 +189,14 @@ export class SessionSocket extends Duplex {
 
   // ---------------------------------------------------------- Duplex
 
+  /** @internal Duplex's hook, called by the stream machinery. */
   override _read(): void {
     if (!this.readingPaused) return;
     this.readingPaused = false;
     if (!this.gone) this.session.resume();
   }
 
+  /** @internal Duplex's hook, called by the stream machinery. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
     if (this.gone || !this.session.isOpen()) {
       callback(pipeError());
@@ -200,6 +208,7 @@ export class SessionSocket extends Duplex {
     if (!this.sendBlocked) this.sendPending();
   }
 
+  /** @internal Duplex's hook, called by the stream machinery. */
   override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: WriteCallback): void {
     // One send (one write to the socket) for what cork() gathered, such as
     // an HTTP response's head and body.
@@ -208,11 +217,13 @@ export class SessionSocket extends Duplex {
     this._write(Buffer.concat(buffers), 'utf8', callback);
   }
 
+  /** @internal Duplex's hook, called by the stream machinery. */
   override _final(callback: WriteCallback): void {
     if (!this.gone) this.session.end();
     callback();
   }
 
+  /** @internal Duplex's hook, called by the stream machinery. */
   override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
     const pending = this.pendingCallback;
     this.clearPending();
@@ -266,32 +277,47 @@ export class SessionSocket extends Duplex {
 
   // ---------------------------------------------------------- net.Socket surface
 
+  /** The session's remoteAddress. */
   get remoteAddress(): string {
     return this.session.remoteAddress;
   }
 
+  /** The session's remotePort. */
   get remotePort(): number {
     return this.session.remotePort;
   }
 
+  /** The session's remoteFamily. */
   get remoteFamily(): 'IPv4' | 'IPv6' | 'unix' {
     return this.session.remoteFamily;
   }
 
+  /** The local address (undefined when unknown, as net.Socket has it). */
   get localAddress(): string | undefined {
     return this.session.localAddress ?? undefined;
   }
 
+  /** The local port (undefined when unknown). */
   get localPort(): number | undefined {
     return this.session.localPort ?? undefined;
   }
 
+  /** The local address's family (undefined when unknown). */
   get localFamily(): 'IPv4' | 'IPv6' | undefined {
     return this.session.localFamily ?? undefined;
   }
 
   /** The local end, as net.Socket's address() gives it ({} when unknown). */
-  address(): { address: string; family: 'IPv4' | 'IPv6'; port: number } | Record<string, never> {
+  address():
+    | {
+        /** The local IP address. */
+        address: string;
+        /** Its family. */
+        family: 'IPv4' | 'IPv6';
+        /** The local port. */
+        port: number;
+      }
+    | Record<string, never> {
     const s = this.session;
     if (s.localAddress === null || s.localFamily === null || s.localPort === null) return {};
     return { address: s.localAddress, family: s.localFamily, port: s.localPort };
@@ -322,6 +348,7 @@ export class SessionSocket extends Duplex {
     return this.destroyed;
   }
 
+  /** As net.Socket's: which sides are still open. */
   get readyState(): 'open' | 'readOnly' | 'writeOnly' | 'closed' {
     if (this.readable && this.writable) return 'open';
     if (this.readable) return 'readOnly';
@@ -393,6 +420,7 @@ export class SessionSocket extends Duplex {
     return this;
   }
 
+  /** Lets the process exit while this socket is open (see ref()). */
   unref(): this {
     if (this.refed && !this.gone) {
       this.refed = false;

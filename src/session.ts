@@ -23,6 +23,7 @@ export const CLOSE_REASONS: readonly CloseReason[] = wire.closeReasons;
 // Where a kSession record's address keeps its parts (native/core/address.h).
 const { family: AT_FAMILY, port: AT_PORT, addr: AT_ADDR } = wire.address;
 
+/** What send() takes: bytes, or a string sent as UTF-8. */
 export type SendData = ArrayBufferView | ArrayBuffer | string;
 
 /**
@@ -69,9 +70,15 @@ interface SessionHandlers {
 /** A session's close: why, and for 'reset' and 'error' the OS error. */
 export type SessionCloseHandler = (reason: CloseReason, err?: AcceptPoolSystemError) => void;
 
+/**
+ * One connection, accepted by a server or opened by a client. Calls on a
+ * closed session are refused (false), never delivered to the connection
+ * that took its slot next.
+ */
 export class Session {
   /** slot + generation * 2^24; unique for the life of the server. */
   readonly id: number;
+  /** The peer's port (the PROXY header's client port with proxyProtocol). */
   readonly remotePort: number;
   /** 'unix' for a session on a Unix domain socket listener (remoteAddress '', remotePort 0). */
   readonly remoteFamily: 'IPv4' | 'IPv6' | 'unix';
@@ -152,28 +159,38 @@ export class Session {
     return this.owner.threadOf(this.id);
   }
 
-  /** Per-session handlers: optional, free when unset. */
+  /**
+   * Per-session handlers, called beside the endpoint's events: optional,
+   * free when unset. This one gets the session's 'data'.
+   */
   get ondata(): ((chunk: Buffer) => void) | null {
     return this.handlers === null ? null : this.handlers.data;
   }
+  /** Sets the 'data' handler (null removes it). */
   set ondata(fn: ((chunk: Buffer) => void) | null) {
     this.handlersForWrite().data = fn;
   }
+  /** The session's 'drain' handler. */
   get ondrain(): (() => void) | null {
     return this.handlers === null ? null : this.handlers.drain;
   }
+  /** Sets the 'drain' handler (null removes it). */
   set ondrain(fn: (() => void) | null) {
     this.handlersForWrite().drain = fn;
   }
+  /** The session's 'end' handler (the peer half-closed). */
   get onend(): (() => void) | null {
     return this.handlers === null ? null : this.handlers.end;
   }
+  /** Sets the 'end' handler (null removes it). */
   set onend(fn: (() => void) | null) {
     this.handlersForWrite().end = fn;
   }
+  /** The session's close handler ('sessionClose'). */
   get onclose(): SessionCloseHandler | null {
     return this.handlers === null ? null : this.handlers.close;
   }
+  /** Sets the close handler (null removes it). */
   set onclose(fn: SessionCloseHandler | null) {
     this.handlersForWrite().close = fn;
   }
@@ -182,6 +199,7 @@ export class Session {
   get ontimeout(): (() => void) | null {
     return this.handlers === null ? null : this.handlers.timeout;
   }
+  /** Sets the timeout handler (null removes it). */
   set ontimeout(fn: (() => void) | null) {
     this.handlersForWrite().timeout = fn;
   }
@@ -243,6 +261,7 @@ export class Session {
     return this.closeStep >= CloseStep.Closing;
   }
 
+  /** The peer's address ('' for a Unix socket peer; with proxyProtocol, the client the header named). */
   get remoteAddress(): string {
     if (this.addrText === null) this.addrText = formatIPv4(this.addr4);
     return this.addrText;
@@ -296,6 +315,7 @@ export class Session {
     if (!this.closed) this.owner.resumeSession(this.id);
   }
 
+  /** Whether pause() was called and resume() not since. */
   isPaused(): boolean {
     return this.paused;
   }
@@ -340,9 +360,11 @@ export class Session {
   get localAddress(): string | null {
     return this.localInfo()?.localAddress ?? null;
   }
+  /** The local port of the connection (null as localAddress is). */
   get localPort(): number | null {
     return this.localInfo()?.localPort ?? null;
   }
+  /** The local address's family (null as localAddress is). */
   get localFamily(): 'IPv4' | 'IPv6' | null {
     return this.localInfo()?.localFamily ?? null;
   }

@@ -6,7 +6,9 @@
 /** The first descriptor systemd passes (SD_LISTEN_FDS_START). */
 const FIRST_FD = 3;
 
+/** One socket systemd passed: listen({ fd }) takes it. */
 export interface SystemdListener {
+  /** The descriptor (3, 4, ...). */
   fd: number;
   /** From LISTEN_FDNAMES (FileDescriptorName= in the .socket unit), or 'unknown'. */
   name: string;

@@ -7,6 +7,11 @@
  * that these names are exactly the addon's.
  */
 
+/**
+ * How native I/O meets Node's event loop (README, "Drivers"): 'inline' polls
+ * the backend on Node's own loop, 'threaded' runs each engine on an I/O
+ * thread of its own and hands JS batches of events.
+ */
 export type Driver = 'inline' | 'threaded';
 
 /**
@@ -24,17 +29,27 @@ export type StaleCommand = 'send' | 'close' | 'pause' | 'resume' | 'setTimeout' 
 
 /** The counters of one server or client (native ACCEPTPOOL_STATS_FIELDS). */
 export interface StatsCounters {
+  /** Slots that can hold a session (retired ones excluded). */
   poolSize: number;
+  /** Slots free now. */
   poolFree: number;
+  /** Sessions open or closing. */
   inUse: number;
   /** Slots retired because their generations ran out; never reused. */
   retiredSlots: number;
+  /** The most sessions in use at once. */
   peakInUse: number;
+  /** Times the pool grew by a chunk of slots. */
   growths: number;
+  /** Times the pool gave an idle chunk of slots back. */
   shrinks: number;
+  /** Connections accepted. */
   accepts: number;
+  /** Outgoing connects started (a client's). */
   connects: number;
+  /** Outgoing connects that failed. */
   connectErrors: number;
+  /** accept() calls that failed (EMFILE and aborted connections included). */
   acceptErrors: number;
   /**
    * Accept errors of one connection that its peer had already reset or
@@ -42,14 +57,23 @@ export interface StatsCounters {
    * the server never had a session for it. Counted in acceptErrors too.
    */
   acceptAborts: number;
+  /** EMFILE or ENFILE seen by accept (out of descriptors). */
   emfile: number;
+  /** Connections accepted and closed at once to get past EMFILE. */
   shed: number;
+  /** Times accepting paused because maxConnections sessions were open. */
   acceptPauses: number;
+  /** Commands refused because their session id was no longer live. */
   staleCommands: number;
+  /** Sessions closed with 'overflow': their send queue passed maxQueuedBytes. */
   overflows: number;
+  /** Sessions closed with reason 'timeout' (idleTimeout, or a client's connect timeout). */
   timeouts: number;
+  /** Bytes received. */
   bytesIn: number;
+  /** Bytes sent. */
   bytesOut: number;
+  /** Send-queue blocks allocated. */
   sendBlocks: number;
   /** Graceful closes that waited for the peer's FIN after sending ours (closeLinger). */
   lingers: number;
@@ -85,6 +109,7 @@ export interface StatsCounters {
 export type ProxyCommand = 'local' | 'proxy';
 /** The address family a PROXY header names ('unspec': none; the connection's own endpoints stand). */
 export type ProxyFamily = 'unspec' | 'IPv4' | 'IPv6' | 'unix';
+/** The transport a PROXY header names ('stream': TCP; 'unspec': none). */
 export type ProxyTransport = 'unspec' | 'stream' | 'dgram';
 /** Why a connection that had to start with a PROXY header never became a session. */
 export type ProxyRejectReason = 'untrusted' | 'malformed' | 'timeout' | 'aborted' | 'busy';
@@ -99,15 +124,21 @@ export interface ProxyEndpoint {
 
 /** A v2 header's type-length-value field (e.g. 0x01 ALPN, 0x02 authority, 0xEA AWS VPC endpoint). */
 export interface ProxyTlv {
+  /** The TLV's type byte. */
   type: number;
+  /** Its value, as the header carried it. */
   value: Buffer;
 }
 
 /** What a session's PROXY header said (server option proxyProtocol). */
 export interface ProxyInfo {
+  /** The header's version: 1 (text) or 2 (binary). */
   version: 1 | 2;
+  /** What the header says the connection is. */
   command: ProxyCommand;
+  /** The family of its addresses. */
   family: ProxyFamily;
+  /** The client's transport. */
   transport: ProxyTransport;
   /** The client (null for 'local' and 'unspec'): the session's remoteAddress/remotePort for IPv4/IPv6. */
   source: ProxyEndpoint | null;
@@ -136,6 +167,7 @@ export interface EndpointStats extends ThreadStats {
    * ("io_uring: io_uring_setup: EPERM"); absent when it took its first choice.
    */
   backendFallback?: string;
+  /** The driver that runs. */
   driver: Driver;
   /**
    * One entry per I/O thread, in thread order (session.thread indexes it);
@@ -145,24 +177,41 @@ export interface EndpointStats extends ThreadStats {
   perThread: ThreadStats[];
 }
 
+/** What the load generator does on each connection (LoadOptions.mode says each). */
 export type LoadMode = 'connect-close' | 'reqrep' | 'echo' | 'idle' | 'http' | 'http-close';
 
+/**
+ * Where a load generator run is: 'ramp' (opening connections), 'warmup'
+ * (load not yet measured), 'measure', 'hold' ('idle': connections held),
+ * 'draining' (closing what is open), 'done'.
+ */
 export type LoadPhase = 'ramp' | 'warmup' | 'measure' | 'hold' | 'draining' | 'done';
 
 /** Latencies in microseconds: connect (connect-close), connect to reply (reqrep, http-close), round trip (echo, http). */
 export interface LatencySummary {
+  /** Samples taken (the measured window only). */
   count: number;
+  /** The mean. */
   mean: number;
+  /** The median. */
   p50: number;
+  /** The 90th percentile. */
   p90: number;
+  /** The 99th percentile. */
   p99: number;
+  /** The 99.9th percentile. */
   p999: number;
+  /** The largest sample. */
   max: number;
 }
 
+/** What a load generator run measured (runLoad(), LoadGenerator.run()). */
 export interface LoadResult {
+  /** The mode that ran. */
   mode: LoadMode;
+  /** Native threads that generated the load. */
   threads: number;
+  /** Connections in flight or held, over all threads, as asked. */
   connections: number;
   /** Operations per second in the measured window (connections/s, messages/s for echo, requests/s for http). */
   rate: number;
@@ -172,30 +221,42 @@ export interface LoadResult {
   total: number;
   /** Connects started; every one ends as connected, abandoned or an error. */
   connects: number;
+  /** Connects that succeeded. */
   connected: number;
   /** Connects still in progress when the run ended (given up, not errors). */
   abandoned: number;
+  /** The most connections open at once. */
   peakOpen: number;
+  /** The measured window's length, ms. */
   windowMs: number;
   /** Echo, http and idle: how long opening every connection took. */
   rampMs: number;
+  /** Bytes received. */
   bytesIn: number;
+  /** Bytes sent. */
   bytesOut: number;
   /** Errors by name: OS codes (`ECONNREFUSED`, ...), `mismatch` (reply differs, or an http response that is not 200 framed by Content-Length), `eof` (server closed), `timeout`. */
   errors: Record<string, number>;
+  /** The sum of `errors`. */
   errorCount: number;
+  /** Latency percentiles of the measured window, µs. */
   latencyUs: LatencySummary;
   /** CPU time this process used during the run (the generator's threads and little else), µs. */
   cpuUs: number;
 }
 
+/** A running load generator's counts so far (LoadGenerator.progress()). */
 export interface LoadProgress {
   /** Operations completed so far (warm-up included). */
   total: number;
+  /** Operations completed in the measured window so far. */
   completed: number;
+  /** Errors so far, every kind. */
   errors: number;
   /** Connections open now. */
   open: number;
+  /** Where the run is. */
   phase: LoadPhase;
+  /** False once the run has finished. */
   running: boolean;
 }

@@ -3,6 +3,7 @@
  * ACCEPTPOOL_BACKEND as the default and stats() saying what runs.
  */
 import * as assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 
 import { backends, createClient, createServer } from '../src/index';
 import type { ServerOptions } from '../src/index';
@@ -44,8 +45,8 @@ describe('options.backend', function () {
   it('refuses a value that names no backend, by name, for servers and clients', () => {
     for (const bad of ['', 'kqueue', 'EPOLL', 1, true, null, {}]) {
       const options = { backend: bad } as unknown as ServerOptions;
-      assertThrowsCode(() => createServer(options), INVALID, `server backend ${String(bad)}`);
-      assertThrowsCode(() => trackClient(createClient(options)), INVALID, `client backend ${String(bad)}`);
+      assertThrowsCode(() => createServer(options), INVALID, `server backend ${inspect(bad)}`);
+      assertThrowsCode(() => trackClient(createClient(options)), INVALID, `client backend ${inspect(bad)}`);
     }
   });
 

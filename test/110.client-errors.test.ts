@@ -28,14 +28,12 @@ const NAME = 'slow-then-fast.acceptpool.invalid';
 
 /** Calls client.connect with arguments its types would not allow. */
 function connectUntyped(client: Client, ...args: unknown[]): unknown {
-  const fn = client.connect as (...a: unknown[]) => unknown;
-  return fn.apply(client, args);
+  return (client as unknown as { connect(...a: unknown[]): unknown }).connect(...args);
 }
 
 /** Calls client.send / closeSession with arguments its types would not allow. */
 function callUntyped(client: Client, method: 'send' | 'closeSession', ...args: unknown[]): unknown {
-  const fn = client[method] as (...a: unknown[]) => unknown;
-  return fn.apply(client, args);
+  return (client as unknown as Record<typeof method, (...a: unknown[]) => unknown>)[method](...args);
 }
 
 /** Connect rejects, and the rejection is an AcceptPoolSystemError; returns it. */

@@ -409,7 +409,7 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       const md = fs.readFileSync(markdown, 'utf8');
       assert.ok(md.startsWith(`\`acceptpool ${args.join(' ')} --json ${json} --markdown ${markdown} --no-progress\``), md.slice(0, 200));
       assert.match(md, /^machine: \d+ x .+, Linux .+, node v\d+/m);
-      assert.match(md, /^\|  \| node:net \| acceptpool threaded \| ratio \| acceptpool inline \| ratio \| C epoll \| ratio \|$/m);
+      assert.match(md, /^\| {2}\| node:net \| acceptpool threaded \| ratio \| acceptpool inline \| ratio \| C epoll \| ratio \|$/m);
       assert.match(md, /^\| echo 16 B, 100 connections, msg\/s \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \|$/m);
     });
 

@@ -39,7 +39,11 @@ function requireIn(dir: string): ReturnType<typeof spawnSync> & { stderr: string
   const env = { ...process.env };
   delete env.ACCEPTPOOL_NATIVE;
   delete env.LD_PRELOAD;
-  return spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(dir, 'dist', 'src', 'index.js'))})`], { encoding: 'utf8', env, timeout: 60_000 });
+  return spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(dir, 'dist', 'src', 'index.js'))})`], {
+    encoding: 'utf8',
+    env,
+    timeout: 60_000,
+  });
 }
 
 (process.platform === 'linux' ? describe : describe.skip)('the installed package without its addon', function () {
@@ -71,8 +75,11 @@ function requireIn(dir: string): ReturnType<typeof spawnSync> & { stderr: string
     const bin = path.join(dir, 'bin');
     fs.mkdirSync(bin);
     const built = path.join(ROOT, 'build', 'Release', 'acceptpool.node');
-    fs.writeFileSync(path.join(bin, 'node-gyp'),
-      `#!/bin/sh\necho "node-gyp $*" >> "${path.join(dir, 'node-gyp.log')}"\nmkdir -p build/Release && cp "${built}" build/Release/\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(bin, 'node-gyp'),
+      `#!/bin/sh\necho "node-gyp $*" >> "${path.join(dir, 'node-gyp.log')}"\nmkdir -p build/Release && cp "${built}" build/Release/\n`,
+      { mode: 0o755 },
+    );
     const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` };
     delete env.LD_PRELOAD;
     const r = spawnSync(process.execPath, [path.join(dir, 'scripts', 'install.js')], { cwd: dir, encoding: 'utf8', env, timeout: 60_000 });

@@ -4,7 +4,7 @@ import { Duplex } from 'node:stream';
 
 import type { Session, SessionSocket } from '../src/index';
 import {
-  DRIVERS, SLOT_MASK, assertThrowsCode, cleanup, connect, delay, kernelBufferRoom, randomBytes, reader, startServer, waitFor, withTimeout,
+  DRIVERS, SLOT_MASK, assertThrowsCode, cleanup, codeOf, connect, delay, kernelBufferRoom, randomBytes, reader, startServer, waitFor, withTimeout,
 } from './helpers';
 import type { Harness } from './helpers';
 import { sha256 } from './http-helpers';
@@ -48,7 +48,7 @@ describe('SessionSocket: session.toSocket() as a net.Socket-like Duplex', functi
         assert.equal(socket.session, s);
         c.destroy();
         await h.waitCloses(1);
-        const other = (await connect(h.port, undefined)) as net.Socket;
+        const other = await connect(h.port, undefined);
         await h.waitSessions(2);
         other.destroy();
         await h.waitCloses(2);
@@ -153,7 +153,7 @@ describe('SessionSocket: session.toSocket() as a net.Socket-like Duplex', functi
         const s2 = await socketOf(h, sockets, 2);
         s2.resetAndDestroy();
         await r2.waitClose();
-        assert.equal((r2.error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET');
+        assert.equal(codeOf(r2.error), 'ECONNRESET');
       });
 
       it("a peer's reset: 'error' ECONNRESET, then 'close' with hadError", async () => {

@@ -178,7 +178,7 @@ const LISTENERS: { label: string; options: ServerOptions }[] = [
 
 describe('threads and reusePort: bad values get clear codes', () => {
   afterEach(cleanup);
-  const untyped = (o: Record<string, unknown>): ServerOptions => o as ServerOptions;
+  const untyped = (o: Record<string, unknown>): ServerOptions => o;
 
   it('refuses threads that are not 0/inline to the number of cores with ERR_ACCEPTPOOL_INVALID_ARG', () => {
     for (const bad of [-1, 1.5, NaN, '2', 'threaded', null, 1000]) {

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 
-import { DRIVERS, HOST4, HOST6, cleanup, connect, reader, startEcho, startServer } from './helpers';
+import { DRIVERS, HOST4, HOST6, cleanup, codeOf, connect, reader, startEcho, startServer } from './helpers';
 
 for (const driver of DRIVERS) {
   describe(`addresses (${driver} driver)`, function () {
@@ -67,7 +67,7 @@ for (const driver of DRIVERS) {
           resolve(null);
         });
       });
-      assert.equal((err as NodeJS.ErrnoException | null)?.code, 'ECONNREFUSED');
+      assert.equal(codeOf(err), 'ECONNREFUSED');
       await connect(h.port, HOST6);
       await h.waitSessions(1);
       assert.equal(h.sessions[0].remoteAddress, '::1');

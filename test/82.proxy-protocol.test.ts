@@ -308,8 +308,8 @@ describe('PROXY protocol options', () => {
     }
   });
 
-  it('takes IPv4, IPv6 and bare addresses, and is a server option only', () => {
-    createServer({ proxyProtocol: { trusted: ['10.0.0.0/8', '::1/128', '127.0.0.1', 'fe80::/10', '::ffff:10.0.0.0/104'], timeout: 5000 } }).close();
+  it('takes IPv4, IPv6 and bare addresses, and is a server option only', async () => {
+    await createServer({ proxyProtocol: { trusted: ['10.0.0.0/8', '::1/128', '127.0.0.1', 'fe80::/10', '::ffff:10.0.0.0/104'], timeout: 5000 } }).close();
     assertThrowsCode(() => createClient({ proxyProtocol: { trusted: ['::1'] } } as never), 'ERR_ACCEPTPOOL_INVALID_ARG', 'client');
   });
 });

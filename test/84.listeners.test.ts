@@ -91,7 +91,7 @@ describe('listeners beyond TCP ports', function () {
     const server = track(createServer());
     await assertRejectsCode(server.listen({ path: '' }), 'ERR_ACCEPTPOOL_INVALID_ARG', 'empty');
     await assertRejectsCode(server.listen({ path: `/tmp/${'x'.repeat(120)}` }), 'ERR_ACCEPTPOOL_INVALID_ARG', 'too long');
-    await assertRejectsCode(server.listen({ path: 'a', fd: 3 } as never), 'ERR_ACCEPTPOOL_INVALID_ARG', 'both');
+    await assertRejectsCode(server.listen({ path: 'a', fd: 3 }), 'ERR_ACCEPTPOOL_INVALID_ARG', 'both');
   });
 
   for (const driver of DRIVERS) {

@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 
 import { createServer } from '../src/index';
 import type { ServerStats } from '../src/index';
@@ -14,7 +15,7 @@ function assertCounters(st: ServerStats): void {
   for (const key of COUNTERS) {
     const v = st[key];
     assert.equal(typeof v, 'number', `stats().${key} is ${typeof v}`);
-    assert.ok(Number.isSafeInteger(v) && (v as number) >= 0, `stats().${key} = ${String(v)}`);
+    assert.ok(Number.isSafeInteger(v) && (v as number) >= 0, `stats().${key} = ${inspect(v)}`);
   }
   assert.equal(st.poolFree + st.inUse, st.poolSize, 'poolFree + inUse must equal poolSize');
   assert.ok(st.peakInUse >= st.inUse);

@@ -2,7 +2,8 @@ import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
 
 import type { BurstReady, BurstRss, BurstSent } from './fixtures/burst-server';
-import { ChildServer, DRIVERS, cleanup, connect, delay, spawnFixture, waitFor } from './helpers';
+import type { ChildServer } from './helpers';
+import { DRIVERS, cleanup, connect, delay, spawnFixture, waitFor } from './helpers';
 import { underAsan } from './sanitizers';
 
 const MiB = 1024 * 1024;

@@ -97,6 +97,8 @@ napi_value MakeWire(napi_env env) {
   // (proxy_protocol.h), and a kProxyRejected record's info.
   js::ObjectBuilder proxy_head(env);
 #define ACCEPTPOOL_WIRE_OFFSET(type, field) .Set(#field, static_cast<double>(offsetof(type, field)))
+  // Calls chained through a macro, which clang-format would stair-step.
+  // clang-format off
   proxy_head.Set("size", static_cast<double>(sizeof(ProxyRecordHead)))
       ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, version) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, command)
       ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, family) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, transport)
@@ -104,6 +106,7 @@ napi_value MakeWire(napi_env env) {
       ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, source) ACCEPTPOOL_WIRE_OFFSET(ProxyRecordHead, destination);
   js::ObjectBuilder proxy_reject(env);
   proxy_reject ACCEPTPOOL_WIRE_OFFSET(ProxyRejectInfo, reason) ACCEPTPOOL_WIRE_OFFSET(ProxyRejectInfo, error);
+  // clang-format on
 #undef ACCEPTPOOL_WIRE_OFFSET
 
   js::ObjectBuilder wire(env);

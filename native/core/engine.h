@@ -56,7 +56,8 @@ struct EngineConfig {
   IdSpace ids;
   bool no_delay = false;         // TCP_NODELAY on every session's socket
   size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
-  size_t max_queued_bytes = 0;   // queued bytes that close a session ('overflow'), <= kMaxQueuedBytes
+  // Queued bytes that close a session ('overflow'), <= kMaxQueuedBytes.
+  size_t max_queued_bytes = 0;
   uint32_t accept_batch = 0;     // accepts per wakeup, for fairness
   uint32_t idle_timeout_ms = 0;  // 0 = never time out
   // A graceful close that has flushed its queue sends FIN, then lingers: it
