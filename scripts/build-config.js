@@ -4,14 +4,15 @@
 // the same file itself (CMakeLists.txt, string(JSON)).
 //
 //   node scripts/build-config.js sources <os>    every addon source for <os> (gyp's OS name)
-//   node scripts/build-config.js cflags          compile flags
+//   node scripts/build-config.js cflags [msvc]   compile flags (GCC/Clang's, or Visual Studio's)
 //   node scripts/build-config.js defines <os>    preprocessor definitions
 //   node scripts/build-config.js libraries <os>  system libraries to link
 //   node scripts/build-config.js check           the list and native/ agree
 //
 // `sources` checks first, so a .cc file missing from the list fails the
 // node-gyp build instead of leaving the addon without it. An OS without a
-// backend fails with a sentence naming it.
+// backend (none under 'all', none of its own) fails with a sentence naming it.
+// Groups are keyed 'all', 'posix' (every OS but Windows) or an OS name.
 'use strict';
 
 const fs = require('node:fs');
@@ -28,9 +29,15 @@ function load(file = configFile) {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
-// Entries of a { all: [...], <os>: [...] } group that apply on `os`.
+// Groups keyed by gyp's OS names; 'posix' is every one of them but 'win'.
+const ALL = 'all';
+const POSIX = 'posix';
+const WINDOWS = 'win';
+
+// Entries of a { all: [...], posix: [...], <os>: [...] } group that apply on `os`.
 function forOs(group, os) {
-  return [...((group && group.all) || []), ...((group && group[os]) || [])];
+  const keys = [ALL, ...(os === WINDOWS ? [] : [POSIX]), os];
+  return keys.flatMap((key) => (group && group[key]) || []);
 }
 
 function napiVersion() {
@@ -38,15 +45,22 @@ function napiVersion() {
   return Math.max(...pkg.binary.napi_versions);
 }
 
+// The OSes with a backend of their own (posix helpers are no backend).
 function backendOses(config) {
-  return Object.keys(config.components.backend || {}).filter((os) => os !== 'all');
+  return Object.keys(config.components.backend || {}).filter((os) => os !== ALL && os !== POSIX);
+}
+
+// An OS has a backend when one is built everywhere ('all') or for it.
+function hasBackend(config, os) {
+  const backend = config.components.backend || {};
+  return (backend[ALL] || []).length > 0 || (backend[os] || []).length > 0;
 }
 
 function sources(config, os) {
-  if (!backendOses(config).includes(os)) {
+  if (!hasBackend(config, os)) {
     throw new BuildConfigError(
       `acceptpool has no I/O backend for this OS (${os}): ${path.relative(root, configFile)} has ` +
-        `backends for ${backendOses(config).join(', ')} only; a portable backend is planned`);
+        `backends for ${backendOses(config).join(', ')} only`);
   }
   return Object.values(config.components).flatMap((component) => forOs(component, os));
 }
@@ -111,7 +125,7 @@ function main(argv) {
       return sources(config, needOs());
     }
     case 'cflags':
-      return config.cflags;
+      return os === 'msvc' ? config.cflags_msvc : config.cflags;
     case 'defines':
       return defines(config, needOs());
     case 'libraries':
@@ -122,7 +136,7 @@ function main(argv) {
       return [`native/build.json: ${listedFiles(config).length} sources, all present, none unlisted`];
     }
     default:
-      throw new BuildConfigError('usage: node scripts/build-config.js sources|cflags|defines|libraries <os> | check');
+      throw new BuildConfigError('usage: node scripts/build-config.js sources|defines|libraries <os> | cflags [msvc] | check');
   }
 }
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Checks a built acceptpool.node before anything loads it.
 //
-//   node scripts/check-addon.js <file.node>           Linux: no undefined acceptpool:: symbol
+//   node scripts/check-addon.js [--nm <tool>] <file.node>  Linux: no undefined acceptpool:: symbol
 //   node scripts/check-addon.js --windows <file.node> Windows: imports node.exe and system DLLs only
 //
 // Linux: `-shared` links a module whose own symbols are missing (a source
 // left out of the build), and Node loads addons with RTLD_LAZY, so a missing
-// function would surface only when first called, as a crash. `nm -C
-// --undefined-only` lists them now. Windows: the C++ runtime is linked in
-// statically, so the module may import node.exe and Windows' own DLLs only.
+// function would surface only when first called, as a crash. `nm -C -D
+// --undefined-only` lists them now (dynamic symbols, which a stripped module
+// keeps; a cross-built one is read with its target's nm). Windows: the C++
+// runtime is linked in statically, so the module may import node.exe and
+// Windows' own DLLs only.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
@@ -29,8 +31,8 @@ function tool(command, args) {
 }
 
 // Passes when `file` defines every acceptpool:: symbol it uses.
-function checkLinux(file) {
-  const { stdout, problem } = tool('nm', ['-C', '--undefined-only', file]);
+function checkLinux(file, nm = 'nm') {
+  const { stdout, problem } = tool(nm, ['-C', '-D', '--undefined-only', file]);
   if (problem) return problem;
   const missing = stdout
     .split('\n')
@@ -41,6 +43,33 @@ function checkLinux(file) {
       missing.join('\n  '));
   }
   return passed(`${file}: no undefined acceptpool:: symbols`);
+}
+
+// Dotted versions compared number by number.
+function compareVersions(a, b) {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < Math.max(x.length, y.length); i += 1) {
+    if ((x[i] || 0) !== (y[i] || 0)) return (x[i] || 0) - (y[i] || 0);
+  }
+  return 0;
+}
+
+// Passes when the newest symbol version `file` needs of each library is at
+// most `limits`' (e.g. { GLIBC: '2.34', GLIBCXX: '3.4.30' }): the oldest
+// systems a prebuild loads on.
+function checkLinuxVersions(file, limits, objdump = 'objdump') {
+  const { stdout, problem } = tool(objdump, ['-T', file]);
+  if (problem) return problem;
+  const newest = {};
+  for (const [, lib, version] of stdout.matchAll(/\(([A-Z]+)_([0-9.]+)\)/g)) {
+    if (!newest[lib] || compareVersions(version, newest[lib]) > 0) newest[lib] = version;
+  }
+  const over = Object.entries(newest).filter(([lib, v]) => limits[lib] && compareVersions(v, limits[lib]) > 0);
+  if (over.length > 0) {
+    return failed(`${file} needs ${over.map(([lib, v]) => `${lib}_${v}`).join(', ')}, newer than ` +
+      `${over.map(([lib]) => `${lib}_${limits[lib]}`).join(', ')} (the oldest systems the README promises)`);
+  }
+  return passed(`${file} needs ${Object.entries(newest).map(([lib, v]) => `${lib}_${v}`).join(', ')} at most`);
 }
 
 // Passes when `file` imports node.exe and allowed system DLLs only.
@@ -54,17 +83,18 @@ function checkWindows(file) {
   return passed(`${file} imports: ${imports.join(', ')}`);
 }
 
-module.exports = { checkLinux, checkWindows };
+module.exports = { checkLinux, checkLinuxVersions, checkWindows };
 
 if (require.main === module) {
   const args = process.argv.slice(2);
   const windows = args[0] === '--windows';
-  const file = windows ? args[1] : args[0];
+  const nm = args[0] === '--nm' ? args[1] : undefined;
+  const file = args[windows ? 1 : nm ? 2 : 0];
   if (!file) {
-    console.error('usage: node scripts/check-addon.js [--windows] <file.node>');
+    console.error('usage: node scripts/check-addon.js [--windows | --nm <tool>] <file.node>');
     process.exit(2);
   }
-  const result = windows ? checkWindows(file) : checkLinux(file);
+  const result = windows ? checkWindows(file) : checkLinux(file, nm);
   if (!result.ok) {
     console.error(`check-addon: ${result.message}`);
     process.exit(1);

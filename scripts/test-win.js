@@ -59,10 +59,6 @@ function ensureNodeExe() {
   if (!fs.existsSync(nodeExe)) fail(`${spec} has no package/bin/node.exe`);
 }
 
-const addon = build();
-ensureWine();
-ensureNodeExe();
-
 // The native test binaries, each with its output in a file; prints
 // "native: N passed, M failed" like scripts/native-tests.js.
 function runNativeTests() {
@@ -89,28 +85,40 @@ function runNativeTests() {
   return failed === 0;
 }
 
-const nativeOk = runNativeTests();
+// The Wine prefix and node.exe, as the suite runs them; scripts/test-package.js
+// runs the installed package's smoke test in them too.
+module.exports = { ensureWine, ensureNodeExe, nodeExe, wineEnv };
 
-const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
-const args = [nodeExe, mocha, '--reporter', 'spec', ...process.argv.slice(2)];
-fs.rmSync(logFile, { force: true });
-const out = fs.openSync(logFile, 'w');
-console.log(`$ wine ${args.map((a) => path.relative(root, a) || a).join(' ')}  > ${path.relative(root, logFile)}`);
-const started = Date.now();
-const r = spawnSync('wine', args, {
-  cwd: root,
-  stdio: ['ignore', out, out],
-  env: { ...wineEnv, ACCEPTPOOL_NATIVE: addon, FORCE_COLOR: '0' },
-  timeout: RUN_LIMIT_MS,
-  killSignal: 'SIGKILL',
-});
-fs.closeSync(out);
-const text = fs.readFileSync(logFile, 'utf8');
-process.stdout.write(text);
-console.log(`test:win: node.exe under Wine ran ${Math.round((Date.now() - started) / 1000)} s`);
-if (r.error) fail(`wine: ${r.error.message}`);
-const passing = /^\s*(\d+) passing/m.exec(text);
-const failing = /^\s*(\d+) failing/m.exec(text);
-if (passing === null) fail('mocha reported no result (did node.exe start?)');
-if (r.status !== 0 || failing !== null) process.exit(r.status === 0 ? 1 : r.status);
-if (!nativeOk) process.exit(1);
+function main() {
+  const addon = build();
+  ensureWine();
+  ensureNodeExe();
+
+  const nativeOk = runNativeTests();
+
+  const mocha = path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js');
+  const args = [nodeExe, mocha, '--reporter', 'spec', ...process.argv.slice(2)];
+  fs.rmSync(logFile, { force: true });
+  const out = fs.openSync(logFile, 'w');
+  console.log(`$ wine ${args.map((a) => path.relative(root, a) || a).join(' ')}  > ${path.relative(root, logFile)}`);
+  const started = Date.now();
+  const r = spawnSync('wine', args, {
+    cwd: root,
+    stdio: ['ignore', out, out],
+    env: { ...wineEnv, ACCEPTPOOL_NATIVE: addon, FORCE_COLOR: '0' },
+    timeout: RUN_LIMIT_MS,
+    killSignal: 'SIGKILL',
+  });
+  fs.closeSync(out);
+  const text = fs.readFileSync(logFile, 'utf8');
+  process.stdout.write(text);
+  console.log(`test:win: node.exe under Wine ran ${Math.round((Date.now() - started) / 1000)} s`);
+  if (r.error) fail(`wine: ${r.error.message}`);
+  const passing = /^\s*(\d+) passing/m.exec(text);
+  const failing = /^\s*(\d+) failing/m.exec(text);
+  if (passing === null) fail('mocha reported no result (did node.exe start?)');
+  if (r.status !== 0 || failing !== null) process.exit(r.status === 0 ? 1 : r.status);
+  if (!nativeOk) process.exit(1);
+}
+
+if (require.main === module) main();

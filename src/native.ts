@@ -210,19 +210,49 @@ export interface NativeBinding {
   descriptorLimit(): number | null;
 }
 
+/** The package's root: this file is dist/src/native.js. */
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * What to do when no addon loads, for the case at hand: a checkout builds
+ * with npm install; an installed package whose install script did not run
+ * (--ignore-scripts) or that has no prebuild for this system builds with
+ * npm rebuild.
+ */
+function loadFix(): string {
+  if (fs.existsSync(path.join(PACKAGE_ROOT, 'src', 'index.ts'))) return 'run npm install in this checkout';
+  return 'run `npm rebuild acceptpool` to build it from source (needs Python 3, make and a C++17 compiler; ' +
+    'the install step names what is missing)';
+}
+
+/**
+ * The addon: the one ACCEPTPOOL_NATIVE names, else what node-gyp-build
+ * finds: build/Release or build/Debug (a build from source), else the
+ * prebuild for this platform, arch and libc under prebuilds/.
+ */
 function load(): NativeBinding {
   const override = process.env.ACCEPTPOOL_NATIVE;
-  const root = path.resolve(__dirname, '..', '..');
-  const candidates = override
-    ? [path.resolve(override)]
-    : [path.join(root, 'build', 'Release', 'acceptpool.node'), path.join(root, 'build', 'Debug', 'acceptpool.node')];
-  for (const file of candidates) {
-    if (fs.existsSync(file)) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return require(file) as NativeBinding;
+  let file: string;
+  if (override) {
+    file = path.resolve(override);
+    if (!fs.existsSync(file)) throw new Error(`acceptpool: ACCEPTPOOL_NATIVE names ${file}, which does not exist`);
+  } else {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+    try {
+      file = nodeGypBuild.resolve(PACKAGE_ROOT);
+    } catch (e) {
+      throw new Error(`acceptpool: no native addon for ${process.platform}-${process.arch} (Node ${process.version}) ` +
+        `in ${PACKAGE_ROOT}: neither build/Release nor a matching prebuild under prebuilds/; ${loadFix()}`, { cause: e });
     }
   }
-  throw new Error(`acceptpool: native addon not found (looked in ${candidates.join(', ')}); run npm install`);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as NativeBinding;
+  } catch (e) {
+    throw new Error(`acceptpool: the native addon ${file} failed to load (${(e as Error).message.split('\n')[0]}); ${loadFix()}`,
+      { cause: e });
+  }
 }
 
 export const binding: NativeBinding = load();

@@ -46,8 +46,8 @@ function toolEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function runTool(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
-  const r = spawnSync(command, args, { encoding: 'utf8', timeout: 120_000, env: options.env ?? toolEnv(), input: options.input });
+function runTool(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
+  const r = spawnSync(command, args, { encoding: 'utf8', timeout: 120_000, env: options.env ?? toolEnv(), input: options.input, cwd: options.cwd });
   assert.ok(!r.error, `${command}: ${r.error?.message}`);
   return r;
 }
@@ -119,14 +119,66 @@ function cmakeCommands(): Map<string, string[]> {
   }
 }
 
-/** A copy of what scripts/build-config.js reads, to change without touching the checkout. */
+/** A copy of what binding.gyp and scripts/build-config.js read, to change without touching the checkout. */
 function copyOfTree(): string {
   const dir = tempDir();
   fs.cpSync(path.join(ROOT, 'native'), path.join(dir, 'native'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'scripts'));
   fs.copyFileSync(BUILD_CONFIG, path.join(dir, 'scripts', 'build-config.js'));
-  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+  for (const file of ['package.json', 'binding.gyp']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file));
   return dir;
+}
+
+interface BuildList {
+  cflags: string[];
+  cflags_msvc: string[];
+  components: Record<string, Record<string, string[]>>;
+}
+
+/** Rewrites the copy's native/build.json. */
+function editList(dir: string, edit: (list: BuildList) => void): BuildList {
+  const file = path.join(dir, 'native', 'build.json');
+  const list = JSON.parse(fs.readFileSync(file, 'utf8')) as BuildList;
+  edit(list);
+  fs.writeFileSync(file, JSON.stringify(list, null, 2));
+  return list;
+}
+
+/** A backend built everywhere (components.backend.all), as a portable one is; returns its source. */
+function addPortableBackend(dir: string): string {
+  const source = 'native/backends/portable_stand_in.cc';
+  fs.writeFileSync(path.join(dir, source), '');
+  editList(dir, (list) => {
+    list.components.backend.all = [...(list.components.backend.all ?? []), source];
+  });
+  return source;
+}
+
+/** The target as gyp resolves binding.gyp for `os` (node-gyp configure, gyp's gypd output): what make, Xcode and MSBuild would get. */
+interface GypTarget {
+  sources: string[];
+  libraries?: string[];
+  cflags_cc?: string[];
+  xcode_settings?: { OTHER_CPLUSPLUSFLAGS?: string[] };
+  msvs_settings?: { VCCLCompilerTool?: { AdditionalOptions?: string[] } };
+}
+
+/** npm's own node-gyp (npm run sets npm_config_node_gyp; elsewhere beside the global npm). */
+function nodeGyp(): string {
+  if (process.env.npm_config_node_gyp) return process.env.npm_config_node_gyp;
+  const globalRoot = runTool('npm', ['root', '-g']).stdout.trim();
+  return path.join(globalRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+}
+
+function gypTarget(dir: string, os: string): GypTarget {
+  const nodedir = path.resolve(path.dirname(process.execPath), '..');
+  const r = runTool(process.execPath, [nodeGyp(), 'configure', `--nodedir=${nodedir}`, '--', `-DOS=${os}`, '-f', 'gypd'], { cwd: dir });
+  assert.equal(r.status, 0, `node-gyp configure for ${os} failed:\n${r.stdout}\n${r.stderr}`);
+  // gypd is a Python literal of JSON's shapes.
+  const py = runTool('python3', ['-c', 'import ast, json, sys; print(json.dumps(ast.literal_eval(open(sys.argv[1]).read())))', path.join(dir, 'binding.gypd')]);
+  assert.equal(py.status, 0, py.stderr);
+  const target = (JSON.parse(py.stdout) as { targets: (GypTarget & { configurations: Record<string, GypTarget> })[] }).targets[0];
+  return { ...target, ...target.configurations.Release, sources: target.sources, libraries: target.libraries };
 }
 
 (process.platform === 'linux' ? describe : describe.skip)('one build input (native/build.json)', function () {
@@ -181,17 +233,60 @@ function copyOfTree(): string {
   });
 
   it('an OS without a backend fails the configuration with a sentence naming the OS', () => {
-    const r = runTool(process.execPath, [BUILD_CONFIG, 'sources', 'freebsd']);
-    assert.equal(r.status, 1);
-    assert.equal(r.stdout, '');
-    assert.match(r.stderr, /no I\/O backend for this OS \(freebsd\).*backends for linux, win only/);
+    const dir = copyOfTree();
+    try {
+      // No backend built everywhere: freebsd has none of its own.
+      editList(dir, (list) => {
+        delete list.components.backend.all;
+      });
+      const r = runTool(process.execPath, [path.join(dir, 'scripts', 'build-config.js'), 'sources', 'freebsd']);
+      assert.equal(r.status, 1);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /no I\/O backend for this OS \(freebsd\).*backends for linux, win only/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('binding.gyp on the OSes that build from source elsewhere (gyp resolves it here; no compiler for them runs)', () => {
+    let dir: string;
+    let portable: string;
+    let list: BuildList;
+    before(() => {
+      dir = copyOfTree();
+      portable = addPortableBackend(dir);
+      list = editList(dir, () => {});
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    const backendSources = (target: GypTarget): string[] => target.sources.filter((s) => s.startsWith('native/backends/'));
+
+    it('macOS: the posix helpers and the portable backend, no epoll, the list\'s flags through Xcode', () => {
+      const target = gypTarget(dir, 'mac');
+      assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.posix].sort());
+      assert.deepEqual(target.xcode_settings?.OTHER_CPLUSPLUSFLAGS?.slice(-list.cflags.length), list.cflags);
+    });
+
+    it('FreeBSD: the posix helpers and the portable backend, the list\'s flags through make', () => {
+      const target = gypTarget(dir, 'freebsd');
+      assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.posix].sort());
+      assert.deepEqual(target.cflags_cc?.slice(-list.cflags.length), list.cflags);
+    });
+
+    it('Windows with Visual Studio: the IOCP sources, ws2_32, mswsock and iphlpapi, C++17', () => {
+      const target = gypTarget(dir, 'win');
+      assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.win].sort());
+      for (const lib of ['ws2_32.lib', 'mswsock.lib', 'iphlpapi.lib']) assert.ok(target.libraries?.includes(lib), `${lib} in ${target.libraries?.join(' ')}`);
+      const options = target.msvs_settings?.VCCLCompilerTool?.AdditionalOptions ?? [];
+      assert.deepEqual(options.slice(-list.cflags_msvc.length), list.cflags_msvc);
+    });
   });
 
   it('npm install fails loudly when the built addon has an undefined acceptpool:: symbol', () => {
     const dir = tempDir();
     try {
       fs.mkdirSync(path.join(dir, 'scripts'));
-      for (const script of ['install.js', 'check-addon.js']) {
+      for (const script of ['install.js', 'check-addon.js', 'source-build.js']) {
         fs.copyFileSync(path.join(ROOT, 'scripts', script), path.join(dir, 'scripts', script));
       }
       // The "build": a module that calls into acceptpool:: code it was not linked with.
