@@ -100,6 +100,25 @@ const LISTENERS: { label: string; options: ServerOptions }[] = [
     assert.equal(h.server.stats().staleCommands - staleBefore, groups[0].length);
   });
 
+  it("peakInUse is the most sessions the threads held at once, not the sum of each thread's own peak", async () => {
+    // Waves of clients, each gone before the next: the threads split every
+    // wave differently, so their own peaks add up to more than any wave.
+    const WAVE = 100;
+    const h = await startServer('threaded', { threads: THREADS });
+    const splits: string[] = [];
+    for (let w = 0; w < 5; w++) {
+      const clients = await burst(h, WAVE);
+      splits.push(byThread(clients.map((c) => c.session)).map((g) => g.length).join('/'));
+      for (const c of clients) c.socket.destroy();
+      await waitFor(() => h.server.stats().inUse === 0, 10_000, `wave ${w} released`);
+    }
+    const st = h.server.stats();
+    const summed = st.perThread.reduce((n, t) => n + t.peakInUse, 0);
+    assert.equal(st.peakInUse, WAVE, `splits ${splits.join(', ')}; the threads' own peaks add up to ${summed}`);
+    assert.ok(summed >= WAVE);
+    for (const t of st.perThread) assert.ok(t.peakInUse <= st.peakInUse);
+  });
+
   it('a stale id is refused by the thread it names once that thread has reused the slot', async () => {
     // The JS check passes (JS has not heard of the close yet), so the
     // command travels to the owning thread, whose table refuses it.
