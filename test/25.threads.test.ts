@@ -36,9 +36,10 @@ async function burst(h: Harness, n: number): Promise<{ socket: net.Socket; reade
   });
 }
 
+// On Windows both are one listener, on which every thread posts AcceptEx.
 const LISTENERS: { label: string; options: ServerOptions }[] = [
-  { label: 'a listener per thread (SO_REUSEPORT, the default)', options: {} },
-  { label: 'one shared listener (EPOLLEXCLUSIVE)', options: { [kThreadListeners]: 'shared' } as ServerOptions },
+  { label: 'a listener per thread (SO_REUSEPORT, the default; Windows: one listener)', options: {} },
+  { label: 'one shared listener (EPOLLEXCLUSIVE; Windows: AcceptEx from each thread)', options: { [kThreadListeners]: 'shared' } as ServerOptions },
 ];
 
 (MULTI_THREAD ? describe : describe.skip)(`threads: ${THREADS} (threaded driver)`, function () {
@@ -220,9 +221,9 @@ describe('threads and reusePort: bad values get clear codes', () => {
   });
 
   if (process.platform === 'win32') {
-    it('refuses threads > 1 and reusePort with ERR_ACCEPTPOOL_UNSUPPORTED on Windows', () => {
-      assertThrowsCode(() => createServer({ threads: 2 }), 'ERR_ACCEPTPOOL_UNSUPPORTED', 'threads 2');
+    it('refuses reusePort with ERR_ACCEPTPOOL_UNSUPPORTED on Windows (threads: 2 share one listener instead)', () => {
       assertThrowsCode(() => createServer({ reusePort: true }), 'ERR_ACCEPTPOOL_UNSUPPORTED', 'reusePort');
+      assertThrowsCode(() => createServer({ threads: 2, reusePort: true }), 'ERR_ACCEPTPOOL_UNSUPPORTED', 'threads 2 with reusePort');
     });
   }
 

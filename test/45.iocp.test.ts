@@ -39,6 +39,18 @@ function iocp(server: Server): Record<string, number> {
   return counters;
 }
 
+/** 'connected', or the error code of a connect to `port`. */
+function connectOutcome(port: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+}
+
 /** Runs `fn` with ACCEPTPOOL_IOCP_REUSE set (read when a server is created). */
 async function withReuseMode<T>(mode: string, fn: () => Promise<T>): Promise<T> {
   const before = process.env.ACCEPTPOOL_IOCP_REUSE;
@@ -118,15 +130,7 @@ describeWindows('IOCP accept pool', function () {
     assert.equal(c.acceptsPending, 0, 'close() resolved with accepts still posted');
     assert.equal(c.acceptsCancelled, 32);
     assert.equal(c.socketsClosed, c.freshSockets, 'a socket of the pool was left open');
-    const refused = await new Promise<string>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve('connected');
-      });
-      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-    });
-    assert.equal(refused, 'ECONNREFUSED');
+    assert.equal(await connectOutcome(port), 'ECONNREFUSED');
   });
 
   it('reports a session whose client reset before it was read as reset or remote, never loses it', async () => {
@@ -137,6 +141,58 @@ describeWindows('IOCP accept pool', function () {
     await h.waitCloses(40);
     for (const rec of h.closes) assert.ok(rec.reason === 'reset' || rec.reason === 'remote', rec.reason);
     await waitFor(() => h.server.stats().inUse === 0, 5_000, 'inUse 0');
+  });
+});
+
+describeWindows('IOCP with threads: 2 (one listener, a completion port per thread)', function () {
+  this.timeout(60_000);
+  afterEach(cleanup);
+
+  /** Each thread's IOCP counters. */
+  function perThread(server: Server): Record<string, number>[] {
+    return server.stats().perThread.map((t) => t.backendCounters ?? {});
+  }
+
+  it("each thread posts its own AcceptEx on the one listener; thread 0 sends thread 1's completions on to thread 1's port", async () => {
+    const h = await startEcho('threaded', { threads: 2 });
+    const before = perThread(h.server);
+    assert.deepEqual(before.map((c) => c.acceptsPending), [32, 32]);
+    assert.deepEqual(before.map((c) => c.acceptsForwarded), [0, 0]);
+    const clients = await connectMany(h.port, 200, undefined, 50);
+    await h.waitSessions(200);
+    const st = h.server.stats();
+    const c = perThread(h.server);
+    assert.ok(st.perThread[0].accepts > 0 && st.perThread[1].accepts > 0, `split ${st.perThread.map((t) => t.accepts).join('/')}`);
+    assert.equal(c[0].acceptsForwarded, st.perThread[1].accepts, "thread 1's accepts all came through thread 0's port");
+    assert.equal(c[1].acceptsForwarded, 0, 'thread 1 received a completion of the listener itself');
+    // Every session echoes on the thread that accepted it.
+    const readers = clients.map((s) => reader(s));
+    clients.forEach((s, i) => s.write(`m${i};`));
+    await Promise.all(readers.map((r, i) => r.readExactly(`m${i};`.length, 15_000)));
+    readers.forEach((r, i) => assert.equal(r.text(), `m${i};`));
+    assert.ok(h.server.stats().perThread.every((t) => t.bytesOut > 0), 'a thread sent nothing');
+  });
+
+  it('close() cancels every accept of both threads, and the port refuses clients once the last handle is closed', async () => {
+    const server = track(createServer({ threads: 2 }));
+    const { port } = await server.listen(0, '127.0.0.1');
+    await connectMany(port, 20);
+    await server.close();
+    const c = perThread(server);
+    assert.deepEqual(c.map((t) => t.acceptsPending), [0, 0], 'close() resolved with accepts still posted');
+    assert.ok(c[1].acceptsCancelled >= 32, `thread 1 cancelled ${c[1].acceptsCancelled}`);
+    assert.equal(await connectOutcome(port), 'ECONNREFUSED');
+  });
+
+  it('with maxConnections 16 each thread holds at most its share (8); clients past one share go to the other', async () => {
+    const h = await startServer('threaded', { threads: 2, maxConnections: 16 });
+    assert.deepEqual(perThread(h.server).map((t) => t.acceptTarget), [8, 8]);
+    // 24 clients: a thread at its share cancels its posted accepts, so at
+    // most what it had posted waits for it and the rest reach the other.
+    await connectMany(h.port, 24, undefined, 4);
+    await h.waitSessions(16, 20_000);
+    await delay(200);
+    assert.deepEqual(h.server.stats().perThread.map((t) => t.inUse), [8, 8]);
   });
 });
 

@@ -164,6 +164,20 @@ class Backend {
     (void)out;
     return Status::Of(Code::kUnsupported);
   }
+  // Listens on `first`'s listening socket beside it (ListenOptions::shared):
+  // `first` is the backend of another engine of this endpoint, made by the
+  // same factory, already listening. By default a duplicate of its socket
+  // (DuplicateListener) through ListenOn. A backend whose listener's
+  // completions reach only the port of the backend that opened it (IOCP)
+  // overrides this to learn that port.
+  virtual Status ListenBeside(Backend& first, const ListenOptions& options, SocketAddress* bound) {
+    SocketHandle copy = kNoSocket;
+    Status st = first.DuplicateListener(&copy);
+    if (!st.ok()) return st;
+    st = ListenOn(copy, options, bound);
+    if (!st.ok()) DiscardSocket(copy);
+    return st;
+  }
   // Pause or resume taking connections (pool at its limit, shutting down).
   virtual void SetAccepting(bool on) = 0;
   virtual void StopListening() = 0;
