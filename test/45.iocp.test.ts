@@ -212,28 +212,31 @@ describeWindows('IOCP socket reuse (DisconnectEx TF_REUSE_SOCKET)', function () 
     assert.equal(c.socketsClosed, 10);
   });
 
-  it('force: every graceful close attempts DisconnectEx, and a socket that is not reusable falls back to a fresh one', async () => {
-    const h = await withReuseMode('force', () => startEcho('threaded'));
-    assert.equal(iocp(h.server).reuseMode, 2);
-    const clients = await connectMany(h.port, 20);
-    for (const c of clients) c.end();
-    await h.waitCloses(20);
-    await waitFor(() => h.server.stats().inUse === 0, 10_000, 'every slot released after its DisconnectEx');
-    const c = iocp(h.server);
-    assert.equal(c.reuseAttempts, 20, 'each graceful close must try DisconnectEx');
-    // Each attempt ends one way or the other, and is counted.
-    assert.equal(c.reuseOk + c.reuseFailed + c.reuseStalled, 20, JSON.stringify(c));
-    if (c.reuseOk === 0) {
-      // The Wine outcome: detected, closed, replaced by fresh sockets.
-      assert.equal(c.socketsClosed, 20);
-    }
-    // Whatever happened, the pool is whole and serves new clients.
-    const again = await connectMany(h.port, 20);
-    const readers = again.map((s) => reader(s));
-    again.forEach((s, i) => s.write(`again${i};`));
-    await Promise.all(readers.map((r, i) => r.readExactly(`again${i};`.length)));
-    readers.forEach((r, i) => assert.equal(r.text(), `again${i};`));
-  });
+  for (const threads of [1, 2]) {
+    it(`force: every graceful close attempts DisconnectEx, and a socket that is not reusable falls back to a fresh one (threads: ${threads})`, async () => {
+      const h = await withReuseMode('force', () => startEcho('threaded', { threads }));
+      // A mode is the same on every thread, never summed over them.
+      assert.equal(iocp(h.server).reuseMode, 2);
+      const clients = await connectMany(h.port, 20);
+      for (const c of clients) c.end();
+      await h.waitCloses(20);
+      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'every slot released after its DisconnectEx');
+      const c = iocp(h.server);
+      assert.equal(c.reuseAttempts, 20, 'each graceful close must try DisconnectEx');
+      // Each attempt ends one way or the other, and is counted.
+      assert.equal(c.reuseOk + c.reuseFailed + c.reuseStalled, 20, JSON.stringify(c));
+      if (c.reuseOk === 0) {
+        // The Wine outcome: detected, closed, replaced by fresh sockets.
+        assert.equal(c.socketsClosed, 20);
+      }
+      // Whatever happened, the pool is whole and serves new clients.
+      const again = await connectMany(h.port, 20);
+      const readers = again.map((s) => reader(s));
+      again.forEach((s, i) => s.write(`again${i};`));
+      await Promise.all(readers.map((r, i) => r.readExactly(`again${i};`.length)));
+      readers.forEach((r, i) => assert.equal(r.text(), `again${i};`));
+    });
+  }
 
   it('auto: gives up recycling after repeated failures with none working, and says so in stats', async function () {
     const h = await withReuseMode('auto', () => startEcho('threaded'));
@@ -250,35 +253,37 @@ describeWindows('IOCP socket reuse (DisconnectEx TF_REUSE_SOCKET)', function () 
     assert.equal(c.reuseAttempts, 3, 'auto mode must stop attempting after 3 failures');
   });
 
-  it('force: no byte for a recycled slot or socket ever reaches the next client', async () => {
-    const h = await withReuseMode('force', () => startServer('threaded', { poolSize: 16, poolGrowth: 16 }));
-    for (let round = 0; round < 4; round++) {
-      // Old generation: each client says its nonce and leaves.
-      const before = h.sessions.length;
-      const olds = await connectMany(h.port, 16);
-      const nonces = olds.map(() => randomBytes(16));
-      olds.forEach((c, i) => c.write(nonces[i]));
-      await h.waitSessions(before + 16);
-      await waitFor(() => h.sessions.slice(-16).every((s) => h.receivedBytes(s.id).length === 16), 10_000, 'nonces');
-      const oldSessions = h.sessions.slice(-16);
-      for (const c of olds) c.end();
-      await waitFor(() => oldSessions.every((s) => h.closeById.has(s.id)), 10_000, 'old sessions closed');
-      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'slots and sockets back in the pool');
-      // New generation on the same slots (and recycled sockets, if any).
-      const news = await connectMany(h.port, 16);
-      const readers = news.map((s) => reader(s));
-      await h.waitSessions(before + 32);
-      // Late commands to every old id: refused, nothing sent.
-      for (const s of oldSessions) {
-        assert.equal(h.server.send(s.id, 'stale bytes'), false);
-        assert.equal(h.server.closeSession(s.id), false);
+  for (const threads of [1, 2]) {
+    it(`force: no byte for a recycled slot or socket ever reaches the next client (threads: ${threads})`, async () => {
+      const h = await withReuseMode('force', () => startServer('threaded', { threads, poolSize: 16, poolGrowth: 16 }));
+      for (let round = 0; round < 4; round++) {
+        // Old generation: each client says its nonce and leaves.
+        const before = h.sessions.length;
+        const olds = await connectMany(h.port, 16);
+        const nonces = olds.map(() => randomBytes(16));
+        olds.forEach((c, i) => c.write(nonces[i]));
+        await h.waitSessions(before + 16);
+        await waitFor(() => h.sessions.slice(-16).every((s) => h.receivedBytes(s.id).length === 16), 10_000, 'nonces');
+        const oldSessions = h.sessions.slice(-16);
+        for (const c of olds) c.end();
+        await waitFor(() => oldSessions.every((s) => h.closeById.has(s.id)), 10_000, 'old sessions closed');
+        await waitFor(() => h.server.stats().inUse === 0, 10_000, 'slots and sockets back in the pool');
+        // New generation on the same slots (and recycled sockets, if any).
+        const news = await connectMany(h.port, 16);
+        const readers = news.map((s) => reader(s));
+        await h.waitSessions(before + 32);
+        // Late commands to every old id: refused, nothing sent.
+        for (const s of oldSessions) {
+          assert.equal(h.server.send(s.id, 'stale bytes'), false);
+          assert.equal(h.server.closeSession(s.id), false);
+        }
+        await delay(100);
+        for (const r of readers) assert.equal(r.length, 0, `a new client received ${r.length} bytes meant for an old id`);
+        for (const c of news) c.end();
+        await waitFor(() => h.server.stats().inUse === 0, 10_000, 'new sessions closed');
       }
-      await delay(100);
-      for (const r of readers) assert.equal(r.length, 0, `a new client received ${r.length} bytes meant for an old id`);
-      for (const c of news) c.end();
-      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'new sessions closed');
-    }
-    const c = iocp(h.server);
-    assert.ok(c.reuseAttempts > 0, 'the reuse path was never attempted');
-  });
+      const c = iocp(h.server);
+      assert.ok(c.reuseAttempts > 0, 'the reuse path was never attempted');
+    });
+  }
 });

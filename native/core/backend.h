@@ -131,6 +131,10 @@ class Backend {
     (void)values;
     (void)max;
   }
+  // Which of them (bit i for counter i) are settings, a mode or a flag,
+  // not counts or sizes: an endpoint of several engines reports the largest
+  // engine's value of these, not the sum.
+  virtual uint32_t SettingCounters() const { return 0; }
   // False while operations of the listener are still outstanding (a
   // completion backend's cancelled accepts not yet back); the engine
   // reports the server closed only once this holds.

@@ -247,6 +247,7 @@ class Engine final : public BackendEvents {
   const char* backend_name() const { return backend_->name(); }
   // Names of Stats::backend, in order; returns how many.
   size_t BackendCounterNames(const char* const** names) const { return backend_->CounterNames(names); }
+  uint32_t BackendSettingCounters() const { return backend_->SettingCounters(); }
   Stats SnapshotStats() const;
   const EngineConfig& config() const { return config_; }
   bool shutting_down() const { return shutting_down_; }

@@ -51,7 +51,7 @@ struct Stats {
   ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_STATS_MEMBER)
 #undef ACCEPTPOOL_STATS_MEMBER
   // The backend's own counters (Backend::CounterNames gives their names).
-  static constexpr size_t kBackendCounters = 32;
+  static constexpr size_t kBackendCounters = 32;  // a bit each in Backend::SettingCounters
   uint64_t backend[kBackendCounters] = {};
 };
 

@@ -181,6 +181,9 @@ class IocpBackend final : public Backend {
   size_t SessionExtBytes() const override { return sizeof(SlotOps); }
   size_t CounterNames(const char* const** names) const override;
   void ReadCounters(uint64_t* values, size_t max) const override;
+  uint32_t SettingCounters() const override {
+    return (1u << kReuseMode) | (1u << kReuseDisabled) | (1u << kSkipOnSuccess);
+  }
   bool Quiescent() const override { return pending_ == 0; }
   Status Init(BackendEvents* events, SessionTable* table) override;
   Status Listen(const SocketAddress& address, const ListenOptions& options,
