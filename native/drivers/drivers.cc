@@ -375,8 +375,12 @@ class ThreadedDriver final : public Driver {
   // atomic per accept and per release; this costs a few relaxed loads per
   // busy round, next to the round's copy of the stats.
   void EndpointPeak(Lane& lane, uint64_t in_use) {
-    uint64_t before = lane.in_use.exchange(in_use, std::memory_order_relaxed);
-    if (in_use <= before || lanes_.size() < 2) return;
+    // Only this thread writes its count: a round that changed nothing
+    // leaves the cache line alone.
+    uint64_t before = lane.in_use.load(std::memory_order_relaxed);
+    if (in_use == before) return;
+    lane.in_use.store(in_use, std::memory_order_relaxed);
+    if (in_use < before || lanes_.size() < 2) return;
     uint64_t sum = 0;
     for (auto& other : lanes_) sum += other->in_use.load(std::memory_order_relaxed);
     uint64_t peak = peak_.load(std::memory_order_relaxed);
