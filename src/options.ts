@@ -46,7 +46,7 @@ export interface ServerOptions {
    * "Scaling and deployment"): 1 to the number of cores (default 1, driver
    * 'threaded'); 0 or 'inline' is the inline driver. With N threads each
    * takes a 1/N share (rounded up) of maxConnections, poolSize and
-   * poolGrowth. Windows runs one I/O thread only (ERR_ACCEPTPOOL_UNSUPPORTED).
+   * poolGrowth.
    */
   threads?: number | 'inline';
   /**
@@ -108,11 +108,11 @@ export const DEFAULT_DRIVER: Driver = 'threaded';
 /** The inline driver needs a pollable descriptor, which IOCP does not have. */
 const INLINE_AVAILABLE = process.platform !== 'win32';
 /**
- * Several I/O threads need the kernel to balance one port over several
- * listeners (SO_REUSEPORT) or to wake one of several waiters
- * (EPOLLEXCLUSIVE): Linux. The IOCP backend runs one thread for now.
+ * reusePort needs a kernel that balances one port over several listeners
+ * (SO_REUSEPORT): Linux. (Several I/O threads of one server need no such
+ * thing: where the backend has none (IOCP) they share one listener.)
  */
-const PORT_SHARING_AVAILABLE = process.platform === 'linux';
+const REUSE_PORT_AVAILABLE = process.platform === 'linux';
 
 /**
  * @internal Tests and benchmarks only: how a server's I/O threads share its
@@ -383,11 +383,8 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
   if (driver === 'inline' && !INLINE_AVAILABLE) {
     throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
   }
-  if (threads > 1 && !PORT_SHARING_AVAILABLE) {
-    throw new UnsupportedError(`options.threads ${threads}: ${process.platform} runs one I/O thread per server or client (its backend cannot share a port or a completion port between engines yet)`);
-  }
   const reusePort = kind === 'server' && optionalBoolean(options as ServerOptions, 'reusePort', d.reusePort);
-  if (reusePort && !PORT_SHARING_AVAILABLE) {
+  if (reusePort && !REUSE_PORT_AVAILABLE) {
     throw new UnsupportedError(`options.reusePort: ${process.platform} has no SO_REUSEPORT that balances connections over listeners`);
   }
   const threadListeners = (options as { [kThreadListeners]?: unknown })[kThreadListeners] ?? 'reuseport';

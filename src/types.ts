@@ -156,8 +156,9 @@ export interface ThreadStats extends StatsCounters {
 
 /**
  * Counters of the pool, the accept/connect path and traffic: the sum over
- * the I/O threads (peakInUse: the sum of each thread's peak), and each
- * thread's own in `perThread`.
+ * the I/O threads, and each thread's own in `perThread`. peakInUse is the
+ * most sessions the threads were seen holding together at the ends of their
+ * poll rounds (README, "I/O threads").
  */
 export interface EndpointStats extends ThreadStats {
   /** The backend that runs. */

@@ -36,9 +36,10 @@ async function burst(h: Harness, n: number): Promise<{ socket: net.Socket; reade
   });
 }
 
+// On Windows both are one listener, on which every thread posts AcceptEx.
 const LISTENERS: { label: string; options: ServerOptions }[] = [
-  { label: 'a listener per thread (SO_REUSEPORT, the default)', options: {} },
-  { label: 'one shared listener (EPOLLEXCLUSIVE)', options: { [kThreadListeners]: 'shared' } as ServerOptions },
+  { label: 'a listener per thread (SO_REUSEPORT, the default; Windows: one listener)', options: {} },
+  { label: 'one shared listener (EPOLLEXCLUSIVE; Windows: AcceptEx from each thread)', options: { [kThreadListeners]: 'shared' } as ServerOptions },
 ];
 
 (MULTI_THREAD ? describe : describe.skip)(`threads: ${THREADS} (threaded driver)`, function () {
@@ -98,6 +99,25 @@ const LISTENERS: { label: string; options: ServerOptions }[] = [
     const staleBefore = h.server.stats().staleCommands;
     for (const s of groups[0]) assert.equal(h.server.send(s.id, 'late'), false);
     assert.equal(h.server.stats().staleCommands - staleBefore, groups[0].length);
+  });
+
+  it("peakInUse is the most sessions the threads held at once, not the sum of each thread's own peak", async () => {
+    // Waves of clients, each gone before the next: the threads split every
+    // wave differently, so their own peaks add up to more than any wave.
+    const WAVE = 100;
+    const h = await startServer('threaded', { threads: THREADS });
+    const splits: string[] = [];
+    for (let w = 0; w < 5; w++) {
+      const clients = await burst(h, WAVE);
+      splits.push(byThread(clients.map((c) => c.session)).map((g) => g.length).join('/'));
+      for (const c of clients) c.socket.destroy();
+      await waitFor(() => h.server.stats().inUse === 0, 10_000, `wave ${w} released`);
+    }
+    const st = h.server.stats();
+    const summed = st.perThread.reduce((n, t) => n + t.peakInUse, 0);
+    assert.equal(st.peakInUse, WAVE, `splits ${splits.join(', ')}; the threads' own peaks add up to ${summed}`);
+    assert.ok(summed >= WAVE);
+    for (const t of st.perThread) assert.ok(t.peakInUse <= st.peakInUse);
   });
 
   it('a stale id is refused by the thread it names once that thread has reused the slot', async () => {
@@ -201,9 +221,9 @@ describe('threads and reusePort: bad values get clear codes', () => {
   });
 
   if (process.platform === 'win32') {
-    it('refuses threads > 1 and reusePort with ERR_ACCEPTPOOL_UNSUPPORTED on Windows', () => {
-      assertThrowsCode(() => createServer({ threads: 2 }), 'ERR_ACCEPTPOOL_UNSUPPORTED', 'threads 2');
+    it('refuses reusePort with ERR_ACCEPTPOOL_UNSUPPORTED on Windows (threads: 2 share one listener instead)', () => {
       assertThrowsCode(() => createServer({ reusePort: true }), 'ERR_ACCEPTPOOL_UNSUPPORTED', 'reusePort');
+      assertThrowsCode(() => createServer({ threads: 2, reusePort: true }), 'ERR_ACCEPTPOOL_UNSUPPORTED', 'threads 2 with reusePort');
     });
   }
 

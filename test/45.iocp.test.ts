@@ -39,6 +39,18 @@ function iocp(server: Server): Record<string, number> {
   return counters;
 }
 
+/** 'connected', or the error code of a connect to `port`. */
+function connectOutcome(port: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+  });
+}
+
 /** Runs `fn` with ACCEPTPOOL_IOCP_REUSE set (read when a server is created). */
 async function withReuseMode<T>(mode: string, fn: () => Promise<T>): Promise<T> {
   const before = process.env.ACCEPTPOOL_IOCP_REUSE;
@@ -118,15 +130,7 @@ describeWindows('IOCP accept pool', function () {
     assert.equal(c.acceptsPending, 0, 'close() resolved with accepts still posted');
     assert.equal(c.acceptsCancelled, 32);
     assert.equal(c.socketsClosed, c.freshSockets, 'a socket of the pool was left open');
-    const refused = await new Promise<string>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve('connected');
-      });
-      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-    });
-    assert.equal(refused, 'ECONNREFUSED');
+    assert.equal(await connectOutcome(port), 'ECONNREFUSED');
   });
 
   it('reports a session whose client reset before it was read as reset or remote, never loses it', async () => {
@@ -137,6 +141,58 @@ describeWindows('IOCP accept pool', function () {
     await h.waitCloses(40);
     for (const rec of h.closes) assert.ok(rec.reason === 'reset' || rec.reason === 'remote', rec.reason);
     await waitFor(() => h.server.stats().inUse === 0, 5_000, 'inUse 0');
+  });
+});
+
+describeWindows('IOCP with threads: 2 (one listener, a completion port per thread)', function () {
+  this.timeout(60_000);
+  afterEach(cleanup);
+
+  /** Each thread's IOCP counters. */
+  function perThread(server: Server): Record<string, number>[] {
+    return server.stats().perThread.map((t) => t.backendCounters ?? {});
+  }
+
+  it("each thread posts its own AcceptEx on the one listener; thread 0 sends thread 1's completions on to thread 1's port", async () => {
+    const h = await startEcho('threaded', { threads: 2 });
+    const before = perThread(h.server);
+    assert.deepEqual(before.map((c) => c.acceptsPending), [32, 32]);
+    assert.deepEqual(before.map((c) => c.acceptsForwarded), [0, 0]);
+    const clients = await connectMany(h.port, 200, undefined, 50);
+    await h.waitSessions(200);
+    const st = h.server.stats();
+    const c = perThread(h.server);
+    assert.ok(st.perThread[0].accepts > 0 && st.perThread[1].accepts > 0, `split ${st.perThread.map((t) => t.accepts).join('/')}`);
+    assert.equal(c[0].acceptsForwarded, st.perThread[1].accepts, "thread 1's accepts all came through thread 0's port");
+    assert.equal(c[1].acceptsForwarded, 0, 'thread 1 received a completion of the listener itself');
+    // Every session echoes on the thread that accepted it.
+    const readers = clients.map((s) => reader(s));
+    clients.forEach((s, i) => s.write(`m${i};`));
+    await Promise.all(readers.map((r, i) => r.readExactly(`m${i};`.length, 15_000)));
+    readers.forEach((r, i) => assert.equal(r.text(), `m${i};`));
+    assert.ok(h.server.stats().perThread.every((t) => t.bytesOut > 0), 'a thread sent nothing');
+  });
+
+  it('close() cancels every accept of both threads, and the port refuses clients once the last handle is closed', async () => {
+    const server = track(createServer({ threads: 2 }));
+    const { port } = await server.listen(0, '127.0.0.1');
+    await connectMany(port, 20);
+    await server.close();
+    const c = perThread(server);
+    assert.deepEqual(c.map((t) => t.acceptsPending), [0, 0], 'close() resolved with accepts still posted');
+    assert.ok(c[1].acceptsCancelled >= 32, `thread 1 cancelled ${c[1].acceptsCancelled}`);
+    assert.equal(await connectOutcome(port), 'ECONNREFUSED');
+  });
+
+  it('with maxConnections 16 each thread holds at most its share (8); clients past one share go to the other', async () => {
+    const h = await startServer('threaded', { threads: 2, maxConnections: 16 });
+    assert.deepEqual(perThread(h.server).map((t) => t.acceptTarget), [8, 8]);
+    // 24 clients: a thread at its share cancels its posted accepts, so at
+    // most what it had posted waits for it and the rest reach the other.
+    await connectMany(h.port, 24, undefined, 4);
+    await h.waitSessions(16, 20_000);
+    await delay(200);
+    assert.deepEqual(h.server.stats().perThread.map((t) => t.inUse), [8, 8]);
   });
 });
 
@@ -156,28 +212,31 @@ describeWindows('IOCP socket reuse (DisconnectEx TF_REUSE_SOCKET)', function () 
     assert.equal(c.socketsClosed, 10);
   });
 
-  it('force: every graceful close attempts DisconnectEx, and a socket that is not reusable falls back to a fresh one', async () => {
-    const h = await withReuseMode('force', () => startEcho('threaded'));
-    assert.equal(iocp(h.server).reuseMode, 2);
-    const clients = await connectMany(h.port, 20);
-    for (const c of clients) c.end();
-    await h.waitCloses(20);
-    await waitFor(() => h.server.stats().inUse === 0, 10_000, 'every slot released after its DisconnectEx');
-    const c = iocp(h.server);
-    assert.equal(c.reuseAttempts, 20, 'each graceful close must try DisconnectEx');
-    // Each attempt ends one way or the other, and is counted.
-    assert.equal(c.reuseOk + c.reuseFailed + c.reuseStalled, 20, JSON.stringify(c));
-    if (c.reuseOk === 0) {
-      // The Wine outcome: detected, closed, replaced by fresh sockets.
-      assert.equal(c.socketsClosed, 20);
-    }
-    // Whatever happened, the pool is whole and serves new clients.
-    const again = await connectMany(h.port, 20);
-    const readers = again.map((s) => reader(s));
-    again.forEach((s, i) => s.write(`again${i};`));
-    await Promise.all(readers.map((r, i) => r.readExactly(`again${i};`.length)));
-    readers.forEach((r, i) => assert.equal(r.text(), `again${i};`));
-  });
+  for (const threads of [1, 2]) {
+    it(`force: every graceful close attempts DisconnectEx, and a socket that is not reusable falls back to a fresh one (threads: ${threads})`, async () => {
+      const h = await withReuseMode('force', () => startEcho('threaded', { threads }));
+      // A mode is the same on every thread, never summed over them.
+      assert.equal(iocp(h.server).reuseMode, 2);
+      const clients = await connectMany(h.port, 20);
+      for (const c of clients) c.end();
+      await h.waitCloses(20);
+      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'every slot released after its DisconnectEx');
+      const c = iocp(h.server);
+      assert.equal(c.reuseAttempts, 20, 'each graceful close must try DisconnectEx');
+      // Each attempt ends one way or the other, and is counted.
+      assert.equal(c.reuseOk + c.reuseFailed + c.reuseStalled, 20, JSON.stringify(c));
+      if (c.reuseOk === 0) {
+        // The Wine outcome: detected, closed, replaced by fresh sockets.
+        assert.equal(c.socketsClosed, 20);
+      }
+      // Whatever happened, the pool is whole and serves new clients.
+      const again = await connectMany(h.port, 20);
+      const readers = again.map((s) => reader(s));
+      again.forEach((s, i) => s.write(`again${i};`));
+      await Promise.all(readers.map((r, i) => r.readExactly(`again${i};`.length)));
+      readers.forEach((r, i) => assert.equal(r.text(), `again${i};`));
+    });
+  }
 
   it('auto: gives up recycling after repeated failures with none working, and says so in stats', async function () {
     const h = await withReuseMode('auto', () => startEcho('threaded'));
@@ -194,35 +253,37 @@ describeWindows('IOCP socket reuse (DisconnectEx TF_REUSE_SOCKET)', function () 
     assert.equal(c.reuseAttempts, 3, 'auto mode must stop attempting after 3 failures');
   });
 
-  it('force: no byte for a recycled slot or socket ever reaches the next client', async () => {
-    const h = await withReuseMode('force', () => startServer('threaded', { poolSize: 16, poolGrowth: 16 }));
-    for (let round = 0; round < 4; round++) {
-      // Old generation: each client says its nonce and leaves.
-      const before = h.sessions.length;
-      const olds = await connectMany(h.port, 16);
-      const nonces = olds.map(() => randomBytes(16));
-      olds.forEach((c, i) => c.write(nonces[i]));
-      await h.waitSessions(before + 16);
-      await waitFor(() => h.sessions.slice(-16).every((s) => h.receivedBytes(s.id).length === 16), 10_000, 'nonces');
-      const oldSessions = h.sessions.slice(-16);
-      for (const c of olds) c.end();
-      await waitFor(() => oldSessions.every((s) => h.closeById.has(s.id)), 10_000, 'old sessions closed');
-      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'slots and sockets back in the pool');
-      // New generation on the same slots (and recycled sockets, if any).
-      const news = await connectMany(h.port, 16);
-      const readers = news.map((s) => reader(s));
-      await h.waitSessions(before + 32);
-      // Late commands to every old id: refused, nothing sent.
-      for (const s of oldSessions) {
-        assert.equal(h.server.send(s.id, 'stale bytes'), false);
-        assert.equal(h.server.closeSession(s.id), false);
+  for (const threads of [1, 2]) {
+    it(`force: no byte for a recycled slot or socket ever reaches the next client (threads: ${threads})`, async () => {
+      const h = await withReuseMode('force', () => startServer('threaded', { threads, poolSize: 16, poolGrowth: 16 }));
+      for (let round = 0; round < 4; round++) {
+        // Old generation: each client says its nonce and leaves.
+        const before = h.sessions.length;
+        const olds = await connectMany(h.port, 16);
+        const nonces = olds.map(() => randomBytes(16));
+        olds.forEach((c, i) => c.write(nonces[i]));
+        await h.waitSessions(before + 16);
+        await waitFor(() => h.sessions.slice(-16).every((s) => h.receivedBytes(s.id).length === 16), 10_000, 'nonces');
+        const oldSessions = h.sessions.slice(-16);
+        for (const c of olds) c.end();
+        await waitFor(() => oldSessions.every((s) => h.closeById.has(s.id)), 10_000, 'old sessions closed');
+        await waitFor(() => h.server.stats().inUse === 0, 10_000, 'slots and sockets back in the pool');
+        // New generation on the same slots (and recycled sockets, if any).
+        const news = await connectMany(h.port, 16);
+        const readers = news.map((s) => reader(s));
+        await h.waitSessions(before + 32);
+        // Late commands to every old id: refused, nothing sent.
+        for (const s of oldSessions) {
+          assert.equal(h.server.send(s.id, 'stale bytes'), false);
+          assert.equal(h.server.closeSession(s.id), false);
+        }
+        await delay(100);
+        for (const r of readers) assert.equal(r.length, 0, `a new client received ${r.length} bytes meant for an old id`);
+        for (const c of news) c.end();
+        await waitFor(() => h.server.stats().inUse === 0, 10_000, 'new sessions closed');
       }
-      await delay(100);
-      for (const r of readers) assert.equal(r.length, 0, `a new client received ${r.length} bytes meant for an old id`);
-      for (const c of news) c.end();
-      await waitFor(() => h.server.stats().inUse === 0, 10_000, 'new sessions closed');
-    }
-    const c = iocp(h.server);
-    assert.ok(c.reuseAttempts > 0, 'the reuse path was never attempted');
-  });
+      const c = iocp(h.server);
+      assert.ok(c.reuseAttempts > 0, 'the reuse path was never attempted');
+    });
+  }
 });

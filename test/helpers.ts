@@ -21,8 +21,8 @@ import type { CloseReason, Driver, Server, ServerOptions, Session } from '../src
 /** Windows (IOCP) has no descriptor for Node's loop to watch: threaded only. */
 export const DRIVERS: readonly Driver[] = process.platform === 'win32' ? ['threaded'] : ['inline', 'threaded'];
 
-/** Whether this platform runs several I/O threads per server (Linux) and this machine has the cores. */
-export const MULTI_THREAD = process.platform === 'linux' && maxThreads() >= 2;
+/** Whether this platform runs several I/O threads per server (Linux, Windows) and this machine has the cores. */
+export const MULTI_THREAD = (process.platform === 'linux' || process.platform === 'win32') && maxThreads() >= 2;
 
 /** A way to run a server that the core tests cover: a driver and the options that go with it. */
 export interface Setup {

@@ -625,6 +625,15 @@ napi_value NativeServer::GetStats(const js::Args&) {
   } else if (engines_) {
     total = engines_->SnapshotStats(&per_thread);
   }
+  if (engines_ && per_thread.size() > 1) {
+    // A mode or a flag does not add up over the threads.
+    uint32_t settings = engines_->at(0).BackendSettingCounters();
+    for (size_t i = 0; i < Stats::kBackendCounters; ++i) {
+      if ((settings >> i & 1u) == 0) continue;
+      total.backend[i] = 0;
+      for (const Stats& one : per_thread) total.backend[i] = std::max(total.backend[i], one.backend[i]);
+    }
+  }
   napi_value threads = nullptr;
   if (napi_create_array_with_length(env, per_thread.size(), &threads) != napi_ok) return nullptr;
   for (size_t t = 0; t < per_thread.size(); ++t) {

@@ -131,6 +131,10 @@ class Backend {
     (void)values;
     (void)max;
   }
+  // Which of them (bit i for counter i) are settings, a mode or a flag,
+  // not counts or sizes: an endpoint of several engines reports the largest
+  // engine's value of these, not the sum.
+  virtual uint32_t SettingCounters() const { return 0; }
   // False while operations of the listener are still outstanding (a
   // completion backend's cancelled accepts not yet back); the engine
   // reports the server closed only once this holds.
@@ -163,6 +167,20 @@ class Backend {
   virtual Status DuplicateListener(SocketHandle* out) {
     (void)out;
     return Status::Of(Code::kUnsupported);
+  }
+  // Listens on `first`'s listening socket beside it (ListenOptions::shared):
+  // `first` is the backend of another engine of this endpoint, made by the
+  // same factory, already listening. By default a duplicate of its socket
+  // (DuplicateListener) through ListenOn. A backend whose listener's
+  // completions reach only the port of the backend that opened it (IOCP)
+  // overrides this to learn that port.
+  virtual Status ListenBeside(Backend& first, const ListenOptions& options, SocketAddress* bound) {
+    SocketHandle copy = kNoSocket;
+    Status st = first.DuplicateListener(&copy);
+    if (!st.ok()) return st;
+    st = ListenOn(copy, options, bound);
+    if (!st.ok()) DiscardSocket(copy);
+    return st;
   }
   // Pause or resume taking connections (pool at its limit, shutting down).
   virtual void SetAccepting(bool on) = 0;

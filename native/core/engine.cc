@@ -117,9 +117,11 @@ void Engine::CancelListen() {
   accepting_ = false;
 }
 
-Status Engine::DuplicateListener(SocketHandle* out) {
-  if (!listening_) return Status::Of(Code::kInvalid);
-  return backend_->DuplicateListener(out);
+Status Engine::ListenBeside(Engine& first, const ListenOptions& options, SocketAddress* bound) {
+  if (!first.listening_) return Status::Of(Code::kInvalid);
+  return StartListening(options, [&](const ListenOptions& full) {
+    return backend_->ListenBeside(*first.backend_, full, bound);
+  });
 }
 
 Status Engine::Poll(int timeout_ms) {

@@ -164,19 +164,17 @@ class Engine final : public BackendEvents {
   Status Listen(const SocketAddress& address, SocketAddress* bound);
   Status Listen(const SocketAddress& address, const ListenOptions& options, SocketAddress* bound);
   // Starts accepting on `listener`, a socket already bound and listening
-  // (inherited, or another engine's from DuplicateListener), which the
-  // engine owns from here if this succeeds.
+  // (inherited), which the engine owns from here if this succeeds.
   Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound);
-  // A new handle to this engine's listening socket, for another engine's
-  // ListenOn; the caller owns it.
-  Status DuplicateListener(SocketHandle* out);
+  // Starts accepting on `first`'s listening socket, beside it
+  // (Backend::ListenBeside): `first` is another engine of this endpoint,
+  // listening with ListenOptions::shared.
+  Status ListenBeside(Engine& first, const ListenOptions& options, SocketAddress* bound);
   // Undoes a Listen (the endpoint's other engines could not listen): closes
   // the listener; the engine may listen again.
   void CancelListen();
   // Listens on a Unix domain socket (Backend::ListenPath).
   Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound);
-  // Closes a socket DuplicateListener gave that ListenOn did not take.
-  void DiscardSocket(SocketHandle socket) { backend_->DiscardSocket(socket); }
 
   // Starts an outgoing connection (client side); *id names it at once. A
   // kConnected event follows, or a kClose with the connect error.
@@ -250,6 +248,7 @@ class Engine final : public BackendEvents {
   const char* backend_name() const { return backend_->name(); }
   // Names of Stats::backend, in order; returns how many.
   size_t BackendCounterNames(const char* const** names) const { return backend_->CounterNames(names); }
+  uint32_t BackendSettingCounters() const { return backend_->SettingCounters(); }
   Stats SnapshotStats() const;
   const EngineConfig& config() const { return config_; }
   bool shutting_down() const { return shutting_down_; }

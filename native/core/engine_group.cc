@@ -50,6 +50,14 @@ Status EngineGroup::Listen(const SocketAddress& address, const ListenOptions& op
   if (several && sharing == ListenerSharing::kReusePort) first.reuse_port = true;
   if (several && sharing == ListenerSharing::kShared) first.shared = true;
   Status st = engines_[0]->Listen(address, first, bound);
+  if (st.code == Code::kUnsupported && first.reuse_port && !options.reuse_port) {
+    // No balancing SO_REUSEPORT in this backend (IOCP), and nobody asked
+    // for one: the engines share one listener instead.
+    sharing = ListenerSharing::kShared;
+    first = options;
+    first.shared = true;
+    st = engines_[0]->Listen(address, first, bound);
+  }
   if (!st.ok()) return st;
   if (sharing == ListenerSharing::kShared) return ShareFirstListener(first);
   // The others take the port the first one got (port 0 picked it).
@@ -80,12 +88,8 @@ Status EngineGroup::ListenOn(SocketHandle listener, const ListenOptions& options
 Status EngineGroup::ShareFirstListener(const ListenOptions& options) {
   Status st = Status::Ok();
   for (size_t t = 1; t < engines_.size() && st.ok(); ++t) {
-    SocketHandle copy = kNoSocket;
     SocketAddress ignored;
-    st = engines_[0]->DuplicateListener(&copy);
-    if (!st.ok()) break;
-    st = engines_[t]->ListenOn(copy, options, &ignored);
-    if (!st.ok()) engines_[t]->DiscardSocket(copy);
+    st = engines_[t]->ListenBeside(*engines_[0], options, &ignored);
   }
   if (!st.ok()) CancelListen();
   return st;

@@ -21,8 +21,10 @@ enum class ListenerSharing : uint8_t {
   // hashes every new connection to one of them, busy or not.
   kReusePort,
   // One listening socket in every engine's poller (ListenOptions::shared):
-  // the kernel wakes one waiting engine per connection. The only way for a
-  // socket that cannot be bound twice (an inherited one, a Unix socket).
+  // the kernel wakes one waiting engine per connection (IOCP: completes one
+  // engine's AcceptEx). The only way for a socket that cannot be bound twice
+  // (an inherited one, a Unix socket), and for a backend without a balancing
+  // SO_REUSEPORT (IOCP), which Listen() falls back to.
   kShared,
 };
 
@@ -65,7 +67,7 @@ class EngineGroup {
   bool SetGenerationForTesting(uint32_t slot, uint32_t generation);
 
  private:
-  // The other engines take duplicates of the first one's listener.
+  // The other engines listen beside the first (Engine::ListenBeside).
   Status ShareFirstListener(const ListenOptions& options);
   void CancelListen();
 

@@ -51,17 +51,21 @@ struct Stats {
   ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_STATS_MEMBER)
 #undef ACCEPTPOOL_STATS_MEMBER
   // The backend's own counters (Backend::CounterNames gives their names).
-  static constexpr size_t kBackendCounters = 32;
+  static constexpr size_t kBackendCounters = 32;  // a bit each in Backend::SettingCounters
   uint64_t backend[kBackendCounters] = {};
 };
 
 // Adds one engine's counters to an endpoint's (threads: N). Every counter
-// is a count or a size, so the endpoint's is the sum; peak_in_use sums each
-// engine's own peak, an upper bound of the endpoint's.
+// is a count or a size, so the endpoint's is the sum, but for peak_in_use:
+// the engines' peaks need not have come at one moment, so the endpoint's is
+// at least the largest of them (the threaded driver raises it to what it
+// saw the threads hold together: drivers.cc, EndpointPeak).
 inline void AddStats(Stats* total, const Stats& part) {
+  uint64_t peak = total->peak_in_use > part.peak_in_use ? total->peak_in_use : part.peak_in_use;
 #define ACCEPTPOOL_STATS_ADD(member, js_name) total->member += part.member;
   ACCEPTPOOL_STATS_FIELDS(ACCEPTPOOL_STATS_ADD)
 #undef ACCEPTPOOL_STATS_ADD
+  total->peak_in_use = peak;
   for (size_t i = 0; i < Stats::kBackendCounters; ++i) total->backend[i] += part.backend[i];
 }
 

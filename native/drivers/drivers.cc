@@ -304,6 +304,7 @@ class ThreadedDriver final : public Driver {
     }
     // Sends refused here have no thread; the endpoint's total counts them.
     total.stale_commands += engine_stale_js_.load(std::memory_order_relaxed);
+    total.peak_in_use = std::max(total.peak_in_use, peak_.load(std::memory_order_relaxed));
     return total;
   }
 
@@ -363,6 +364,28 @@ class ThreadedDriver final : public Driver {
       call->done = true;
     }
     query_answered_.notify_all();
+  }
+
+  // ---- I/O threads ----
+
+  // The endpoint's peakInUse with several threads (README, "I/O threads"
+  // says exactly what it is). Each thread, at the end of a round in which
+  // its count of sessions in use rose, adds the counts every thread
+  // published at the end of its latest round. Exact would take a shared
+  // atomic per accept and per release; this costs a few relaxed loads per
+  // busy round, next to the round's copy of the stats.
+  void EndpointPeak(Lane& lane, uint64_t in_use) {
+    // Only this thread writes its count: a round that changed nothing
+    // leaves the cache line alone.
+    uint64_t before = lane.in_use.load(std::memory_order_relaxed);
+    if (in_use == before) return;
+    lane.in_use.store(in_use, std::memory_order_relaxed);
+    if (in_use < before || lanes_.size() < 2) return;
+    uint64_t sum = 0;
+    for (auto& other : lanes_) sum += other->in_use.load(std::memory_order_relaxed);
+    uint64_t peak = peak_.load(std::memory_order_relaxed);
+    while (sum > peak && !peak_.compare_exchange_weak(peak, sum, std::memory_order_relaxed)) {
+    }
   }
 
   // ---- JS thread ----
@@ -436,6 +459,8 @@ class ThreadedDriver final : public Driver {
     }
 
     std::vector<SessionId> split;  // Broadcast's scratch list (JS thread)
+    // Sessions in use at the end of this thread's latest round (EndpointPeak).
+    std::atomic<uint64_t> in_use{0};
 
    private:
     // ---- EngineObserver (I/O thread) ----
@@ -582,6 +607,7 @@ class ThreadedDriver final : public Driver {
     void HandOff() {
       std::unique_lock<std::mutex> lock(mutex_);
       published_ = engine_->SnapshotStats();
+      driver_->EndpointPeak(*this, published_.in_use);
       if (current_->empty()) return;
       ready_.push_back(current_);
       current_ = nullptr;
@@ -632,6 +658,7 @@ class ThreadedDriver final : public Driver {
   std::unique_ptr<std::atomic<uint32_t>[], FreeDeleter> counters_;
   size_t counters_size_ = 0;
   std::atomic<uint64_t> engine_stale_js_{0};
+  std::atomic<uint64_t> peak_{0};  // EndpointPeak
   std::mutex query_mutex_;
   std::condition_variable query_answered_;
   std::atomic<bool> stop_{false};

@@ -20,6 +20,7 @@ AcceptContext* IocpBackend::TakeContext() {
       std::memset(&chunk[i], 0, sizeof(AcceptContext));
       chunk[i].op.kind = OpKind::kAccept;
       chunk[i].socket = INVALID_SOCKET;
+      chunk[i].home = port_;
       chunk[i].next = free_contexts_;
       free_contexts_ = &chunk[i];
     }
@@ -57,6 +58,63 @@ void IocpBackend::PushWaiting(AcceptContext* ctx) {
   }
   waiting_tail_ = ctx;
   ++waiting_;
+}
+
+// Takes over a listening socket (bound and listening; another engine's,
+// through ListenBeside, when `signal` is false) and posts the first accepts.
+// `signal`: watch FD_ACCEPT, a client waiting with nothing posted to take it.
+Status IocpBackend::StartAccepting(UniqueSocket ls, const ListenOptions& options, bool signal,
+                                   SocketAddress* bound) {
+  sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (getsockname(ls.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return WinStatus(WSAGetLastError(), "getsockname");
+  }
+  *bound = FromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+  int af = ss.ss_family == AF_INET6 ? AF_INET6 : AF_INET;
+  Extensions& ext = ExtFor(af);
+  DWORD err = LoadExtensions(ls.get(), &ext);
+  if (err != 0) return WinStatus(err, "WSAIoctl");
+  if (signal) {
+    // A thread-pool wait turns the event into a completion packet.
+    accept_event_ = CreateEventW(nullptr, FALSE, FALSE, nullptr);
+    if (accept_event_ == nullptr) return WinStatus(GetLastError(), "CreateEvent");
+    if (WSAEventSelect(ls.get(), accept_event_, FD_ACCEPT) != 0) {
+      return WinStatus(WSAGetLastError(), "WSAEventSelect");
+    }
+    if (!RegisterWaitForSingleObject(&accept_wait_, accept_event_, &IocpBackend::OnAcceptEvent, this,
+                                     INFINITE, WT_EXECUTEINWAITTHREAD)) {
+      accept_wait_ = nullptr;
+      return WinStatus(GetLastError(), "RegisterWaitForSingleObject");
+    }
+  }
+  family_ = af;
+  accept_target_.Start(options.max_sessions, tick_);
+  listener_ = std::move(ls);
+  accepting_ = true;
+  QueueAccepts();
+  if (pending_ == 0) return WinStatus(last_accept_error_, "AcceptEx");
+  return Status::Ok();
+}
+
+// A completion on our port of an accept another engine posted on our
+// listener goes on to that engine's port, untouched (its status is in the
+// OVERLAPPED).
+bool IocpBackend::Forward(IoOp* op, DWORD bytes) {
+  if (op->kind != OpKind::kAccept) return false;
+  HANDLE home = reinterpret_cast<AcceptContext*>(op)->home;
+  if (home == port_) return false;
+  PostQueuedCompletionStatus(home, bytes, kKeySocket, &op->ov);
+  ++counters_[kAcceptsForwarded];
+  return true;
+}
+
+void IocpBackend::CancelOwnAccepts() {
+  for (auto& chunk : context_chunks_) {
+    for (uint32_t i = 0; i < kContextChunk; ++i) {
+      if (chunk[i].op.busy) CancelIoEx(reinterpret_cast<HANDLE>(listener_.get()), &chunk[i].op.ov);
+    }
+  }
 }
 
 // Keeps the target's accepts posted.

@@ -3,6 +3,7 @@
 #include "backends/iocp/iocp_backend.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "backends/iocp/iocp_internal.h"
 
@@ -16,7 +17,7 @@ const char* const kCounterNames[] = {
     "acceptsFailed",  "freshSockets",    "socketsClosed",    "reuseMode",
     "reuseAttempts",  "reuseOk",         "reuseFailed",      "reuseStalled",
     "reuseDisabled",  "reusedAccepts",   "zeroByteReads",    "skipOnSuccess",
-    "inlineCompletions", "completions",
+    "inlineCompletions", "completions",     "acceptsForwarded",
 };
 static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == kCounterCount,
               "a name per counter");
@@ -72,8 +73,9 @@ Status IocpBackend::Init(BackendEvents* events, SessionTable* table) {
 Status IocpBackend::Listen(const SocketAddress& address, const ListenOptions& options,
                            SocketAddress* bound) {
   // Windows has no balancing SO_REUSEPORT (SO_REUSEADDR there lets another
-  // socket take the port over, not share it).
-  if (options.reuse_port || options.shared) return Status::Of(Code::kUnsupported);
+  // socket take the port over, not share it). Engines share one listener
+  // instead (options.shared, ListenBeside).
+  if (options.reuse_port) return Status::Of(Code::kUnsupported);
   int af = address.family == 6 ? AF_INET6 : AF_INET;
   UniqueSocket ls(NewSocket(af, false));
   if (!ls.valid()) return WinStatus(WSAGetLastError(), "socket");
@@ -88,40 +90,50 @@ Status IocpBackend::Listen(const SocketAddress& address, const ListenOptions& op
     return WinStatus(WSAGetLastError(), "bind");
   }
   if (listen(ls.get(), options.backlog) != 0) return WinStatus(WSAGetLastError(), "listen");
-  len = sizeof(ss);
-  if (getsockname(ls.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return WinStatus(WSAGetLastError(), "getsockname");
-  }
-  *bound = FromSockaddr(reinterpret_cast<sockaddr*>(&ss));
-  Extensions& ext = ExtFor(af);
-  DWORD err = LoadExtensions(ls.get(), &ext);
-  if (err != 0) return WinStatus(err, "WSAIoctl");
+  shared_ = options.shared;
+  return StartAccepting(std::move(ls), options, true, bound);
+}
 
-  // FD_ACCEPT: a client is waiting and no AcceptEx is posted to take it.
-  // A thread-pool wait turns the event into a completion packet.
-  accept_event_ = CreateEventW(nullptr, FALSE, FALSE, nullptr);
-  if (accept_event_ == nullptr) return WinStatus(GetLastError(), "CreateEvent");
-  if (WSAEventSelect(ls.get(), accept_event_, FD_ACCEPT) != 0) {
-    return WinStatus(WSAGetLastError(), "WSAEventSelect");
+// The other engines of a server (threads: N) post their own AcceptEx on the
+// first engine's listening socket, each with accept sockets on its own port,
+// so every session lives on one engine and thread. A socket belongs to one
+// completion port, so the AcceptEx completions all reach the first engine's
+// port; it sends each on to the port of the engine that posted it
+// (Forward). The literal seed design, N threads on one port, would hand any
+// session's completions to any thread, and every engine's table would need
+// locks.
+Status IocpBackend::ListenBeside(Backend& first_backend, const ListenOptions& options,
+                                 SocketAddress* bound) {
+  if (std::strcmp(first_backend.name(), name()) != 0) return Status::Of(Code::kUnsupported);
+  auto& first = static_cast<IocpBackend&>(first_backend);
+  if (!first.listener_.valid()) return Status::Of(Code::kInvalid);
+  WSAPROTOCOL_INFOW info;
+  if (WSADuplicateSocketW(first.listener_.get(), GetCurrentProcessId(), &info) != 0) {
+    return WinStatus(WSAGetLastError(), "WSADuplicateSocket");
   }
-  if (!RegisterWaitForSingleObject(&accept_wait_, accept_event_, &IocpBackend::OnAcceptEvent, this,
-                                   INFINITE, WT_EXECUTEINWAITTHREAD)) {
-    accept_wait_ = nullptr;
-    return WinStatus(GetLastError(), "RegisterWaitForSingleObject");
+  UniqueSocket ls(WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+                             WSA_FLAG_OVERLAPPED));
+  if (!ls.valid()) return WinStatus(WSAGetLastError(), "WSASocket");
+  HANDLE process = GetCurrentProcess();
+  if (!DuplicateHandle(process, first.port_, process, &listener_port_, 0, FALSE,
+                       DUPLICATE_SAME_ACCESS)) {
+    listener_port_ = nullptr;
+    return WinStatus(GetLastError(), "DuplicateHandle");
   }
-
-  family_ = af;
-  accept_target_.Start(options.max_sessions, tick_);
-  listener_ = std::move(ls);
-  accepting_ = true;
-  QueueAccepts();
-  if (pending_ == 0) return WinStatus(last_accept_error_, "AcceptEx");
-  return Status::Ok();
+  // FD_ACCEPT stays the first engine's: an event selection belongs to the
+  // socket, not to a handle of it.
+  return StartAccepting(std::move(ls), options, false, bound);
 }
 
 void IocpBackend::SetAccepting(bool on) {
   accepting_ = on;
-  if (on) QueueAccepts();
+  if (on) {
+    QueueAccepts();
+  } else if (shared_ || listener_port_ != nullptr) {
+    // Another engine on this listener may have room: our posted accepts
+    // would take clients that then wait for ours.
+    CancelOwnAccepts();
+  }
 }
 
 void IocpBackend::StopListening() {
@@ -130,8 +142,9 @@ void IocpBackend::StopListening() {
   accepting_ = false;
   StopAcceptSignal();
   // Every posted AcceptEx comes back cancelled through the port and closes
-  // its socket (Quiescent() waits for that).
-  CancelIoEx(reinterpret_cast<HANDLE>(listener_.get()), nullptr);
+  // its socket (Quiescent() waits for that). Only ours: other engines may
+  // share the socket, which closes with its last handle.
+  CancelOwnAccepts();
   listener_.reset();
   while (AcceptContext* ctx = PopWaiting()) {
     CloseCounted(ctx->socket);
@@ -209,6 +222,7 @@ Status IocpBackend::PollOnce(int timeout_ms) {
       ProcessAcceptSignal();
     } else if (e.lpOverlapped != nullptr) {
       auto* op = reinterpret_cast<IoOp*>(e.lpOverlapped);
+      if (Forward(op, e.dwNumberOfBytesTransferred)) continue;
       ++counters_[kCompletions];
       Complete(op, static_cast<uint32_t>(op->ov.Internal), e.dwNumberOfBytesTransferred);
     }
@@ -246,10 +260,27 @@ void IocpBackend::RunTicks(ULONGLONG now) {
   }
 }
 
+// Takes what `port` has for up to `wait_ms`: our operations are done with,
+// other engines' accepts sent on to them.
+void IocpBackend::DrainForTeardown(HANDLE port, DWORD wait_ms) {
+  ULONG n = 0;
+  if (!GetQueuedCompletionStatusEx(port, entries_, kMaxEntries, &n, wait_ms, FALSE)) return;
+  for (ULONG i = 0; i < n; ++i) {
+    auto* op = reinterpret_cast<IoOp*>(entries_[i].lpOverlapped);
+    if (op == nullptr || Forward(op, entries_[i].dwNumberOfBytesTransferred)) continue;
+    --outstanding_;
+    if (op->kind == OpKind::kAccept) {
+      auto* ctx = reinterpret_cast<AcceptContext*>(op);
+      CloseCounted(ctx->socket);
+      ctx->socket = INVALID_SOCKET;
+    }
+  }
+}
+
 void IocpBackend::Teardown() {
   stopped_ = true;
   StopAcceptSignal();
-  if (listener_.valid()) CancelIoEx(reinterpret_cast<HANDLE>(listener_.get()), nullptr);
+  if (listener_.valid()) CancelOwnAccepts();
   listener_.reset();
   while (AcceptContext* ctx = PopWaiting()) CloseCounted(ctx->socket);
   for (const Spare& spare : spares_) CloseCounted(spare.socket);
@@ -260,25 +291,19 @@ void IocpBackend::Teardown() {
   if (port_ != nullptr) {
     // Session sockets were closed by the engine, accept sockets above:
     // every operation comes back cancelled. Their memory (slot storage,
-    // accept contexts) must outlive that, so wait for them (bounded).
+    // accept contexts) must outlive that, so wait for them (bounded). Our
+    // accepts on a shared listener come back on its port, whichever engine
+    // has gone first.
     ULONGLONG deadline = GetTickCount64() + 2000;
     while (outstanding_ > 0 && GetTickCount64() < deadline) {
-      ULONG n = 0;
-      if (!GetQueuedCompletionStatusEx(port_, entries_, kMaxEntries, &n, 100, FALSE)) continue;
-      for (ULONG i = 0; i < n; ++i) {
-        auto* op = reinterpret_cast<IoOp*>(entries_[i].lpOverlapped);
-        if (op == nullptr) continue;
-        --outstanding_;
-        if (op->kind == OpKind::kAccept) {
-          auto* ctx = reinterpret_cast<AcceptContext*>(op);
-          CloseCounted(ctx->socket);
-          ctx->socket = INVALID_SOCKET;
-        }
-      }
+      DrainForTeardown(port_, listener_port_ != nullptr ? 10 : 100);
+      if (listener_port_ != nullptr) DrainForTeardown(listener_port_, 10);
     }
     CloseHandle(port_);
     port_ = nullptr;
   }
+  if (listener_port_ != nullptr) CloseHandle(listener_port_);
+  listener_port_ = nullptr;
   if (wsa_started_) WSACleanup();
   wsa_started_ = false;
 }

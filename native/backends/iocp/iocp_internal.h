@@ -104,6 +104,10 @@ enum SlotBit : uint16_t {
 struct AcceptContext {
   IoOp op;
   SOCKET socket;
+  // The port of the backend that posted it. An AcceptEx completes on the
+  // listening socket's port, which is the first engine's when engines share
+  // one listener (threads: N); that engine sends it on to this port.
+  HANDLE home;
   AcceptContext* next;
   bool reused;
   bool skip;
@@ -135,6 +139,7 @@ enum Counter : size_t {
   kSkipOnSuccess,    // gauge: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS in use
   kInlineCompletions,
   kCompletions,
+  kAcceptsForwarded,  // other engines' accept completions sent on to their ports
   kCounterCount,
 };
 static_assert(kCounterCount <= Stats::kBackendCounters, "room in Stats");
@@ -176,10 +181,14 @@ class IocpBackend final : public Backend {
   size_t SessionExtBytes() const override { return sizeof(SlotOps); }
   size_t CounterNames(const char* const** names) const override;
   void ReadCounters(uint64_t* values, size_t max) const override;
+  uint32_t SettingCounters() const override {
+    return (1u << kReuseMode) | (1u << kReuseDisabled) | (1u << kSkipOnSuccess);
+  }
   bool Quiescent() const override { return pending_ == 0; }
   Status Init(BackendEvents* events, SessionTable* table) override;
   Status Listen(const SocketAddress& address, const ListenOptions& options,
                 SocketAddress* bound) override;
+  Status ListenBeside(Backend& first, const ListenOptions& options, SocketAddress* bound) override;
   void SetAccepting(bool on) override;
   void StopListening() override;
   void DiscardSocket(SocketHandle socket) override;
@@ -229,6 +238,10 @@ class IocpBackend final : public Backend {
   void Complete(IoOp* op, uint32_t ntstatus, DWORD bytes);
 
   // ---- accepting (iocp_accept.cc) ----
+  Status StartAccepting(UniqueSocket listener, const ListenOptions& options, bool signal,
+                        SocketAddress* bound);
+  bool Forward(IoOp* op, DWORD bytes);
+  void CancelOwnAccepts();
   AcceptContext* TakeContext();
   void FreeContext(AcceptContext* ctx);
   AcceptContext* PopWaiting();
@@ -268,6 +281,7 @@ class IocpBackend final : public Backend {
 
   // ---- time and teardown (iocp_backend.cc) ----
   void RunTicks(ULONGLONG now);
+  void DrainForTeardown(HANDLE port, DWORD wait_ms);
   void Teardown();
 
   BackendEvents* events_ = nullptr;
@@ -282,8 +296,13 @@ class IocpBackend final : public Backend {
   Extensions ext6_;
   int64_t outstanding_ = 0;  // operations posted and not yet completed
 
-  // Listener and accept pool.
+  // Listener and accept pool. Beside another engine (ListenBeside), the
+  // listener is a duplicate handle of that engine's socket, whose
+  // completions reach that engine's port: listener_port_, a handle of ours
+  // to it, which Teardown drains of our accepts.
   UniqueSocket listener_;
+  HANDLE listener_port_ = nullptr;
+  bool shared_ = false;  // other engines listen beside us (ListenOptions::shared)
   int family_ = AF_INET;
   HANDLE accept_event_ = nullptr;
   HANDLE accept_wait_ = nullptr;
