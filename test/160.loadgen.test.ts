@@ -8,6 +8,9 @@ import { assertRejectsCode, cleanup, delay, startEcho, waitFor, withTimeout } fr
 
 // A deep backlog, so no dropped SYN (and its one-second retransmit) slows a run.
 const SERVER = { backlog: 4096 };
+// A run's length is a window, not a promise of throughput: the tests check
+// that the operations it did complete are exact, never how many fit (a
+// loaded machine may fit few; speed is acceptpool bench's).
 const SHORT: Partial<LoadOptions> = { duration: 400, warmup: 100 };
 
 /**
@@ -36,7 +39,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     const h = await startEcho('threaded', { ...SERVER, proxyProtocol: { trusted: ['127.0.0.0/8'] } });
     const r = await runLoad({ ...SHORT, port: h.port, mode: 'reqrep', connections: 8, proxyHeader: true });
     assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
-    assert.ok(r.completed > 20, `completed ${r.completed}`);
+    assert.ok(r.completed > 0, `completed ${r.completed}`);
     await waitFor(() => h.server.stats().inUse === 0, 5_000, 'every connection gone');
     const st = h.server.stats();
     // Lanes reset at the end of the run may go before their header is read.
@@ -51,7 +54,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     const r = await runLoad({ ...SHORT, port: h.port, mode: 'connect-close', connections: 16 });
     assert.equal(r.mode, 'connect-close');
     assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
-    assert.ok(r.completed > 50, `completed ${r.completed}`);
+    assert.ok(r.completed > 0, `completed ${r.completed}`);
     assert.ok(r.rate > 0);
     assert.equal(r.latencyUs.count, r.completed);
     assert.ok(r.total >= r.completed);
@@ -66,7 +69,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     const h = await startEcho('threaded', SERVER);
     const r = await runLoad({ ...SHORT, port: h.port, mode: 'reqrep', connections: 16 });
     assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
-    assert.ok(r.completed > 50, `completed ${r.completed}`);
+    assert.ok(r.completed > 0, `completed ${r.completed}`);
     assert.ok(r.bytesIn >= r.total * 16 && r.bytesIn < (r.total + 16) * 16, `bytesIn ${r.bytesIn} for ${r.total} replies`);
     assert.equal(r.connects, r.connected + r.abandoned);
     await serverSaw(h.server, r);
@@ -79,7 +82,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
     assert.equal(r.connected, 40, 'never reconnected');
     assert.equal(r.peakOpen, 40);
-    assert.ok(r.completed > 100, `completed ${r.completed}`);
+    assert.ok(r.completed > 0, `completed ${r.completed}`);
     assert.ok(r.latencyUs.p50 > 0 && r.latencyUs.p99 >= r.latencyUs.p50 && r.latencyUs.max >= r.latencyUs.p99);
     await waitFor(() => h.server.stats().accepts === 40, 5_000, 'exactly 40 accepts');
   });
@@ -130,7 +133,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
     assert.equal(r.connected, 20, 'never reconnected');
     assert.equal(h.connections(), 20);
-    assert.ok(r.completed > 100, `completed ${r.completed}`);
+    assert.ok(r.completed > 0, `completed ${r.completed}`);
     assert.ok(r.bytesOut > r.total * 30, 'a GET per response');
   });
 
@@ -142,7 +145,7 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     });
     const r = await runLoad({ ...SHORT, port: h.port, mode: 'http-close', connections: 8 });
     assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
-    assert.ok(r.completed > 50, `completed ${r.completed}`);
+    assert.ok(r.completed > 0, `completed ${r.completed}`);
     assert.ok(r.connected >= r.total && r.connected <= r.total + 8, `connected ${r.connected}, total ${r.total}`);
     await waitFor(() => h.connections() >= r.total, 5_000, 'the server saw every connection');
     assert.ok(closeAsked >= r.total, `${closeAsked} requests asked to close, ${r.total} responses`);
