@@ -38,9 +38,11 @@ interface PendingConnect {
  */
 function connectError(word: number, address: string, port: number, local: ResolvedConnectOptions): AcceptPoolError {
   const e = decodeErrorWord(word);
-  if (e.code === Code.PoolFull) return new AcceptPoolError('ERR_ACCEPTPOOL_POOL_FULL', `maxConnections reached connecting to ${address}:${port}`);
+  if (e.code === Code.PoolFull)
+    return new AcceptPoolError('ERR_ACCEPTPOOL_POOL_FULL', `maxConnections reached connecting to ${address}:${port}`);
   if (e.code === Code.Closed) return new ClientClosedError();
-  if (e.code !== Code.System) return new AcceptPoolError('ERR_ACCEPTPOOL_INTERNAL', `connect to ${address}:${port} could not start (code ${e.code})`);
+  if (e.code !== Code.System)
+    return new AcceptPoolError('ERR_ACCEPTPOOL_INTERNAL', `connect to ${address}:${port} could not start (code ${e.code})`);
   if (e.step !== ConnectStep.Bind) return systemError(e, 'connect', address, port);
   return systemError(e, 'bind', local.localAddress ?? address, local.localPort > 0 ? local.localPort : undefined);
 }
@@ -89,7 +91,12 @@ export class Client extends Endpoint<SessionEvents> {
         addresses = await dns.promises.lookup(host, { all: true });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        throw new AcceptPoolSystemError({ code: e.code ?? 'ENOTFOUND', errno: typeof e.errno === 'number' ? e.errno : 0, syscall: 'getaddrinfo', address: host });
+        throw new AcceptPoolSystemError({
+          code: e.code ?? 'ENOTFOUND',
+          errno: typeof e.errno === 'number' ? e.errno : 0,
+          syscall: 'getaddrinfo',
+          address: host,
+        });
       }
     }
     if (opts.localFamily !== 0) {
@@ -156,7 +163,8 @@ export class Client extends Endpoint<SessionEvents> {
   }
 
   private checkOpen(): void {
-    if (this.state === 'draining' || this.state === 'closing' || this.state === 'closed' || this.native === null) throw new ClientClosedError();
+    if (this.state === 'draining' || this.state === 'closing' || this.state === 'closed' || this.native === null)
+      throw new ClientClosedError();
   }
 
   private refIfBusy(): void {
@@ -179,7 +187,15 @@ export class Client extends Endpoint<SessionEvents> {
           this.pending.delete(token);
           this.native?.abortConnect(token);
           this.refIfBusy();
-          reject(new AcceptPoolSystemError({ code: 'ETIMEDOUT', errno: -(os.constants.errno.ETIMEDOUT ?? 110), syscall: 'connect', address, port }));
+          reject(
+            new AcceptPoolSystemError({
+              code: 'ETIMEDOUT',
+              errno: -(os.constants.errno.ETIMEDOUT ?? 110),
+              syscall: 'connect',
+              address,
+              port,
+            }),
+          );
         }, opts.timeout);
       }
       this.pending.set(token, p);

@@ -26,7 +26,21 @@ import type {
  * exactly these names.
  */
 export interface NativeWire {
-  EventType: Numbered<'Session' | 'Data' | 'Drain' | 'End' | 'Close' | 'Stale' | 'ServerClosed' | 'Connected' | 'ConnectFailed' | 'Timeout' | 'Totals' | 'ProxyRejected' | 'Draining'>;
+  EventType: Numbered<
+    | 'Session'
+    | 'Data'
+    | 'Drain'
+    | 'End'
+    | 'Close'
+    | 'Stale'
+    | 'ServerClosed'
+    | 'Connected'
+    | 'ConnectFailed'
+    | 'Timeout'
+    | 'Totals'
+    | 'ProxyRejected'
+    | 'Draining'
+  >;
   SendResult: Numbered<'Ok' | 'Backpressure' | 'Stale' | 'Closed' | 'Overflow' | 'Failed'>;
   CloseMode: Numbered<'Graceful' | 'Abort' | 'End'>;
   SessionControl: Numbered<'Pause' | 'Resume' | 'Timeout' | 'NoDelay' | 'KeepAlive'>;
@@ -221,8 +235,10 @@ const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
  */
 function loadFix(): string {
   if (fs.existsSync(path.join(PACKAGE_ROOT, 'src', 'index.ts'))) return 'run npm install in this checkout';
-  return 'run `npm rebuild acceptpool` to build it from source (needs Python 3, make and a C++17 compiler; ' +
-    'the install step names what is missing)';
+  return (
+    'run `npm rebuild acceptpool` to build it from source (needs Python 3, make and a C++17 compiler; ' +
+    'the install step names what is missing)'
+  );
 }
 
 /**
@@ -242,16 +258,20 @@ function load(): NativeBinding {
     try {
       file = nodeGypBuild.resolve(PACKAGE_ROOT);
     } catch (e) {
-      throw new Error(`acceptpool: no native addon for ${process.platform}-${process.arch} (Node ${process.version}) ` +
-        `in ${PACKAGE_ROOT}: neither build/Release nor a matching prebuild under prebuilds/; ${loadFix()}`, { cause: e });
+      throw new Error(
+        `acceptpool: no native addon for ${process.platform}-${process.arch} (Node ${process.version}) ` +
+          `in ${PACKAGE_ROOT}: neither build/Release nor a matching prebuild under prebuilds/; ${loadFix()}`,
+        { cause: e },
+      );
     }
   }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeBinding;
   } catch (e) {
-    throw new Error(`acceptpool: the native addon ${file} failed to load (${(e as Error).message.split('\n')[0]}); ${loadFix()}`,
-      { cause: e });
+    throw new Error(`acceptpool: the native addon ${file} failed to load (${(e as Error).message.split('\n')[0]}); ${loadFix()}`, {
+      cause: e,
+    });
   }
 }
 

@@ -93,7 +93,19 @@ export interface ProxyProtocolOptions {
 /** Client options: the session-side subset of the server's. */
 export type ClientOptions = Pick<
   ServerOptions,
-  'maxConnections' | 'poolSize' | 'poolGrowth' | 'noDelay' | 'highWaterMark' | 'maxQueuedBytes' | 'driver' | 'backend' | 'threads' | 'idleTimeout' | 'allowHalfOpen' | 'shrinkDelay' | 'closeLinger'
+  | 'maxConnections'
+  | 'poolSize'
+  | 'poolGrowth'
+  | 'noDelay'
+  | 'highWaterMark'
+  | 'maxQueuedBytes'
+  | 'driver'
+  | 'backend'
+  | 'threads'
+  | 'idleTimeout'
+  | 'allowHalfOpen'
+  | 'shrinkDelay'
+  | 'closeLinger'
 >;
 
 /** @internal */
@@ -202,8 +214,19 @@ export function checkSessionArg(key: keyof typeof SESSION_RANGES, name: string, 
 type Ranges = { readonly [key: string]: readonly [number, number] };
 
 const CLIENT_KEYS = [
-  'maxConnections', 'poolSize', 'poolGrowth', 'noDelay', 'highWaterMark', 'maxQueuedBytes',
-  'driver', 'backend', 'threads', 'idleTimeout', 'allowHalfOpen', 'shrinkDelay', 'closeLinger',
+  'maxConnections',
+  'poolSize',
+  'poolGrowth',
+  'noDelay',
+  'highWaterMark',
+  'maxQueuedBytes',
+  'driver',
+  'backend',
+  'threads',
+  'idleTimeout',
+  'allowHalfOpen',
+  'shrinkDelay',
+  'closeLinger',
 ];
 const KEYS = {
   client: new Set(CLIENT_KEYS),
@@ -381,7 +404,9 @@ export function resolveOptions(options: ServerOptions | ClientOptions | undefine
     driver = fromThreads;
   }
   if (driver === 'inline' && !INLINE_AVAILABLE) {
-    throw new InvalidArgumentError(`options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`);
+    throw new InvalidArgumentError(
+      `options.driver 'inline' is not available on ${process.platform}: its backend (IOCP) has no descriptor for Node's loop to watch; use 'threaded'`,
+    );
   }
   const reusePort = kind === 'server' && optionalBoolean(options as ServerOptions, 'reusePort', d.reusePort);
   if (reusePort && !REUSE_PORT_AVAILABLE) {
@@ -473,7 +498,8 @@ export function resolveConnectOptions(options: ConnectOptions): ResolvedConnectO
   let localFamily = 0;
   if (options.localAddress !== undefined) {
     localFamily = typeof options.localAddress === 'string' ? net.isIP(options.localAddress) : 0;
-    if (localFamily === 0) throw new InvalidArgumentError(`localAddress must be a numeric IP address, got ${describe(options.localAddress)}`);
+    if (localFamily === 0)
+      throw new InvalidArgumentError(`localAddress must be a numeric IP address, got ${describe(options.localAddress)}`);
   }
   const localPort = options.localPort === undefined ? 0 : checkInteger('localPort', options.localPort, 0, 65535);
   if (localPort !== 0 && options.localAddress === undefined) {

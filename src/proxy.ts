@@ -16,7 +16,8 @@ const UNIX_PATH = wire.proxyUnixPathBytes;
 /** The address and port of a 24-byte SocketAddress at `at`. */
 function endpoint(bytes: Buffer, at: number): ProxyEndpoint {
   const port = bytes.readUInt16LE(at + ADDRESS.port);
-  const address = bytes[at + ADDRESS.family] === 6 ? formatIPv6(bytes, at + ADDRESS.addr) : formatIPv4(bytes.readUInt32BE(at + ADDRESS.addr));
+  const address =
+    bytes[at + ADDRESS.family] === 6 ? formatIPv6(bytes, at + ADDRESS.addr) : formatIPv4(bytes.readUInt32BE(at + ADDRESS.addr));
   return { address, port };
 }
 
@@ -50,7 +51,7 @@ export function decodeProxy(bytes: Buffer, at: number, length: number): ProxyInf
   }
   const tlvs: ProxyTlv[] = [];
   const end = rest + unixBytes + tlvBytes;
-  for (let t = rest + unixBytes; t + 3 <= end; ) {
+  for (let t = rest + unixBytes; t + 3 <= end;) {
     const size = bytes.readUInt16BE(t + 1);
     tlvs.push({ type: bytes[t], value: Buffer.from(bytes.subarray(t + 3, t + 3 + size)) });
     t += 3 + size;

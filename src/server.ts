@@ -102,7 +102,11 @@ export class Server extends Endpoint<ServerEvents> {
   }
 
   /** A Unix socket or an inherited listener: nothing to resolve first (listen() makes a throw a rejection). */
-  private listenOther(what: string, listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo, address: string | undefined): AddressInfo {
+  private listenOther(
+    what: string,
+    listen: (native: NativeServer) => NativeListenResult | NativeErrorInfo,
+    address: string | undefined,
+  ): AddressInfo {
     if (process.platform === 'win32') throw new UnsupportedError(`listening on ${what} is not supported on Windows (IOCP backend)`);
     this.checkCanListen();
     if (this.native === null) throw new ServerClosedError();
@@ -158,7 +162,9 @@ export class Server extends Endpoint<ServerEvents> {
    */
   handoff(target: ConnectionTarget): this {
     if (target === null || typeof target !== 'object' || typeof target.emit !== 'function') {
-      throw new InvalidArgumentError(`handoff target must have an emit() method (an http, https, tls or net server), got ${describe(target)}`);
+      throw new InvalidArgumentError(
+        `handoff target must have an emit() method (an http, https, tls or net server), got ${describe(target)}`,
+      );
     }
     if (this.handoffTarget !== null) throw new InvalidStateError('this server already hands its sessions off');
     this.handoffTarget = target;
@@ -208,6 +214,11 @@ async function resolveHost(host: string | undefined): Promise<string> {
     return address;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new AcceptPoolSystemError({ code: e.code ?? 'ENOTFOUND', errno: typeof e.errno === 'number' ? e.errno : 0, syscall: 'getaddrinfo', address: host });
+    throw new AcceptPoolSystemError({
+      code: e.code ?? 'ENOTFOUND',
+      errno: typeof e.errno === 'number' ? e.errno : 0,
+      syscall: 'getaddrinfo',
+      address: host,
+    });
   }
 }

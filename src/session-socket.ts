@@ -122,7 +122,8 @@ export class SessionSocket extends Duplex {
     }
     const o = options as Record<string, unknown>;
     for (const key of Object.keys(o)) {
-      if (key !== 'allowHalfOpen' && key !== 'pauseOnCreate') throw new InvalidArgumentError(`unknown socket option ${JSON.stringify(key)}`);
+      if (key !== 'allowHalfOpen' && key !== 'pauseOnCreate')
+        throw new InvalidArgumentError(`unknown socket option ${JSON.stringify(key)}`);
       if (o[key] !== undefined && typeof o[key] !== 'boolean') {
         throw new InvalidArgumentError(`socket option ${key} must be a boolean, got ${describe(o[key])}`);
       }

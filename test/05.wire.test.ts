@@ -33,50 +33,172 @@ const wire: NativeWire = binding.wire;
 // of a declaration is here, and only those; the tests check the addon's.
 type Names<T> = { [K in keyof T]: true };
 const NUMBERED: { [L in 'EventType' | 'SendResult' | 'CloseMode' | 'SessionControl' | 'Code' | 'ConnectStep']: Names<NativeWire[L]> } = {
-  EventType: { Session: true, Data: true, Drain: true, End: true, Close: true, Stale: true, ServerClosed: true, Connected: true, ConnectFailed: true, Timeout: true, Totals: true, ProxyRejected: true, Draining: true },
+  EventType: {
+    Session: true,
+    Data: true,
+    Drain: true,
+    End: true,
+    Close: true,
+    Stale: true,
+    ServerClosed: true,
+    Connected: true,
+    ConnectFailed: true,
+    Timeout: true,
+    Totals: true,
+    ProxyRejected: true,
+    Draining: true,
+  },
   SendResult: { Ok: true, Backpressure: true, Stale: true, Closed: true, Overflow: true, Failed: true },
   CloseMode: { Graceful: true, Abort: true, End: true },
   SessionControl: { Pause: true, Resume: true, Timeout: true, NoDelay: true, KeepAlive: true },
   Code: { Ok: true, Closed: true, Invalid: true, PoolFull: true, NoMemory: true, System: true, Unsupported: true },
   ConnectStep: { Connect: true, Bind: true },
 };
-const CLOSE_REASONS: Names<Record<CloseReason, true>> = { remote: true, reset: true, local: true, timeout: true, shutdown: true, overflow: true, error: true };
-const STALE_COMMANDS: Names<Record<StaleCommand, true>> = { send: true, close: true, pause: true, resume: true, setTimeout: true, setNoDelay: true, setKeepAlive: true };
-const LOAD_MODES: Names<Record<LoadMode, true>> = { 'connect-close': true, reqrep: true, echo: true, idle: true, http: true, 'http-close': true };
+const CLOSE_REASONS: Names<Record<CloseReason, true>> = {
+  remote: true,
+  reset: true,
+  local: true,
+  timeout: true,
+  shutdown: true,
+  overflow: true,
+  error: true,
+};
+const STALE_COMMANDS: Names<Record<StaleCommand, true>> = {
+  send: true,
+  close: true,
+  pause: true,
+  resume: true,
+  setTimeout: true,
+  setNoDelay: true,
+  setKeepAlive: true,
+};
+const LOAD_MODES: Names<Record<LoadMode, true>> = {
+  'connect-close': true,
+  reqrep: true,
+  echo: true,
+  idle: true,
+  http: true,
+  'http-close': true,
+};
 const PROXY_COMMANDS: Names<Record<ProxyCommand, true>> = { local: true, proxy: true };
 const PROXY_FAMILIES: Names<Record<ProxyFamily, true>> = { unspec: true, IPv4: true, IPv6: true, unix: true };
 const PROXY_TRANSPORTS: Names<Record<ProxyTransport, true>> = { unspec: true, stream: true, dgram: true };
-const PROXY_REJECTS: Names<Record<ProxyRejectReason, true>> = { untrusted: true, malformed: true, timeout: true, aborted: true, busy: true };
+const PROXY_REJECTS: Names<Record<ProxyRejectReason, true>> = {
+  untrusted: true,
+  malformed: true,
+  timeout: true,
+  aborted: true,
+  busy: true,
+};
 const PROXY_HEAD: Names<NativeWire['proxyHead']> = {
-  size: true, version: true, command: true, family: true, transport: true, unix_bytes: true, tlv_bytes: true, source: true, destination: true,
+  size: true,
+  version: true,
+  command: true,
+  family: true,
+  transport: true,
+  unix_bytes: true,
+  tlv_bytes: true,
+  source: true,
+  destination: true,
 };
 const PROXY_REJECT: Names<NativeWire['proxyReject']> = { reason: true, error: true };
 const LOAD_PHASES: Names<Record<LoadPhase, true>> = { ramp: true, warmup: true, measure: true, hold: true, draining: true, done: true };
 const STATS: Names<StatsCounters> = {
-  poolSize: true, poolFree: true, inUse: true, retiredSlots: true, peakInUse: true, growths: true, shrinks: true,
-  accepts: true, connects: true, connectErrors: true, acceptErrors: true, acceptAborts: true, emfile: true, shed: true,
-  acceptPauses: true, staleCommands: true, overflows: true, timeouts: true, bytesIn: true, bytesOut: true,
-  sendBlocks: true, lingers: true, lingerEnds: true, lingerTimeouts: true, bytesDiscarded: true, sessionTimeouts: true,
-  proxyHeaders: true, proxyLocal: true, proxyUntrusted: true, proxyMalformed: true, proxyTimeouts: true,
-  proxyAborted: true, proxyBusy: true, drains: true, drainCloses: true,
+  poolSize: true,
+  poolFree: true,
+  inUse: true,
+  retiredSlots: true,
+  peakInUse: true,
+  growths: true,
+  shrinks: true,
+  accepts: true,
+  connects: true,
+  connectErrors: true,
+  acceptErrors: true,
+  acceptAborts: true,
+  emfile: true,
+  shed: true,
+  acceptPauses: true,
+  staleCommands: true,
+  overflows: true,
+  timeouts: true,
+  bytesIn: true,
+  bytesOut: true,
+  sendBlocks: true,
+  lingers: true,
+  lingerEnds: true,
+  lingerTimeouts: true,
+  bytesDiscarded: true,
+  sessionTimeouts: true,
+  proxyHeaders: true,
+  proxyLocal: true,
+  proxyUntrusted: true,
+  proxyMalformed: true,
+  proxyTimeouts: true,
+  proxyAborted: true,
+  proxyBusy: true,
+  drains: true,
+  drainCloses: true,
 };
 const RECORD: Names<NativeWire['record']> = { type: true, id: true, a: true, b: true };
 const ERROR_WORD: Names<NativeWire['errorWord']> = { sys: true, raw: true, code: true, step: true };
 const ADDRESS: Names<NativeWire['address']> = { size: true, family: true, port: true, addr: true };
 const TOP: Names<NativeWire> = {
-  EventType: true, SendResult: true, CloseMode: true, SessionControl: true, Code: true, ConnectStep: true, errorNames: true,
-  closeReasons: true, staleCommands: true, loadModes: true, loadPhases: true, statsFields: true, record: true,
-  recordDoubles: true, recordsPerBatch: true, errorWord: true, address: true, slotBits: true, maxThreads: true, maxQueuedBytes: true, readChunk: true, threadedBatches: true,
-  maxLoadThreads: true, maxLoadMessage: true, proxyHead: true, proxyReject: true, proxyCommands: true,
-  proxyFamilies: true, proxyTransports: true, proxyErrors: true, proxyRejects: true, proxyUnixPathBytes: true,
+  EventType: true,
+  SendResult: true,
+  CloseMode: true,
+  SessionControl: true,
+  Code: true,
+  ConnectStep: true,
+  errorNames: true,
+  closeReasons: true,
+  staleCommands: true,
+  loadModes: true,
+  loadPhases: true,
+  statsFields: true,
+  record: true,
+  recordDoubles: true,
+  recordsPerBatch: true,
+  errorWord: true,
+  address: true,
+  slotBits: true,
+  maxThreads: true,
+  maxQueuedBytes: true,
+  readChunk: true,
+  threadedBatches: true,
+  maxLoadThreads: true,
+  maxLoadMessage: true,
+  proxyHead: true,
+  proxyReject: true,
+  proxyCommands: true,
+  proxyFamilies: true,
+  proxyTransports: true,
+  proxyErrors: true,
+  proxyRejects: true,
+  proxyUnixPathBytes: true,
 };
 
 // The shapes the load generator hands back as they are.
 const PROGRESS: Names<LoadProgress> = { total: true, completed: true, errors: true, open: true, phase: true, running: true };
 const RESULT: Names<LoadResult> = {
-  mode: true, threads: true, connections: true, rate: true, completed: true, total: true, connects: true, connected: true,
-  abandoned: true, peakOpen: true, windowMs: true, rampMs: true, bytesIn: true, bytesOut: true, errors: true,
-  errorCount: true, latencyUs: true, cpuUs: true,
+  mode: true,
+  threads: true,
+  connections: true,
+  rate: true,
+  completed: true,
+  total: true,
+  connects: true,
+  connected: true,
+  abandoned: true,
+  peakOpen: true,
+  windowMs: true,
+  rampMs: true,
+  bytesIn: true,
+  bytesOut: true,
+  errors: true,
+  errorCount: true,
+  latencyUs: true,
+  cpuUs: true,
 };
 const LATENCY: Names<LatencySummary> = { count: true, mean: true, p50: true, p90: true, p99: true, p999: true, max: true };
 
@@ -138,7 +260,10 @@ describe('wire format (native lists vs TypeScript declarations)', () => {
     assert.deepEqual(sorted(Object.keys(wire.record)), sorted(Object.keys(RECORD)));
     const at = Object.values(wire.record);
     assertDistinct(at, 'record');
-    assert.deepEqual([...at].sort((x, y) => x - y), Array.from({ length: wire.recordDoubles }, (_, i) => i));
+    assert.deepEqual(
+      [...at].sort((x, y) => x - y),
+      Array.from({ length: wire.recordDoubles }, (_, i) => i),
+    );
     assert.ok(Number.isInteger(wire.recordsPerBatch) && wire.recordsPerBatch >= 64);
   });
 
@@ -159,7 +284,6 @@ describe('wire format (native lists vs TypeScript declarations)', () => {
     assert.deepEqual(sorted(Object.keys(wire.address)), sorted(Object.keys(ADDRESS)));
     const { size, family, port, addr } = wire.address;
     assert.ok(family < size && port + 2 <= size && addr + 16 <= size);
-
   });
 
   it('proxy records: a head with its fields inside it, a reject info, and error texts', () => {
@@ -167,14 +291,18 @@ describe('wire format (native lists vs TypeScript declarations)', () => {
     assert.deepEqual(sorted(Object.keys(wire.proxyReject)), sorted(Object.keys(PROXY_REJECT)));
     const { size, source, destination } = wire.proxyHead;
     assert.ok(source + wire.address.size <= size && destination + wire.address.size <= size);
-    assertDistinct(Object.values(wire.proxyHead).filter((v) => v !== size), 'proxyHead');
+    assertDistinct(
+      Object.values(wire.proxyHead).filter((v) => v !== size),
+      'proxyHead',
+    );
     assertDistinct(wire.proxyErrors, 'proxyErrors');
     assert.ok(wire.proxyErrors.length > 1 && wire.proxyUnixPathBytes === 108);
   });
 
   it('limits: positive integers', () => {
     assert.ok(wire.slotBits > 0 && wire.slotBits <= 32);
-    for (const limit of [wire.maxQueuedBytes, wire.maxLoadThreads, wire.maxLoadMessage]) assert.ok(Number.isSafeInteger(limit) && limit > 0);
+    for (const limit of [wire.maxQueuedBytes, wire.maxLoadThreads, wire.maxLoadMessage])
+      assert.ok(Number.isSafeInteger(limit) && limit > 0);
   });
 
   it("the load generator's progress() and result have exactly the declared fields", async () => {

@@ -126,7 +126,10 @@ describe('published types (strict tsc against dist/src/index.d.ts)', function ()
     );
     const r = spawnSync(process.execPath, [TSC, '-p', path.join(dir, 'tsconfig.json'), '--listFiles'], { encoding: 'utf8' });
     result = { status: r.status, out: `${r.stdout}${r.stderr}` };
-    files = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.includes('error TS'));
+    files = r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0 && !l.includes('error TS'));
   });
 
   after(() => {
@@ -134,17 +137,27 @@ describe('published types (strict tsc against dist/src/index.d.ts)', function ()
   });
 
   it('the README has TypeScript examples to check', () => {
-    assert.ok(readmeBlocks().length >= 3, 'expected the README\'s ```ts blocks');
+    assert.ok(readmeBlocks().length >= 3, "expected the README's ```ts blocks");
   });
 
   it('every README ```ts block and the surface checks compile under strict TypeScript', () => {
-    assert.equal(result.status, 0, result.out.split('\n').filter((l) => l.includes('error TS')).join('\n'));
+    assert.equal(
+      result.status,
+      0,
+      result.out
+        .split('\n')
+        .filter((l) => l.includes('error TS'))
+        .join('\n'),
+    );
   });
 
   it('the published types do not reach the native binding or the wire', () => {
     // tsc lists files with forward slashes, also on Windows.
     const published = files.map((f) => f.replace(/\\/g, '/')).filter((f) => f.includes('/dist/src/'));
-    assert.ok(published.some((f) => f.endsWith('/dist/src/index.d.ts')), `index.d.ts not among ${published.join(', ')}`);
+    assert.ok(
+      published.some((f) => f.endsWith('/dist/src/index.d.ts')),
+      `index.d.ts not among ${published.join(', ')}`,
+    );
     for (const internal of ['native.d.ts', 'wire.d.ts']) {
       assert.ok(!published.some((f) => f.endsWith(`/dist/src/${internal}`)), `${internal} is reachable from index.d.ts`);
     }
@@ -153,7 +166,10 @@ describe('published types (strict tsc against dist/src/index.d.ts)', function ()
 
 /** A default as the README writes it: 1,048,576, 64 KiB, 4 MiB, true, `'threaded'`, 0 (off). */
 function readmeValue(text: string): number | boolean | string {
-  const t = text.replace(/`/g, '').replace(/\s*\(.*\)$/, '').trim();
+  const t = text
+    .replace(/`/g, '')
+    .replace(/\s*\(.*\)$/, '')
+    .trim();
   if (t === 'true' || t === 'false') return t === 'true';
   if (/^'.*'$/.test(t)) return t.slice(1, -1);
   const m = /^([\d,]+)(?: (KiB|MiB))?$/.exec(t);

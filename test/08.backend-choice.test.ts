@@ -31,7 +31,7 @@ describe('options.backend', function () {
   this.timeout(20_000);
   afterEach(cleanupAll);
 
-  it('backends() lists what this build has, each a known name, with this run\'s backend among them', () => {
+  it("backends() lists what this build has, each a known name, with this run's backend among them", () => {
     const have = backends();
     assert.ok(have.length >= 1);
     for (const name of have) assert.ok(ALL.includes(name), name);

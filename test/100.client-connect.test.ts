@@ -135,7 +135,7 @@ for (const driver of DRIVERS) {
       await srv.waitSessions(1);
     });
 
-    it("resolves a name with dns.lookup({ all: true }) and tries its addresses in order: the first refused, the second connects", async () => {
+    it('resolves a name with dns.lookup({ all: true }) and tries its addresses in order: the first refused, the second connects', async () => {
       // The server listens on 127.0.0.1 only, so 127.0.0.3 refuses.
       const srv = await startEcho(driver);
       stub = stubLookup(STUB_NAME, [
@@ -209,7 +209,11 @@ for (const driver of DRIVERS) {
       const s = await connectOk(h, srv.port, '0:0:0:0:0:0:0:1');
       await srv.waitSessions(1);
       assert.equal(srv.sessions[0].remoteAddress, HOST6);
-      assert.equal(s.remoteAddress, HOST6, 'the client session keeps the caller\'s spelling instead of the address (net.Socket reports ::1)');
+      assert.equal(
+        s.remoteAddress,
+        HOST6,
+        "the client session keeps the caller's spelling instead of the address (net.Socket reports ::1)",
+      );
     });
 
     it('binds localAddress 127.0.0.2: the server sees the connection come from 127.0.0.2', async () => {

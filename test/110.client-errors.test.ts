@@ -163,7 +163,11 @@ for (const driver of DRIVERS) {
         await waitFor(() => h.client.stats().inUse === 0, 5_000, 'the timed-out slot to be released');
         const st = h.client.stats();
         assert.equal(st.connects, 1);
-        assert.equal(st.connectErrors, 1, `a connect that failed (ETIMEDOUT) is not in connectErrors: ${JSON.stringify({ connects: st.connects, connectErrors: st.connectErrors, timeouts: st.timeouts })}`);
+        assert.equal(
+          st.connectErrors,
+          1,
+          `a connect that failed (ETIMEDOUT) is not in connectErrors: ${JSON.stringify({ connects: st.connects, connectErrors: st.connectErrors, timeouts: st.timeouts })}`,
+        );
       });
     });
 
@@ -195,7 +199,7 @@ for (const driver of DRIVERS) {
     describe('localPort already in use', () => {
       it("rejects with EADDRINUSE, syscall 'bind' and the local address and port, leaving no slot in use", async () => {
         const srv = await startEcho(driver);
-        const taken = await startEcho(driver);  // holds 127.0.0.1:<taken.port>
+        const taken = await startEcho(driver); // holds 127.0.0.1:<taken.port>
         const h = startClient(driver);
         const err = await connectFails(h, srv.port, HOST4, { localAddress: HOST4, localPort: taken.port });
         assert.equal(err.code, 'EADDRINUSE');
@@ -216,7 +220,11 @@ for (const driver of DRIVERS) {
         const h = startClient(driver, { maxConnections: 2, poolSize: 2, poolGrowth: 1 });
         const a = await connectOk(h, srv.port);
         await connectOk(h, srv.port);
-        const full = await assertFailsCode(() => h.client.connect(srv.port, HOST4), 'ERR_ACCEPTPOOL_POOL_FULL', 'third connect with maxConnections 2');
+        const full = await assertFailsCode(
+          () => h.client.connect(srv.port, HOST4),
+          'ERR_ACCEPTPOOL_POOL_FULL',
+          'third connect with maxConnections 2',
+        );
         // One message, whichever driver refused it (and whenever).
         assert.equal(full.message, `maxConnections reached connecting to ${HOST4}:${srv.port}`);
         assert.equal(h.client.stats().inUse, 2);
@@ -258,7 +266,11 @@ for (const driver of DRIVERS) {
       it('refuses a localAddress that is not a numeric IP address', async () => {
         const h = startClient(driver);
         for (const localAddress of ['localhost', '', '127.0.0.256', 127, {}]) {
-          await assertFailsCode(() => connectUntyped(h.client, 80, HOST4, { localAddress }), INVALID, `localAddress ${JSON.stringify(localAddress)}`);
+          await assertFailsCode(
+            () => connectUntyped(h.client, 80, HOST4, { localAddress }),
+            INVALID,
+            `localAddress ${JSON.stringify(localAddress)}`,
+          );
         }
         assertNothingStarted(h);
       });
@@ -267,7 +279,11 @@ for (const driver of DRIVERS) {
         const h = startClient(driver);
         await assertFailsCode(() => connectUntyped(h.client, 80, HOST4, { localPort: 40000 }), INVALID, 'localPort without localAddress');
         for (const localPort of [-1, 65536, 1.5, '40000']) {
-          await assertFailsCode(() => connectUntyped(h.client, 80, HOST4, { localAddress: HOST4, localPort }), INVALID, `localPort ${JSON.stringify(localPort)}`);
+          await assertFailsCode(
+            () => connectUntyped(h.client, 80, HOST4, { localAddress: HOST4, localPort }),
+            INVALID,
+            `localPort ${JSON.stringify(localPort)}`,
+          );
         }
         assertNothingStarted(h);
       });

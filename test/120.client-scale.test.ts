@@ -90,7 +90,10 @@ for (const driver of DRIVERS) {
         SOURCES.map((a) => [a, TOTAL / SOURCES.length]).sort(),
         'connections did not come from the requested source addresses',
       );
-      assert.ok(srv.closes.every((c) => c.reason === 'remote'), 'a server session closed other than by the client');
+      assert.ok(
+        srv.closes.every((c) => c.reason === 'remote'),
+        'a server session closed other than by the client',
+      );
       const elapsed = Date.now() - t0;
       assert.ok(elapsed < 60_000, `took ${elapsed} ms`);
     });

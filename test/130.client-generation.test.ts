@@ -58,8 +58,14 @@ async function assertNewSessionsIntact(srv: Harness, h: ClientHarness, news: { c
   const got = news.server.map(text).sort();
   const want = news.client.map((s) => `marker ${s.id};`).sort();
   assert.deepEqual(got, want, 'markers were lost, duplicated, or joined by bytes sent to old ids');
-  assert.ok(news.client.every((s) => h.open.has(s.id)), 'a new client session was closed');
-  assert.ok(news.server.every((s) => srv.open.has(s.id)), 'a new server session was closed');
+  assert.ok(
+    news.client.every((s) => h.open.has(s.id)),
+    'a new client session was closed',
+  );
+  assert.ok(
+    news.server.every((s) => srv.open.has(s.id)),
+    'a new server session was closed',
+  );
 }
 
 for (const driver of DRIVERS) {
@@ -87,7 +93,8 @@ for (const driver of DRIVERS) {
         assert.equal(h.client.stats().staleCommands - staleBefore, 3 * N, 'staleCommands must count exactly the refused calls');
 
         await delay(200);
-        for (const s of news.server) assert.equal(srv.receivedBytes(s.id).length, 0, `new server session ${s.id} received bytes sent to an old id`);
+        for (const s of news.server)
+          assert.equal(srv.receivedBytes(s.id).length, 0, `new server session ${s.id} received bytes sent to an old id`);
         assert.equal(h.client.stats().staleCommands - staleBefore, 3 * N, 'staleCommands changed after the calls');
         await assertNewSessionsIntact(srv, h, news);
       });
@@ -149,10 +156,15 @@ for (const driver of DRIVERS) {
         // The race was exercised: commands met natively closed sessions.
         await waitFor(() => h.client.stats().staleCommands - staleBefore > 0, 5_000, 'a command to find its session gone natively');
         await waitFor(() => staleEvents.length > 0, 5_000, "a 'staleCommand' event");
-        for (const id of staleEvents) assert.ok(old.client.some((s) => s.id === id), `'staleCommand' names ${id}, not an old id`);
+        for (const id of staleEvents)
+          assert.ok(
+            old.client.some((s) => s.id === id),
+            `'staleCommand' names ${id}, not an old id`,
+          );
       }
       await delay(200);
-      for (const s of news.server) assert.equal(srv.receivedBytes(s.id).length, 0, `new server session ${s.id} received bytes sent to an old id`);
+      for (const s of news.server)
+        assert.equal(srv.receivedBytes(s.id).length, 0, `new server session ${s.id} received bytes sent to an old id`);
       await assertNewSessionsIntact(srv, h, news);
     });
   });

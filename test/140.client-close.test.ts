@@ -35,7 +35,10 @@ for (const driver of DRIVERS) {
         'client.close()',
       );
       assert.equal(closesAtResolve, 10, 'close() resolved before every session was reported closed');
-      assert.deepEqual(h.closes.map((c) => c.reason), Array<CloseReason>(10).fill('shutdown'));
+      assert.deepEqual(
+        h.closes.map((c) => c.reason),
+        Array<CloseReason>(10).fill('shutdown'),
+      );
       assert.ok(h.sessions.every((s) => s.closed));
       assert.equal(closeEvent, 10, "no 'close' event, or it came before the sessions' close events");
     });
@@ -47,7 +50,10 @@ for (const driver of DRIVERS) {
       await srv.waitSessions(10);
       await withTimeout(h.client.close(), 10_000, 'client.close()');
       await srv.waitCloses(10);
-      assert.deepEqual(srv.closes.map((c) => c.reason), Array<CloseReason>(10).fill('remote'));
+      assert.deepEqual(
+        srv.closes.map((c) => c.reason),
+        Array<CloseReason>(10).fill('remote'),
+      );
     });
 
     it('delivers bytes queued before close() to the server first', async () => {
@@ -60,7 +66,10 @@ for (const driver of DRIVERS) {
       await srv.waitSessions(1);
       const id = srv.sessions[0].id;
       await srv.waitClose(id);
-      assert.ok(srv.receivedBytes(id).equals(payload), `the server received ${srv.receivedBytes(id).length} of ${payload.length} queued bytes`);
+      assert.ok(
+        srv.receivedBytes(id).equals(payload),
+        `the server received ${srv.receivedBytes(id).length} of ${payload.length} queued bytes`,
+      );
     });
 
     it('after close(), connect() fails with ERR_ACCEPTPOOL_CLIENT_CLOSED', async () => {

@@ -115,7 +115,7 @@ describe(`top-level connect() (shared client, ${DEFAULT_DRIVER} driver)`, functi
   it("lets the process exit by itself while its session is open once the session's socket is unref()'d", async () => {
     const peer = await startNetServer();
     const r = run(peer.port, 'socket-unref');
-    await assertExitsAlone(r, 5_000, 'with an unref()\'d socket open');
+    await assertExitsAlone(r, 5_000, "with an unref()'d socket open");
     assert.deepEqual(r.lines(), ['connected']);
   });
 

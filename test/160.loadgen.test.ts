@@ -26,8 +26,10 @@ async function serverSaw(server: Server, r: LoadResult): Promise<void> {
   await waitFor(() => counted() >= r.connected, 5_000, `accepts + acceptAborts >= connected ${r.connected}`);
   await delay(100);
   const st = server.stats();
-  assert.ok(counted() <= r.connected + r.abandoned,
-    `accepts ${st.accepts} + acceptAborts ${st.acceptAborts} <= connected ${r.connected} + abandoned ${r.abandoned}`);
+  assert.ok(
+    counted() <= r.connected + r.abandoned,
+    `accepts ${st.accepts} + acceptAborts ${st.acceptAborts} <= connected ${r.connected} + abandoned ${r.abandoned}`,
+  );
   assert.equal(st.acceptErrors, st.acceptAborts, 'no accept failed for any other reason');
 }
 
@@ -111,10 +113,13 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
     let connections = 0;
     server.on('connection', () => connections++);
     await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
-    closeAfter.push(() => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }));
+    closeAfter.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
     return { port: (server.address() as AddressInfo).port, connections: () => connections };
   }
   const closeAfter: (() => Promise<void>)[] = [];
@@ -204,7 +209,11 @@ describe('native load generator (runLoad, LoadGenerator)', function () {
   const bad: Array<[string, LoadOptions, RegExp]> = [
     ['port 0', { port: 0 }, /options\.port must be an integer from 1 to 65535, got 0/],
     ['an IPv6 host', { port: 1, host: '::1' }, /options\.host must be a numeric IPv4 address, got "::1"/],
-    ['an unknown mode', { port: 1, mode: 'storm' as LoadOptions['mode'] }, /options\.mode must be one of connect-close, reqrep, echo, idle, http, http-close/],
+    [
+      'an unknown mode',
+      { port: 1, mode: 'storm' as LoadOptions['mode'] },
+      /options\.mode must be one of connect-close, reqrep, echo, idle, http, http-close/,
+    ],
     ['fractional connections', { port: 1, connections: 1.5 }, /options\.connections must be an integer/],
     ['no threads', { port: 1, threads: 0 }, /options\.threads must be an integer from 1 to 64/],
     ['an unknown option', { port: 1, conns: 5 } as LoadOptions, /unknown load generator option "conns"/],

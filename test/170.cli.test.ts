@@ -128,8 +128,14 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       [['bench', '--rounds', '0'], /--rounds must be an integer from 1 to 100, got "0"/],
       [['bench', '--duration', 'fast'], /--duration must be a number from 0\.1 to 3600, got "fast"/],
       [['bench', '--duration'], /--duration needs a value/],
-      [['bench', '--only', 'echo100,warp'], /--only: unknown "warp" \(one of connect-close, reqrep, reqrep-proxy, echo100, echo1000, storm-overload, http-keepalive, http-close, idle, http-idle, client, emit\)/],
-      [['bench', '--servers', 'node,turbo'], /--servers: unknown "turbo" \(one of threaded, inline, threaded2, threaded2-shared, node, c\)/],
+      [
+        ['bench', '--only', 'echo100,warp'],
+        /--only: unknown "warp" \(one of connect-close, reqrep, reqrep-proxy, echo100, echo1000, storm-overload, http-keepalive, http-close, idle, http-idle, client, emit\)/,
+      ],
+      [
+        ['bench', '--servers', 'node,turbo'],
+        /--servers: unknown "turbo" \(one of threaded, inline, threaded2, threaded2-shared, node, c\)/,
+      ],
       [['bench', '--servers', 'c,node,c'], /--servers: "c" given twice/],
       [['bench', '--servers', ','], /--servers needs at least one of threaded, inline, threaded2, threaded2-shared, node, c/],
       [['bench', '--driver', 'inline'], /unknown option --driver/],
@@ -349,8 +355,18 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       assert.match(report.servers[1].engine, /epoll · threaded/);
       const ids = report.rows.map((row) => row.id);
       for (const id of [
-        'connect-close.rate', 'connect-close.cpu', 'connect-close.overflows', 'reqrep.rate', 'echo100.rate', 'echo100.p99', 'echo1000.rate', 'idle.rss',
-        'http-keepalive.rate', 'http-close.rate', 'http-close.overflows', 'http-idle.rss',
+        'connect-close.rate',
+        'connect-close.cpu',
+        'connect-close.overflows',
+        'reqrep.rate',
+        'echo100.rate',
+        'echo100.p99',
+        'echo1000.rate',
+        'idle.rss',
+        'http-keepalive.rate',
+        'http-close.rate',
+        'http-close.overflows',
+        'http-idle.rss',
       ]) {
         assert.ok(ids.includes(id), `row ${id} in ${ids.join(', ')}`);
       }
@@ -359,7 +375,9 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
         assert.equal(row.values.node.values.length, 1, `${row.id}: one value per round`);
       }
       const rate = report.rows.find((row) => row.id === 'echo100.rate');
-      assert.ok(rate !== undefined && rate.values.threaded.median > 0 && rate.values.node.median > 0 && typeof rate.ratios.threaded === 'number');
+      assert.ok(
+        rate !== undefined && rate.values.threaded.median > 0 && rate.values.node.median > 0 && typeof rate.ratios.threaded === 'number',
+      );
       assert.deepEqual(Object.keys(rate.ratios), ['threaded'], 'no ratio of the baseline against itself');
       assert.deepEqual(
         report.clientCheck.clients.map((c) => c.label),
@@ -381,13 +399,30 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
     it('--servers threaded,inline,node,c: every server in its own column, each against node:net in its ratio column, also as Markdown', async () => {
       const json = path.join(dir, 'servers.json');
       const markdown = path.join(dir, 'servers.md');
-      const args = ['bench', '--servers', 'threaded,inline,node,c', '--only', 'connect-close,echo100', '--rounds', '1', '--duration', '0.2', '--warmup', '0.05'];
+      const args = [
+        'bench',
+        '--servers',
+        'threaded,inline,node,c',
+        '--only',
+        'connect-close,echo100',
+        '--rounds',
+        '1',
+        '--duration',
+        '0.2',
+        '--warmup',
+        '0.05',
+      ];
       const r = await run([...args, '--json', json, '--markdown', markdown, '--no-progress'], 40_000);
       assert.equal(r.code, 0, r.stderr);
       const report = readReport(json);
       assert.deepEqual(
         report.servers.map((s) => [s.name, s.label]),
-        [['node', 'node:net'], ['threaded', 'acceptpool threaded'], ['inline', 'acceptpool inline'], ['c', 'C epoll']],
+        [
+          ['node', 'node:net'],
+          ['threaded', 'acceptpool threaded'],
+          ['inline', 'acceptpool inline'],
+          ['c', 'C epoll'],
+        ],
       );
       assert.deepEqual(report.skipped, []);
       assert.deepEqual(
@@ -395,14 +430,18 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
         ['libuv', 'epoll · threaded', 'epoll · inline', 'epoll (C)'],
       );
       for (const row of report.rows) {
-        for (const name of ['node', 'threaded', 'inline', 'c']) assert.equal(row.values[name].values.length, 1, `${row.id}: ${name} measured`);
+        for (const name of ['node', 'threaded', 'inline', 'c'])
+          assert.equal(row.values[name].values.length, 1, `${row.id}: ${name} measured`);
         assert.deepEqual(Object.keys(row.ratios), row.better === 'none' ? [] : ['threaded', 'inline', 'c'], row.id);
       }
       const echo = report.rows.find((row) => row.id === 'echo100.rate');
       assert.ok(echo !== undefined);
       for (const name of ['threaded', 'inline', 'c']) {
         assert.ok(echo.values[name].median > 0, `${name} echoed`);
-        assert.ok(Math.abs(echo.ratios[name] - echo.values[name].median / echo.values.node.median) < 1e-9, `${name}'s ratio is against node:net`);
+        assert.ok(
+          Math.abs(echo.ratios[name] - echo.values[name].median / echo.values.node.median) < 1e-9,
+          `${name}'s ratio is against node:net`,
+        );
       }
       const header = /^ +node:net +acceptpool threaded +ratio +acceptpool inline +ratio +C epoll +ratio$/m;
       assert.match(r.stdout, header);
@@ -410,7 +449,10 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       assert.ok(md.startsWith(`\`acceptpool ${args.join(' ')} --json ${json} --markdown ${markdown} --no-progress\``), md.slice(0, 200));
       assert.match(md, /^machine: \d+ x .+, Linux .+, node v\d+/m);
       assert.match(md, /^\| {2}\| node:net \| acceptpool threaded \| ratio \| acceptpool inline \| ratio \| C epoll \| ratio \|$/m);
-      assert.match(md, /^\| echo 16 B, 100 connections, msg\/s \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \|$/m);
+      assert.match(
+        md,
+        /^\| echo 16 B, 100 connections, msg\/s \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \|$/m,
+      );
     });
 
     it('without a C compiler the c server is skipped with a note, and the others are measured', async () => {
@@ -418,13 +460,23 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       const emptyBin = fs.mkdtempSync(path.join(dir, 'bin-'));
       const env: NodeJS.ProcessEnv = { ...process.env, PATH: emptyBin };
       delete env.CC;
-      const r = await run(['bench', '--servers', 'node,c', '--only', 'echo100', '--rounds', '1', '--duration', '0.2', '--warmup', '0.05', '--json', json], 30_000, env);
+      const r = await run(
+        ['bench', '--servers', 'node,c', '--only', 'echo100', '--rounds', '1', '--duration', '0.2', '--warmup', '0.05', '--json', json],
+        30_000,
+        env,
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /skipping c: no C compiler \(looked for cc, gcc, clang on PATH; set CC to choose one\)/);
       assert.match(r.stdout, /^skipped c: no C compiler/m);
       const report = readReport(json);
-      assert.deepEqual(report.servers.map((s) => s.name), ['node']);
-      assert.deepEqual(report.skipped.map((s) => s.name), ['c']);
+      assert.deepEqual(
+        report.servers.map((s) => s.name),
+        ['node'],
+      );
+      assert.deepEqual(
+        report.skipped.map((s) => s.name),
+        ['c'],
+      );
       // Only the c server asked for, and it cannot run: nothing to measure.
       const alone = await run(['bench', '--servers', 'c', '--only', 'echo100', '--rounds', '1', '--duration', '0.2'], 15_000, env);
       assert.equal(alone.code, 1);
@@ -435,7 +487,10 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       const pack = await runCommand('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], REPO, 30_000);
       assert.equal(pack.code, 0, pack.stderr);
       const packed = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-      assert.ok(packed[0].files.some((f) => f.path === 'src/cli/cserver.c'), 'the C source is in the package');
+      assert.ok(
+        packed[0].files.some((f) => f.path === 'src/cli/cserver.c'),
+        'the C source is in the package',
+      );
       const installed = path.join(dir, 'installed');
       fs.mkdirSync(installed);
       const untar = await runCommand('tar', ['xzf', path.join(dir, packed[0].filename), '-C', installed], dir, 30_000);
@@ -445,7 +500,20 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       const tmp = fs.mkdtempSync(path.join(dir, 'tmp-'));
       // The addon is built at install; this one stands in for it.
       const env = { ...process.env, ACCEPTPOOL_NATIVE: path.join(REPO, 'build', 'Release', 'acceptpool.node'), TMPDIR: tmp };
-      const args = ['bench', '--servers', 'c', '--only', 'echo100', '--rounds', '1', '--duration', '0.2', '--warmup', '0.05', '--no-progress'];
+      const args = [
+        'bench',
+        '--servers',
+        'c',
+        '--only',
+        'echo100',
+        '--rounds',
+        '1',
+        '--duration',
+        '0.2',
+        '--warmup',
+        '0.05',
+        '--no-progress',
+      ];
       // build/ cannot hold a directory here: the temp dir it is.
       fs.writeFileSync(path.join(pkg, 'build'), '');
       const inTmp = await run(args, 30_000, env, main);
@@ -464,7 +532,25 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       const burner = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
       try {
         const r = await run(
-          ['bench', '--servers', 'node', '--only', 'echo100', '--rounds', '1', '--duration', '0.3', '--warmup', '0.05', '--retry-noisy', '1', '--wait-quiet', '0.6', '--json', json],
+          [
+            'bench',
+            '--servers',
+            'node',
+            '--only',
+            'echo100',
+            '--rounds',
+            '1',
+            '--duration',
+            '0.3',
+            '--warmup',
+            '0.05',
+            '--retry-noisy',
+            '1',
+            '--wait-quiet',
+            '0.6',
+            '--json',
+            json,
+          ],
           30_000,
         );
         assert.equal(r.code, 0, r.stderr);
@@ -492,7 +578,12 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
       assert.ok(report.emit !== null);
       assert.deepEqual(
         report.emit.variants.map((v) => v.label),
-        ['EventEmitter.emit, 1 listener', 'isolated delivery, 1 listener', 'EventEmitter.emit, 2 listeners', 'isolated delivery, 2 listeners'],
+        [
+          'EventEmitter.emit, 1 listener',
+          'isolated delivery, 1 listener',
+          'EventEmitter.emit, 2 listeners',
+          'isolated delivery, 2 listeners',
+        ],
       );
       for (const v of report.emit.variants) assert.ok(v.nsPerEvent.values.length === 5 && v.nsPerEvent.min > 0, v.label);
     });

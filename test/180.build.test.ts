@@ -46,8 +46,18 @@ function toolEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function runTool(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
-  const r = spawnSync(command, args, { encoding: 'utf8', timeout: 120_000, env: options.env ?? toolEnv(), input: options.input, cwd: options.cwd });
+function runTool(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): SpawnSyncReturns<string> {
+  const r = spawnSync(command, args, {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: options.env ?? toolEnv(),
+    input: options.input,
+    cwd: options.cwd,
+  });
   assert.ok(!r.error, `${command}: ${r.error?.message}`);
   return r;
 }
@@ -75,7 +85,8 @@ function effective(args: readonly string[]): Effective {
   for (const arg of args) {
     if (/^-O/.test(arg)) e.optimize = arg;
     else if (arg.startsWith('-std=')) e.std = arg;
-    else if (/^-f(PIC|PIE|pic|pie)$/.test(arg)) continue; // position independence: a shared object is PIC either way
+    else if (/^-f(PIC|PIE|pic|pie)$/.test(arg))
+      continue; // position independence: a shared object is PIC either way
     else if (arg.startsWith('-fno-')) e.features[arg.slice(5)] = false;
     else if (arg.startsWith('-f')) e.features[arg.slice(2)] = true;
     else if (/^-W[^l,]/.test(arg)) e.warnings.add(arg);
@@ -93,7 +104,10 @@ function gypCommands(): Map<string, string[]> {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
       else if (entry.name.endsWith('.o.d')) {
-        const line = fs.readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith('cmd_'));
+        const line = fs
+          .readFileSync(file, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('cmd_'));
         assert.ok(line, `no command recorded in ${file}`);
         const args = words(line.slice(line.indexOf(':=') + 2));
         const source = args.find((a) => a.endsWith('.cc'));
@@ -110,7 +124,14 @@ function gypCommands(): Map<string, string[]> {
 function cmakeCommands(): Map<string, string[]> {
   const out = tempDir();
   try {
-    const r = runTool(process.execPath, [CMAKE_JS, 'configure', '--out', out, '--CDCMAKE_EXPORT_COMPILE_COMMANDS=ON', '--CDACCEPTPOOL_BUILD_TESTS=ON']);
+    const r = runTool(process.execPath, [
+      CMAKE_JS,
+      'configure',
+      '--out',
+      out,
+      '--CDCMAKE_EXPORT_COMPILE_COMMANDS=ON',
+      '--CDACCEPTPOOL_BUILD_TESTS=ON',
+    ]);
     assert.equal(r.status, 0, `cmake-js configure failed:\n${r.stdout}\n${r.stderr}`);
     const entries = JSON.parse(fs.readFileSync(path.join(out, 'compile_commands.json'), 'utf8')) as { file: string; command: string }[];
     return new Map(entries.map((e) => [path.relative(ROOT, e.file), words(e.command)]));
@@ -175,7 +196,11 @@ function gypTarget(dir: string, os: string): GypTarget {
   const r = runTool(process.execPath, [nodeGyp(), 'configure', `--nodedir=${nodedir}`, '--', `-DOS=${os}`, '-f', 'gypd'], { cwd: dir });
   assert.equal(r.status, 0, `node-gyp configure for ${os} failed:\n${r.stdout}\n${r.stderr}`);
   // gypd is a Python literal of JSON's shapes.
-  const py = runTool('python3', ['-c', 'import ast, json, sys; print(json.dumps(ast.literal_eval(open(sys.argv[1]).read())))', path.join(dir, 'binding.gypd')]);
+  const py = runTool('python3', [
+    '-c',
+    'import ast, json, sys; print(json.dumps(ast.literal_eval(open(sys.argv[1]).read())))',
+    path.join(dir, 'binding.gypd'),
+  ]);
   assert.equal(py.status, 0, py.stderr);
   const target = (JSON.parse(py.stdout) as { targets: (GypTarget & { configurations: Record<string, GypTarget> })[] }).targets[0];
   return { ...target, ...target.configurations.Release, sources: target.sources, libraries: target.libraries };
@@ -192,11 +217,7 @@ function gypTarget(dir: string, os: string): GypTarget {
     for (const [source, gypArgs] of gyp) {
       const g = effective(gypArgs);
       const c = effective(cmake.get(source) ?? []);
-      assert.deepEqual(
-        { ...c, defines: [] },
-        { ...g, defines: [] },
-        `${source}: flags differ`,
-      );
+      assert.deepEqual({ ...c, defines: [] }, { ...g, defines: [] }, `${source}: flags differ`);
       assert.deepEqual(
         c.defines,
         g.defines.filter((d) => !NODE_GYP_OWN_DEFINES.has(d)),
@@ -261,13 +282,13 @@ function gypTarget(dir: string, os: string): GypTarget {
 
     const backendSources = (target: GypTarget): string[] => target.sources.filter((s) => s.startsWith('native/backends/'));
 
-    it('macOS: the posix helpers and the portable backend, no epoll, the list\'s flags through Xcode', () => {
+    it("macOS: the posix helpers and the portable backend, no epoll, the list's flags through Xcode", () => {
       const target = gypTarget(dir, 'mac');
       assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.posix].sort());
       assert.deepEqual(target.xcode_settings?.OTHER_CPLUSPLUSFLAGS?.slice(-list.cflags.length), list.cflags);
     });
 
-    it('FreeBSD: the posix helpers and the portable backend, the list\'s flags through make', () => {
+    it("FreeBSD: the posix helpers and the portable backend, the list's flags through make", () => {
       const target = gypTarget(dir, 'freebsd');
       assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.posix].sort());
       assert.deepEqual(target.cflags_cc?.slice(-list.cflags.length), list.cflags);
@@ -276,7 +297,8 @@ function gypTarget(dir: string, os: string): GypTarget {
     it('Windows with Visual Studio: the IOCP sources, ws2_32, mswsock and iphlpapi, C++17', () => {
       const target = gypTarget(dir, 'win');
       assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.win].sort());
-      for (const lib of ['ws2_32.lib', 'mswsock.lib', 'iphlpapi.lib']) assert.ok(target.libraries?.includes(lib), `${lib} in ${target.libraries?.join(' ')}`);
+      for (const lib of ['ws2_32.lib', 'mswsock.lib', 'iphlpapi.lib'])
+        assert.ok(target.libraries?.includes(lib), `${lib} in ${target.libraries?.join(' ')}`);
       const options = target.msvs_settings?.VCCLCompilerTool?.AdditionalOptions ?? [];
       assert.deepEqual(options.slice(-list.cflags_msvc.length), list.cflags_msvc);
     });

@@ -183,7 +183,7 @@ for (const { label, driver, options } of SETUPS) {
       }
     });
 
-    it('a send to the old id of a slot, made in the session handler of the slot\'s new occupant, is refused', async () => {
+    it("a send to the old id of a slot, made in the session handler of the slot's new occupant, is refused", async () => {
       const h = await startServer(driver, { ...options, poolSize: 256 });
       const N = 150;
       const olds = await oldGeneration(h, N);
@@ -225,7 +225,11 @@ for (const { label, driver, options } of SETUPS) {
       const oldClients = await connectMany(h.port, N, undefined, 60);
       const nonces = oldClients.map(() => randomBytes(NONCE_BYTES));
       oldClients.forEach((c, i) => c.write(nonces[i]));
-      await waitFor(() => h.sessions.length === N && h.sessions.every((s) => h.receivedBytes(s.id).length === NONCE_BYTES), 10_000, 'old nonces');
+      await waitFor(
+        () => h.sessions.length === N && h.sessions.every((s) => h.receivedBytes(s.id).length === NONCE_BYTES),
+        10_000,
+        'old nonces',
+      );
       const olds: OldSession[] = h.sessions.map((s) => ({ id: s.id, nonce: h.receivedBytes(s.id) }));
 
       for (const c of oldClients) c.resetAndDestroy();

@@ -4,7 +4,19 @@ import { Duplex } from 'node:stream';
 
 import type { Session, SessionSocket } from '../src/index';
 import {
-  DRIVERS, SLOT_MASK, assertThrowsCode, cleanup, codeOf, connect, delay, kernelBufferRoom, randomBytes, reader, startServer, waitFor, withTimeout,
+  DRIVERS,
+  SLOT_MASK,
+  assertThrowsCode,
+  cleanup,
+  codeOf,
+  connect,
+  delay,
+  kernelBufferRoom,
+  randomBytes,
+  reader,
+  startServer,
+  waitFor,
+  withTimeout,
 } from './helpers';
 import type { Harness } from './helpers';
 import { sha256 } from './http-helpers';
@@ -12,9 +24,16 @@ import { sha256 } from './http-helpers';
 const MiB = 1024 * 1024;
 
 /** A server whose every session becomes a socket (options: toSocket's), kept by session id. */
-async function socketServer(driver: (typeof DRIVERS)[number], options?: Parameters<Session['toSocket']>[0]): Promise<{ h: Harness; sockets: Map<number, SessionSocket> }> {
+async function socketServer(
+  driver: (typeof DRIVERS)[number],
+  options?: Parameters<Session['toSocket']>[0],
+): Promise<{ h: Harness; sockets: Map<number, SessionSocket> }> {
   const sockets = new Map<number, SessionSocket>();
-  const h = await startServer(driver, {}, { record: false, beforeListen: (server) => server.on('session', (s) => sockets.set(s.id, s.toSocket(options))) });
+  const h = await startServer(
+    driver,
+    {},
+    { record: false, beforeListen: (server) => server.on('session', (s) => sockets.set(s.id, s.toSocket(options))) },
+  );
   return { h, sockets };
 }
 
@@ -40,8 +59,16 @@ describe('SessionSocket: session.toSocket() as a net.Socket-like Duplex', functi
         const c = await connect(h.port);
         await h.waitSessions(1);
         const s = h.sessions[0];
-        assertThrowsCode(() => s.toSocket({ allowHalfOpen: 1 } as unknown as { allowHalfOpen: boolean }), 'ERR_ACCEPTPOOL_INVALID_ARG', 'non-boolean');
-        assertThrowsCode(() => s.toSocket({ halfOpen: true } as unknown as { allowHalfOpen: boolean }), 'ERR_ACCEPTPOOL_INVALID_ARG', 'unknown option');
+        assertThrowsCode(
+          () => s.toSocket({ allowHalfOpen: 1 } as unknown as { allowHalfOpen: boolean }),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          'non-boolean',
+        );
+        assertThrowsCode(
+          () => s.toSocket({ halfOpen: true } as unknown as { allowHalfOpen: boolean }),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          'unknown option',
+        );
         const socket = s.toSocket();
         assert.ok(socket instanceof Duplex);
         assert.equal(s.toSocket(), socket, 'the same socket again');
@@ -81,9 +108,13 @@ describe('SessionSocket: session.toSocket() as a net.Socket-like Duplex', functi
         const socket = await socketOf(h, sockets);
         const sent = randomBytes(16 * MiB);
         let written = false;
-        assert.equal(socket.write(sent, () => {
-          written = true;
-        }), false, 'write() says wait');
+        assert.equal(
+          socket.write(sent, () => {
+            written = true;
+          }),
+          false,
+          'write() says wait',
+        );
         await delay(500);
         assert.equal(written, false, 'the callback waits while the peer reads nothing');
         assert.equal(h.sessions[0].closed, false, 'no overflow');
@@ -210,7 +241,7 @@ describe('SessionSocket: session.toSocket() as a net.Socket-like Duplex', functi
         const cb = await connect(h.port);
         const rb = reader(cb);
         const b = await socketOf(h, sockets, 2);
-        assert.equal(b.session.id & SLOT_MASK, idA & SLOT_MASK, 'B took A\'s slot');
+        assert.equal(b.session.id & SLOT_MASK, idA & SLOT_MASK, "B took A's slot");
         assert.notEqual(b.session.id, idA);
         const stale0 = h.server.stats().staleCommands;
         // Every command through A's id is refused: none reaches B.
@@ -227,7 +258,7 @@ describe('SessionSocket: session.toSocket() as a net.Socket-like Duplex', functi
         await rb.readExactly(6);
         await delay(100);
         assert.equal(rb.text(), 'from B', 'B got only its own bytes');
-        assert.equal(aData.length(), 0, 'A saw none of B\'s data');
+        assert.equal(aData.length(), 0, "A saw none of B's data");
       });
 
       it('handoff(net.Server): every session is a connection there; bad targets and a second handoff are refused', async () => {

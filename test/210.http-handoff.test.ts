@@ -14,7 +14,10 @@ describe('node:http over server.handoff()', function () {
   for (const driver of DRIVERS) {
     describe(driver, () => {
       it('keep-alive: 50 requests on one connection, one session', async () => {
-        const t = await startHandoff(driver, http.createServer((req, res) => res.end(`hello ${req.url}`)));
+        const t = await startHandoff(
+          driver,
+          http.createServer((req, res) => res.end(`hello ${req.url}`)),
+        );
         const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
         try {
           for (let i = 0; i < 50; i++) {
@@ -30,29 +33,38 @@ describe('node:http over server.handoff()', function () {
       });
 
       it('pipelining: five requests in one write get five responses in order, a slow first one included', async () => {
-        const t = await startHandoff(driver, http.createServer((req, res) => {
-          if (req.url === '/slow') setTimeout(() => res.end('/slow'), 100);
-          else res.end(req.url);
-        }));
+        const t = await startHandoff(
+          driver,
+          http.createServer((req, res) => {
+            if (req.url === '/slow') setTimeout(() => res.end('/slow'), 100);
+            else res.end(req.url);
+          }),
+        );
         const c = await RawClient.connect(t.port);
         const paths = ['/slow', '/a', '/b', '/c', '/d'];
         c.socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''));
         const responses = await c.responses(5);
-        assert.deepEqual(responses.map((r) => r.body.toString()), paths);
+        assert.deepEqual(
+          responses.map((r) => r.body.toString()),
+          paths,
+        );
         assert.equal(t.sockets.length, 1);
       });
 
       it('chunked upload and chunked response: every byte both ways', async () => {
-        const t = await startHandoff(driver, http.createServer((req, res) => {
-          const parts: Buffer[] = [];
-          req.on('data', (c: Buffer) => parts.push(c));
-          req.on('end', () => {
-            const all = Buffer.concat(parts);
-            res.setHeader('X-Request-Encoding', String(req.headers['transfer-encoding']));
-            for (let at = 0; at < all.length; at += 7777) res.write(all.subarray(at, at + 7777));
-            res.end();
-          });
-        }));
+        const t = await startHandoff(
+          driver,
+          http.createServer((req, res) => {
+            const parts: Buffer[] = [];
+            req.on('data', (c: Buffer) => parts.push(c));
+            req.on('end', () => {
+              const all = Buffer.concat(parts);
+              res.setHeader('X-Request-Encoding', String(req.headers['transfer-encoding']));
+              for (let at = 0; at < all.length; at += 7777) res.write(all.subarray(at, at + 7777));
+              res.end();
+            });
+          }),
+        );
         const sent = randomBytes(1024 * 1024);
         const r = await request(http, t.port, { method: 'POST', path: '/echo', agent: false }, (req) => {
           // Each chunk once the one before is written: chunks buffered
@@ -60,7 +72,9 @@ describe('node:http over server.handoff()', function () {
           // pieces per chunk, more than Wine's WSASend takes (EMSGSIZE).
           const send = async (): Promise<void> => {
             for (let at = 0; at < sent.length; at += 4096) {
-              await new Promise<void>((resolve, reject) => req.write(sent.subarray(at, at + 4096), (err) => (err ? reject(err) : resolve())));
+              await new Promise<void>((resolve, reject) =>
+                req.write(sent.subarray(at, at + 4096), (err) => (err ? reject(err) : resolve())),
+              );
             }
             req.end();
           };
@@ -74,7 +88,10 @@ describe('node:http over server.handoff()', function () {
       });
 
       it('Connection: close: the response, then the server ends the connection (reason local)', async () => {
-        const t = await startHandoff(driver, http.createServer((_req, res) => res.end('bye')));
+        const t = await startHandoff(
+          driver,
+          http.createServer((_req, res) => res.end('bye')),
+        );
         const c = await RawClient.connect(t.port);
         c.socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
         const [r] = await c.responses(1);
@@ -89,13 +106,16 @@ describe('node:http over server.handoff()', function () {
       for (const how of ['ends', 'resets'] as const) {
         it(`an aborted upload (the client ${how} mid-body): the handler sees it aborted, the session closes`, async () => {
           let seen: { complete: boolean; closed: boolean } | null = null;
-          const t = await startHandoff(driver, http.createServer((req, res) => {
-            req.on('data', () => undefined);
-            req.on('error', () => undefined);
-            res.on('close', () => {
-              seen = { complete: req.complete, closed: true };
-            });
-          }));
+          const t = await startHandoff(
+            driver,
+            http.createServer((req, res) => {
+              req.on('data', () => undefined);
+              req.on('error', () => undefined);
+              res.on('close', () => {
+                seen = { complete: req.complete, closed: true };
+              });
+            }),
+          );
           const c = await RawClient.connect(t.port);
           c.socket.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
           c.socket.write(Buffer.alloc(1000, 1));
@@ -124,7 +144,9 @@ describe('node:http over server.handoff()', function () {
       });
 
       it('requestTimeout answers headers that never finish with 408 (handoff emits listening on the target)', async () => {
-        const hs = http.createServer({ connectionsCheckingInterval: 100, headersTimeout: 300, requestTimeout: 300 }, (_req, res) => res.end());
+        const hs = http.createServer({ connectionsCheckingInterval: 100, headersTimeout: 300, requestTimeout: 300 }, (_req, res) =>
+          res.end(),
+        );
         const t = await startHandoff(driver, hs);
         const c = await RawClient.connect(t.port);
         c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
@@ -155,7 +177,10 @@ describe('node:http over server.handoff()', function () {
       });
 
       it('server.close() of acceptpool ends every handed-off connection and the sockets close', async () => {
-        const t = await startHandoff(driver, http.createServer((_req, res) => res.end('ok')));
+        const t = await startHandoff(
+          driver,
+          http.createServer((_req, res) => res.end('ok')),
+        );
         const c = await RawClient.connect(t.port);
         c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
         await c.responses(1);
@@ -169,22 +194,37 @@ describe('node:http over server.handoff()', function () {
 
       it('the request sees the connection as on net.Socket: addresses, ports, counters', async () => {
         let info: Record<string, unknown> = {};
-        const t = await startHandoff(driver, http.createServer((req, res) => {
-          const s = req.socket;
-          info = {
-            remoteAddress: s.remoteAddress, remotePort: s.remotePort, remoteFamily: s.remoteFamily,
-            localAddress: s.localAddress, localPort: s.localPort, address: s.address(),
-            readyState: s.readyState, bytesRead: s.bytesRead > 0, connecting: s.connecting,
-          };
-          res.end('ok');
-        }));
+        const t = await startHandoff(
+          driver,
+          http.createServer((req, res) => {
+            const s = req.socket;
+            info = {
+              remoteAddress: s.remoteAddress,
+              remotePort: s.remotePort,
+              remoteFamily: s.remoteFamily,
+              localAddress: s.localAddress,
+              localPort: s.localPort,
+              address: s.address(),
+              readyState: s.readyState,
+              bytesRead: s.bytesRead > 0,
+              connecting: s.connecting,
+            };
+            res.end('ok');
+          }),
+        );
         const c = await RawClient.connect(t.port);
         c.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
         await c.responses(1);
         assert.deepEqual(info, {
-          remoteAddress: HOST4, remotePort: c.socket.localPort, remoteFamily: 'IPv4',
-          localAddress: HOST4, localPort: t.port, address: { address: HOST4, family: 'IPv4', port: t.port },
-          readyState: 'open', bytesRead: true, connecting: false,
+          remoteAddress: HOST4,
+          remotePort: c.socket.localPort,
+          remoteFamily: 'IPv4',
+          localAddress: HOST4,
+          localPort: t.port,
+          address: { address: HOST4, family: 'IPv4', port: t.port },
+          readyState: 'open',
+          bytesRead: true,
+          connecting: false,
         });
         await waitFor(() => t.sockets[0].bytesWritten === c.bytes().length, 5_000, 'bytesWritten = bytes the client got');
       });

@@ -83,14 +83,20 @@ describe('node:http over handoff: an upload the handler does not read stays in t
       assert.ok(stalled, 'the client stalled before sending everything');
       const stalledAt = written;
       const room = kernelBufferRoom();
-      assert.ok(stalledAt < room + 4 * MiB, `the client stalled after ${(stalledAt / MiB).toFixed(1)} MiB (kernel room ${(room / MiB).toFixed(1)} MiB)`);
+      assert.ok(
+        stalledAt < room + 4 * MiB,
+        `the client stalled after ${(stalledAt / MiB).toFixed(1)} MiB (kernel room ${(room / MiB).toFixed(1)} MiB)`,
+      );
       // Still stalled a while later, and the server holds nothing more.
       assert.equal(await drained(c, 500), false, 'no drain while the handler does not read');
       child.send({ type: 'rss' });
       const held = await child.next<UploadRss>('rss');
       assert.equal(held.paused, true, 'the upload session is paused in the backend');
       const grew = held.rss - baseline;
-      assert.ok(grew < RSS_SLACK, `server RSS grew ${(grew / MiB).toFixed(2)} MiB over ${(baseline / MiB).toFixed(1)} MiB while ${(stalledAt / MiB).toFixed(1)} MiB waited`);
+      assert.ok(
+        grew < RSS_SLACK,
+        `server RSS grew ${(grew / MiB).toFixed(2)} MiB over ${(baseline / MiB).toFixed(1)} MiB while ${(stalledAt / MiB).toFixed(1)} MiB waited`,
+      );
 
       child.send({ type: 'read' });
       const resumed = await drained(c, 10_000);

@@ -23,21 +23,24 @@ describe('TLS on sessions: https over handoff(), tls.connect({ socket }) on a cl
     describe(driver, () => {
       it('https: 16 MiB bodies each way, four times on one kept-alive connection, verified by a client that trusts the test CA', async () => {
         const { key, cert, ca } = testCertificates();
-        const t = await startHandoff(driver, https.createServer({ key, cert }, (req, res) => {
-          const encrypted = String((req.socket as tls.TLSSocket).encrypted === true);
-          if (req.url === '/down') {
-            res.setHeader('X-Encrypted', encrypted);
-            res.end(big);
-            return;
-          }
-          let length = 0;
-          const parts: Buffer[] = [];
-          req.on('data', (c: Buffer) => {
-            length += c.length;
-            parts.push(c);
-          });
-          req.on('end', () => res.end(JSON.stringify({ length, sha256: sha256(Buffer.concat(parts)), encrypted })));
-        }));
+        const t = await startHandoff(
+          driver,
+          https.createServer({ key, cert }, (req, res) => {
+            const encrypted = String((req.socket as tls.TLSSocket).encrypted === true);
+            if (req.url === '/down') {
+              res.setHeader('X-Encrypted', encrypted);
+              res.end(big);
+              return;
+            }
+            let length = 0;
+            const parts: Buffer[] = [];
+            req.on('data', (c: Buffer) => {
+              length += c.length;
+              parts.push(c);
+            });
+            req.on('end', () => res.end(JSON.stringify({ length, sha256: sha256(Buffer.concat(parts)), encrypted })));
+          }),
+        );
         // One kept-alive connection for every exchange: a request that
         // follows a 16 MiB response on it once met HPE_PAUSED (see
         // SessionSocket's sendPending).
@@ -49,7 +52,9 @@ describe('TLS on sessions: https over handoff(), tls.connect({ socket }) on a cl
             assert.equal(down.headers['x-encrypted'], 'true');
             assert.equal(down.body.length, big.length);
             assert.equal(sha256(down.body), sha256(big));
-            const up = await request(https, t.port, { method: 'POST', path: '/up', ca, servername: 'localhost', agent }, (req) => req.end(big));
+            const up = await request(https, t.port, { method: 'POST', path: '/up', ca, servername: 'localhost', agent }, (req) =>
+              req.end(big),
+            );
             assert.deepEqual(JSON.parse(up.body.toString()), { length: big.length, sha256: sha256(big), encrypted: 'true' });
           }
         } finally {
@@ -60,7 +65,10 @@ describe('TLS on sessions: https over handoff(), tls.connect({ socket }) on a cl
 
       it('https: a client without the CA refuses the certificate', async () => {
         const { key, cert } = testCertificates();
-        const t = await startHandoff(driver, https.createServer({ key, cert }, (_req, res) => res.end('secret')));
+        const t = await startHandoff(
+          driver,
+          https.createServer({ key, cert }, (_req, res) => res.end('secret')),
+        );
         const err = await request(https, t.port, { path: '/', agent: false }).then(
           () => null,
           (e: unknown) => e as NodeJS.ErrnoException,
@@ -77,7 +85,11 @@ describe('TLS on sessions: https over handoff(), tls.connect({ socket }) on a cl
         try {
           const session = await client.connect((echo.address() as AddressInfo).port, HOST4);
           const secure = tls.connect({ socket: session.toSocket(), ca, servername: 'localhost' });
-          await withTimeout(new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject)), 10_000, 'TLS handshake');
+          await withTimeout(
+            new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject)),
+            10_000,
+            'TLS handshake',
+          );
           assert.equal(secure.authorized, true);
           const sent = randomBytes(MiB);
           const got: Buffer[] = [];

@@ -5,14 +5,18 @@ import { DRIVERS, HOST4, cleanup, randomBytes, withTimeout } from './helpers';
 import { sha256, startHandoff } from './http-helpers';
 
 function get(client: http2.ClientHttp2Session, path: string): Promise<Buffer> {
-  return withTimeout(new Promise<Buffer>((resolve, reject) => {
-    const req = client.request({ ':path': path });
-    const parts: Buffer[] = [];
-    req.on('data', (d: Buffer) => parts.push(d));
-    req.on('end', () => resolve(Buffer.concat(parts)));
-    req.on('error', reject);
-    req.end();
-  }), 10_000, `h2 GET ${path}`);
+  return withTimeout(
+    new Promise<Buffer>((resolve, reject) => {
+      const req = client.request({ ':path': path });
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => resolve(Buffer.concat(parts)));
+      req.on('error', reject);
+      req.end();
+    }),
+    10_000,
+    `h2 GET ${path}`,
+  );
 }
 
 describe('http2 (cleartext) over handoff()', function () {

@@ -31,7 +31,8 @@ describe('ws over handoff(http server): the upgrade and a WebSocket echo', funct
       ws.send(big);
       ws.send('last');
       await waitFor(() => got.length === 52, 10_000, `52 echoes (have ${got.length})`);
-      for (let i = 0; i < 50; i++) assert.deepEqual({ binary: got[i].binary, text: got[i].data.toString() }, { binary: false, text: `message ${i}` });
+      for (let i = 0; i < 50; i++)
+        assert.deepEqual({ binary: got[i].binary, text: got[i].data.toString() }, { binary: false, text: `message ${i}` });
       assert.equal(got[50].binary, true);
       assert.equal(sha256(got[50].data), sha256(big));
       assert.equal(got[51].data.toString(), 'last');

@@ -12,7 +12,19 @@ import { createClient, createServer } from '../src/index';
 import type { Server, Session } from '../src/index';
 import { kThreadListeners } from '../src/options';
 import type { ServerOptions } from '../src/options';
-import { MULTI_THREAD, SLOT_MASK, assertThrowsCode, cleanup, connectMany, delay, reader, startEcho, startServer, track, waitFor } from './helpers';
+import {
+  MULTI_THREAD,
+  SLOT_MASK,
+  assertThrowsCode,
+  cleanup,
+  connectMany,
+  delay,
+  reader,
+  startEcho,
+  startServer,
+  track,
+  waitFor,
+} from './helpers';
 import type { Harness, Reader } from './helpers';
 
 const THREADS = 2;
@@ -39,7 +51,10 @@ async function burst(h: Harness, n: number): Promise<{ socket: net.Socket; reade
 // On Windows both are one listener, on which every thread posts AcceptEx.
 const LISTENERS: { label: string; options: ServerOptions }[] = [
   { label: 'a listener per thread (SO_REUSEPORT, the default; Windows: one listener)', options: {} },
-  { label: 'one shared listener (EPOLLEXCLUSIVE; Windows: AcceptEx from each thread)', options: { [kThreadListeners]: 'shared' } as ServerOptions },
+  {
+    label: 'one shared listener (EPOLLEXCLUSIVE; Windows: AcceptEx from each thread)',
+    options: { [kThreadListeners]: 'shared' } as ServerOptions,
+  },
 ];
 
 (MULTI_THREAD ? describe : describe.skip)(`threads: ${THREADS} (threaded driver)`, function () {
@@ -58,7 +73,11 @@ const LISTENERS: { label: string; options: ServerOptions }[] = [
       assert.equal(st.perThread[t].inUse, groups[t].length, `thread ${t}'s sessions in use`);
     }
     for (const key of ['accepts', 'inUse', 'poolSize', 'poolFree', 'bytesIn'] as const) {
-      assert.equal(st[key], st.perThread.reduce((n, t) => n + t[key], 0), `${key} is the sum of the threads'`);
+      assert.equal(
+        st[key],
+        st.perThread.reduce((n, t) => n + t[key], 0),
+        `${key} is the sum of the threads'`,
+      );
     }
     assert.equal(st.accepts, 300);
     assert.equal(new Set(clients.map((c) => c.session.id)).size, 300, 'an id was handed out twice');
@@ -109,7 +128,11 @@ const LISTENERS: { label: string; options: ServerOptions }[] = [
     const splits: string[] = [];
     for (let w = 0; w < 5; w++) {
       const clients = await burst(h, WAVE);
-      splits.push(byThread(clients.map((c) => c.session)).map((g) => g.length).join('/'));
+      splits.push(
+        byThread(clients.map((c) => c.session))
+          .map((g) => g.length)
+          .join('/'),
+      );
       for (const c of clients) c.socket.destroy();
       await waitFor(() => h.server.stats().inUse === 0, 10_000, `wave ${w} released`);
     }

@@ -87,13 +87,20 @@ if (process.platform === 'linux') {
         // Each connection comes from its own source port, which the kernel
         // hashes to one listener: 40 all landing on one has odds 2^-39.
         const first = await greetings(port, 40);
-        assert.ok(first.every((n) => n === 'A' || n === 'B'), `unexpected greetings ${first.join(',')}`);
+        assert.ok(
+          first.every((n) => n === 'A' || n === 'B'),
+          `unexpected greetings ${first.join(',')}`,
+        );
         assert.ok(first.includes('A') && first.includes('B'), `one worker took every connection: ${first.join('')}`);
 
         const servedByA = await a.close();
         assert.equal(servedByA, first.filter((n) => n === 'A').length);
         const after = await greetings(port, 20);
-        assert.deepEqual(after, Array.from({ length: 20 }, () => 'B'), 'a connection was lost after A exited');
+        assert.deepEqual(
+          after,
+          Array.from({ length: 20 }, () => 'B'),
+          'a connection was lost after A exited',
+        );
         assert.equal(await b.close(), first.filter((n) => n === 'B').length + 20);
       });
     });

@@ -69,10 +69,16 @@ for (const driver of DRIVERS) {
       await h.waitSessions(50);
       await waitFor(() => readers.filter((r) => r.length === msgs[readers.indexOf(r)].length).length === 50, 5_000, '50 echoes');
       // Close the 30 first served clients.
-      const servedIdx = readers.map((r, i) => (r.length > 0 ? i : -1)).filter((i) => i >= 0).slice(0, 30);
+      const servedIdx = readers
+        .map((r, i) => (r.length > 0 ? i : -1))
+        .filter((i) => i >= 0)
+        .slice(0, 30);
       for (const i of servedIdx) clients[i].end();
-      await waitFor(() => readers.every((r, i) => r.length === msgs[i].length), 10_000,
-        `every client echoed (have ${readers.filter((r) => r.length > 0).length})`);
+      await waitFor(
+        () => readers.every((r, i) => r.length === msgs[i].length),
+        10_000,
+        `every client echoed (have ${readers.filter((r) => r.length > 0).length})`,
+      );
       for (let i = 0; i < 80; i++) assert.ok(readers[i].bytes().equals(msgs[i]), `client ${i} got a wrong echo`);
       assert.equal(h.sessions.length, 80);
       assert.ok(h.maxOpen <= 50, `at one point ${h.maxOpen} sessions were open at once`);

@@ -31,7 +31,10 @@ const describeLinux = process.platform === 'linux' ? describe : describe.skip;
 
 describeLinux('descriptor limit (RLIMIT_NOFILE, as native code reads it)', () => {
   it("is this process's soft limit, as /proc/self/limits says", () => {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     assert.ok(line !== undefined);
     const soft = line.slice('Max open files'.length).trim().split(/\s+/)[0];
     assert.equal(binding.descriptorLimit(), soft === 'unlimited' ? null : Number(soft));

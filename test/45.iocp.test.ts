@@ -156,8 +156,14 @@ describeWindows('IOCP with threads: 2 (one listener, a completion port per threa
   it("each thread posts its own AcceptEx on the one listener; thread 0 sends thread 1's completions on to thread 1's port", async () => {
     const h = await startEcho('threaded', { threads: 2 });
     const before = perThread(h.server);
-    assert.deepEqual(before.map((c) => c.acceptsPending), [32, 32]);
-    assert.deepEqual(before.map((c) => c.acceptsForwarded), [0, 0]);
+    assert.deepEqual(
+      before.map((c) => c.acceptsPending),
+      [32, 32],
+    );
+    assert.deepEqual(
+      before.map((c) => c.acceptsForwarded),
+      [0, 0],
+    );
     const clients = await connectMany(h.port, 200, undefined, 50);
     await h.waitSessions(200);
     const st = h.server.stats();
@@ -170,7 +176,10 @@ describeWindows('IOCP with threads: 2 (one listener, a completion port per threa
     clients.forEach((s, i) => s.write(`m${i};`));
     await Promise.all(readers.map((r, i) => r.readExactly(`m${i};`.length, 15_000)));
     readers.forEach((r, i) => assert.equal(r.text(), `m${i};`));
-    assert.ok(h.server.stats().perThread.every((t) => t.bytesOut > 0), 'a thread sent nothing');
+    assert.ok(
+      h.server.stats().perThread.every((t) => t.bytesOut > 0),
+      'a thread sent nothing',
+    );
   });
 
   it('close() cancels every accept of both threads, and the port refuses clients once the last handle is closed', async () => {
@@ -179,20 +188,30 @@ describeWindows('IOCP with threads: 2 (one listener, a completion port per threa
     await connectMany(port, 20);
     await server.close();
     const c = perThread(server);
-    assert.deepEqual(c.map((t) => t.acceptsPending), [0, 0], 'close() resolved with accepts still posted');
+    assert.deepEqual(
+      c.map((t) => t.acceptsPending),
+      [0, 0],
+      'close() resolved with accepts still posted',
+    );
     assert.ok(c[1].acceptsCancelled >= 32, `thread 1 cancelled ${c[1].acceptsCancelled}`);
     assert.equal(await connectOutcome(port), 'ECONNREFUSED');
   });
 
   it('with maxConnections 16 each thread holds at most its share (8); clients past one share go to the other', async () => {
     const h = await startServer('threaded', { threads: 2, maxConnections: 16 });
-    assert.deepEqual(perThread(h.server).map((t) => t.acceptTarget), [8, 8]);
+    assert.deepEqual(
+      perThread(h.server).map((t) => t.acceptTarget),
+      [8, 8],
+    );
     // 24 clients: a thread at its share cancels its posted accepts, so at
     // most what it had posted waits for it and the rest reach the other.
     await connectMany(h.port, 24, undefined, 4);
     await h.waitSessions(16, 20_000);
     await delay(200);
-    assert.deepEqual(h.server.stats().perThread.map((t) => t.inUse), [8, 8]);
+    assert.deepEqual(
+      h.server.stats().perThread.map((t) => t.inUse),
+      [8, 8],
+    );
   });
 });
 

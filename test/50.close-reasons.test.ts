@@ -116,7 +116,11 @@ for (const driver of DRIVERS) {
         client.write('k');
         await delay(200);
         const rec = h.closeById.get(id);
-        assert.equal(rec?.reason, undefined, `an active session was closed (${rec?.reason ?? ''}) after ${(i + 1) * 200} ms; its last activity was at most 200 ms earlier`);
+        assert.equal(
+          rec?.reason,
+          undefined,
+          `an active session was closed (${rec?.reason ?? ''}) after ${(i + 1) * 200} ms; its last activity was at most 200 ms earlier`,
+        );
       }
       assert.equal(h.server.stats().timeouts, 0);
     });
@@ -180,7 +184,7 @@ for (const driver of DRIVERS) {
 
     it('destroy() after close() returns true and resets a session still flushing; a second destroy() returns false', async () => {
       const { h, s, r, socket } = await oneSession();
-      socket.pause();  // the peer reads nothing: the flush cannot finish
+      socket.pause(); // the peer reads nothing: the flush cannot finish
       s.send(Buffer.alloc(16 * 1024 * 1024, 1));
       assert.equal(s.close(), true);
       await delay(100);

@@ -40,7 +40,11 @@ class Uploader {
   readonly order: string[] = [];
   private stopped = false;
 
-  private constructor(readonly socket: net.Socket, private readonly minBytes: number, private readonly forever: boolean) {
+  private constructor(
+    readonly socket: net.Socket,
+    private readonly minBytes: number,
+    private readonly forever: boolean,
+  ) {
     this.port = socket.localPort ?? -1;
     socket.on('data', (chunk: Buffer) => {
       this.chunks.push(chunk);
@@ -169,7 +173,11 @@ for (const driver of DRIVERS) {
           close(h, s);
         });
         const u = await upload(h.port, 8 * MiB);
-        await withTimeout(waitFor(() => u.closed, 20_000, 'the client to close'), 25_000, 'client close');
+        await withTimeout(
+          waitFor(() => u.closed, 20_000, 'the client to close'),
+          25_000,
+          'client close',
+        );
         assert.equal(u.verdict(reply), '', `the client did not get the reply intact and a clean end (uploaded ${u.written} bytes)`);
         const rec = await h.waitClose(h.sessions[0].id);
         assert.equal(rec.reason, reason);
@@ -227,7 +235,10 @@ for (const driver of DRIVERS) {
       // reached its thread: at most the batches in flight, not the upload.
       assert.ok(st.bytesIn - bytesInAtClose < 4 * MiB, `bytesIn grew by ${st.bytesIn - bytesInAtClose} after close()`);
       assert.ok(st.bytesDiscarded >= 4 * MiB, `only ${st.bytesDiscarded} bytes discarded`);
-      assert.ok(st.bytesIn + st.bytesDiscarded >= u.written, `bytesIn ${st.bytesIn} + bytesDiscarded ${st.bytesDiscarded} < ${u.written} uploaded`);
+      assert.ok(
+        st.bytesIn + st.bytesDiscarded >= u.written,
+        `bytesIn ${st.bytesIn} + bytesDiscarded ${st.bytesDiscarded} < ${u.written} uploaded`,
+      );
     });
 
     it('a peer that never stops sending is reset at the closeLinger deadline (1 s) and its slot is freed', async () => {

@@ -83,7 +83,10 @@ for (const driver of DRIVERS) {
       await delay(500);
       const taken = takenByKernel(client);
       assert.equal(taken, takenAt500, `the sender's kernel kept taking bytes (${takenAt500} -> ${taken}): nothing pushes back`);
-      assert.ok(taken < payload.length / 2, `the sender handed ${taken} of ${payload.length} bytes to the kernel while the server was paused`);
+      assert.ok(
+        taken < payload.length / 2,
+        `the sender handed ${taken} of ${payload.length} bytes to the kernel while the server was paused`,
+      );
       assert.ok(sink.received <= pauseBound(driver), `${sink.received} bytes reached JS while paused (bound ${pauseBound(driver)})`);
       const stats = h.server.stats();
       assert.ok(stats.bytesIn <= pauseBound(driver), `native code read ${stats.bytesIn} bytes while paused`);
@@ -136,7 +139,7 @@ for (const driver of DRIVERS) {
       assert.equal(rec.reason, 'local');
     });
 
-    it('end() then the peer\'s FIN while paused: the unread bytes still arrive after resume, then the close', async () => {
+    it("end() then the peer's FIN while paused: the unread bytes still arrive after resume, then the close", async () => {
       const h = await startServer(driver, { allowHalfOpen: true });
       const client = await connect(h.port);
       client.allowHalfOpen = true;
@@ -159,7 +162,7 @@ for (const driver of DRIVERS) {
       assert.equal(rec.reason, 'local');
     });
 
-    it('pauseSession(id) and resumeSession(id) work by id; stale ids are refused and counted, and never reach the slot\'s next occupant', async () => {
+    it("pauseSession(id) and resumeSession(id) work by id; stale ids are refused and counted, and never reach the slot's next occupant", async () => {
       const h = await startServer(driver, { poolSize: 16, poolGrowth: 16 });
       const first = await connect(h.port);
       await h.waitSessions(1);

@@ -8,7 +8,19 @@ import * as net from 'node:net';
 
 import { createClient } from '../src/index';
 import { cleanupAll, trackClient } from './client-helpers';
-import { DRIVERS, HOST4, HOST6, assertThrowsCode, connect, delay, kernelBufferRoom, randomBytes, reader, startServer, waitFor } from './helpers';
+import {
+  DRIVERS,
+  HOST4,
+  HOST6,
+  assertThrowsCode,
+  connect,
+  delay,
+  kernelBufferRoom,
+  randomBytes,
+  reader,
+  startServer,
+  waitFor,
+} from './helpers';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -185,15 +197,31 @@ for (const driver of DRIVERS) {
       for (const bad of [1, 'yes', null]) {
         assertThrowsCode(() => s.setNoDelay(bad as unknown as boolean), 'ERR_ACCEPTPOOL_INVALID_ARG', `setNoDelay(${String(bad)})`);
         assertThrowsCode(() => s.setKeepAlive(bad as unknown as boolean), 'ERR_ACCEPTPOOL_INVALID_ARG', `setKeepAlive(${String(bad)})`);
-        assertThrowsCode(() => h.server.setSessionNoDelay(s.id, bad as unknown as boolean), 'ERR_ACCEPTPOOL_INVALID_ARG', `setSessionNoDelay(id, ${String(bad)})`);
+        assertThrowsCode(
+          () => h.server.setSessionNoDelay(s.id, bad as unknown as boolean),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          `setSessionNoDelay(id, ${String(bad)})`,
+        );
       }
       for (const bad of [-1, 0.5, NaN, 2 ** 31, '1000']) {
         assertThrowsCode(() => s.setKeepAlive(true, bad as number), 'ERR_ACCEPTPOOL_INVALID_ARG', `setKeepAlive(true, ${String(bad)})`);
-        assertThrowsCode(() => h.server.setSessionKeepAlive(s.id, true, bad as number), 'ERR_ACCEPTPOOL_INVALID_ARG', `setSessionKeepAlive(id, true, ${String(bad)})`);
+        assertThrowsCode(
+          () => h.server.setSessionKeepAlive(s.id, true, bad as number),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          `setSessionKeepAlive(id, true, ${String(bad)})`,
+        );
       }
       for (const bad of [-1, 1.5, '1']) {
-        assertThrowsCode(() => h.server.setSessionNoDelay(bad as number), 'ERR_ACCEPTPOOL_INVALID_ARG', `setSessionNoDelay(${String(bad)})`);
-        assertThrowsCode(() => h.server.setSessionKeepAlive(bad as number), 'ERR_ACCEPTPOOL_INVALID_ARG', `setSessionKeepAlive(${String(bad)})`);
+        assertThrowsCode(
+          () => h.server.setSessionNoDelay(bad as number),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          `setSessionNoDelay(${String(bad)})`,
+        );
+        assertThrowsCode(
+          () => h.server.setSessionKeepAlive(bad as number),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          `setSessionKeepAlive(${String(bad)})`,
+        );
       }
       c.destroy();
       await h.waitClose(s.id);

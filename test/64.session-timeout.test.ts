@@ -126,9 +126,17 @@ for (const driver of DRIVERS) {
       await waitFor(() => fired === 1, 5_000, "'timeout' by id");
       for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 31, '100', null]) {
         assertThrowsCode(() => s.setTimeout(bad as number), 'ERR_ACCEPTPOOL_INVALID_ARG', `setTimeout(${String(bad)})`);
-        assertThrowsCode(() => h.server.setSessionTimeout(s.id, bad as number), 'ERR_ACCEPTPOOL_INVALID_ARG', `setSessionTimeout(id, ${String(bad)})`);
+        assertThrowsCode(
+          () => h.server.setSessionTimeout(s.id, bad as number),
+          'ERR_ACCEPTPOOL_INVALID_ARG',
+          `setSessionTimeout(id, ${String(bad)})`,
+        );
       }
-      assertThrowsCode(() => s.setTimeout(10, 'no' as unknown as () => void), 'ERR_ACCEPTPOOL_INVALID_ARG', 'a callback that is not a function');
+      assertThrowsCode(
+        () => s.setTimeout(10, 'no' as unknown as () => void),
+        'ERR_ACCEPTPOOL_INVALID_ARG',
+        'a callback that is not a function',
+      );
       assertThrowsCode(() => h.server.setSessionTimeout(-5, 10), 'ERR_ACCEPTPOOL_INVALID_ARG', 'a bad id');
       client.destroy();
       await h.waitClose(s.id);

@@ -47,7 +47,10 @@ for (const driver of DRIVERS) {
         'server.close()',
       );
       assert.equal(resolvedWith, 20, 'close() resolved before every session was reported closed');
-      assert.deepEqual(h.closes.map((c) => c.reason), Array<string>(20).fill('shutdown'));
+      assert.deepEqual(
+        h.closes.map((c) => c.reason),
+        Array<string>(20).fill('shutdown'),
+      );
       assert.ok(h.sessions.every((s) => s.closed));
       assert.equal(closeEvent, true, "no 'close' event");
       assert.equal(closesAtCloseEvent, 20, "'close' came before the sessions' close events");
@@ -67,7 +70,12 @@ for (const driver of DRIVERS) {
       s.send(before);
       await waitFor(() => s.bufferedAmount > 0, 5_000, 'bytes queued behind the paused client');
       const closing = h.server.close();
-      const answers = [s.send('late 1'), h.server.send(s.id, 'late 2'), h.server.broadcast('late 3') > 0, h.server.broadcast('late 4', [s.id]) > 0];
+      const answers = [
+        s.send('late 1'),
+        h.server.send(s.id, 'late 2'),
+        h.server.broadcast('late 3') > 0,
+        h.server.broadcast('late 4', [s.id]) > 0,
+      ];
       assert.deepEqual(answers, [false, false, false, false], 'a send after close() was accepted although its bytes cannot go out');
       const r = reader(client);
       client.resume();
@@ -99,8 +107,14 @@ for (const driver of DRIVERS) {
       const closing = h.server.close();
       await withTimeout(closing, 10_000, 'server.close()');
       await Promise.all(readers.map((rd) => rd.waitClose(5_000)));
-      assert.ok(answers.every((a) => !a), `send() in a 'session' handler after close() returned ${JSON.stringify(answers)}`);
-      assert.ok(readers.every((rd) => rd.length === 0), 'bytes sent after close() arrived');
+      assert.ok(
+        answers.every((a) => !a),
+        `send() in a 'session' handler after close() returned ${JSON.stringify(answers)}`,
+      );
+      assert.ok(
+        readers.every((rd) => rd.length === 0),
+        'bytes sent after close() arrived',
+      );
       assert.deepEqual(stale, []);
       // Threaded: the I/O thread accepts while JS is blocked, until its
       // batches in flight to JS run out (then it waits, and close() resets

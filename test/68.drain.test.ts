@@ -48,7 +48,10 @@ for (const driver of DRIVERS) {
       }
       await withTimeout(closed, 5_000, 'close({ drain }) once every session ended');
       assert.ok(Date.now() - started < 5_000);
-      assert.deepEqual(h.closes.map((c) => c.reason), ['remote', 'remote', 'remote']);
+      assert.deepEqual(
+        h.closes.map((c) => c.reason),
+        ['remote', 'remote', 'remote'],
+      );
       const st = h.server.stats();
       assert.equal(st.drains, 1);
       assert.equal(st.drainCloses, 0);

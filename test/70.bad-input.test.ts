@@ -52,7 +52,15 @@ async function assertStillWorks(h: Harness, what: string): Promise<void> {
 }
 
 const NUMERIC_OPTIONS: readonly string[] = [
-  'maxConnections', 'poolSize', 'poolGrowth', 'backlog', 'highWaterMark', 'maxQueuedBytes', 'acceptBatch', 'idleTimeout', 'shrinkDelay',
+  'maxConnections',
+  'poolSize',
+  'poolGrowth',
+  'backlog',
+  'highWaterMark',
+  'maxQueuedBytes',
+  'acceptBatch',
+  'idleTimeout',
+  'shrinkDelay',
   'closeLinger',
 ];
 
@@ -104,7 +112,15 @@ for (const driver of DRIVERS) {
 
       it('accepts every numeric option at both ends of its range, alone and all together, and refuses one past either end by name', async () => {
         const ranges = Object.entries(OPTION_RANGES);
-        const clientKeys = new Set(['maxConnections', 'poolSize', 'poolGrowth', 'highWaterMark', 'maxQueuedBytes', 'idleTimeout', 'shrinkDelay']);
+        const clientKeys = new Set([
+          'maxConnections',
+          'poolSize',
+          'poolGrowth',
+          'highWaterMark',
+          'maxQueuedBytes',
+          'idleTimeout',
+          'shrinkDelay',
+        ]);
         for (const [key, [min, max]] of ranges) {
           // maxQueuedBytes must exceed highWaterMark (64 KiB by default).
           const base = key === 'maxQueuedBytes' ? { driver, highWaterMark: 0 } : { driver };
@@ -125,7 +141,14 @@ for (const driver of DRIVERS) {
         assert.throws(() => createServer({ driver, highWaterMark: 2 ** 30 }), /options\.highWaterMark /);
         // The largest values that do not allocate the whole pool at listen
         // serve clients.
-        const big = { maxConnections: 2 ** 24, backlog: 65535, highWaterMark: 2 ** 30 - 1, acceptBatch: 65536, idleTimeout: 2 ** 31 - 1, shrinkDelay: 2 ** 31 - 1 };
+        const big = {
+          maxConnections: 2 ** 24,
+          backlog: 65535,
+          highWaterMark: 2 ** 30 - 1,
+          acceptBatch: 65536,
+          idleTimeout: 2 ** 31 - 1,
+          shrinkDelay: 2 ** 31 - 1,
+        };
         const h = await startEcho(driver, big);
         await assertStillWorks(h, 'the largest options');
       });

@@ -8,7 +8,7 @@ for (const driver of DRIVERS) {
     this.timeout(20_000);
     afterEach(cleanup);
 
-    it('over IPv4, a session reports remoteAddress 127.0.0.1, family IPv4 and the client\'s local port', async () => {
+    it("over IPv4, a session reports remoteAddress 127.0.0.1, family IPv4 and the client's local port", async () => {
       const h = await startServer(driver);
       assert.deepEqual(h.server.address(), { address: HOST4, family: 'IPv4', port: h.port });
       const client = await connect(h.port, HOST4);

@@ -198,7 +198,12 @@ for (const driver of DRIVERS) {
       const header = Buffer.concat([
         v2(0x21, 0x11, Buffer.concat([Buffer.from([192, 0, 2, 1, 192, 0, 2, 2, 0x30, 0x39, 0, 80]), tlv(0x02, 'split.example')])),
       ]);
-      for (const [from, to] of [[0, 7], [7, 15], [15, 20], [20, header.length]]) {
+      for (const [from, to] of [
+        [0, 7],
+        [7, 15],
+        [15, 20],
+        [20, header.length],
+      ]) {
         client.write(header.subarray(from, to));
         await delay(60);
         if (to < header.length) assert.equal(h.sessions.length, 0, `a session before byte ${to}`);
@@ -235,7 +240,10 @@ for (const driver of DRIVERS) {
       // 1 s timeout at the engine's 1 s tick: closed after 1 to 2 s.
       assert.ok(took >= 900 && took < 4_000, `closed after ${took} ms`);
       await waitFor(() => errors.length === 2, 5_000, "two 'proxyError' events");
-      assert.deepEqual(errors.map((e) => e.reason), ['timeout', 'timeout']);
+      assert.deepEqual(
+        errors.map((e) => e.reason),
+        ['timeout', 'timeout'],
+      );
       assert.equal(h.sessions.length, 0);
       const st = h.server.stats();
       assert.equal(st.proxyTimeouts, 2);
@@ -246,7 +254,9 @@ for (const driver of DRIVERS) {
     it('many refused connections leave no slot behind, and the server keeps serving', async () => {
       const h = await startEcho(driver, { ...trusted, poolSize: 8, poolGrowth: 8 });
       for (let wave = 0; wave < 5; wave++) {
-        const clients = await Promise.all(Array.from({ length: 20 }, (_, k) => connect(h.port, HOST4, 5_000, k % 2 === 0 ? '127.0.0.2' : '127.0.0.9')));
+        const clients = await Promise.all(
+          Array.from({ length: 20 }, (_, k) => connect(h.port, HOST4, 5_000, k % 2 === 0 ? '127.0.0.2' : '127.0.0.9')),
+        );
         const readers = clients.map((c) => reader(c));
         clients.forEach((c, k) => (k % 4 === 0 ? c.destroy() : c.write('garbage\r\n')));
         await Promise.all(readers.map((r) => r.waitClose()));
@@ -309,7 +319,9 @@ describe('PROXY protocol options', () => {
   });
 
   it('takes IPv4, IPv6 and bare addresses, and is a server option only', async () => {
-    await createServer({ proxyProtocol: { trusted: ['10.0.0.0/8', '::1/128', '127.0.0.1', 'fe80::/10', '::ffff:10.0.0.0/104'], timeout: 5000 } }).close();
+    await createServer({
+      proxyProtocol: { trusted: ['10.0.0.0/8', '::1/128', '127.0.0.1', 'fe80::/10', '::ffff:10.0.0.0/104'], timeout: 5000 },
+    }).close();
     assertThrowsCode(() => createClient({ proxyProtocol: { trusted: ['::1'] } } as never), 'ERR_ACCEPTPOOL_INVALID_ARG', 'client');
   });
 });

@@ -87,10 +87,14 @@ async function startHaproxy(appPort: number): Promise<Balancer> {
   child.stderr?.on('data', (c: Buffer) => output.push(c.toString()));
   const b: Balancer = { child, v1Port, v2Port, statsPort, dir, output };
   // Up once its runtime API answers.
-  await pollUntil(async () => {
-    assert.equal(child.exitCode, null, `haproxy exited: ${output.join('')}`);
-    return (await runtime(b, 'show info').catch(() => '')).includes('Name: HAProxy');
-  }, 10_000, 'haproxy up');
+  await pollUntil(
+    async () => {
+      assert.equal(child.exitCode, null, `haproxy exited: ${output.join('')}`);
+      return (await runtime(b, 'show info').catch(() => '')).includes('Name: HAProxy');
+    },
+    10_000,
+    'haproxy up',
+  );
   return b;
 }
 

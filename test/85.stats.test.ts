@@ -6,9 +6,29 @@ import type { ServerStats } from '../src/index';
 import { DRIVERS, PLATFORM_BACKEND, cleanup, connectMany, randomBytes, reader, startEcho, track, waitFor } from './helpers';
 
 const COUNTERS: readonly (keyof ServerStats)[] = [
-  'poolSize', 'poolFree', 'inUse', 'peakInUse', 'growths', 'shrinks', 'accepts', 'acceptErrors', 'acceptAborts',
-  'emfile', 'shed', 'acceptPauses', 'staleCommands', 'overflows', 'timeouts', 'bytesIn', 'bytesOut', 'sendBlocks',
-  'lingers', 'lingerEnds', 'lingerTimeouts', 'bytesDiscarded', 'retiredSlots',
+  'poolSize',
+  'poolFree',
+  'inUse',
+  'peakInUse',
+  'growths',
+  'shrinks',
+  'accepts',
+  'acceptErrors',
+  'acceptAborts',
+  'emfile',
+  'shed',
+  'acceptPauses',
+  'staleCommands',
+  'overflows',
+  'timeouts',
+  'bytesIn',
+  'bytesOut',
+  'sendBlocks',
+  'lingers',
+  'lingerEnds',
+  'lingerTimeouts',
+  'bytesDiscarded',
+  'retiredSlots',
 ];
 
 function assertCounters(st: ServerStats): void {

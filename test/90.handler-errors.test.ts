@@ -83,7 +83,9 @@ for (const driver of DRIVERS) {
     }
 
     function uncaught(c: ChildServer, message: string | RegExp): UncaughtMessage[] {
-      return c.all<UncaughtMessage>('uncaught').filter((u) => (typeof message === 'string' ? u.message === message : message.test(u.message)));
+      return c
+        .all<UncaughtMessage>('uncaught')
+        .filter((u) => (typeof message === 'string' ? u.message === message : message.test(u.message)));
     }
 
     async function waitCount(c: ChildServer, what: string, count: () => number, n: number): Promise<void> {
@@ -150,7 +152,14 @@ for (const driver of DRIVERS) {
       await waitCount(c, "'sessionClose' events", () => events(c, 'sessionClose').length, 1);
       assert.deepEqual(
         c.all<EventMessage>('event').map((e) => [e.name, e.id]),
-        [['session', id], ['data', id], ['data', id], ['drain', id], ['end', id], ['sessionClose', id]],
+        [
+          ['session', id],
+          ['data', id],
+          ['data', id],
+          ['drain', id],
+          ['end', id],
+          ['sessionClose', id],
+        ],
       );
       for (const name of ['session', 'drain', 'end', 'sessionClose']) {
         await waitCount(c, `${name} exceptions`, () => uncaught(c, `first ${name} listener`).length, 1);

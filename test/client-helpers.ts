@@ -135,7 +135,8 @@ export function startClient(driver: Driver, options: ClientOptions = {}): Client
       await waitFor(() => closeById.has(id), timeoutMs, `client sessionClose of ${id}`);
       return closeById.get(id) as ClientCloseRecord;
     },
-    waitCloses: (n, timeoutMs = 10_000) => waitFor(() => closes.length >= n, timeoutMs, `${n} client sessionClose events (have ${closes.length})`),
+    waitCloses: (n, timeoutMs = 10_000) =>
+      waitFor(() => closes.length >= n, timeoutMs, `${n} client sessionClose events (have ${closes.length})`),
   };
   client.on('session', (s) => {
     sessions.push(s);

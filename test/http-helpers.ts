@@ -30,7 +30,11 @@ export interface Handoff<T> {
 }
 
 /** An acceptpool server on loopback handing its sessions to `target`. */
-export async function startHandoff<T extends http.Server | net.Server | tls.Server | http2.Http2Server>(driver: Driver, target: T, options: ServerOptions = {}): Promise<Handoff<T>> {
+export async function startHandoff<T extends http.Server | net.Server | tls.Server | http2.Http2Server>(
+  driver: Driver,
+  target: T,
+  options: ServerOptions = {},
+): Promise<Handoff<T>> {
   const sockets: SessionSocket[] = [];
   target.on('connection', (socket: unknown) => sockets.push(socket as SessionSocket));
   const h = await startServer(driver, options, { record: false, beforeListen: (server) => server.handoff(target) });
@@ -44,18 +48,27 @@ export interface Got {
 }
 
 /** One request with `lib` (http or https); `body` writes and ends the request (default: end()). */
-export function request(lib: typeof http | typeof https, port: number, options: https.RequestOptions, body?: (req: http.ClientRequest) => void): Promise<Got> {
-  return withTimeout(new Promise<Got>((resolve, reject) => {
-    const req = lib.request({ host: HOST4, port, ...options }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (body !== undefined) body(req);
-    else req.end();
-  }), 20_000, `${options.method ?? 'GET'} ${options.path ?? '/'}`);
+export function request(
+  lib: typeof http | typeof https,
+  port: number,
+  options: https.RequestOptions,
+  body?: (req: http.ClientRequest) => void,
+): Promise<Got> {
+  return withTimeout(
+    new Promise<Got>((resolve, reject) => {
+      const req = lib.request({ host: HOST4, port, ...options }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      if (body !== undefined) body(req);
+      else req.end();
+    }),
+    20_000,
+    `${options.method ?? 'GET'} ${options.path ?? '/'}`,
+  );
 }
 
 export const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
@@ -134,10 +147,14 @@ export class RawClient {
   static async connect(port: number): Promise<RawClient> {
     const socket = net.connect({ port, host: HOST4 });
     const client = new RawClient(socket);
-    await withTimeout(new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    }), 5_000, 'raw client connect');
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      }),
+      5_000,
+      'raw client connect',
+    );
     clients.add(client);
     return client;
   }
@@ -203,11 +220,45 @@ export function testCertificates(): TestCertificates {
       execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     };
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=acceptpool test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+    ssl(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=acceptpool test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign',
+    );
     ssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-    fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'server.ext');
+    fs.writeFileSync(
+      path.join(dir, 'server.ext'),
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '1',
+      '-extfile',
+      'server.ext',
+    );
     const read = (name: string): string => fs.readFileSync(path.join(dir, name), 'utf8');
     certificates = { ca: read('ca.crt'), key: read('server.key'), cert: read('server.crt') };
     return certificates;

@@ -41,7 +41,8 @@ napi_value Backends(napi_env env) {
   if (napi_create_array_with_length(env, count, &list) != napi_ok) return nullptr;
   for (size_t i = 0; i < count; ++i) {
     napi_value name = js::String(env, backends[i].name);
-    if (name == nullptr || napi_set_element(env, list, static_cast<uint32_t>(i), name) != napi_ok) return nullptr;
+    if (name == nullptr || napi_set_element(env, list, static_cast<uint32_t>(i), name) != napi_ok)
+      return nullptr;
   }
   return list;
 }

@@ -25,7 +25,8 @@ const BackendChoice* CompiledBackends(size_t* count) {
   return kBackends;
 }
 
-Status ChooseBackend(const std::string& requested, const BackendChoice** chosen, std::string* skipped) {
+Status ChooseBackend(const std::string& requested, const BackendChoice** chosen,
+                     std::string* skipped) {
   skipped->clear();
   size_t count = 0;
   const BackendChoice* all = CompiledBackends(&count);

@@ -29,7 +29,8 @@ const BackendChoice* CompiledBackends(size_t* count);
 // first automatic backend whose probe passes and sets *skipped to why each
 // one before it could not run ("" when none was skipped). A named backend
 // runs or fails (kUnsupported, *why saying why): it never falls back.
-Status ChooseBackend(const std::string& requested, const BackendChoice** chosen, std::string* skipped);
+Status ChooseBackend(const std::string& requested, const BackendChoice** chosen,
+                     std::string* skipped);
 
 }  // namespace acceptpool
 

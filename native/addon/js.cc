@@ -47,7 +47,8 @@ bool GetString(napi_env env, napi_value value, std::string* out) {
     return false;
   }
   out->resize(length + 1);
-  if (napi_get_value_string_utf8(env, value, &(*out)[0], length + 1, &length) != napi_ok) return false;
+  if (napi_get_value_string_utf8(env, value, &(*out)[0], length + 1, &length) != napi_ok)
+    return false;
   out->resize(length);
   return true;
 }
@@ -72,7 +73,8 @@ namespace {
 
 using CreateError = napi_status (*)(napi_env, napi_value, napi_value, napi_value*);
 
-napi_value MakeError(napi_env env, CreateError create, const char* code, const std::string& message) {
+napi_value MakeError(napi_env env, CreateError create, const char* code,
+                     const std::string& message) {
   napi_value text = nullptr;
   napi_value code_value = nullptr;
   napi_value error = nullptr;
@@ -94,7 +96,8 @@ napi_value NewError(napi_env env, const char* code, const std::string& message) 
 napi_value Throw(napi_env env, napi_value error) {
   // An exception already pending (or JS gone) wins; never stack a second one.
   bool pending = false;
-  if (error == nullptr || napi_is_exception_pending(env, &pending) != napi_ok || pending) return nullptr;
+  if (error == nullptr || napi_is_exception_pending(env, &pending) != napi_ok || pending)
+    return nullptr;
   napi_throw(env, error);
   return nullptr;
 }
@@ -255,7 +258,8 @@ void* UnwrapThis(const Args& args) {
   // A method called on a foreign `this` is misuse; a failure because JS is
   // going away is not, and gets no exception.
   if (st == napi_invalid_arg || st == napi_object_expected) {
-    ThrowTypeError(args.env(), "ERR_ACCEPTPOOL_INVALID_ARG", "method called on an incompatible receiver");
+    ThrowTypeError(args.env(), "ERR_ACCEPTPOOL_INVALID_ARG",
+                   "method called on an incompatible receiver");
   }
   return nullptr;
 }

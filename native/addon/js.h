@@ -78,8 +78,8 @@ class OptionReader {
   // An integer that type T holds, from `min`.
   template <typename T>
   T Whole(const char* key, T min = 0) {
-    return static_cast<T>(Integer(key, static_cast<double>(min),
-                                  static_cast<double>(std::numeric_limits<T>::max())));
+    return static_cast<T>(
+        Integer(key, static_cast<double>(min), static_cast<double>(std::numeric_limits<T>::max())));
   }
   bool Boolean(const char* key);
   // The index of the value among `choices` (strings).
@@ -212,10 +212,13 @@ napi_value Construct(napi_env env, napi_callback_info info) {
   }
   std::unique_ptr<T> native = std::make_unique<T>(env);
   if (!native->Init(args)) return nullptr;
-  auto finalize = [](napi_env, void* data, void*) { std::unique_ptr<T> owned(static_cast<T*>(data)); };
+  auto finalize = [](napi_env, void* data, void*) {
+    std::unique_ptr<T> owned(static_cast<T*>(data));
+  };
   // Weak until Hold(): JS decides the object's life.
   if (!native->self_.Set(env, args.self(), 0)) return nullptr;
-  if (napi_wrap(env, args.self(), native.get(), finalize, nullptr, nullptr) != napi_ok) return nullptr;
+  if (napi_wrap(env, args.self(), native.get(), finalize, nullptr, nullptr) != napi_ok)
+    return nullptr;
   native.release();  // owned by the wrapper from here on
   return args.self();
 }
@@ -238,7 +241,8 @@ napi_property_descriptor Method(const char* name) {
 }
 
 template <typename T, size_t N>
-napi_value DefineClass(napi_env env, const char* name, const napi_property_descriptor (&methods)[N]) {
+napi_value DefineClass(napi_env env, const char* name,
+                       const napi_property_descriptor (&methods)[N]) {
   napi_value cls = nullptr;
   if (napi_define_class(env, name, NAPI_AUTO_LENGTH, &Construct<T>, nullptr, N, methods, &cls) !=
       napi_ok) {

@@ -37,7 +37,8 @@ napi_value ResultObject(napi_env env, const LoadResult& r) {
   const LoadCounters& c = r.totals;
   js::ObjectBuilder errors(env);
   for (size_t i = 0; i < static_cast<size_t>(SysError::kCount); ++i) {
-    if (c.errors[i] > 0) errors.Set(SysErrorName(static_cast<SysError>(i)), static_cast<double>(c.errors[i]));
+    if (c.errors[i] > 0)
+      errors.Set(SysErrorName(static_cast<SysError>(i)), static_cast<double>(c.errors[i]));
   }
   if (c.mismatches > 0) errors.Set("mismatch", static_cast<double>(c.mismatches));
   if (c.eofs > 0) errors.Set("eof", static_cast<double>(c.eofs));
@@ -90,7 +91,9 @@ bool NativeLoadGenerator::Init(const js::Args&) {
 
 NativeLoadGenerator::~NativeLoadGenerator() { Abandon(); }
 
-void NativeLoadGenerator::CleanupHook(void* self) { static_cast<NativeLoadGenerator*>(self)->Abandon(); }
+void NativeLoadGenerator::CleanupHook(void* self) {
+  static_cast<NativeLoadGenerator*>(self)->Abandon();
+}
 
 void NativeLoadGenerator::Abandon() {
   if (generator_) {
@@ -109,8 +112,11 @@ void NativeLoadGenerator::Abandon() {
 //         retryDelayMs, maxConnecting, proxyHeader }) -> Promise<result>
 napi_value NativeLoadGenerator::Start(const js::Args& args) {
   napi_env env = env_;
-  if (running_) return js::ThrowError(env, "ERR_ACCEPTPOOL_INVALID_STATE", "a load generator run is already in progress");
-  if (args.size() < 1 || args.Type(0) != napi_object) return js::ThrowInvalidArg(env, "start(options: object)");
+  if (running_)
+    return js::ThrowError(env, "ERR_ACCEPTPOOL_INVALID_STATE",
+                          "a load generator run is already in progress");
+  if (args.size() < 1 || args.Type(0) != napi_object)
+    return js::ThrowInvalidArg(env, "start(options: object)");
   // Every option, complete: its default and range are src/options.ts's.
   // What the generator itself cannot run with (no lanes, too many threads,
   // an oversized message) it refuses in Start().
@@ -137,12 +143,15 @@ napi_value NativeLoadGenerator::Start(const js::Args& args) {
   const BackendChoice* backend = nullptr;
   std::string why;
   if (!ChooseBackend("auto", &backend, &why).ok()) {
-    return js::ThrowError(env, "ERR_ACCEPTPOOL_UNSUPPORTED", "load generator: no backend can run here: " + why);
+    return js::ThrowError(env, "ERR_ACCEPTPOOL_UNSUPPORTED",
+                          "load generator: no backend can run here: " + why);
   }
 
   std::unique_ptr<EventLoop> loop = MakeNodeEventLoop(env);
-  if (!loop || !loop->NewAsync([](void* self) { static_cast<NativeLoadGenerator*>(self)->Finish(); },
-                               this, &done_).ok()) {
+  if (!loop ||
+      !loop->NewAsync([](void* self) { static_cast<NativeLoadGenerator*>(self)->Finish(); }, this,
+                      &done_)
+           .ok()) {
     done_.reset();
     return js::ThrowError(env, "ERR_ACCEPTPOOL_INTERNAL", "load generator: no event loop");
   }

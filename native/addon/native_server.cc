@@ -46,17 +46,13 @@ size_t ElementBytes(napi_typedarray_type type) {
   switch (type) {
     case napi_int8_array:
     case napi_uint8_array:
-    case napi_uint8_clamped_array:
-      return 1;
+    case napi_uint8_clamped_array: return 1;
     case napi_int16_array:
-    case napi_uint16_array:
-      return 2;
+    case napi_uint16_array: return 2;
     case napi_int32_array:
     case napi_uint32_array:
-    case napi_float32_array:
-      return 4;
-    default:
-      return 8;
+    case napi_float32_array: return 4;
+    default: return 8;
   }
 }
 
@@ -67,7 +63,8 @@ bool ReadBytes(napi_env env, napi_value v, const char** data, size_t* size) {
   if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
     napi_typedarray_type type;
     size_t length;
-    if (napi_get_typedarray_info(env, v, &type, &length, &base, nullptr, nullptr) != napi_ok) return false;
+    if (napi_get_typedarray_info(env, v, &type, &length, &base, nullptr, nullptr) != napi_ok)
+      return false;
     *size = length * ElementBytes(type);
   } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
     if (napi_get_dataview_info(env, v, size, &base, nullptr, nullptr) != napi_ok) return false;
@@ -92,7 +89,8 @@ bool ParseAddress(const std::string& host, uint16_t port, SocketAddress* out) {
   if (pct != std::string::npos) {
     std::string zone = ip.substr(pct + 1);
     out->scope_id = if_nametoindex(zone.c_str());
-    if (out->scope_id == 0) out->scope_id = static_cast<uint32_t>(std::strtoul(zone.c_str(), nullptr, 10));
+    if (out->scope_id == 0)
+      out->scope_id = static_cast<uint32_t>(std::strtoul(zone.c_str(), nullptr, 10));
     ip = ip.substr(0, pct);
   }
   if (inet_pton(AF_INET6, ip.c_str(), out->addr) == 1) {
@@ -114,9 +112,10 @@ std::string FormatAddress(const SocketAddress& a) {
 bool ReadAddress(const js::Args& args, size_t host_at, const char* host_name, size_t port_at,
                  const char* port_name, double min_port, SocketAddress* out) {
   double port = 0;
-  bool bad = args.IsAbsent(port_at) ? min_port > 0
-                                    : !args.IsNumber(port_at) || !args.Number(port_at, &port) ||
-                                          !(port >= min_port && port <= 65535) || std::floor(port) != port;
+  bool bad = args.IsAbsent(port_at)
+                 ? min_port > 0
+                 : !args.IsNumber(port_at) || !args.Number(port_at, &port) ||
+                       !(port >= min_port && port <= 65535) || std::floor(port) != port;
   if (bad) {
     js::ThrowInvalidArg(args.env(), std::string(port_name) + " must be an integer from " +
                                         std::to_string(static_cast<int>(min_port)) + " to 65535");
@@ -125,7 +124,8 @@ bool ReadAddress(const js::Args& args, size_t host_at, const char* host_name, si
   std::string host;
   if (!args.IsString(host_at) || !args.String(host_at, &host) ||
       !ParseAddress(host, static_cast<uint16_t>(port), out)) {
-    js::ThrowInvalidArg(args.env(), std::string(host_name) + " must be a numeric IPv4 or IPv6 address");
+    js::ThrowInvalidArg(args.env(),
+                        std::string(host_name) + " must be a numeric IPv4 or IPv6 address");
     return false;
   }
   return true;
@@ -151,7 +151,8 @@ bool ReadTrusted(napi_env env, napi_value options, std::vector<CidrRange>* out) 
   if (napi_get_named_property(env, options, "proxyTrusted", &list) != napi_ok ||
       !js::GetTypedArray(env, list, &type, &length, &data) || type != napi_uint8_array ||
       length % kTrustedEntryBytes != 0) {
-    js::ThrowInvalidArg(env, "native server option proxyTrusted must be a Uint8Array of 18-byte ranges");
+    js::ThrowInvalidArg(env,
+                        "native server option proxyTrusted must be a Uint8Array of 18-byte ranges");
     return false;
   }
   const uint8_t* bytes = static_cast<const uint8_t*>(data);
@@ -220,7 +221,8 @@ bool NativeServer::Init(const js::Args& args) {
   config_.pool.shrink_idle_ticks = read.Whole<uint32_t>("shrinkDelaySeconds");
   config_.listen.backlog = read.Whole<int>("backlog");
   config_.high_water_mark = static_cast<size_t>(read.Integer("highWaterMark", 0, kMaxQueuedBytes));
-  config_.max_queued_bytes = static_cast<size_t>(read.Integer("maxQueuedBytes", 0, kMaxQueuedBytes));
+  config_.max_queued_bytes =
+      static_cast<size_t>(read.Integer("maxQueuedBytes", 0, kMaxQueuedBytes));
   config_.accept_batch = read.Whole<uint32_t>("acceptBatch");
   config_.idle_timeout_ms = read.Whole<uint32_t>("idleTimeoutMs");
   config_.close_linger_ms = read.Whole<uint32_t>("closeLingerMs");
@@ -239,7 +241,7 @@ bool NativeServer::Init(const js::Args& args) {
   size_t backend = read.Choice("backend", backend_names.data(), backend_names.size());
   const char* const kSharings[] = {"reuseport", "shared"};
   sharing_ = read.Choice("threadListeners", kSharings, 2) == 1 ? ListenerSharing::kShared
-                                                                : ListenerSharing::kReusePort;
+                                                               : ListenerSharing::kReusePort;
   if (!read.Check()) return false;
   threads_ = threads;
   if (!threaded_ && threads > 1) {
@@ -263,7 +265,8 @@ bool NativeServer::Init(const js::Args& args) {
   Status st = ChooseBackend(backend_names[backend], &chosen, &why);
   if (!st.ok()) {
     ThrowState(env, "ERR_ACCEPTPOOL_UNSUPPORTED",
-               std::string("acceptpool: backend '") + backend_names[backend] + "' cannot run here: " + why);
+               std::string("acceptpool: backend '") + backend_names[backend] +
+                   "' cannot run here: " + why);
     return false;
   }
   backend_skipped_ = why;
@@ -271,7 +274,8 @@ bool NativeServer::Init(const js::Args& args) {
   st = engines_->Init();
   if (!st.ok()) {
     engines_.reset();
-    ThrowState(env, SysErrorName(st.sys), std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
+    ThrowState(env, SysErrorName(st.sys),
+               std::string("acceptpool: backend init failed: ") + SysErrorName(st.sys));
     return false;
   }
   // A backend without a pollable descriptor (IOCP) can only run threaded.
@@ -306,7 +310,8 @@ void NativeServer::StopAll() {
 
 napi_value NativeServer::Listen(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (destroyed_ || !engines_)
+    return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
   // listen(host, port, ipv6Only)
   SocketAddress address;
   if (!ReadAddress(args, 0, "host", 1, "port", 0, &address)) return nullptr;
@@ -319,9 +324,11 @@ napi_value NativeServer::Listen(const js::Args& args) {
 // listenPath(path): a Unix domain socket.
 napi_value NativeServer::ListenPath(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (destroyed_ || !engines_)
+    return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
   std::string path;
-  if (!args.IsString(0) || !args.String(0, &path) || path.empty() || path.find('\0') != std::string::npos) {
+  if (!args.IsString(0) || !args.String(0, &path) || path.empty() ||
+      path.find('\0') != std::string::npos) {
     return js::ThrowInvalidArg(env, "path must be a non-empty string");
   }
   SocketAddress bound;
@@ -331,29 +338,38 @@ napi_value NativeServer::ListenPath(const js::Args& args) {
 // listenFd(fd): a listening socket this process inherited; the server owns it.
 napi_value NativeServer::ListenFd(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (destroyed_ || !engines_)
+    return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
   double fd = -1;
-  if (!args.IsNumber(0) || !args.Number(0, &fd) || !(fd >= 0 && fd <= 2147483647.0) || std::floor(fd) != fd) {
+  if (!args.IsNumber(0) || !args.Number(0, &fd) || !(fd >= 0 && fd <= 2147483647.0) ||
+      std::floor(fd) != fd) {
     return js::ThrowInvalidArg(env, "fd must be a non-negative integer");
   }
   SocketAddress bound;
-  return Listening(engines_->ListenOn(static_cast<SocketHandle>(fd), config_.listen, &bound), bound, "");
+  return Listening(engines_->ListenOn(static_cast<SocketHandle>(fd), config_.listen, &bound), bound,
+                   "");
 }
 
 // What listen*() answer: the bound address, or the OS error's info.
-napi_value NativeServer::Listening(const Status& listened, const SocketAddress& bound, const std::string& path) {
+napi_value NativeServer::Listening(const Status& listened, const SocketAddress& bound,
+                                   const std::string& path) {
   napi_env env = env_;
   if (!listened.ok()) {
     if (listened.code == Code::kSystem) return SystemErrorInfo(env, listened);
     if (listened.code == Code::kUnsupported) {
-      return ThrowState(env, "ERR_ACCEPTPOOL_UNSUPPORTED", "this platform cannot share a port between listeners (reusePort, threads)");
+      return ThrowState(env, "ERR_ACCEPTPOOL_UNSUPPORTED",
+                        "this platform cannot share a port between listeners (reusePort, threads)");
     }
     return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "already listening or shutting down");
   }
   Status st = EnsureDriver();
   if (!st.ok()) return ThrowState(env, "ERR_ACCEPTPOOL_INTERNAL", "driver failed to start");
   if (bound.family == kLocalFamily) {
-    return js::ObjectBuilder(env).Set("address", path.c_str()).Set("family", "unix").Set("port", 0.0).value();
+    return js::ObjectBuilder(env)
+        .Set("address", path.c_str())
+        .Set("family", "unix")
+        .Set("port", 0.0)
+        .value();
   }
   return js::ObjectBuilder(env)
       .Set("address", FormatAddress(bound).c_str())
@@ -369,7 +385,8 @@ napi_value NativeServer::DataFor(const EventBatch& batch, size_t* base) {
   if (size == 0) return js::Undefined(env_);
   if (size > kSlabBytes / 4) {
     void* copy = nullptr;
-    return napi_create_buffer_copy(env_, size, batch.data(), &copy, &out) == napi_ok ? out : nullptr;
+    return napi_create_buffer_copy(env_, size, batch.data(), &copy, &out) == napi_ok ? out
+                                                                                     : nullptr;
   }
   if (slab_.empty() || slab_used_ + size > kSlabBytes) {
     void* data = nullptr;
@@ -418,9 +435,11 @@ Status NativeServer::EnsureDriver() {
 // the error word of why not (as a kConnectFailed record carries it)
 napi_value NativeServer::Connect(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
+  if (destroyed_ || !engines_)
+    return ThrowState(env, "ERR_ACCEPTPOOL_CLIENT_CLOSED", "client is closed");
   double token_value;
-  if (!args.IsNumber(0) || !args.Number(0, &token_value)) return js::ThrowInvalidArg(env, "token must be a number");
+  if (!args.IsNumber(0) || !args.Number(0, &token_value))
+    return js::ThrowInvalidArg(env, "token must be a number");
   SocketAddress remote;
   SocketAddress local;
   bool has_local = !args.IsAbsent(3);
@@ -484,8 +503,10 @@ napi_value NativeServer::Send(const js::Args& args) {
   SessionId id;
   const char* data;
   size_t size;
-  if (args.size() < 2 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
-  if (!ReadBytes(env, args[1], &data, &size)) return js::ThrowInvalidArg(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
+  if (args.size() < 2 || !ReadId(env, args[0], &id))
+    return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (!ReadBytes(env, args[1], &data, &size))
+    return js::ThrowInvalidArg(env, "data must be a Buffer, TypedArray, DataView or ArrayBuffer");
   if (!driver_) return js::Number(env, static_cast<double>(SendResult::kStale));
   return js::Number(env, static_cast<double>(driver_->Send(id, data, size)));
 }
@@ -493,10 +514,12 @@ napi_value NativeServer::Send(const js::Args& args) {
 napi_value NativeServer::CloseSession(const js::Args& args) {
   napi_env env = env_;
   SessionId id;
-  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (args.size() < 1 || !ReadId(env, args[0], &id))
+    return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
   double mode = 0;
   if (args.size() > 1 && args.IsNumber(1) && !args.Number(1, &mode)) return nullptr;
-  if (mode != 0 && mode != 1 && mode != 2) return js::ThrowInvalidArg(env, "close mode must be 0, 1 or 2");
+  if (mode != 0 && mode != 1 && mode != 2)
+    return js::ThrowInvalidArg(env, "close mode must be 0, 1 or 2");
   if (!driver_) return js::Boolean(env, false);
   return js::Boolean(env, driver_->Close(id, static_cast<CloseMode>(static_cast<int>(mode))));
 }
@@ -506,7 +529,8 @@ napi_value NativeServer::CloseSession(const js::Args& args) {
 napi_value NativeServer::Control(const js::Args& args) {
   napi_env env = env_;
   SessionId id;
-  if (args.size() < 4 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (args.size() < 4 || !ReadId(env, args[0], &id))
+    return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
   double values[3];
   for (size_t i = 0; i < 3; ++i) {
     if (!args.IsNumber(i + 1) || !args.Number(i + 1, &values[i]) || !(values[i] >= 0) ||
@@ -521,8 +545,9 @@ napi_value NativeServer::Control(const js::Args& args) {
 #undef ACCEPTPOOL_KNOWN_CONTROL
   if (!known) return js::ThrowInvalidArg(env, "unknown session control");
   if (!driver_) return js::Boolean(env, false);
-  return js::Boolean(env, driver_->Control(id, static_cast<SessionControl>(control),
-                                           static_cast<uint32_t>(values[1]), static_cast<uint32_t>(values[2])));
+  return js::Boolean(
+      env, driver_->Control(id, static_cast<SessionControl>(control),
+                            static_cast<uint32_t>(values[1]), static_cast<uint32_t>(values[2])));
 }
 
 // query(id, withAddress, withOptions) -> { bytesWritten, localAddress?,
@@ -531,7 +556,8 @@ napi_value NativeServer::Control(const js::Args& args) {
 napi_value NativeServer::Query(const js::Args& args) {
   napi_env env = env_;
   SessionId id;
-  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (args.size() < 1 || !ReadId(env, args[0], &id))
+    return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
   SessionInfo info;
   info.want_local = args.size() > 1 && args.Truthy(1);
   info.want_options = args.size() > 2 && args.Truthy(2);
@@ -584,7 +610,8 @@ napi_value NativeServer::Broadcast(const js::Args& args) {
 napi_value NativeServer::BufferedAmount(const js::Args& args) {
   napi_env env = env_;
   SessionId id;
-  if (args.size() < 1 || !ReadId(env, args[0], &id)) return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
+  if (args.size() < 1 || !ReadId(env, args[0], &id))
+    return js::ThrowInvalidArg(env, "session id must be a non-negative integer");
   if (!driver_) return js::Number(env, -1);
   return js::Number(env, static_cast<double>(driver_->BufferedAmount(id)));
 }
@@ -631,27 +658,32 @@ napi_value NativeServer::GetStats(const js::Args&) {
     for (size_t i = 0; i < Stats::kBackendCounters; ++i) {
       if ((settings >> i & 1u) == 0) continue;
       total.backend[i] = 0;
-      for (const Stats& one : per_thread) total.backend[i] = std::max(total.backend[i], one.backend[i]);
+      for (const Stats& one : per_thread)
+        total.backend[i] = std::max(total.backend[i], one.backend[i]);
     }
   }
   napi_value threads = nullptr;
   if (napi_create_array_with_length(env, per_thread.size(), &threads) != napi_ok) return nullptr;
   for (size_t t = 0; t < per_thread.size(); ++t) {
     napi_value one = StatsObject(per_thread[t]);
-    if (one == nullptr || napi_set_element(env, threads, static_cast<uint32_t>(t), one) != napi_ok) return nullptr;
+    if (one == nullptr || napi_set_element(env, threads, static_cast<uint32_t>(t), one) != napi_ok)
+      return nullptr;
   }
   napi_value out = StatsObject(total);
   if (out == nullptr) return nullptr;
   napi_value backend = js::String(env, engines_ ? engines_->at(0).backend_name() : "none");
   napi_value driver = js::String(env, threaded_ ? "threaded" : "inline");
-  if (backend == nullptr || driver == nullptr || napi_set_named_property(env, out, "backend", backend) != napi_ok ||
+  if (backend == nullptr || driver == nullptr ||
+      napi_set_named_property(env, out, "backend", backend) != napi_ok ||
       napi_set_named_property(env, out, "driver", driver) != napi_ok ||
       napi_set_named_property(env, out, "perThread", threads) != napi_ok) {
     return nullptr;
   }
   if (!backend_skipped_.empty()) {
     napi_value skipped = js::String(env, backend_skipped_.c_str());
-    if (skipped == nullptr || napi_set_named_property(env, out, "backendFallback", skipped) != napi_ok) return nullptr;
+    if (skipped == nullptr ||
+        napi_set_named_property(env, out, "backendFallback", skipped) != napi_ok)
+      return nullptr;
   }
   return out;
 }
@@ -667,8 +699,10 @@ napi_value NativeServer::SetRef(const js::Args& args) {
 // touched from here.
 napi_value NativeServer::SetGenerationForTesting(const js::Args& args) {
   napi_env env = env_;
-  if (destroyed_ || !engines_) return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
-  if (driver_) return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "only before listen() or connect()");
+  if (destroyed_ || !engines_)
+    return ThrowState(env, "ERR_ACCEPTPOOL_SERVER_CLOSED", "server is closed");
+  if (driver_)
+    return ThrowState(env, "ERR_ACCEPTPOOL_INVALID_STATE", "only before listen() or connect()");
   double slot;
   double generation;
   if (args.size() < 2 || !args.IsNumber(0) || !args.IsNumber(1) || !args.Number(0, &slot) ||
@@ -677,8 +711,10 @@ napi_value NativeServer::SetGenerationForTesting(const js::Args& args) {
   }
   if (!(slot >= 0 && slot < kMaxSlots) || std::floor(slot) != slot || !(generation >= 1) ||
       !(generation < kGenerationLimit) || std::floor(generation) != generation ||
-      !engines_->SetGenerationForTesting(static_cast<uint32_t>(slot), static_cast<uint32_t>(generation))) {
-    return js::ThrowInvalidArg(env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
+      !engines_->SetGenerationForTesting(static_cast<uint32_t>(slot),
+                                         static_cast<uint32_t>(generation))) {
+    return js::ThrowInvalidArg(
+        env, "slot must be a free slot below the slot limit and generation from 1 to 2^29 - 1");
   }
   return js::Undefined(env);
 }
@@ -688,7 +724,8 @@ napi_value NativeServer::SetGenerationForTesting(const js::Args& args) {
 // and after destroy() too.
 napi_value NativeServer::ThreadOf(const js::Args& args) {
   SessionId id;
-  if (args.size() < 1 || !ReadId(env_, args[0], &id)) return js::ThrowInvalidArg(env_, "session id must be a non-negative integer");
+  if (args.size() < 1 || !ReadId(env_, args[0], &id))
+    return js::ThrowInvalidArg(env_, "session id must be a non-negative integer");
   return js::Number(env_, acceptpool::ThreadOf(id, threads_));
 }
 

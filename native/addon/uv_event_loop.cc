@@ -37,9 +37,7 @@ class UvHandle {
   bool initialized_ = false;
 };
 
-Status UvStatus(int rc, const char* call) {
-  return Status::System(SysError::kUnknown, rc, call);
-}
+Status UvStatus(int rc, const char* call) { return Status::System(SysError::kUnknown, rc, call); }
 
 class UvAsync final : public LoopAsync {
  public:

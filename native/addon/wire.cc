@@ -71,18 +71,18 @@ napi_value MakeWire(napi_env env) {
 
   // Each record field's index among the record's doubles.
   js::ObjectBuilder record(env);
-#define ACCEPTPOOL_WIRE_RECORD_FIELD(field)                                        \
+#define ACCEPTPOOL_WIRE_RECORD_FIELD(field) \
   .Set(#field, static_cast<double>(offsetof(EventRecord, field) / sizeof(double)))
   record ACCEPTPOOL_RECORD_FIELDS(ACCEPTPOOL_WIRE_RECORD_FIELD);
 #undef ACCEPTPOOL_WIRE_RECORD_FIELD
 
   // Each error word field as { shift, bits } (event_batch.h has the rule).
   js::ObjectBuilder error_word(env);
-#define ACCEPTPOOL_WIRE_WORD_FIELD(name, shift, bits)                  \
-  .Set(#name, Frozen(env, js::ObjectBuilder(env)                       \
-                             .Set("shift", static_cast<double>(shift)) \
-                             .Set("bits", static_cast<double>(bits))   \
-                             .value()))
+#define ACCEPTPOOL_WIRE_WORD_FIELD(name, shift, bits)                   \
+  .Set(#name, Frozen(env, js::ObjectBuilder(env)                        \
+                              .Set("shift", static_cast<double>(shift)) \
+                              .Set("bits", static_cast<double>(bits))   \
+                              .value()))
   error_word ACCEPTPOOL_ERROR_WORD(ACCEPTPOOL_WIRE_WORD_FIELD);
 #undef ACCEPTPOOL_WIRE_WORD_FIELD
 

@@ -157,7 +157,8 @@ class Backend {
   // (from a parent, systemd) or another engine's (DuplicateListener, with
   // ListenOptions::shared). The backend owns it once this succeeds; on
   // failure it is still the caller's.
-  virtual Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+  virtual Status ListenOn(SocketHandle listener, const ListenOptions& options,
+                          SocketAddress* bound) {
     (void)listener;
     (void)options;
     (void)bound;

@@ -79,15 +79,13 @@ Status Engine::Listen(const SocketAddress& address, SocketAddress* bound) {
 
 Status Engine::Listen(const SocketAddress& address, const ListenOptions& options,
                       SocketAddress* bound) {
-  return StartListening(options, [&](const ListenOptions& full) {
-    return backend_->Listen(address, full, bound);
-  });
+  return StartListening(
+      options, [&](const ListenOptions& full) { return backend_->Listen(address, full, bound); });
 }
 
 Status Engine::ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) {
-  return StartListening(options, [&](const ListenOptions& full) {
-    return backend_->ListenPath(path, full, bound);
-  });
+  return StartListening(
+      options, [&](const ListenOptions& full) { return backend_->ListenPath(path, full, bound); });
 }
 
 Status Engine::ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
@@ -197,7 +195,8 @@ bool Engine::AbortConnect(uint32_t token) {
   });
   if (found == nullptr) return false;
   ++stats_.connect_errors;
-  CloseSession(*found, CloseReason::kTimeout, Status::System(SysError::kTimedOut, 0, "connect"), true);
+  CloseSession(*found, CloseReason::kTimeout, Status::System(SysError::kTimedOut, 0, "connect"),
+               true);
   return true;
 }
 
@@ -551,9 +550,7 @@ bool Engine::Close(SessionId id, CloseMode mode) {
   // waiting in the pending list.
   if (mode != CloseMode::kEnd) s->clear(kEndPending);
   switch (mode) {
-    case CloseMode::kAbort:
-      CloseSession(*s, CloseReason::kLocal, Status::Ok(), true);
-      break;
+    case CloseMode::kAbort: CloseSession(*s, CloseReason::kLocal, Status::Ok(), true); break;
     case CloseMode::kGraceful:
       if (s->state == SessionState::kClosing || s->state == SessionState::kLingering) break;
       if (s->state == SessionState::kConnecting) {
@@ -626,7 +623,8 @@ bool Engine::Query(SessionId id, SessionInfo* out) {
   out->bytes_written = s->bytes_written;
   bool socket = s->socket != kNoSocket && s->state != SessionState::kConnecting;
   out->has_local = out->want_local && socket && backend_->LocalAddress(*s, &out->local).ok();
-  out->has_options = out->want_options && socket && backend_->ReadSocketOptions(*s, &out->options).ok();
+  out->has_options =
+      out->want_options && socket && backend_->ReadSocketOptions(*s, &out->options).ok();
   return true;
 }
 
@@ -817,7 +815,8 @@ void Engine::EmitPending() {
         // JS knows this session only by its connect token.
         batch_->Add(EventType::kConnectFailed, id, s.token, CloseErrorWord(s));
       } else {
-        if (s.has(kWantTotals)) batch_->Add(EventType::kTotals, id, static_cast<double>(s.bytes_written));
+        if (s.has(kWantTotals))
+          batch_->Add(EventType::kTotals, id, static_cast<double>(s.bytes_written));
         batch_->Add(EventType::kClose, id, s.close_reason, CloseErrorWord(s));
       }
       MaybeRelease(s);
@@ -852,7 +851,8 @@ uint64_t Engine::DueOf(const Session& s, uint64_t now) const {
   uint64_t active = Expand(s.active_ms, now);
   uint32_t idle = config_.idle_timeout_ms;
   // Waiting for its PROXY header: active_ms is the accept.
-  if (s.has(kAwaitingHeader)) return s.state == SessionState::kOpen ? active + config_.proxy_timeout_ms : due;
+  if (s.has(kAwaitingHeader))
+    return s.state == SessionState::kOpen ? active + config_.proxy_timeout_ms : due;
   switch (s.state) {
     case SessionState::kOpen:
       if (idle > 0) due = active + idle;
@@ -867,11 +867,8 @@ uint64_t Engine::DueOf(const Session& s, uint64_t now) const {
       if (idle > 0) due = active + idle;
       if (shutting_down_) due = std::min(due, shutdown_at_ms_ + config_.shutdown_grace_ms);
       break;
-    case SessionState::kLingering:
-      due = active + config_.close_linger_ms;
-      break;
-    default:
-      break;
+    case SessionState::kLingering: due = active + config_.close_linger_ms; break;
+    default: break;
   }
   return due;
 }
@@ -956,8 +953,7 @@ void Engine::Expire(Session& s, uint64_t now) {
       QueuePending(s);
       Reschedule(s);
       return;
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -1048,7 +1044,8 @@ void Engine::AnnounceProxied(Session& s, const ProxyParser& parser, size_t used,
   head.command = static_cast<uint8_t>(h.command);
   head.family = static_cast<uint8_t>(h.family);
   head.transport = static_cast<uint8_t>(h.transport);
-  head.unix_bytes = h.family == ProxyFamily::kUnix ? static_cast<uint16_t>(2 * kProxyUnixPathBytes) : 0;
+  head.unix_bytes =
+      h.family == ProxyFamily::kUnix ? static_cast<uint16_t>(2 * kProxyUnixPathBytes) : 0;
   head.tlv_bytes = h.tlv_length;
   if (relayed) {
     head.source = h.source;
@@ -1073,7 +1070,8 @@ void Engine::AnnounceProxied(Session& s, const ProxyParser& parser, size_t used,
   char* rest = out + sizeof(remote) + sizeof(head);
   std::memcpy(rest, parser.bytes() + h.unix_offset, head.unix_bytes);
   std::memcpy(rest + head.unix_bytes, parser.bytes() + h.tlv_offset, head.tlv_bytes);
-  batch_->Add(EventType::kSession, s.id(), static_cast<double>(offset), static_cast<double>(length));
+  batch_->Add(EventType::kSession, s.id(), static_cast<double>(offset),
+              static_cast<double>(length));
   if (size > used) {
     batch_->Add(EventType::kData, s.id(), static_cast<double>(data_offset + used),
                 static_cast<double>(size - used));
@@ -1098,7 +1096,8 @@ void Engine::CountReject(ProxyReject reason) {
   static constexpr uint64_t Stats::*kCounters[] = {&Stats::proxy_untrusted, &Stats::proxy_malformed,
                                                    &Stats::proxy_timeouts, &Stats::proxy_aborted,
                                                    &Stats::proxy_busy};
-  static_assert(sizeof(kCounters) / sizeof(kCounters[0]) == (0 ACCEPTPOOL_PROXY_REJECTS(ACCEPTPOOL_COUNT_ENTRY)),
+  static_assert(sizeof(kCounters) / sizeof(kCounters[0]) ==
+                    (0 ACCEPTPOOL_PROXY_REJECTS(ACCEPTPOOL_COUNT_ENTRY)),
                 "a counter for every reject reason");
   ++(stats_.*kCounters[static_cast<size_t>(reason)]);
 }
@@ -1120,7 +1119,8 @@ void Engine::DropRejected(Session& s) {
   s.clear(kRejectPending);
   SocketAddress peer;
   backend_->PeerAddress(s, &peer);
-  AddRejectRecord(peer, static_cast<ProxyReject>(s.close_reason), static_cast<ProxyError>(s.close_error));
+  AddRejectRecord(peer, static_cast<ProxyReject>(s.close_reason),
+                  static_cast<ProxyError>(s.close_error));
   // A reset: whatever the peer sent was not for us.
   backend_->Close(s, true);
 }

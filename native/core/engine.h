@@ -54,8 +54,8 @@ struct EngineConfig {
   ListenOptions listen;
   // Which of an endpoint's engines this is (threads: N), for its ids.
   IdSpace ids;
-  bool no_delay = false;         // TCP_NODELAY on every session's socket
-  size_t high_water_mark = 0;    // queued bytes above which a send reports backpressure
+  bool no_delay = false;       // TCP_NODELAY on every session's socket
+  size_t high_water_mark = 0;  // queued bytes above which a send reports backpressure
   // Queued bytes that close a session ('overflow'), <= kMaxQueuedBytes.
   size_t max_queued_bytes = 0;
   uint32_t accept_batch = 0;     // accepts per wakeup, for fairness
@@ -113,12 +113,12 @@ class EngineObserver {
 };
 
 // X(name, value): numbered lists (core/wire.h).
-#define ACCEPTPOOL_SEND_RESULTS(X)                                                  \
-  X(kOk, 0)           /* sent or queued, below the high-water mark */               \
-  X(kBackpressure, 1) /* queued, above the high-water mark: wait for drain */       \
-  X(kStale, 2)        /* id of a closed session: dropped and counted */             \
-  X(kClosed, 3)       /* the session is ending (end()/close() called): dropped */   \
-  X(kOverflow, 4)     /* hard limit hit: the session was closed ('overflow') */     \
+#define ACCEPTPOOL_SEND_RESULTS(X)                                                \
+  X(kOk, 0)           /* sent or queued, below the high-water mark */             \
+  X(kBackpressure, 1) /* queued, above the high-water mark: wait for drain */     \
+  X(kStale, 2)        /* id of a closed session: dropped and counted */           \
+  X(kClosed, 3)       /* the session is ending (end()/close() called): dropped */ \
+  X(kOverflow, 4)     /* hard limit hit: the session was closed ('overflow') */   \
   X(kFailed, 5)       /* the write failed: the session is closing with the error */
 
 enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
@@ -131,11 +131,11 @@ enum class SendResult : uint8_t { ACCEPTPOOL_SEND_RESULTS(ACCEPTPOOL_NUMBERED_EN
 enum class CloseMode : uint8_t { ACCEPTPOOL_CLOSE_MODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
 
 // What Engine::Control does to one session; a and b are its arguments.
-#define ACCEPTPOOL_SESSION_CONTROLS(X)                                                 \
-  X(kPause, 0)   /* stop reading: the kernel's receive window pushes back on the peer */ \
-  X(kResume, 1)  /* read again */                                                        \
-  X(kTimeout, 2) /* a = ms without reads or writes before a kTimeout event; 0 = off */ \
-  X(kNoDelay, 3)   /* a = 1: TCP_NODELAY on, 0: off */                                  \
+#define ACCEPTPOOL_SESSION_CONTROLS(X)                                                     \
+  X(kPause, 0)     /* stop reading: the kernel's receive window pushes back on the peer */ \
+  X(kResume, 1)    /* read again */                                                        \
+  X(kTimeout, 2)   /* a = ms without reads or writes before a kTimeout event; 0 = off */   \
+  X(kNoDelay, 3)   /* a = 1: TCP_NODELAY on, 0: off */                                     \
   X(kKeepAlive, 4) /* a = 1: keep-alive probes on; b = ms idle before the first (0: as is) */
 
 enum class SessionControl : uint8_t { ACCEPTPOOL_SESSION_CONTROLS(ACCEPTPOOL_NUMBERED_ENUMERATOR) };
@@ -247,7 +247,9 @@ class Engine final : public BackendEvents {
   int PollDescriptor() const { return backend_->PollDescriptor(); }
   const char* backend_name() const { return backend_->name(); }
   // Names of Stats::backend, in order; returns how many.
-  size_t BackendCounterNames(const char* const** names) const { return backend_->CounterNames(names); }
+  size_t BackendCounterNames(const char* const** names) const {
+    return backend_->CounterNames(names);
+  }
   uint32_t BackendSettingCounters() const { return backend_->SettingCounters(); }
   Stats SnapshotStats() const;
   const EngineConfig& config() const { return config_; }
@@ -335,8 +337,8 @@ class Engine final : public BackendEvents {
   Stats stats_;
   DeadlineHeap deadlines_;
   uint64_t now_ms_ = 0;
-  bool now_cached_ = false;      // now_ms_ holds this poll round's time
-  bool expiries_capped_ = false;  // the last round left due deadlines
+  bool now_cached_ = false;                    // now_ms_ holds this poll round's time
+  bool expiries_capped_ = false;               // the last round left due deadlines
   uint64_t armed_for_ = DeadlineHeap::kNever;  // the backend's timer fires by then
   uint64_t shutdown_at_ms_ = 0;
   uint32_t awaiting_headers_ = 0;  // sessions with kAwaitingHeader

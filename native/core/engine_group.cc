@@ -27,7 +27,8 @@ EngineConfig ThreadConfig(const EngineConfig& endpoint, uint32_t thread, uint32_
   return c;
 }
 
-EngineGroup::EngineGroup(const EngineConfig& config, uint32_t threads, BackendFactory make_backend) {
+EngineGroup::EngineGroup(const EngineConfig& config, uint32_t threads,
+                         BackendFactory make_backend) {
   threads = std::max<uint32_t>(1, std::min(threads, kMaxThreads));
   for (uint32_t t = 0; t < threads; ++t) {
     engines_.push_back(std::make_unique<Engine>(ThreadConfig(config, t, threads), make_backend()));
@@ -71,14 +72,16 @@ Status EngineGroup::Listen(const SocketAddress& address, const ListenOptions& op
   return st;
 }
 
-Status EngineGroup::ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) {
+Status EngineGroup::ListenPath(const char* path, const ListenOptions& options,
+                               SocketAddress* bound) {
   ListenOptions first = options;
   first.shared = engines_.size() > 1;
   Status st = engines_[0]->ListenPath(path, first, bound);
   return st.ok() ? ShareFirstListener(first) : st;
 }
 
-Status EngineGroup::ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) {
+Status EngineGroup::ListenOn(SocketHandle listener, const ListenOptions& options,
+                             SocketAddress* bound) {
   ListenOptions first = options;
   first.shared = engines_.size() > 1;
   Status st = engines_[0]->ListenOn(listener, first, bound);

@@ -68,7 +68,7 @@ RecordError DecodeErrorWord(double word) {
 #undef ACCEPTPOOL_GET_FIELD
   RecordError e;
   e.sys = sys < static_cast<uint64_t>(SysError::kCount) ? static_cast<SysError>(sys)
-                                                         : SysError::kUnknown;
+                                                        : SysError::kUnknown;
   e.raw = static_cast<int32_t>(static_cast<uint32_t>(raw));
   e.code = static_cast<Code>(code);
   e.step = static_cast<ConnectStep>(step);

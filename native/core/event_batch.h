@@ -20,20 +20,20 @@
 namespace acceptpool {
 
 // X(name, value): a numbered list (core/wire.h). What each type's a and b hold.
-#define ACCEPTPOOL_EVENT_TYPES(X)                                              \
-  X(kSession, 1)       /* a = data offset of a SocketAddress, b = its size */  \
-  X(kData, 2)          /* a = data offset, b = length */                       \
-  X(kDrain, 3)         /* the send queue fell back to the high-water mark */   \
-  X(kEnd, 4)           /* the peer half-closed */                              \
-  X(kClose, 5)         /* a = CloseReason, b = error word (0: no error) */     \
-  X(kStale, 6)         /* a = StaleCommand refused (threaded driver) */        \
-  X(kServerClosed, 7)  /* id 0: the server finished shutting down */           \
-  X(kConnected, 8)     /* a = connect token: an outgoing connect is open */    \
-  X(kConnectFailed, 9) /* id (0 if none), a = connect token, b = error word */ \
-  X(kTimeout, 10)      /* the session's own timeout (setTimeout) passed */ \
-  X(kTotals, 11)       /* just before kClose, if asked (Query): a = bytes written */ \
-  X(kProxyRejected, 12) /* id 0, a = data offset of a SocketAddress (the peer) \
-                           and a ProxyRejectInfo (proxy_protocol.h), b = size */ \
+#define ACCEPTPOOL_EVENT_TYPES(X)                                                     \
+  X(kSession, 1)        /* a = data offset of a SocketAddress, b = its size */        \
+  X(kData, 2)           /* a = data offset, b = length */                             \
+  X(kDrain, 3)          /* the send queue fell back to the high-water mark */         \
+  X(kEnd, 4)            /* the peer half-closed */                                    \
+  X(kClose, 5)          /* a = CloseReason, b = error word (0: no error) */           \
+  X(kStale, 6)          /* a = StaleCommand refused (threaded driver) */              \
+  X(kServerClosed, 7)   /* id 0: the server finished shutting down */                 \
+  X(kConnected, 8)      /* a = connect token: an outgoing connect is open */          \
+  X(kConnectFailed, 9)  /* id (0 if none), a = connect token, b = error word */       \
+  X(kTimeout, 10)       /* the session's own timeout (setTimeout) passed */           \
+  X(kTotals, 11)        /* just before kClose, if asked (Query): a = bytes written */ \
+  X(kProxyRejected, 12) /* id 0, a = data offset of a SocketAddress (the peer)        \
+                           and a ProxyRejectInfo (proxy_protocol.h), b = size */      \
   X(kDraining, 13)      /* id 0: Drain() has closed the listener */
 
 enum class EventType : uint8_t { ACCEPTPOOL_EVENT_TYPES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };

@@ -17,10 +17,10 @@ namespace acceptpool {
 // No defaults of its own (see EngineConfig): NormalizePoolConfig makes any
 // values consistent.
 struct PoolConfig {
-  uint32_t initial = 0;        // slots allocated at listen
-  uint32_t chunk = 0;          // growth step
+  uint32_t initial = 0;  // slots allocated at listen
+  uint32_t chunk = 0;    // growth step
   uint32_t max_sessions = 0;
-  uint32_t low_water = 0;      // grow when fewer free slots than this
+  uint32_t low_water = 0;  // grow when fewer free slots than this
   uint32_t shrink_idle_ticks = 0;
   // Computed by NormalizePoolConfig: slot indices stay below it (see there).
   uint32_t slot_limit = 0;

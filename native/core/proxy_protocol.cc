@@ -215,7 +215,10 @@ ProxyParse ProxyParser::CheckPrefix() {
       uint8_t family = buf_[13] >> 4;
       uint8_t transport = buf_[13] & 0x0F;
       if (!local && transport != 0) {
-        size_t block = family == 1 ? kInetBlock : family == 2 ? kInet6Block : family == 3 ? kUnixBlock : 0;
+        size_t block = family == 1   ? kInetBlock
+                       : family == 2 ? kInet6Block
+                       : family == 3 ? kUnixBlock
+                                     : 0;
         if (length < block) return Fail(ProxyError::kLength);
       }
       need_ = static_cast<uint16_t>(kProxyV2FixedBytes + length);
@@ -225,7 +228,8 @@ ProxyParse ProxyParser::CheckPrefix() {
   }
   if (buf_[0] == static_cast<uint8_t>(kV1Prefix[0])) {
     if (n <= kV1PrefixBytes) {
-      return last == static_cast<uint8_t>(kV1Prefix[n - 1]) ? ProxyParse::kMore : Fail(ProxyError::kSignature);
+      return last == static_cast<uint8_t>(kV1Prefix[n - 1]) ? ProxyParse::kMore
+                                                            : Fail(ProxyError::kSignature);
     }
     if (last == '\n') {
       // Only a full CRLF ends the line; a lone LF is an error.

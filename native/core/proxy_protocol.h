@@ -52,18 +52,18 @@ enum class ProxyFamily : uint8_t { ACCEPTPOOL_PROXY_FAMILIES(ACCEPTPOOL_NAMED_EN
 enum class ProxyTransport : uint8_t { ACCEPTPOOL_PROXY_TRANSPORTS(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
 // Why a header was refused; the text ends up in the JS error's message.
-#define ACCEPTPOOL_PROXY_ERRORS(X)                                       \
-  X(kNone, "no error")                                                   \
-  X(kSignature, "no PROXY protocol signature")                           \
-  X(kVersion, "unsupported version")                                     \
-  X(kCommand, "unknown v2 command")                                      \
-  X(kFamily, "unknown v2 address family or transport")                   \
-  X(kLength, "v2 address block shorter than its family needs")           \
-  X(kTooLong, "header longer than the limit")                            \
-  X(kLine, "malformed v1 line")                                          \
-  X(kAddress, "malformed address")                                       \
-  X(kPort, "malformed port")                                             \
-  X(kTlv, "malformed v2 TLV")                                            \
+#define ACCEPTPOOL_PROXY_ERRORS(X)                             \
+  X(kNone, "no error")                                         \
+  X(kSignature, "no PROXY protocol signature")                 \
+  X(kVersion, "unsupported version")                           \
+  X(kCommand, "unknown v2 command")                            \
+  X(kFamily, "unknown v2 address family or transport")         \
+  X(kLength, "v2 address block shorter than its family needs") \
+  X(kTooLong, "header longer than the limit")                  \
+  X(kLine, "malformed v1 line")                                \
+  X(kAddress, "malformed address")                             \
+  X(kPort, "malformed port")                                   \
+  X(kTlv, "malformed v2 TLV")                                  \
   X(kChecksum, "v2 CRC32C checksum mismatch")
 
 enum class ProxyError : uint8_t { ACCEPTPOOL_PROXY_ERRORS(ACCEPTPOOL_NAMED_ENUMERATOR) };
@@ -173,11 +173,11 @@ bool CidrContains(const CidrRange& range, const SocketAddress& peer);
 
 // Why a connection that had to start with a header never became a session.
 // X(name, text): a named list (core/wire.h).
-#define ACCEPTPOOL_PROXY_REJECTS(X)                                            \
-  X(kUntrusted, "untrusted") /* its peer is not in proxyProtocol.trusted */    \
+#define ACCEPTPOOL_PROXY_REJECTS(X)                                                \
+  X(kUntrusted, "untrusted") /* its peer is not in proxyProtocol.trusted */        \
   X(kMalformed, "malformed") /* the header broke the spec (ProxyError says how) */ \
-  X(kTimeout, "timeout")     /* the header did not complete in time */         \
-  X(kAborted, "aborted")     /* the peer closed or reset before it completed */ \
+  X(kTimeout, "timeout")     /* the header did not complete in time */             \
+  X(kAborted, "aborted")     /* the peer closed or reset before it completed */    \
   X(kBusy, "busy")           /* too many split headers held at once */
 
 enum class ProxyReject : uint8_t { ACCEPTPOOL_PROXY_REJECTS(ACCEPTPOOL_NAMED_ENUMERATOR) };
@@ -193,7 +193,7 @@ struct ProxyRecordHead {
   uint8_t transport;  // ProxyTransport
   uint16_t unix_bytes;
   uint16_t tlv_bytes;
-  SocketAddress source;       // zero unless kInet/kInet6
+  SocketAddress source;  // zero unless kInet/kInet6
   SocketAddress destination;
 };
 static_assert(sizeof(ProxyRecordHead) == 56, "wire layout");

@@ -57,7 +57,8 @@ bool SessionTable::ShrinkTop() {
   free_ -= top.free_count;
   retired_ -= top.retired;
   chunks_.pop_back();
-  if (lowest_free_chunk_ >= chunks_.size()) lowest_free_chunk_ = chunks_.empty() ? 0 : chunks_.size() - 1;
+  if (lowest_free_chunk_ >= chunks_.size())
+    lowest_free_chunk_ = chunks_.empty() ? 0 : chunks_.size() - 1;
   return true;
 }
 
@@ -125,6 +126,5 @@ bool SessionTable::SetGenerationForTesting(uint32_t slot, uint32_t generation) {
   if (s != nullptr) s->generation = generation;
   return true;
 }
-
 
 }  // namespace acceptpool

@@ -56,7 +56,9 @@ constexpr uint32_t kMaxThreads = 64;
 // thread t of n holds the id slots t, t + n, t + 2n, ... This is the one
 // place that rule lives; with one thread an id slot is the table's slot.
 inline uint32_t ThreadOfSlot(uint32_t id_slot, uint32_t threads) { return id_slot % threads; }
-inline uint32_t ThreadOf(SessionId id, uint32_t threads) { return ThreadOfSlot(SlotOf(id), threads); }
+inline uint32_t ThreadOf(SessionId id, uint32_t threads) {
+  return ThreadOfSlot(SlotOf(id), threads);
+}
 
 struct IdSpace {
   uint32_t thread = 0;
@@ -74,14 +76,14 @@ using SocketHandle = intptr_t;
 constexpr SocketHandle kNoSocket = -1;
 
 enum class SessionState : uint8_t {
-  kFree,       // in the free list
-  kConnecting, // outgoing connect in progress (client side)
-  kOpen,       // connected, JS may use it
-  kClosing,    // graceful close requested: flushing the queue; input is discarded
-  kLingering,  // queue flushed and FIN sent: input is read and discarded until
-               // the peer's FIN (then close) or the linger deadline (then reset)
-  kReleasing,  // socket closed, waiting for the backend's outstanding ops
-  kRetired,    // generations used up: never handed out again
+  kFree,        // in the free list
+  kConnecting,  // outgoing connect in progress (client side)
+  kOpen,        // connected, JS may use it
+  kClosing,     // graceful close requested: flushing the queue; input is discarded
+  kLingering,   // queue flushed and FIN sent: input is read and discarded until
+                // the peer's FIN (then close) or the linger deadline (then reset)
+  kReleasing,   // socket closed, waiting for the backend's outstanding ops
+  kRetired,     // generations used up: never handed out again
 };
 
 // Bits of Session::flags: the engine's alone (backends keep their own per
@@ -120,14 +122,14 @@ struct Session {
   // session's own timeout was set.
   uint32_t active_ms = 0;
   uint32_t timeout_set_ms = 0;
-  uint32_t timeout_ms = 0;   // SessionControl::kTimeout; 0 = off
+  uint32_t timeout_ms = 0;  // SessionControl::kTimeout; 0 = off
   SessionState state = SessionState::kFree;
   uint8_t close_reason = 0;
   uint8_t close_error = 0;  // SysError of an 'error'/'reset' close
   int32_t close_raw = 0;    // the OS code behind close_error
   uint16_t flags = 0;
-  uint32_t token = 0;        // outgoing connects: the caller's tag for the result;
-                             // kAwaitingHeader: its held parser (ProxyParserPool)
+  uint32_t token = 0;          // outgoing connects: the caller's tag for the result;
+                               // kAwaitingHeader: its held parser (ProxyParserPool)
   uint64_t bytes_written = 0;  // bytes the kernel has taken
   SendQueue queue;
 
@@ -189,7 +191,8 @@ class SessionTable {
       if (chunks_[c].free_count + chunks_[c].retired == chunk_size_) continue;
       Session* base = chunks_[c].sessions.get();
       for (uint32_t i = 0; i < chunk_size_; ++i) {
-        if (base[i].state != SessionState::kFree && base[i].state != SessionState::kRetired) fn(base[i]);
+        if (base[i].state != SessionState::kFree && base[i].state != SessionState::kRetired)
+          fn(base[i]);
       }
     }
   }
@@ -230,7 +233,7 @@ class SessionTable {
   // By table slot, kRetiredGeneration for a retired one; never shrinks.
   std::vector<uint32_t> generations_;
   uint32_t free_ = 0;
-  uint32_t retired_ = 0;        // retired slots in allocated chunks
+  uint32_t retired_ = 0;  // retired slots in allocated chunks
   uint32_t retired_total_ = 0;
   size_t lowest_free_chunk_ = 0;  // no chunk below this one has a free slot
 };

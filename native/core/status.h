@@ -53,13 +53,13 @@ bool IsAbortedAccept(SysError e);
 // What an operation came to. Library-level outcomes first, then kSystem for an
 // OS failure, whose details travel in `sys` and `raw`. X(name, value): see
 // core/wire.h.
-#define ACCEPTPOOL_CODES(X)                                                    \
-  X(kOk, 0)                                                                    \
-  X(kClosed, 1)     /* the server or session is closing or closed */           \
-  X(kInvalid, 2)    /* a bad argument reached the core */                      \
-  X(kPoolFull, 3)   /* maxConnections reached */                               \
-  X(kNoMemory, 4)   /* an allocation failed */                                 \
-  X(kSystem, 5)     /* see sys/raw */                                          \
+#define ACCEPTPOOL_CODES(X)                                           \
+  X(kOk, 0)                                                           \
+  X(kClosed, 1)      /* the server or session is closing or closed */ \
+  X(kInvalid, 2)     /* a bad argument reached the core */            \
+  X(kPoolFull, 3)    /* maxConnections reached */                     \
+  X(kNoMemory, 4)    /* an allocation failed */                       \
+  X(kSystem, 5)      /* see sys/raw */                                \
   X(kUnsupported, 6) /* this platform's backend cannot do it */
 
 enum class Code : uint8_t { ACCEPTPOOL_CODES(ACCEPTPOOL_NUMBERED_ENUMERATOR) };

@@ -40,7 +40,8 @@ size_t CommandQueue::Trim(Side* work) {
   size_t freed = ShrinkTo(&work->commands, keep_commands) + ShrinkTo(&work->bytes, keep_bytes);
   std::lock_guard<std::mutex> lock(mutex_);
   // A side being filled right now is left for a later period.
-  return freed + ShrinkTo(&incoming_.commands, keep_commands) + ShrinkTo(&incoming_.bytes, keep_bytes);
+  return freed + ShrinkTo(&incoming_.commands, keep_commands) +
+         ShrinkTo(&incoming_.bytes, keep_bytes);
 }
 
 void CommandQueue::Close() {

@@ -21,17 +21,27 @@
 
 namespace acceptpool {
 
-enum class CommandKind : uint8_t { kSend, kClose, kBroadcast, kShutdown, kConnect, kAbortConnect, kControl, kQuery, kDrain };
+enum class CommandKind : uint8_t {
+  kSend,
+  kClose,
+  kBroadcast,
+  kShutdown,
+  kConnect,
+  kAbortConnect,
+  kControl,
+  kQuery,
+  kDrain
+};
 
 struct Command {
   CommandKind kind;
-  uint8_t mode;        // CloseMode for kClose; SessionControl for kControl (its a, b follow);
-                       // kConnect: 1 if a local address follows
-  bool pressure;       // kSend: JS already reported backpressure
-  uint64_t id;         // session id (kConnect: the connect token)
-  size_t offset;       // into the side's bytes
-  size_t size;         // payload bytes
-  size_t id_count;     // kBroadcast: ids follow the payload (0 = everyone)
+  uint8_t mode;     // CloseMode for kClose; SessionControl for kControl (its a, b follow);
+                    // kConnect: 1 if a local address follows
+  bool pressure;    // kSend: JS already reported backpressure
+  uint64_t id;      // session id (kConnect: the connect token)
+  size_t offset;    // into the side's bytes
+  size_t size;      // payload bytes
+  size_t id_count;  // kBroadcast: ids follow the payload (0 = everyone)
 };
 
 class CommandQueue {

@@ -18,16 +18,11 @@ namespace {
 // The name a refused control has in kStale records.
 StaleCommand StaleCommandOf(SessionControl control) {
   switch (control) {
-    case SessionControl::kPause:
-      return StaleCommand::kPause;
-    case SessionControl::kResume:
-      return StaleCommand::kResume;
-    case SessionControl::kTimeout:
-      return StaleCommand::kSetTimeout;
-    case SessionControl::kNoDelay:
-      return StaleCommand::kSetNoDelay;
-    case SessionControl::kKeepAlive:
-      return StaleCommand::kSetKeepAlive;
+    case SessionControl::kPause: return StaleCommand::kPause;
+    case SessionControl::kResume: return StaleCommand::kResume;
+    case SessionControl::kTimeout: return StaleCommand::kSetTimeout;
+    case SessionControl::kNoDelay: return StaleCommand::kSetNoDelay;
+    case SessionControl::kKeepAlive: return StaleCommand::kSetKeepAlive;
   }
   return StaleCommand::kClose;
 }
@@ -53,8 +48,8 @@ class InlineDriver final : public Driver, private EngineObserver {
 
   Status Start(EventLoop* loop) override {
     return loop->WatchReadable(
-        engine_->PollDescriptor(), [](void* self) { static_cast<InlineDriver*>(self)->RunRounds(); },
-        this, &poll_);
+        engine_->PollDescriptor(),
+        [](void* self) { static_cast<InlineDriver*>(self)->RunRounds(); }, this, &poll_);
   }
 
   Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) override {
@@ -168,8 +163,8 @@ class ThreadedDriver final : public Driver {
 
   Status Start(EventLoop* loop) override {
     if (!counters_) return Status::Of(Code::kNoMemory);
-    Status st = loop->NewAsync([](void* self) { static_cast<ThreadedDriver*>(self)->DeliverReady(); },
-                               this, &async_);
+    Status st = loop->NewAsync(
+        [](void* self) { static_cast<ThreadedDriver*>(self)->DeliverReady(); }, this, &async_);
     if (!st.ok()) return st;
     for (auto& lane : lanes_) lane->Start();
     return Status::Ok();
@@ -323,7 +318,9 @@ class ThreadedDriver final : public Driver {
  private:
   class Lane;
 
-  Lane& OwnerOf(SessionId id) { return *lanes_[ThreadOf(id, static_cast<uint32_t>(lanes_.size()))]; }
+  Lane& OwnerOf(SessionId id) {
+    return *lanes_[ThreadOf(id, static_cast<uint32_t>(lanes_.size()))];
+  }
 
   // Every command that names a session goes to the thread that owns it.
   void PushById(const Command& c, const void* a, size_t a_size, const void* b = nullptr,
@@ -347,7 +344,8 @@ class ThreadedDriver final : public Driver {
   }
   void Uncount(SessionId id, size_t bytes) {
     uint32_t slot = SlotOf(id);
-    if (slot < counters_size_) counters_[slot].fetch_sub(static_cast<uint32_t>(bytes), std::memory_order_acq_rel);
+    if (slot < counters_size_)
+      counters_[slot].fetch_sub(static_cast<uint32_t>(bytes), std::memory_order_acq_rel);
   }
   bool stopping() const { return stop_.load(std::memory_order_acquire); }
 
@@ -424,7 +422,9 @@ class ThreadedDriver final : public Driver {
     }
 
     Engine* engine() const { return engine_; }
-    void Start() { thread_ = std::thread([this] { Run(); }); }
+    void Start() {
+      thread_ = std::thread([this] { Run(); });
+    }
     void RequestStop() {
       if (!thread_.joinable()) return;
       commands_.Close();
@@ -510,7 +510,8 @@ class ThreadedDriver final : public Driver {
       size_t n = 0;
       while (n < notes_.size() && current_->HasRecordRoom(1)) {
         const EventRecord& r = notes_[n];
-        current_->Add(static_cast<EventType>(static_cast<int>(r.type)), static_cast<SessionId>(r.id), r.a, r.b);
+        current_->Add(static_cast<EventType>(static_cast<int>(r.type)),
+                      static_cast<SessionId>(r.id), r.a, r.b);
         ++n;
       }
       notes_.erase(notes_.begin(), notes_.begin() + static_cast<std::ptrdiff_t>(n));
@@ -560,9 +561,7 @@ class ThreadedDriver final : public Driver {
           driver_->Answer(call, engine_->Query(c.id, call->out));
           break;
         }
-        case CommandKind::kAbortConnect:
-          engine_->AbortConnect(static_cast<uint32_t>(c.id));
-          break;
+        case CommandKind::kAbortConnect: engine_->AbortConnect(static_cast<uint32_t>(c.id)); break;
         case CommandKind::kConnect: {
           SocketAddress remote;
           SocketAddress local;
@@ -592,12 +591,8 @@ class ThreadedDriver final : public Driver {
           if (!ids_.empty()) engine_->Broadcast(payload, c.size, ids_.data(), ids_.size());
           ids_.clear();
           break;
-        case CommandKind::kShutdown:
-          engine_->Shutdown();
-          break;
-        case CommandKind::kDrain:
-          engine_->Drain();
-          break;
+        case CommandKind::kShutdown: engine_->Shutdown(); break;
+        case CommandKind::kDrain: engine_->Drain(); break;
       }
     }
 
@@ -677,8 +672,8 @@ std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& li
   return MakeThreadedDriver(std::vector<Engine*>{engine}, limits, std::move(deliver));
 }
 
-std::unique_ptr<Driver> MakeThreadedDriver(const std::vector<Engine*>& engines, const BatchLimits& limits,
-                                           DeliverFn deliver) {
+std::unique_ptr<Driver> MakeThreadedDriver(const std::vector<Engine*>& engines,
+                                           const BatchLimits& limits, DeliverFn deliver) {
   return std::make_unique<ThreadedDriver>(engines, limits, std::move(deliver));
 }
 

@@ -46,7 +46,8 @@ class Driver {
   // Starts an outgoing connect. Inline: errors that stop it from starting
   // come back here; threaded: always Ok here, failures arrive as
   // kConnectFailed events carrying `token`.
-  virtual Status Connect(uint32_t token, const SocketAddress& remote, const SocketAddress* local) = 0;
+  virtual Status Connect(uint32_t token, const SocketAddress& remote,
+                         const SocketAddress* local) = 0;
   virtual void AbortConnect(uint32_t token) = 0;
   virtual SendResult Send(SessionId id, const char* data, size_t size) = 0;
   virtual bool Close(SessionId id, CloseMode mode) = 0;
@@ -72,13 +73,14 @@ class Driver {
   virtual void Stop() = 0;
 };
 
-std::unique_ptr<Driver> MakeInlineDriver(Engine* engine, const BatchLimits& limits, DeliverFn deliver);
+std::unique_ptr<Driver> MakeInlineDriver(Engine* engine, const BatchLimits& limits,
+                                         DeliverFn deliver);
 std::unique_ptr<Driver> MakeThreadedDriver(Engine* engine, const BatchLimits& limits,
                                            DeliverFn deliver);
 // One I/O thread per engine: the engines of one endpoint, in thread order
 // (engine t has IdSpace thread t of engines.size()).
-std::unique_ptr<Driver> MakeThreadedDriver(const std::vector<Engine*>& engines, const BatchLimits& limits,
-                                           DeliverFn deliver);
+std::unique_ptr<Driver> MakeThreadedDriver(const std::vector<Engine*>& engines,
+                                           const BatchLimits& limits, DeliverFn deliver);
 
 }  // namespace acceptpool
 

@@ -39,7 +39,8 @@ class LoopWatcher {
 class EventLoop {
  public:
   virtual ~EventLoop() = default;
-  virtual Status NewAsync(LoopCallback callback, void* context, std::unique_ptr<LoopAsync>* out) = 0;
+  virtual Status NewAsync(LoopCallback callback, void* context,
+                          std::unique_ptr<LoopAsync>* out) = 0;
   virtual Status WatchReadable(int descriptor, LoopCallback callback, void* context,
                                std::unique_ptr<LoopWatcher>* out) = 0;
 };

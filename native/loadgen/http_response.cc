@@ -100,8 +100,7 @@ HttpResponseReader::Outcome HttpResponseReader::Feed(const char* data, size_t si
         }
         break;
       }
-      case Step::kBody:
-        break;  // handled above
+      case Step::kBody: break;  // handled above
     }
   }
   *used = size;
@@ -126,7 +125,8 @@ bool HttpResponseReader::Header(char c) {
   if (c == '\r' || c == '\n' || c == ' ' || c == '\t') return false;
   char l = Lower(c);
   if (pos_ >= kContentLengthLength || l != kContentLength[pos_]) candidates_ &= ~kIsContentLength;
-  if (pos_ >= kTransferEncodingLength || l != kTransferEncoding[pos_]) candidates_ &= ~kIsTransferEncoding;
+  if (pos_ >= kTransferEncodingLength || l != kTransferEncoding[pos_])
+    candidates_ &= ~kIsTransferEncoding;
   if (pos_ < UINT8_MAX) ++pos_;
   return true;
 }

@@ -31,7 +31,16 @@ class HttpResponseReader {
   Outcome Feed(const char* data, size_t size, size_t* used);
 
  private:
-  enum class Step : uint8_t { kStatus, kLineRest, kLineStart, kName, kLength, kLineFeed, kHeadersEnd, kBody };
+  enum class Step : uint8_t {
+    kStatus,
+    kLineRest,
+    kLineStart,
+    kName,
+    kLength,
+    kLineFeed,
+    kHeadersEnd,
+    kBody
+  };
 
   bool Header(char c);
   Outcome EndHeaders();
@@ -39,8 +48,8 @@ class HttpResponseReader {
   uint32_t value_ = 0;         // Content-Length as read; then the body bytes still due
   uint32_t header_bytes_ = 0;  // status line and headers so far
   uint8_t pos_ = 0;            // position in the status prefix or header name
-  uint8_t candidates_ = 0;     // header names still matching (kContentLength, kTransferEncoding bits)
-  uint8_t flags_ = 0;          // kHasLength, kDigits, kAfterDigits
+  uint8_t candidates_ = 0;  // header names still matching (kContentLength, kTransferEncoding bits)
+  uint8_t flags_ = 0;       // kHasLength, kDigits, kAfterDigits
   Step step_ = Step::kStatus;
 };
 

@@ -213,9 +213,7 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
     SessionId id = static_cast<SessionId>(r.id);
     uint32_t index = 0;
     switch (static_cast<EventType>(static_cast<int>(r.type))) {
-      case EventType::kConnected:
-        OnConnected(static_cast<uint32_t>(r.a), id, now_us);
-        break;
+      case EventType::kConnected: OnConnected(static_cast<uint32_t>(r.a), id, now_us); break;
       case EventType::kConnectFailed: {
         index = static_cast<uint32_t>(r.a);
         if (index >= lanes_.size()) break;
@@ -233,7 +231,8 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
       case EventType::kData: {
         Lane* lane = LaneOf(id, &index);
         if (lane == nullptr || lane->state != LaneState::kOpen) break;
-        OnData(*lane, index, batch.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b), now_us);
+        OnData(*lane, index, batch.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b),
+               now_us);
         break;
       }
       case EventType::kEnd: {
@@ -255,16 +254,14 @@ void LoadWorker::HandleBatch(const EventBatch& batch, int64_t now_us) {
         } else if (reason == CloseReason::kOverflow) {
           ++counters_.errors[static_cast<size_t>(SysError::kNoBufs)];
         } else {
-          ++counters_.errors[static_cast<size_t>(error == SysError::kNone ? SysError::kUnknown : error)];
+          ++counters_
+                .errors[static_cast<size_t>(error == SysError::kNone ? SysError::kUnknown : error)];
         }
         OnLost(*lane, index, now_us);
         break;
       }
-      case EventType::kServerClosed:
-        server_closed_ = true;
-        break;
-      default:
-        break;
+      case EventType::kServerClosed: server_closed_ = true; break;
+      default: break;
     }
   }
 }
@@ -302,15 +299,15 @@ void LoadWorker::OnConnected(uint32_t index, SessionId id, int64_t now_us) {
       lane.since_us = now_us;
       SendMessage(lane, index, now_us);
       break;
-    case LoadMode::kIdle:
-      break;
+    case LoadMode::kIdle: break;
   }
 }
 
 void LoadWorker::OnData(Lane& lane, uint32_t index, const char* data, size_t size, int64_t now_us) {
   counters_.bytes_in += size;
   if (!awaiting_reply()) return;
-  HttpResponseReader::Outcome read = http() ? ReadHttp(lane, data, size) : ReadEcho(lane, index, data, size);
+  HttpResponseReader::Outcome read =
+      http() ? ReadHttp(lane, data, size) : ReadEcho(lane, index, data, size);
   if (read == HttpResponseReader::Outcome::kMore) return;
   if (read == HttpResponseReader::Outcome::kBad) {
     ++counters_.mismatches;
@@ -327,22 +324,26 @@ void LoadWorker::OnData(Lane& lane, uint32_t index, const char* data, size_t siz
   SendMessage(lane, index, now_us);
 }
 
-HttpResponseReader::Outcome LoadWorker::ReadEcho(Lane& lane, uint32_t index, const char* data, size_t size) {
+HttpResponseReader::Outcome LoadWorker::ReadEcho(Lane& lane, uint32_t index, const char* data,
+                                                 size_t size) {
   uint32_t want = static_cast<uint32_t>(message_.size()) - lane.received;
   bool same = size <= want;
   for (size_t i = 0; same && i < size; ++i) {
-    same = static_cast<uint8_t>(data[i]) == MessageByte(index, lane.seq, lane.received + static_cast<uint32_t>(i));
+    same = static_cast<uint8_t>(data[i]) ==
+           MessageByte(index, lane.seq, lane.received + static_cast<uint32_t>(i));
   }
   if (!same) return HttpResponseReader::Outcome::kBad;
   lane.received += static_cast<uint32_t>(size);
-  return lane.received < message_.size() ? HttpResponseReader::Outcome::kMore : HttpResponseReader::Outcome::kDone;
+  return lane.received < message_.size() ? HttpResponseReader::Outcome::kMore
+                                         : HttpResponseReader::Outcome::kDone;
 }
 
 HttpResponseReader::Outcome LoadWorker::ReadHttp(Lane& lane, const char* data, size_t size) {
   size_t used = 0;
   HttpResponseReader::Outcome read = lane.response.Feed(data, size, &used);
   // One request is in flight: a byte past its response answers nothing.
-  if (read == HttpResponseReader::Outcome::kDone && used < size) return HttpResponseReader::Outcome::kBad;
+  if (read == HttpResponseReader::Outcome::kDone && used < size)
+    return HttpResponseReader::Outcome::kBad;
   return read;
 }
 
@@ -364,7 +365,8 @@ void LoadWorker::Connect(uint32_t index, int64_t now_us) {
 }
 
 void LoadWorker::StartWaiting(int64_t now_us) {
-  while (waiting_count_ > 0 && (config_.max_connecting == 0 || connecting_ < config_.max_connecting)) {
+  while (waiting_count_ > 0 &&
+         (config_.max_connecting == 0 || connecting_ < config_.max_connecting)) {
     uint32_t index = waiting_[waiting_head_];
     waiting_head_ = (waiting_head_ + 1) % waiting_.size();
     --waiting_count_;
@@ -438,7 +440,8 @@ void LoadWorker::SendMessage(Lane& lane, uint32_t index, int64_t now_us) {
     return;
   }
   uint32_t size = static_cast<uint32_t>(message_.size());
-  for (uint32_t i = 0; i < size; ++i) message_[i] = static_cast<char>(MessageByte(index, lane.seq, i));
+  for (uint32_t i = 0; i < size; ++i)
+    message_[i] = static_cast<char>(MessageByte(index, lane.seq, i));
   counters_.bytes_out += size;
   // A failed send closes the session inside the engine; its kClose follows.
   engine_.Send(lane.id, message_.data(), size);
@@ -534,8 +537,7 @@ void LoadWorker::Advance(int64_t now_us) {
         if (!server_closed_ && now_us < phase_end_us_) return;
         phase_ = LoadPhase::kDone;
         return;
-      case LoadPhase::kDone:
-        return;
+      case LoadPhase::kDone: return;
     }
   }
 }
@@ -664,7 +666,8 @@ LoadResult LoadGenerator::Result() const {
     const LoadCounters& c = w->counters();
     r.totals.Merge(c);
     r.lanes += w->lanes();
-    if (c.window_us > 0) r.rate += static_cast<double>(c.completed) * 1e6 / static_cast<double>(c.window_us);
+    if (c.window_us > 0)
+      r.rate += static_cast<double>(c.completed) * 1e6 / static_cast<double>(c.window_us);
   }
   return r;
 }

@@ -55,8 +55,8 @@ namespace acceptpool {
   X(kConnectClose, "connect-close") /* connect, then reset at once */                        \
   X(kReqRep, "reqrep")              /* connect, send a request, check its echo, reset */     \
   X(kEcho, "echo")                  /* persistent connections, one message in flight each */ \
-  X(kIdle, "idle")                  /* open connections and hold them without traffic */      \
-  X(kHttp, "http")                  /* keep-alive connections, one GET in flight each */      \
+  X(kIdle, "idle")                  /* open connections and hold them without traffic */     \
+  X(kHttp, "http")                  /* keep-alive connections, one GET in flight each */     \
   X(kHttpClose, "http-close")       /* connect, GET with Connection: close, check, reset */
 
 enum class LoadMode : uint8_t { ACCEPTPOOL_LOAD_MODES(ACCEPTPOOL_NAMED_ENUMERATOR) };
@@ -74,7 +74,7 @@ struct LoadConfig {
   uint32_t connections = 0;
   uint32_t threads = 0;
   uint32_t message_size = 0;  // reqrep, echo (the http modes send their GET)
-  int64_t duration_us = 0;  // measured time (idle: the longest hold)
+  int64_t duration_us = 0;    // measured time (idle: the longest hold)
   int64_t warmup_us = 0;
   // Echo, http and idle: how long opening every lane may take before the run
   // starts anyway.
@@ -108,9 +108,15 @@ constexpr uint32_t kMaxLanesPerThread = 1u << 20;
 // Threads per run at most: each is an OS thread with an engine of its own.
 constexpr uint32_t kMaxLoadThreads = 64;
 
-#define ACCEPTPOOL_LOAD_PHASES(X)                                               \
-  X(kRamp, "ramp") X(kWarmup, "warmup") X(kMeasure, "measure") X(kHold, "hold") \
-      X(kDraining, "draining") X(kDone, "done")
+// clang-format off
+#define ACCEPTPOOL_LOAD_PHASES(X) \
+  X(kRamp, "ramp")                \
+  X(kWarmup, "warmup")            \
+  X(kMeasure, "measure")          \
+  X(kHold, "hold")                \
+  X(kDraining, "draining")        \
+  X(kDone, "done")
+// clang-format on
 
 enum class LoadPhase : uint8_t { ACCEPTPOOL_LOAD_PHASES(ACCEPTPOOL_NAMED_ENUMERATOR) };
 
@@ -121,14 +127,14 @@ struct LoadCounters {
   uint64_t connected = 0;  // connects that succeeded
   uint64_t abandoned = 0;  // connects still in progress when the run ended
   uint64_t errors[static_cast<size_t>(SysError::kCount)] = {};  // by SysError
-  uint64_t mismatches = 0; // a reply differed from the request
-  uint64_t eofs = 0;       // the server closed (FIN) a connection
-  uint64_t timeouts = 0;   // a connect or reply took longer than op_timeout_us
+  uint64_t mismatches = 0;                                      // a reply differed from the request
+  uint64_t eofs = 0;      // the server closed (FIN) a connection
+  uint64_t timeouts = 0;  // a connect or reply took longer than op_timeout_us
   uint64_t bytes_out = 0;
   uint64_t bytes_in = 0;
   uint32_t peak_open = 0;
-  int64_t window_us = 0;   // length of the measure phase
-  int64_t ramp_us = 0;     // echo / idle: how long opening every lane took
+  int64_t window_us = 0;     // length of the measure phase
+  int64_t ramp_us = 0;       // echo / idle: how long opening every lane took
   LatencyHistogram latency;  // µs, measure phase only
 
   uint64_t ErrorTotal() const;
@@ -149,7 +155,8 @@ struct LoadProgress {
 // drive it step by step with any backend.
 class LoadWorker : private EngineObserver {
  public:
-  LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes, std::unique_ptr<Backend> backend);
+  LoadWorker(const LoadConfig& config, uint32_t index, uint32_t lanes,
+             std::unique_ptr<Backend> backend);
   LoadWorker(const LoadWorker&) = delete;
   LoadWorker& operator=(const LoadWorker&) = delete;
 
@@ -210,14 +217,21 @@ class LoadWorker : private EngineObserver {
   void Publish();
   uint8_t MessageByte(uint32_t lane, uint32_t seq, uint32_t offset) const;
   bool measuring() const { return phase_ == LoadPhase::kMeasure; }
-  bool http() const { return config_.mode == LoadMode::kHttp || config_.mode == LoadMode::kHttpClose; }
-  bool awaiting_reply() const { return config_.mode != LoadMode::kConnectClose && config_.mode != LoadMode::kIdle; }
+  bool http() const {
+    return config_.mode == LoadMode::kHttp || config_.mode == LoadMode::kHttpClose;
+  }
+  bool awaiting_reply() const {
+    return config_.mode != LoadMode::kConnectClose && config_.mode != LoadMode::kIdle;
+  }
   // Connections held for the whole run (opened in the ramp phase).
   bool persistent() const {
-    return config_.mode == LoadMode::kEcho || config_.mode == LoadMode::kHttp || config_.mode == LoadMode::kIdle;
+    return config_.mode == LoadMode::kEcho || config_.mode == LoadMode::kHttp ||
+           config_.mode == LoadMode::kIdle;
   }
   // After a whole reply: reset and connect again, or send the next request.
-  bool one_per_connection() const { return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kHttpClose; }
+  bool one_per_connection() const {
+    return config_.mode == LoadMode::kReqRep || config_.mode == LoadMode::kHttpClose;
+  }
   void OnWorkOutsidePoll() override;
 
   LoadConfig config_;
@@ -257,8 +271,8 @@ class LoadWorker : private EngineObserver {
 using BackendFactory = std::function<std::unique_ptr<Backend>()>;
 
 struct LoadResult {
-  LoadCounters totals;   // every thread's counters merged
-  double rate = 0;       // completed operations per second, summed over threads
+  LoadCounters totals;  // every thread's counters merged
+  double rate = 0;      // completed operations per second, summed over threads
   uint32_t threads = 0;
   uint32_t lanes = 0;
 };

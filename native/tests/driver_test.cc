@@ -183,7 +183,7 @@ struct SessionLog {
   uint32_t closes = 0;
   uint32_t stale_sends = 0;  // kStale notes for sends
   bool closed_by_js = false;
-  uint32_t late_sends = 0;   // sends issued after JS closed the session
+  uint32_t late_sends = 0;  // sends issued after JS closed the session
   bool data_after_close = false;
 };
 
@@ -193,8 +193,8 @@ struct SessionLog {
 class EchoServer {
  public:
   // `threads` engines (threaded driver only), listening as `sharing` says.
-  EchoServer(bool threaded, size_t batch_records = 1024, size_t batch_bytes = 256 * 1024, uint32_t threads = 1,
-             ListenerSharing sharing = ListenerSharing::kReusePort) {
+  EchoServer(bool threaded, size_t batch_records = 1024, size_t batch_bytes = 256 * 1024,
+             uint32_t threads = 1, ListenerSharing sharing = ListenerSharing::kReusePort) {
     EngineConfig config;
     config.pool.initial = 64;
     config.pool.chunk = 64;
@@ -268,7 +268,8 @@ class EchoServer {
     auto start = std::chrono::steady_clock::now();
     driver_->Stop();
     stopped_ = true;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
   }
   uint64_t deliveries_after_stop() const { return after_stop_; }
 
@@ -302,7 +303,8 @@ class EchoServer {
     }
     if (type == EventType::kClose) ++log.closes;
     if (type == EventType::kStale && r.a == 0) ++log.stale_sends;
-    if (log.closes > 0 && (type == EventType::kData || type == EventType::kDrain || type == EventType::kEnd)) {
+    if (log.closes > 0 &&
+        (type == EventType::kData || type == EventType::kDrain || type == EventType::kEnd)) {
       log.data_after_close = true;
     }
   }
@@ -440,13 +442,15 @@ void CommandsRacingBatches(uint32_t threads) {
     for (uint32_t k = 0; k < kLateSends; ++k) server.Send(closing[i], "late", 4);
   }
   // Every late send is refused where it is issued, and JS hears of each.
-  EXPECT(server.loop().RunUntil([&] {
-    for (SessionId id : closing) {
-      const SessionLog& log = server.log(id);
-      if (log.closes == 0 || log.stale_sends < log.late_sends) return false;
-    }
-    return true;
-  }, kWaitMs));
+  EXPECT(server.loop().RunUntil(
+      [&] {
+        for (SessionId id : closing) {
+          const SessionLog& log = server.log(id);
+          if (log.closes == 0 || log.stale_sends < log.late_sends) return false;
+        }
+        return true;
+      },
+      kWaitMs));
   uint64_t echoed = clients.received();
   // The other half keeps echoing meanwhile.
   EXPECT(EchoFlowing(server, clients, echoed + 256 * 1024));
@@ -457,7 +461,8 @@ void CommandsRacingBatches(uint32_t threads) {
     EXPECT_EQ(log.stale_sends, log.late_sends);
     EXPECT_FALSE(log.data_after_close);
   }
-  for (size_t i = 12; i < server.ids().size(); ++i) EXPECT_EQ(server.log(server.ids()[i]).closes, 0u);
+  for (size_t i = 12; i < server.ids().size(); ++i)
+    EXPECT_EQ(server.log(server.ids()[i]).closes, 0u);
   clients.Stop();
 }
 
@@ -465,7 +470,9 @@ void CommandsRacingBatches(uint32_t threads) {
 
 TEST(ThreadedDriverCommandsRacingBatchesKeepEachSessionsOrder) { CommandsRacingBatches(1); }
 
-TEST(ThreadedDriverWithTwoThreadsRoutesEachCommandToItsSessionsThreadInOrder) { CommandsRacingBatches(2); }
+TEST(ThreadedDriverWithTwoThreadsRoutesEachCommandToItsSessionsThreadInOrder) {
+  CommandsRacingBatches(2);
+}
 
 TEST(ThreadedDriverDrainFollowsPressureThatEasedBeforeTheIoThreadActed) {
   // JS judges pressure on its own count, before the I/O thread has sent
@@ -539,13 +546,16 @@ void CountsBufferedBytes(uint32_t threads) {
   EXPECT(all_held());
   EXPECT_EQ(readers.total(), 0u);
   readers.set_reading(true);
-  EXPECT(server.loop().RunUntil([&] { return readers.total() == sent_each * ids.size(); }, kWaitMs));
-  EXPECT(server.loop().RunUntil([&] {
-    for (SessionId id : ids) {
-      if (server.driver().BufferedAmount(id) != 0) return false;
-    }
-    return true;
-  }, kWaitMs));
+  EXPECT(
+      server.loop().RunUntil([&] { return readers.total() == sent_each * ids.size(); }, kWaitMs));
+  EXPECT(server.loop().RunUntil(
+      [&] {
+        for (SessionId id : ids) {
+          if (server.driver().BufferedAmount(id) != 0) return false;
+        }
+        return true;
+      },
+      kWaitMs));
   for (size_t i = 0; i < ids.size(); ++i) {
     EXPECT_EQ(readers.received(i), sent_each);
     EXPECT(pressures[i] > 0);
@@ -559,7 +569,9 @@ void CountsBufferedBytes(uint32_t threads) {
 
 TEST(ThreadedDriverCountsBufferedBytesAcrossThreadsUntilTheyLeave) { CountsBufferedBytes(1); }
 
-TEST(ThreadedDriverWithTwoThreadsSplitsBroadcastsAndCountsEachSessionOnItsThread) { CountsBufferedBytes(2); }
+TEST(ThreadedDriverWithTwoThreadsSplitsBroadcastsAndCountsEachSessionOnItsThread) {
+  CountsBufferedBytes(2);
+}
 
 TEST(BroadcastToAnEmptyListReachesNobody) {
   for (bool threaded : {true, false}) {
@@ -620,7 +632,9 @@ TEST(ASessionTimeoutWakesThePollAtItsDeadlineOnBothDrivers) {
       return false;
     };
     ASSERT(server.loop().RunUntil(timed_out, kWaitMs));
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start)
+                  .count();
     // Woken by the deadline, not by the engine's one-second tick.
     EXPECT(ms >= 39 && ms < 600);
   }
@@ -642,10 +656,13 @@ void TwoEnginesServe(ListenerSharing sharing, bool expect_both) {
   for (SessionId id : server.ids()) ++on[ThreadOf(id, 2)];
   std::vector<Stats> per_thread;
   // The I/O threads publish their counters after each round: wait for it.
-  EXPECT(server.loop().RunUntil([&] {
-    server.driver().GetStats(&per_thread);
-    return per_thread.size() == 2 && per_thread[0].accepts == on[0] && per_thread[1].accepts == on[1];
-  }, kWaitMs));
+  EXPECT(server.loop().RunUntil(
+      [&] {
+        server.driver().GetStats(&per_thread);
+        return per_thread.size() == 2 && per_thread[0].accepts == on[0] &&
+               per_thread[1].accepts == on[1];
+      },
+      kWaitMs));
   Stats total = server.driver().GetStats(&per_thread);
   EXPECT_EQ(total.accepts, 48u);
   EXPECT_EQ(total.in_use, 48u);
@@ -699,7 +716,8 @@ TEST(TwoEnginesShutDownTogetherEachReportingItsServerClosedAfterItsSessions) {
   for (const auto& e : server.sequence()) {
     if (e.first == EventType::kClose) ++closed[ThreadOf(e.second, 2)];
     if (e.first != EventType::kServerClosed) continue;
-    if (++server_closed_seen == 1) first_after_one_thread = closed[0] == on[0] || closed[1] == on[1];
+    if (++server_closed_seen == 1)
+      first_after_one_thread = closed[0] == on[0] || closed[1] == on[1];
   }
   EXPECT(first_after_one_thread);
   EXPECT_EQ(closed[0], on[0]);

@@ -996,7 +996,7 @@ TEST(ConnectReportsConnectedThenCarriesDataBothWays) {
   SessionId id = 0;
   ASSERT(rig.engine->Connect(remote, nullptr, 7, &id).ok());
   SocketHandle h = rig.fake->last_outgoing;
-  EXPECT(rig.Poll().empty());  // not settled yet
+  EXPECT(rig.Poll().empty());                                   // not settled yet
   EXPECT(rig.engine->Send(id, "x", 1) == SendResult::kClosed);  // not open yet
   rig.fake->SettleConnect(h);
   rig.fake->PeerSend(h, "pong");
@@ -1018,7 +1018,8 @@ TEST(FailedConnectClosesWithTheErrorAndFreesTheSlot) {
   SocketAddress remote;
   SessionId id = 0;
   ASSERT(rig.engine->Connect(remote, nullptr, 7, &id).ok());
-  rig.fake->SettleConnect(rig.fake->last_outgoing, Status::System(SysError::kConnRefused, 111, "connect"));
+  rig.fake->SettleConnect(rig.fake->last_outgoing,
+                          Status::System(SysError::kConnRefused, 111, "connect"));
   std::vector<Event> events = rig.Poll();
   // Not a kClose: JS knows the attempt only by its token.
   EXPECT(FindEvent(events, EventType::kClose, id) == nullptr);
@@ -1508,10 +1509,10 @@ char InByte(SocketHandle h, size_t pos) {
 
 struct ModelSession {
   SocketHandle handle = -1;
-  size_t out_pos = 0;   // bytes generated for sends so far
-  size_t in_pos = 0;    // bytes seen in kData so far
-  bool ended = false;   // kEnd seen
-  bool closed = false;  // kClose seen
+  size_t out_pos = 0;            // bytes generated for sends so far
+  size_t in_pos = 0;             // bytes seen in kData so far
+  bool ended = false;            // kEnd seen
+  bool closed = false;           // kClose seen
   bool close_requested = false;  // a graceful or abortive close, with no records waiting
 };
 
@@ -1533,7 +1534,8 @@ class SendBooks : public EngineObserver {
   }
 
   size_t Buffered(SessionId id, size_t queued) override {
-    if (queued != Outstanding(id)) Flag("queue of " + std::to_string(id) + " differs from the books");
+    if (queued != Outstanding(id))
+      Flag("queue of " + std::to_string(id) + " differs from the books");
     return queued;
   }
   void OnSendLeft(SessionId id, size_t bytes) override {
@@ -1766,7 +1768,8 @@ class Hammer {
         auto last = last_generation_.find(slot);
         if (generation == 0 || generation >= kGenerationLimit ||
             (last != last_generation_.end() && generation <= last->second)) {
-          Fail("slot " + std::to_string(slot) + " reused with generation " + std::to_string(generation));
+          Fail("slot " + std::to_string(slot) + " reused with generation " +
+               std::to_string(generation));
         }
         last_generation_[slot] = generation;
         ModelSession& m = model_[e.id];
@@ -1807,8 +1810,7 @@ class Hammer {
           // (Refused, and counted stale, if the session has closed since.)
           if (Rand(4) != 0 && !rig_.engine->Close(e.id, CloseMode::kEnd)) ++stale_expected_;
           break;
-        case EventType::kDrain:
-          break;
+        case EventType::kDrain: break;
         case EventType::kClose: {
           m.closed = true;
           live_.erase(e.id);
@@ -1821,8 +1823,7 @@ class Hammer {
           if (!sock->closed) Fail("kClose before the backend closed the socket");
           break;
         }
-        default:
-          Fail("unexpected event type");
+        default: Fail("unexpected event type");
       }
     }
   }
@@ -1883,7 +1884,8 @@ class Hammer {
     in_total += retired_in_;
     if (st.bytes_out != out_total) Fail("bytes_out does not match the sockets");
     // Bytes read after a close was requested are discarded, never reported.
-    if (st.bytes_in + st.bytes_discarded != in_total) Fail("bytes_in + bytes_discarded do not match the sockets");
+    if (st.bytes_in + st.bytes_discarded != in_total)
+      Fail("bytes_in + bytes_discarded do not match the sockets");
     // Forget sockets that are closed and whose close JS has seen.
     for (auto it = rig_.fake->sockets.begin(); it != rig_.fake->sockets.end();) {
       FakeSocket& sock = it->second;
@@ -2086,19 +2088,18 @@ TEST(HammerRandomOperationsKeepEveryInvariant) {
   EXPECT(st.linger_ends > 10u);
   EXPECT(st.linger_timeouts > 10u);
   EXPECT(st.bytes_discarded > 0u);
-  std::printf("     hammer: %llu accepts, %llu slot reuses, %llu stale commands, %llu growths, "
-              "%llu shrinks, %llu accept pauses, %llu overflows, %llu timeouts, %llu linger ends, "
-              "%llu linger timeouts\n",
-              static_cast<unsigned long long>(hammer.accepts()),
-              static_cast<unsigned long long>(hammer.reuses()),
-              static_cast<unsigned long long>(hammer.stale_checked()),
-              static_cast<unsigned long long>(st.growths),
-              static_cast<unsigned long long>(st.shrinks),
-              static_cast<unsigned long long>(st.accept_pauses),
-              static_cast<unsigned long long>(st.overflows),
-              static_cast<unsigned long long>(st.timeouts),
-              static_cast<unsigned long long>(st.linger_ends),
-              static_cast<unsigned long long>(st.linger_timeouts));
+  std::printf(
+      "     hammer: %llu accepts, %llu slot reuses, %llu stale commands, %llu growths, "
+      "%llu shrinks, %llu accept pauses, %llu overflows, %llu timeouts, %llu linger ends, "
+      "%llu linger timeouts\n",
+      static_cast<unsigned long long>(hammer.accepts()),
+      static_cast<unsigned long long>(hammer.reuses()),
+      static_cast<unsigned long long>(hammer.stale_checked()),
+      static_cast<unsigned long long>(st.growths), static_cast<unsigned long long>(st.shrinks),
+      static_cast<unsigned long long>(st.accept_pauses),
+      static_cast<unsigned long long>(st.overflows), static_cast<unsigned long long>(st.timeouts),
+      static_cast<unsigned long long>(st.linger_ends),
+      static_cast<unsigned long long>(st.linger_timeouts));
 }
 
 TEST(HammerWithRetiringSlotsKeepsEveryInvariant) {
@@ -2185,7 +2186,8 @@ ProxyRecordHead HeadIn(const std::string& data) {
 
 ProxyRejectInfo RejectIn(const Event& e, const Rig& rig) {
   ProxyRejectInfo info;
-  std::memcpy(&info, rig.batch.data() + static_cast<size_t>(e.a) + sizeof(SocketAddress), sizeof(info));
+  std::memcpy(&info, rig.batch.data() + static_cast<size_t>(e.a) + sizeof(SocketAddress),
+              sizeof(info));
   return info;
 }
 
@@ -2266,7 +2268,8 @@ TEST(MalformedHeaderResetsTheConnectionWithoutASession) {
   ProxyRejectInfo info = RejectIn(events[0], rig);
   EXPECT_EQ(info.reason, static_cast<uint8_t>(ProxyReject::kMalformed));
   EXPECT_EQ(info.error, static_cast<uint8_t>(ProxyError::kSignature));
-  SocketAddress peer = AddressIn(std::string(rig.batch.data() + static_cast<size_t>(events[0].a), sizeof(SocketAddress)));
+  SocketAddress peer = AddressIn(
+      std::string(rig.batch.data() + static_cast<size_t>(events[0].a), sizeof(SocketAddress)));
   EXPECT_EQ(peer.port, rig.fake->Sock(h).peer.port);
   EXPECT(rig.fake->Sock(h).aborted);
   Stats st = rig.stats();
@@ -2383,7 +2386,10 @@ TEST(RandomHeadersInRandomPiecesNeverLeakASlotOrAParser) {
   std::mt19937 rng(99);
   const std::string valid[] = {
       std::string(kV1Header) + "data",
-      std::string("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0C\xC6\x33\x64\x07\x0A\x09\x09\x09\x9C\x41\x01\xBB", 28) + "x",
+      std::string(
+          "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0C\xC6\x33\x64\x07\x0A\x09\x09\x09\x9C\x41\x01\xBB",
+          28) +
+          "x",
       std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16),
   };
   size_t sessions = 0;
@@ -2407,7 +2413,7 @@ TEST(RandomHeadersInRandomPiecesNeverLeakASlotOrAParser) {
       std::string bytes = valid[rng() % 3];
       int kind = static_cast<int>(rng() % 4);
       if (kind == 1) bytes[rng() % bytes.size()] = static_cast<char>(rng());  // mutated
-      if (kind == 2) bytes.resize(rng() % bytes.size());                          // truncated: times out
+      if (kind == 2) bytes.resize(rng() % bytes.size());  // truncated: times out
       pending.push_back(bytes);
     }
     // Delivered in random pieces over several rounds; some peers leave early.

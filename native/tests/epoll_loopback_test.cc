@@ -197,10 +197,12 @@ TEST(LargeSendsFlushThroughTheQueueWithBackpressureAndDrain) {
   EXPECT(pressure);
   EXPECT(server.engine().BufferedAmount(id) > 0);
   go = true;
-  bool drained = server.PollUntil([&] {
-    return server.engine().BufferedAmount(id) == 0 &&
-           server.Find(EventType::kDrain, id) != nullptr;
-  }, 20000);
+  bool drained = server.PollUntil(
+      [&] {
+        return server.engine().BufferedAmount(id) == 0 &&
+               server.Find(EventType::kDrain, id) != nullptr;
+      },
+      20000);
   EXPECT(drained);
   reader.join();
   EXPECT(got.size() == payload.size());
@@ -372,7 +374,8 @@ TEST(GracefulCloseWhileThePeerUploadsDeliversTheReplyThenACleanEnd) {
   client.join();
   EXPECT(uploading);
   ASSERT(closed);
-  EXPECT_EQ(server.Find(EventType::kClose, id)->reason(), static_cast<uint32_t>(CloseReason::kLocal));
+  EXPECT_EQ(server.Find(EventType::kClose, id)->reason(),
+            static_cast<uint32_t>(CloseReason::kLocal));
   EXPECT_EQ(result.error, 0);  // no reset
   EXPECT(result.eof);
   EXPECT_EQ(result.received.size(), reply.size());

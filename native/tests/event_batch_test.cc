@@ -12,9 +12,7 @@
 
 using namespace acceptpool;
 
-TEST(RecordIsFourDoubles) {
-  EXPECT_EQ(sizeof(EventRecord), 4 * sizeof(double));
-}
+TEST(RecordIsFourDoubles) { EXPECT_EQ(sizeof(EventRecord), 4 * sizeof(double)); }
 
 TEST(NewBatchIsEmpty) {
   EventBatch batch(8, 1024);
@@ -156,7 +154,8 @@ TEST(ErrorWordCarriesCodeErrorRawAndStepExactly) {
       RecordError::Of(Status::System(SysError::kConnRefused, 111, "connect")),
       RecordError::Of(Status::System(SysError::kAddrNotAvail, 10049, "bind")),  // a WSA code
       RecordError::Of(Status::System(SysError::kUnknown, -1, "bind")),          // all 32 bits
-      RecordError::Of(Status::System(SysError::kProto, std::numeric_limits<int32_t>::min(), "recv")),
+      RecordError::Of(
+          Status::System(SysError::kProto, std::numeric_limits<int32_t>::min(), "recv")),
       RecordError::Of(Status::Of(Code::kPoolFull)),
       RecordError::System(SysError::kConnReset, 104),
   };
@@ -186,7 +185,8 @@ TEST(ErrorWordCarriesCodeErrorRawAndStepExactly) {
 
 TEST(ConnectStepOfNamesABindFailureOnly) {
   EXPECT(ConnectStepOf(Status::System(SysError::kAddrInUse, 98, "bind")) == ConnectStep::kBind);
-  EXPECT(ConnectStepOf(Status::System(SysError::kConnRefused, 111, "connect")) == ConnectStep::kConnect);
+  EXPECT(ConnectStepOf(Status::System(SysError::kConnRefused, 111, "connect")) ==
+         ConnectStep::kConnect);
   EXPECT(ConnectStepOf(Status::System(SysError::kMFile, 24, "socket")) == ConnectStep::kConnect);
   EXPECT(ConnectStepOf(Status::Of(Code::kPoolFull)) == ConnectStep::kConnect);
 }

@@ -27,6 +27,7 @@ namespace acceptpool_test {
 
 using acceptpool::Backend;
 using acceptpool::BackendEvents;
+using acceptpool::Code;
 using acceptpool::IoSlice;
 using acceptpool::ListenOptions;
 using acceptpool::Session;
@@ -35,7 +36,6 @@ using acceptpool::SessionTable;
 using acceptpool::SocketAddress;
 using acceptpool::SocketHandle;
 using acceptpool::SocketOptions;
-using acceptpool::Code;
 using acceptpool::Status;
 using acceptpool::SysError;
 
@@ -46,7 +46,7 @@ struct FakeSocket {
   Session* session = nullptr;  // the slot it was attached to
   SessionId id = 0;            // the occupant's id at Attach
   bool attached = false;
-  SocketOptions options;       // SetNoDelay / SetKeepAlive
+  SocketOptions options;  // SetNoDelay / SetKeepAlive
   bool closed = false;
   bool aborted = false;
   bool discarded = false;
@@ -73,9 +73,9 @@ struct FakeSocket {
 class FakeBackend final : public Backend {
  public:
   // ---- knobs and inspection for tests ----
-  bool defer_release = false;  // completion style: OnReleased in a later round
-  bool direct_sends = true;    // false: SendDirect sends nothing, like a backend without it
-  bool accepts_first = false;  // order inside a round: accepts before session I/O, or after
+  bool defer_release = false;      // completion style: OnReleased in a later round
+  bool direct_sends = true;        // false: SendDirect sends nothing, like a backend without it
+  bool accepts_first = false;      // order inside a round: accepts before session I/O, or after
   bool check_lowest_first = true;  // Attach checks that no lower chunk had a free slot
   // Peers answer our FIN with theirs (as node:net does without
   // allowHalfOpen), which ends a graceful close's lingering.
@@ -120,7 +120,7 @@ class FakeBackend final : public Backend {
   std::map<SocketHandle, Status> connect_results;
   SocketHandle last_outgoing = -1;
   int connect_calls = 0;
-  Status fail_next_connect;  // returned by the next Connect() when not ok
+  Status fail_next_connect;                   // returned by the next Connect() when not ok
   std::vector<SocketAddress> connect_locals;  // the local address of each Connect (family 0: none)
   FakeSocket* BySessionId(SessionId id) {
     for (auto& [h, sock] : sockets) {
@@ -175,8 +175,7 @@ class FakeBackend final : public Backend {
     return Status::Ok();
   }
 
-  Status Listen(const SocketAddress& address, const ListenOptions&,
-                SocketAddress* bound) override {
+  Status Listen(const SocketAddress& address, const ListenOptions&, SocketAddress* bound) override {
     *bound = address;
     if (bound->port == 0) bound->port = 4242;
     listening = true;
@@ -226,8 +225,8 @@ class FakeBackend final : public Backend {
       for (uint32_t slot = 0; slot < chunk_start; ++slot) {
         Session* lower = table_->AtSlot(slot);
         if (lower != nullptr && lower->state == acceptpool::SessionState::kFree) {
-          Violation("Acquire skipped free slot ", std::to_string(slot) + " for slot " +
-                                                      std::to_string(s.slot));
+          Violation("Acquire skipped free slot ",
+                    std::to_string(slot) + " for slot " + std::to_string(s.slot));
           break;
         }
       }
@@ -238,7 +237,8 @@ class FakeBackend final : public Backend {
     return Status::Ok();
   }
 
-  Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local, bool) override {
+  Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
+                 bool) override {
     ++connect_calls;
     SocketAddress none;
     none.family = 0;
@@ -429,8 +429,8 @@ class FakeBackend final : public Backend {
     if (sock == nullptr) return nullptr;
     if (!sock->attached || sock->session != &s || sock->id != s.id()) {
       Violation(call, std::string(" with a socket of another occupant: socket ") +
-                          std::to_string(s.socket) + " attached to id " +
-                          std::to_string(sock->id) + ", session id " + std::to_string(s.id()));
+                          std::to_string(s.socket) + " attached to id " + std::to_string(sock->id) +
+                          ", session id " + std::to_string(s.id()));
       return nullptr;
     }
     return sock;

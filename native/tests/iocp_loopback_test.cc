@@ -97,11 +97,14 @@ class SharedListener {
   // Destroys engine `t` (its backend's teardown); the other stays.
   void Destroy(uint32_t t) { engines_[t].reset(); }
 
-  uint64_t Counter(uint32_t t, const char* name) const { return BackendCounter(*engines_[t], name); }
+  uint64_t Counter(uint32_t t, const char* name) const {
+    return BackendCounter(*engines_[t], name);
+  }
 
   // Polls every engine still there in turn until `done` holds (bounded).
   bool PollUntil(const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(acceptpool_test::kWaitMs);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(acceptpool_test::kWaitMs);
     while (!done()) {
       if (std::chrono::steady_clock::now() > deadline) return false;
       for (uint32_t t = 0; t < kEngines; ++t) {
@@ -109,7 +112,8 @@ class SharedListener {
         engines_[t]->Poll(5);
         EventBatch& batch = *batches_[t];
         for (size_t i = 0; i < batch.count(); ++i) {
-          if (static_cast<EventType>(static_cast<int>(batch.records()[i].type)) == EventType::kSession) {
+          if (static_cast<EventType>(static_cast<int>(batch.records()[i].type)) ==
+              EventType::kSession) {
             ++sessions_[t];
           }
         }
@@ -188,14 +192,16 @@ TEST(TheGroupFallsBackToOneSharedListenerWhereTheBackendHasNoReusePort) {
   EngineGroup group(LoopbackConfig(), 2, &MakeIocpBackend);
   ASSERT(group.Init().ok());
   SocketAddress bound;
-  ASSERT(group.Listen(Loopback(0), LoopbackConfig().listen, ListenerSharing::kReusePort, &bound).ok());
+  ASSERT(
+      group.Listen(Loopback(0), LoopbackConfig().listen, ListenerSharing::kReusePort, &bound).ok());
   // Engine 1 listens beside engine 0, with accepts of its own.
   EXPECT_EQ(BackendCounter(group.at(1), "acceptsPending"), 32u);
   ListenOptions asked = LoopbackConfig().listen;
   asked.reuse_port = true;  // what the user asked for is refused, not replaced
   EngineGroup other(LoopbackConfig(), 2, &MakeIocpBackend);
   ASSERT(other.Init().ok());
-  EXPECT_TRUE(other.Listen(Loopback(0), asked, ListenerSharing::kReusePort, &bound).code == Code::kUnsupported);
+  EXPECT_TRUE(other.Listen(Loopback(0), asked, ListenerSharing::kReusePort, &bound).code ==
+              Code::kUnsupported);
 }
 
 TEST(TheOtherEngineKeepsAcceptingThroughTheFirstsPortAfterTheFirstStopsListening) {

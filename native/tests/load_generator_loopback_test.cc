@@ -37,7 +37,8 @@ const char kHttpResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello
 // answers the end of every request head (a blank line) with kHttpResponse.
 class EchoServer {
  public:
-  explicit EchoServer(bool http = false) : batch_(4096, 1 << 20), http_(http), head_match_(8192, 0) {
+  explicit EchoServer(bool http = false)
+      : batch_(4096, 1 << 20), http_(http), head_match_(8192, 0) {
     EngineConfig c;
     c.pool.initial = 1024;
     c.pool.chunk = 1024;
@@ -78,12 +79,14 @@ class EchoServer {
         auto type = static_cast<EventType>(static_cast<int>(r.type));
         if (type == EventType::kSession) accepts_.fetch_add(1);
         if (type == EventType::kData && http_) {
-          Answer(static_cast<SessionId>(r.id), batch_.data() + static_cast<size_t>(r.a), static_cast<size_t>(r.b));
+          Answer(static_cast<SessionId>(r.id), batch_.data() + static_cast<size_t>(r.a),
+                 static_cast<size_t>(r.b));
         } else if (type == EventType::kData) {
           engine_->Send(static_cast<SessionId>(r.id), batch_.data() + static_cast<size_t>(r.a),
                         static_cast<size_t>(r.b));
         }
-        if (type == EventType::kSession) head_match_[SlotOf(static_cast<SessionId>(r.id)) % head_match_.size()] = 0;
+        if (type == EventType::kSession)
+          head_match_[SlotOf(static_cast<SessionId>(r.id)) % head_match_.size()] = 0;
       }
       batch_.Clear();
     }

@@ -106,7 +106,8 @@ struct Rig {
 // ---------------------------------------------------------------- histogram
 
 TEST(HistogramIsExactBelow64AndWithin3PercentAbove) {
-  for (uint64_t v = 0; v < 64; ++v) EXPECT_EQ(LatencyHistogram::BucketHighest(LatencyHistogram::BucketOf(v)), v);
+  for (uint64_t v = 0; v < 64; ++v)
+    EXPECT_EQ(LatencyHistogram::BucketHighest(LatencyHistogram::BucketOf(v)), v);
   for (uint64_t v = 64; v < 50000000; v = v + v / 7 + 1) {
     size_t b = LatencyHistogram::BucketOf(v);
     uint64_t high = LatencyHistogram::BucketHighest(b);
@@ -235,7 +236,8 @@ TEST(ConnectsInFlightStayUnderTheCapAndQueuedLanesStartInOrder) {
   EXPECT_EQ(rig.worker->open(), 1u);
   EXPECT_EQ(rig.fake->connect_calls, 3);
   EXPECT_EQ(rig.Unsettled().size(), 2u);
-  rig.fake->SettleConnect(rig.Unsettled().at(0), Status::System(SysError::kConnRefused, 111, "connect"));
+  rig.fake->SettleConnect(rig.Unsettled().at(0),
+                          Status::System(SysError::kConnRefused, 111, "connect"));
   rig.Step(kT0 + 20);
   EXPECT_EQ(rig.fake->connect_calls, 4);  // a failure frees its place too
   for (int i = 0; i < 20 && rig.worker->open() < 5; ++i) {
@@ -353,7 +355,7 @@ TEST(EchoRampsUntilEveryLaneIsOpenThenWarmsUpThenMeasures) {
   EXPECT_EQ(rig.counters().completed, 3u);
   EXPECT_EQ(rig.counters().latency.count(), 3u);
   EXPECT_EQ(rig.counters().latency.max(), 1085u);  // sent at kT0 + 15, echoed at kT0 + 1100
-  EXPECT_EQ(rig.Open().size(), 3u);  // persistent
+  EXPECT_EQ(rig.Open().size(), 3u);                // persistent
   EXPECT_EQ(rig.counters().ErrorTotal(), 0u);
   EXPECT(rig.fake->violations.empty());
 }
@@ -391,7 +393,8 @@ TEST(EchoReplyThatNeverComesTimesOut) {
 namespace {
 
 const std::string kHello =
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nKeep-Alive: timeout=5\r\n\r\n"
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nKeep-Alive: "
+    "timeout=5\r\n\r\n"
     "hello world\n";
 
 using Outcome = HttpResponseReader::Outcome;
@@ -414,7 +417,8 @@ TEST(HttpReaderTakesA200FramedByContentLengthCutAnywhere) {
   }
   HttpResponseReader bytewise;
   size_t used = 0;
-  for (size_t i = 0; i + 1 < kHello.size(); ++i) EXPECT(bytewise.Feed(&kHello[i], 1, &used) == Outcome::kMore);
+  for (size_t i = 0; i + 1 < kHello.size(); ++i)
+    EXPECT(bytewise.Feed(&kHello[i], 1, &used) == Outcome::kMore);
   EXPECT(bytewise.Feed(&kHello[kHello.size() - 1], 1, &used) == Outcome::kDone);
 }
 
@@ -433,7 +437,8 @@ TEST(HttpReaderAcceptsHttp10NoReasonAnyCaseSpacesAndAnEmptyBody) {
   const char* good[] = {
       "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
       "HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok",
-      "HTTP/1.1 200 OK\r\nCONTENT-LENGTH:   2  \r\nX-Content-Length: 9\r\nContent-Lengthy: 9\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nCONTENT-LENGTH:   2  \r\nX-Content-Length: 9\r\nContent-Lengthy: "
+      "9\r\n\r\nok",
       "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
   };
   for (const char* g : good) {
@@ -465,7 +470,8 @@ TEST(HttpReaderRefusesWhatItCannotCheck) {
     size_t used = 0;
     EXPECT(ReadAll(b, &used) == Outcome::kBad);
   }
-  std::string huge = "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(kMaxHttpHeaderBytes, 'a') + "\r\nContent-Length: 0\r\n\r\n";
+  std::string huge = "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(kMaxHttpHeaderBytes, 'a') +
+                     "\r\nContent-Length: 0\r\n\r\n";
   size_t used = 0;
   EXPECT(ReadAll(huge, &used) == Outcome::kBad);
 }
@@ -508,7 +514,8 @@ TEST(HttpCloseAsksForConnectionCloseAndResetsAfterTheWholeResponse) {
   SocketHandle h = rig.Unsettled().at(0);
   rig.SettleAll();
   rig.Step(kT0 + 100);
-  EXPECT(rig.fake->Sock(h).written == "GET / HTTP/1.1\r\nHost: 127.0.0.1:4242\r\nConnection: close\r\n\r\n");
+  EXPECT(rig.fake->Sock(h).written ==
+         "GET / HTTP/1.1\r\nHost: 127.0.0.1:4242\r\nConnection: close\r\n\r\n");
   rig.fake->PeerSend(h, kHello.substr(0, kHello.size() - 1));
   rig.Step(kT0 + 200);
   EXPECT_EQ(rig.counters().completed, 0u);

@@ -126,8 +126,9 @@ TEST(V1Tcp4GivesEveryField) {
 
 TEST(V1Tcp6FullCompressedAndMapped) {
   ProxyParser p;
-  ASSERT_EQ(FeedAll(p, Text("PROXY TCP6 2001:0db8:0000:0000:0000:0000:0000:0001 ::1 65535 0\r\n")).state,
-            ProxyParse::kDone);
+  ASSERT_EQ(
+      FeedAll(p, Text("PROXY TCP6 2001:0db8:0000:0000:0000:0000:0000:0001 ::1 65535 0\r\n")).state,
+      ProxyParse::kDone);
   const ProxyHeader& h = p.header();
   EXPECT_EQ(h.family, ProxyFamily::kInet6);
   EXPECT_EQ(h.source.family, 6);
@@ -140,7 +141,8 @@ TEST(V1Tcp6FullCompressedAndMapped) {
   EXPECT_EQ(h.destination.addr[15], 1);
   EXPECT_EQ(h.destination.port, 0);
 
-  ASSERT_EQ(FeedAll(p, Text("PROXY TCP6 ::ffff:127.0.0.2 fe80::1:2 1 2\r\n")).state, ProxyParse::kDone);
+  ASSERT_EQ(FeedAll(p, Text("PROXY TCP6 ::ffff:127.0.0.2 fe80::1:2 1 2\r\n")).state,
+            ProxyParse::kDone);
   EXPECT_EQ(p.header().source.addr[10], 0xff);
   EXPECT_EQ(p.header().source.addr[11], 0xff);
   EXPECT_EQ(p.header().source.addr[12], 127);
@@ -291,10 +293,11 @@ TEST(V2UnspecifiedFamilyOrTransportKeepsTheRealEndpoints) {
 TEST(V2SeveralTlvsIncludingAwsVpceId) {
   ProxyParser p;
   Bytes body = Inet4Block(kClient4, kServer4, 5000, 80);
-  AddTlv(body, 0x01, "h2");                        // ALPN
-  AddTlv(body, 0x02, "example.com");               // AUTHORITY
-  AddTlv(body, 0xEA, std::string("\x01", 1) + "vpce-08d2bf15fac5001c9");  // AWS: subtype 1, VPC endpoint id
-  AddTlv(body, 0x04, "");                          // NOOP, empty
+  AddTlv(body, 0x01, "h2");           // ALPN
+  AddTlv(body, 0x02, "example.com");  // AUTHORITY
+  AddTlv(body, 0xEA,
+         std::string("\x01", 1) + "vpce-08d2bf15fac5001c9");  // AWS: subtype 1, VPC endpoint id
+  AddTlv(body, 0x04, "");                                     // NOOP, empty
   ASSERT_EQ(FeedAll(p, V2(0x21, 0x11, body)).state, ProxyParse::kDone);
   const ProxyHeader& h = p.header();
   EXPECT_EQ(h.tlv_offset, 28);

@@ -56,9 +56,7 @@ std::string Pattern(size_t size, uint32_t seed) {
 
 }  // namespace
 
-TEST(BlockFitsInSixteenKilobytes) {
-  EXPECT_EQ(sizeof(SendBlock), 16u * 1024u);
-}
+TEST(BlockFitsInSixteenKilobytes) { EXPECT_EQ(sizeof(SendBlock), 16u * 1024u); }
 
 TEST(EmptyQueueHoldsNoBlocks) {
   BlockPool pool;

@@ -82,8 +82,7 @@ bool CheckEq(const A& a, const B& b, const char* as, const char* bs, const char*
 template <typename A, typename B>
 bool CheckNe(const A& a, const B& b, const char* as, const char* bs, const char* file, int line) {
   if (!(a == b)) return true;
-  ReportFailure(file, line,
-                std::string("EXPECT_NE(") + as + ", " + bs + "): both " + Show(a));
+  ReportFailure(file, line, std::string("EXPECT_NE(") + as + ", " + bs + "): both " + Show(a));
   return false;
 }
 
@@ -128,36 +127,34 @@ inline int RunAll(int argc, char** argv) {
 #define ACCEPTPOOL_TEST_CONCAT_(a, b) a##b
 #define ACCEPTPOOL_TEST_CONCAT(a, b) ACCEPTPOOL_TEST_CONCAT_(a, b)
 
-#define TEST(name)                                                              \
-  static void name();                                                           \
-  static ::acceptpool_test::Registrar ACCEPTPOOL_TEST_CONCAT(name, _registrar)( \
-      #name, &name);                                                            \
+#define TEST(name)                                                                            \
+  static void name();                                                                         \
+  static ::acceptpool_test::Registrar ACCEPTPOOL_TEST_CONCAT(name, _registrar)(#name, &name); \
   static void name()
 
-#define EXPECT(cond)                                                          \
-  ((cond) ? true                                                              \
-          : (::acceptpool_test::ReportFailure(__FILE__, __LINE__,             \
-                                              "EXPECT(" #cond ") failed"),    \
+#define EXPECT(cond)                                                                           \
+  ((cond) ? true                                                                               \
+          : (::acceptpool_test::ReportFailure(__FILE__, __LINE__, "EXPECT(" #cond ") failed"), \
              false))
 #define EXPECT_EQ(a, b) ::acceptpool_test::CheckEq((a), (b), #a, #b, __FILE__, __LINE__)
 #define EXPECT_NE(a, b) ::acceptpool_test::CheckNe((a), (b), #a, #b, __FILE__, __LINE__)
 #define EXPECT_TRUE(cond) EXPECT(cond)
 #define EXPECT_FALSE(cond) EXPECT(!(cond))
 
-#define ASSERT(cond) \
-  do {               \
+#define ASSERT(cond)           \
+  do {                         \
     if (!EXPECT(cond)) return; \
   } while (0)
-#define ASSERT_EQ(a, b)              \
-  do {                               \
-    if (!EXPECT_EQ(a, b)) return;    \
+#define ASSERT_EQ(a, b)           \
+  do {                            \
+    if (!EXPECT_EQ(a, b)) return; \
   } while (0)
 
 // Records a failure with a message built from stream operands.
-#define FAIL_MSG(stream_expr)                                            \
-  do {                                                                   \
-    std::ostringstream acceptpool_test_msg_;                             \
-    acceptpool_test_msg_ << stream_expr;                                 \
+#define FAIL_MSG(stream_expr)                                                         \
+  do {                                                                                \
+    std::ostringstream acceptpool_test_msg_;                                          \
+    acceptpool_test_msg_ << stream_expr;                                              \
     ::acceptpool_test::ReportFailure(__FILE__, __LINE__, acceptpool_test_msg_.str()); \
   } while (0)
 

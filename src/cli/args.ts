@@ -86,7 +86,10 @@ function convert(spec: OptionSpec, raw: string): OptionValue {
       }
       return raw;
     case 'list': {
-      const items = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      const items = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
       if (items.length === 0) throw new UsageError(`${option} needs at least one of ${spec.choices.join(', ')}`);
       items.forEach((item, i) => {
         if (!spec.choices.includes(item)) {

@@ -102,12 +102,22 @@ const HTTP: ServerShape = { mode: 'http' };
 
 export const SCENARIOS = [
   {
-    kind: 'timed', id: 'connect-close', label: 'connect + close', unit: 'conn', inDefault: true, server: ECHO,
+    kind: 'timed',
+    id: 'connect-close',
+    label: 'connect + close',
+    unit: 'conn',
+    inDefault: true,
+    server: ECHO,
     load: (o) => ({ mode: 'connect-close', connections: o.connections, threads: o.threads }),
     metrics: ['rate', 'cpu', 'overflows', 'generatorCpu'],
   },
   {
-    kind: 'timed', id: 'reqrep', label: 'connect + 16 B req/rep + close', unit: 'conn', inDefault: true, server: ECHO,
+    kind: 'timed',
+    id: 'reqrep',
+    label: 'connect + 16 B req/rep + close',
+    unit: 'conn',
+    inDefault: true,
+    server: ECHO,
     load: (o) => ({ mode: 'reqrep', connections: o.connections, threads: o.threads }),
     metrics: ['rate', 'cpu', 'generatorCpu'],
   },
@@ -115,35 +125,64 @@ export const SCENARIOS = [
   // connection starting with a v2 header, against a server with
   // proxyProtocol (acceptpool's servers only: compare with the reqrep row).
   {
-    kind: 'timed', id: 'reqrep-proxy', label: 'connect + PROXY v2 header + 16 B req/rep + close', unit: 'conn', inDefault: false,
+    kind: 'timed',
+    id: 'reqrep-proxy',
+    label: 'connect + PROXY v2 header + 16 B req/rep + close',
+    unit: 'conn',
+    inDefault: false,
     server: { mode: 'proxy-echo' },
     load: (o) => ({ mode: 'reqrep', connections: o.connections, threads: o.threads, proxyHeader: true }),
     metrics: ['rate', 'cpu', 'generatorCpu'],
   },
   {
-    kind: 'timed', id: 'echo100', label: 'echo 16 B, 100 connections', unit: 'msg', inDefault: true, server: ECHO,
+    kind: 'timed',
+    id: 'echo100',
+    label: 'echo 16 B, 100 connections',
+    unit: 'msg',
+    inDefault: true,
+    server: ECHO,
     load: (o) => ({ mode: 'echo', connections: 100, threads: o.threads }),
     metrics: ['rate', 'cpu', 'p99', 'open'],
   },
   {
-    kind: 'timed', id: 'echo1000', label: 'echo 16 B, 1,000 connections', unit: 'msg', inDefault: true, server: ECHO,
+    kind: 'timed',
+    id: 'echo1000',
+    label: 'echo 16 B, 1,000 connections',
+    unit: 'msg',
+    inDefault: true,
+    server: ECHO,
     load: (o) => ({ mode: 'echo', connections: 1000, threads: o.threads }),
     metrics: ['rate', 'cpu', 'p99', 'open'],
   },
   // Two generator threads connect faster than most servers accept: whether
   // a server keeps up with a storm or its accept queue overflows.
   {
-    kind: 'timed', id: 'storm-overload', label: 'connect + close, 2 generator threads', unit: 'conn', inDefault: false, server: ECHO,
+    kind: 'timed',
+    id: 'storm-overload',
+    label: 'connect + close, 2 generator threads',
+    unit: 'conn',
+    inDefault: false,
+    server: ECHO,
     load: (o) => ({ mode: 'connect-close', connections: 2 * o.connections, threads: 2 }),
     metrics: ['rate', 'cpu', 'overflows'],
   },
   {
-    kind: 'timed', id: 'http-keepalive', label: 'http GET keep-alive, 100 connections', unit: 'req', inDefault: true, server: HTTP,
+    kind: 'timed',
+    id: 'http-keepalive',
+    label: 'http GET keep-alive, 100 connections',
+    unit: 'req',
+    inDefault: true,
+    server: HTTP,
     load: (o) => ({ mode: 'http', connections: 100, threads: o.threads }),
     metrics: ['rate', 'cpu', 'p99'],
   },
   {
-    kind: 'timed', id: 'http-close', label: 'http connect + GET + close', unit: 'req', inDefault: true, server: HTTP,
+    kind: 'timed',
+    id: 'http-close',
+    label: 'http connect + GET + close',
+    unit: 'req',
+    inDefault: true,
+    server: HTTP,
     load: (o) => ({ mode: 'http-close', connections: o.connections, threads: o.threads }),
     metrics: ['rate', 'cpu', 'overflows'],
   },
@@ -181,7 +220,12 @@ const METRICS: Record<TimedMetric, MetricDef> = {
   rate: { label: (t) => `${t.label}, ${t.unit}/s`, better: 'higher', sub: false, pick: (s) => s.rate },
   cpu: { label: (t) => `server CPU µs/${t.unit}`, better: 'lower', sub: true, pick: (s) => s.cpuPerOpUs },
   p99: { label: () => 'p99 round trip µs', better: 'lower', sub: true, pick: (s) => s.p99Us },
-  open: { label: (t, o) => `ms to open all ${t.load(o).connections.toLocaleString('en-US')}`, better: 'lower', sub: true, pick: (s) => s.rampMs },
+  open: {
+    label: (t, o) => `ms to open all ${t.load(o).connections.toLocaleString('en-US')}`,
+    better: 'lower',
+    sub: true,
+    pick: (s) => s.rampMs,
+  },
   overflows: { label: () => 'listen overflows per run', better: 'none', sub: true, pick: (s) => s.overflows },
   generatorCpu: { label: () => 'generator CPU, % of a core', better: 'none', sub: true, pick: (s) => s.generatorCpuPct },
 };
@@ -530,7 +574,9 @@ export class Bench {
     try {
       for (const kind of rotate(CLIENT_KINDS, round)) {
         this.progress.begin(`${tag} · load generator check · ${CLIENT_LABEL[kind]}`, (this.o.warmupMs + this.o.durationMs) / 1000 + 0.3);
-        const r = await this.sampled(() => (kind === 'net' ? this.netClient(server) : this.nativeClient(server, kind === 'native2' ? 2 : 1)));
+        const r = await this.sampled(() =>
+          kind === 'net' ? this.netClient(server) : this.nativeClient(server, kind === 'native2' ? 2 : 1),
+        );
         const entry = into.get(kind) ?? { rate: [], cpu: [] };
         entry.rate.push(r.rate);
         entry.cpu.push(r.cpuPerConnUs);
@@ -595,7 +641,10 @@ export class Bench {
   private async runEmit(into: Map<string, number[]>): Promise<void> {
     this.check();
     const script = path.join(__dirname, 'emit-child.js');
-    const child = new Child('emit micro-benchmark', { command: process.execPath, args: [script, String(this.o.emitCalls), String(EMIT_ROUNDS)] });
+    const child = new Child('emit micro-benchmark', {
+      command: process.execPath,
+      args: [script, String(this.o.emitCalls), String(EMIT_ROUNDS)],
+    });
     try {
       const m = await child.waitFor('result', 120000);
       if (m.ran !== true) throw new Error('emit micro-benchmark: not every listener ran');
@@ -681,7 +730,9 @@ export class Bench {
     if (this.idles.length > 0) {
       notes.push(`the idle scenario's servers listen with backlog ${DEEP_BACKLOG}: it measures memory, not accepting`);
       if (o.idleConnections < IDLE_RELIABLE) {
-        notes.push(`with fewer than ${IDLE_RELIABLE.toLocaleString('en-US')} idle connections a server's growth can hide in memory it already holds`);
+        notes.push(
+          `with fewer than ${IDLE_RELIABLE.toLocaleString('en-US')} idle connections a server's growth can hide in memory it already holds`,
+        );
       }
     }
     const foreign = spread(this.noise.samples);

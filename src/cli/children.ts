@@ -80,7 +80,10 @@ export class Child {
     // A child that is gone makes writes to its stdin fail: not an error here.
     this.proc.stdin.on('error', () => undefined);
     this.proc.stdout.setEncoding('utf8');
-    this.proc.stdout.on('data', lineReader((line) => this.onLine(line)));
+    this.proc.stdout.on(
+      'data',
+      lineReader((line) => this.onLine(line)),
+    );
     this.proc.stderr.setEncoding('utf8');
     this.proc.stderr.on('data', (chunk: string) => {
       this.stderrTail = (this.stderrTail + chunk).slice(-2000);
@@ -129,11 +132,7 @@ export class Child {
 
   /** The next announcement of this type (a line without an id), within timeoutMs. */
   waitFor(type: string, timeoutMs: number): Promise<ChildMessage> {
-    return this.bounded(
-      new Promise<ChildMessage>((resolve) => this.typeWaiters.push({ type, resolve })),
-      timeoutMs,
-      `"${type}"`,
-    );
+    return this.bounded(new Promise<ChildMessage>((resolve) => this.typeWaiters.push({ type, resolve })), timeoutMs, `"${type}"`);
   }
 
   /** Sends a request and waits for the reply with its id. */
@@ -234,7 +233,11 @@ export function serveParent(
       const [type, id] = line.split(/\s+/);
       if (type === undefined || type === '' || !/^\d+$/.test(id ?? '')) return;
       const fields = answer(type);
-      reply(fields === undefined ? { type: 'error', id: Number(id), message: `unknown request "${type}"` } : { ...fields, type, id: Number(id) });
+      reply(
+        fields === undefined
+          ? { type: 'error', id: Number(id), message: `unknown request "${type}"` }
+          : { ...fields, type, id: Number(id) },
+      );
     }),
   );
   process.stdin.on('end', () => exit(0));

@@ -37,18 +37,30 @@ function run(calls: number, rounds: number): void {
   const iso1 = withListeners(new Isolated(), 1);
   const iso2 = withListeners(new Isolated(), 2);
   const variants: Array<[string, () => void]> = [
-    ['EventEmitter.emit, 1 listener', () => {
-      for (let i = 0; i < calls; i++) plain1.emit('data', session, chunk);
-    }],
-    ['isolated delivery, 1 listener', () => {
-      for (let i = 0; i < calls; i++) iso1.data(session, chunk);
-    }],
-    ['EventEmitter.emit, 2 listeners', () => {
-      for (let i = 0; i < calls; i++) plain2.emit('data', session, chunk);
-    }],
-    ['isolated delivery, 2 listeners', () => {
-      for (let i = 0; i < calls; i++) iso2.data(session, chunk);
-    }],
+    [
+      'EventEmitter.emit, 1 listener',
+      () => {
+        for (let i = 0; i < calls; i++) plain1.emit('data', session, chunk);
+      },
+    ],
+    [
+      'isolated delivery, 1 listener',
+      () => {
+        for (let i = 0; i < calls; i++) iso1.data(session, chunk);
+      },
+    ],
+    [
+      'EventEmitter.emit, 2 listeners',
+      () => {
+        for (let i = 0; i < calls; i++) plain2.emit('data', session, chunk);
+      },
+    ],
+    [
+      'isolated delivery, 2 listeners',
+      () => {
+        for (let i = 0; i < calls; i++) iso2.data(session, chunk);
+      },
+    ],
   ];
   const ns = variants.map((): number[] => []);
   for (let r = 0; r < rounds; r++) {
@@ -65,5 +77,9 @@ function run(calls: number, rounds: number): void {
 }
 
 const [calls, rounds] = process.argv.slice(2).map(Number);
-serveParent(10 * 60 * 1000, () => undefined, () => undefined);
+serveParent(
+  10 * 60 * 1000,
+  () => undefined,
+  () => undefined,
+);
 run(calls, rounds);

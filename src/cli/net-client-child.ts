@@ -74,5 +74,9 @@ function run(port: number, connections: number, durationMs: number, warmupMs: nu
 }
 
 const [port, connections, durationMs, warmupMs] = process.argv.slice(2).map(Number);
-serveParent(10 * 60 * 1000, () => undefined, () => undefined);
+serveParent(
+  10 * 60 * 1000,
+  () => undefined,
+  () => undefined,
+);
 run(port, connections, durationMs, warmupMs);

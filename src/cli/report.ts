@@ -170,7 +170,14 @@ function columns(report: BenchReport): string[][] {
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('   ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function describeRun(report: BenchReport): string[] {
@@ -209,7 +216,8 @@ export function formatReport(report: BenchReport): string {
     lines.push('');
     lines.push(`load generator check: connect + close against ${c.server}, ${c.connections} in flight`);
     const rows: string[][] = [['', 'conn/s', 'client CPU µs/conn']];
-    for (const client of c.clients) rows.push([`  ${client.label}`, formatSpread(client.rate, true), formatNumber(client.cpuUsPerConn.median)]);
+    for (const client of c.clients)
+      rows.push([`  ${client.label}`, formatSpread(client.rate, true), formatNumber(client.cpuUsPerConn.median)]);
     lines.push(table(rows));
     lines.push(`  fastest native / node:net client: ${formatRatio(c.ratio)}`);
   }
@@ -256,7 +264,12 @@ export function formatMarkdown(report: BenchReport): string {
   const [header, ...rows] = columns(report);
   const cell = (s: string): string => s.replace(/\|/g, '\\|');
   lines.push(`| ${header.map(cell).join(' | ')} |`);
-  lines.push(`| --- |${header.slice(1).map(() => ' ---: |').join('')}`);
+  lines.push(
+    `| --- |${header
+      .slice(1)
+      .map(() => ' ---: |')
+      .join('')}`,
+  );
   for (const r of rows) {
     const label = r[0].startsWith('  ') ? `&nbsp; ${r[0].trim()}` : r[0];
     lines.push(`| ${[label, ...r.slice(1)].map(cell).join(' | ')} |`);
@@ -306,10 +319,14 @@ export function renderSvg(report: BenchReport): string {
   const bottom = top + bars.length * rowHeight;
   const baseLabel = report.baseline !== null ? labelOf(report, report.baseline) : 'no baseline';
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(`times better than ${baseLabel} (1x = the same)`)}</text>`);
-  parts.push(`<text x="10" y="36" fill="#555">${escapeXml(`${String(report.options.rounds)} round(s), medians; rates: server / ${baseLabel}; CPU, latency and memory: ${baseLabel} / server`)}</text>`);
+  parts.push(
+    `<text x="10" y="36" fill="#555">${escapeXml(`${String(report.options.rounds)} round(s), medians; rates: server / ${baseLabel}; CPU, latency and memory: ${baseLabel} / server`)}</text>`,
+  );
   others.forEach((s, i) => {
     const y = 52 + 18 * i;
     parts.push(`<rect x="10" y="${y - 10}" width="12" height="12" fill="${COLORS[i % COLORS.length]}"/>`);
@@ -332,7 +349,9 @@ export function renderSvg(report: BenchReport): string {
     if (first) parts.push(`<text x="${labelWidth - 8}" y="${y + 15}" text-anchor="end">${escapeXml(b.label)}</text>`);
     parts.push(`<rect x="${left.toFixed(1)}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowHeight - 6}" fill="${color}"/>`);
     const textX = b.advantage >= 1 ? left + w + 6 : left - 6;
-    parts.push(`<text x="${textX.toFixed(1)}" y="${y + 15}"${b.advantage >= 1 ? '' : ' text-anchor="end"'}>${b.advantage.toFixed(2)}x</text>`);
+    parts.push(
+      `<text x="${textX.toFixed(1)}" y="${y + 15}"${b.advantage >= 1 ? '' : ' text-anchor="end"'}>${b.advantage.toFixed(2)}x</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';

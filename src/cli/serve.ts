@@ -10,7 +10,12 @@ import type { ServeMode, ServerCounts } from './servers';
 import type { Driver } from '../options';
 
 export const SERVE_SPECS: readonly OptionSpec[] = [
-  { name: 'mode', kind: 'choice', choices: SERVE_MODES, help: 'echo (default), discard, close every connection at once, http (node:http hello world over handoff), or proxy-echo (echo behind a PROXY header from 127.0.0.0/8)' },
+  {
+    name: 'mode',
+    kind: 'choice',
+    choices: SERVE_MODES,
+    help: 'echo (default), discard, close every connection at once, http (node:http hello world over handoff), or proxy-echo (echo behind a PROXY header from 127.0.0.0/8)',
+  },
   { name: 'port', kind: 'integer', min: 0, max: 65535, value: 'N', help: 'port to listen on (default 7777; 0 = any free port)' },
   { name: 'host', kind: 'string', value: 'HOST', help: 'address or name to listen on (default 127.0.0.1)' },
   { name: 'driver', kind: 'choice', choices: DRIVERS, help: "how the engine is driven (default: the library's, threaded on Linux)" },

@@ -171,21 +171,21 @@ export type ServerName = Driver | 'threaded2' | 'threaded2-shared' | 'node' | 'c
 
 /** Two I/O threads need a kernel that shares a port between engines (README, "Scaling and deployment"). */
 function twoThreads(name: ServerName): () => Launch | Unavailable {
-  return () => (process.platform === 'linux' ? nodeChild(name)() : { unavailable: `two I/O threads need Linux (${process.platform} runs one)` });
+  return () =>
+    process.platform === 'linux' ? nodeChild(name)() : { unavailable: `two I/O threads need Linux (${process.platform} runs one)` };
 }
 
 export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName, ServerEntry>([
-  [
-    'threaded',
-    { label: 'acceptpool threaded', start: (s) => startAcceptpool(s, 'threaded'), prepare: nodeChild('threaded') },
-  ],
+  ['threaded', { label: 'acceptpool threaded', start: (s) => startAcceptpool(s, 'threaded'), prepare: nodeChild('threaded') }],
   [
     'inline',
     {
       label: 'acceptpool inline',
       start: (s) => startAcceptpool(s, 'inline'),
       prepare: () =>
-        process.platform === 'win32' ? { unavailable: "the inline driver needs a pollable descriptor, which IOCP has not" } : nodeChild('inline')(),
+        process.platform === 'win32'
+          ? { unavailable: 'the inline driver needs a pollable descriptor, which IOCP has not' }
+          : nodeChild('inline')(),
     },
   ],
   [

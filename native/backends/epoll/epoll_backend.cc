@@ -104,7 +104,8 @@ class EpollBackend final : public Backend {
     if (!fd.valid()) return ErrnoStatus(errno, "socket");
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (options.reuse_port && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    if (options.reuse_port &&
+        setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
       return ErrnoStatus(errno, "setsockopt");
     }
     if (family == AF_INET6) {
@@ -113,7 +114,8 @@ class EpollBackend final : public Backend {
     }
     sockaddr_storage ss;
     socklen_t len = ToSockaddr(address, &ss);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return ErrnoStatus(errno, "bind");
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+      return ErrnoStatus(errno, "bind");
     if (listen(fd.get(), options.backlog) != 0) return ErrnoStatus(errno, "listen");
     return StartListening(fd, options, bound);
   }
@@ -126,7 +128,8 @@ class EpollBackend final : public Backend {
     std::memcpy(un.sun_path, path, n);
     UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return ErrnoStatus(errno, "socket");
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0) return ErrnoStatus(errno, "bind");
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0)
+      return ErrnoStatus(errno, "bind");
     // Ours from here: removed when listening stops, as libuv does for pipes.
     unix_path_ = path;
     if (listen(fd.get(), options.backlog) != 0) {
@@ -139,16 +142,19 @@ class EpollBackend final : public Backend {
     return st;
   }
 
-  Status ListenOn(SocketHandle listener, const ListenOptions& options, SocketAddress* bound) override {
+  Status ListenOn(SocketHandle listener, const ListenOptions& options,
+                  SocketAddress* bound) override {
     int fd = static_cast<int>(listener);
     int accepting = 0;
     socklen_t len = sizeof(accepting);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0) return ErrnoStatus(errno, "getsockopt");
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0)
+      return ErrnoStatus(errno, "getsockopt");
     if (!accepting) return ErrnoStatus(EINVAL, "listen");  // a socket, but not a listening one
     // An inherited socket may be blocking; accept4 must never block the
     // loop. (A duplicate shares the flag with its original: it is set.)
     int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return ErrnoStatus(errno, "fcntl");
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+      return ErrnoStatus(errno, "fcntl");
     fcntl(fd, F_SETFD, FD_CLOEXEC);
     UniqueFd owned(fd);
     Status st = StartListening(owned, options, bound);
@@ -211,7 +217,8 @@ class EpollBackend final : public Backend {
         setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
       }
       socklen_t len = ToSockaddr(*local, &ss);
-      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return ErrnoStatus(errno, "bind");
+      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+        return ErrnoStatus(errno, "bind");
     }
     socklen_t len = ToSockaddr(remote, &ss);
     int rc;
@@ -296,7 +303,8 @@ class EpollBackend final : public Backend {
     int no_delay = 0;
     int keep_alive = 0;
     int idle = 0;
-    if (!GetOption(s, IPPROTO_TCP, TCP_NODELAY, &no_delay) || !GetOption(s, SOL_SOCKET, SO_KEEPALIVE, &keep_alive) ||
+    if (!GetOption(s, IPPROTO_TCP, TCP_NODELAY, &no_delay) ||
+        !GetOption(s, SOL_SOCKET, SO_KEEPALIVE, &keep_alive) ||
         !GetOption(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle)) {
       return ErrnoStatus(errno, "getsockopt");
     }
@@ -343,9 +351,7 @@ class EpollBackend final : public Backend {
       uint64_t tag = events_buf_[i].data.u64;
       uint32_t ev = events_buf_[i].events;
       switch (tag) {
-        case kTagListener:
-          AcceptSome();
-          break;
+        case kTagListener: AcceptSome(); break;
         case kTagWake:
           DrainCounter(wake_.get());
           events_->OnWake();
@@ -481,7 +487,8 @@ class EpollBackend final : public Backend {
       }
       return;
     }
-    Control(EPOLL_CTL_MOD, listener_.get(), want ? static_cast<uint32_t>(EPOLLIN) : 0u, kTagListener);
+    Control(EPOLL_CTL_MOD, listener_.get(), want ? static_cast<uint32_t>(EPOLLIN) : 0u,
+            kTagListener);
   }
 
   void AcceptSome() {

@@ -82,8 +82,8 @@ Status IocpBackend::StartAccepting(UniqueSocket ls, const ListenOptions& options
     if (WSAEventSelect(ls.get(), accept_event_, FD_ACCEPT) != 0) {
       return WinStatus(WSAGetLastError(), "WSAEventSelect");
     }
-    if (!RegisterWaitForSingleObject(&accept_wait_, accept_event_, &IocpBackend::OnAcceptEvent, this,
-                                     INFINITE, WT_EXECUTEINWAITTHREAD)) {
+    if (!RegisterWaitForSingleObject(&accept_wait_, accept_event_, &IocpBackend::OnAcceptEvent,
+                                     this, INFINITE, WT_EXECUTEINWAITTHREAD)) {
       accept_wait_ = nullptr;
       return WinStatus(GetLastError(), "RegisterWaitForSingleObject");
     }

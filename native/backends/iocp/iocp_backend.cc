@@ -12,12 +12,11 @@ namespace iocp {
 namespace {
 
 const char* const kCounterNames[] = {
-    "acceptsPosted",  "acceptsPending",  "acceptTarget",     "acceptsWaiting",
-    "acceptGrowths",  "acceptShrinks",   "acceptSignals",    "acceptsCancelled",
-    "acceptsFailed",  "freshSockets",    "socketsClosed",    "reuseMode",
-    "reuseAttempts",  "reuseOk",         "reuseFailed",      "reuseStalled",
-    "reuseDisabled",  "reusedAccepts",   "zeroByteReads",    "skipOnSuccess",
-    "inlineCompletions", "completions",     "acceptsForwarded",
+    "acceptsPosted",     "acceptsPending", "acceptTarget",     "acceptsWaiting", "acceptGrowths",
+    "acceptShrinks",     "acceptSignals",  "acceptsCancelled", "acceptsFailed",  "freshSockets",
+    "socketsClosed",     "reuseMode",      "reuseAttempts",    "reuseOk",        "reuseFailed",
+    "reuseStalled",      "reuseDisabled",  "reusedAccepts",    "zeroByteReads",  "skipOnSuccess",
+    "inlineCompletions", "completions",    "acceptsForwarded",
 };
 static_assert(sizeof(kCounterNames) / sizeof(kCounterNames[0]) == kCounterCount,
               "a name per counter");
@@ -180,7 +179,8 @@ Status IocpBackend::Attach(Session& s, bool no_delay) {
   }
   // Non-blocking for the direct recv()/send() next to overlapped I/O.
   u_long nonblocking = 1;
-  if (ioctlsocket(sock, FIONBIO, &nonblocking) != 0) return WinStatus(WSAGetLastError(), "ioctlsocket");
+  if (ioctlsocket(sock, FIONBIO, &nonblocking) != 0)
+    return WinStatus(WSAGetLastError(), "ioctlsocket");
   if (!QueueRead(s).ok()) {
     // Reset between accept and now: it is still a session, and the read
     // reports the reset (as on Linux, where accept() hands it out too).

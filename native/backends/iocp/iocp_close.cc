@@ -41,7 +41,9 @@ void IocpBackend::Close(Session& s, bool abort) {
   FinishIfDone(s);
 }
 
-bool IocpBackend::ReuseAllowed() const { return reuse_.Allowed() && !stopped_ && listener_.valid(); }
+bool IocpBackend::ReuseAllowed() const {
+  return reuse_.Allowed() && !stopped_ && listener_.valid();
+}
 
 // The slot goes back only when nothing of it is in flight any more.
 void IocpBackend::FinishIfDone(Session& s) {

@@ -16,7 +16,8 @@ Status IocpBackend::Connect(Session& s, const SocketAddress& remote, const Socke
   if (err != 0) return WinStatus(err, "WSAIoctl");
   if (no_delay) {
     BOOL one = TRUE;
-    setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof(one));
+    setsockopt(sock.get(), IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one),
+               sizeof(one));
   }
   u_long nonblocking = 1;
   ioctlsocket(sock.get(), FIONBIO, &nonblocking);
@@ -33,7 +34,8 @@ Status IocpBackend::Connect(Session& s, const SocketAddress& remote, const Socke
   s.socket = static_cast<SocketHandle>(sock.get());
   Begin(s, &o->aux, OpKind::kConnect);
   DWORD sent = 0;
-  if (ext.connect_ex(sock.get(), reinterpret_cast<sockaddr*>(&ss), len, nullptr, 0, &sent, &o->aux.ov)) {
+  if (ext.connect_ex(sock.get(), reinterpret_cast<sockaddr*>(&ss), len, nullptr, 0, &sent,
+                     &o->aux.ov)) {
     Inline(o, &o->aux, 0);
   } else if ((err = WSAGetLastError()) != WSA_IO_PENDING) {
     Undo(s, &o->aux);

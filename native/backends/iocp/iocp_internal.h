@@ -118,25 +118,25 @@ struct AcceptContext {
 // iocp_backend.cc).
 enum Counter : size_t {
   kAcceptsPosted,
-  kAcceptsPending,   // gauge
-  kAcceptTarget,     // gauge
-  kAcceptsWaiting,   // gauge: accepted, waiting for engine room
+  kAcceptsPending,  // gauge
+  kAcceptTarget,    // gauge
+  kAcceptsWaiting,  // gauge: accepted, waiting for engine room
   kAcceptGrowths,
   kAcceptShrinks,
-  kAcceptSignals,    // FD_ACCEPT seen
+  kAcceptSignals,  // FD_ACCEPT seen
   kAcceptsCancelled,
-  kAcceptsFailed,    // accepts a reset or abandoned connection failed, at once or on completion
+  kAcceptsFailed,  // accepts a reset or abandoned connection failed, at once or on completion
   kFreshSockets,
   kSocketsClosed,
-  kReuseMode,        // 0 off, 1 auto, 2 force
-  kReuseAttempts,    // DisconnectEx(TF_REUSE_SOCKET) posted
-  kReuseOk,          // socket recycled into the accept pool
-  kReuseFailed,      // DisconnectEx failed or left the socket connected
-  kReuseStalled,     // DisconnectEx or a recycled AcceptEx took too long
-  kReuseDisabled,    // gauge: auto mode gave up
-  kReusedAccepts,    // connections accepted on recycled sockets
+  kReuseMode,      // 0 off, 1 auto, 2 force
+  kReuseAttempts,  // DisconnectEx(TF_REUSE_SOCKET) posted
+  kReuseOk,        // socket recycled into the accept pool
+  kReuseFailed,    // DisconnectEx failed or left the socket connected
+  kReuseStalled,   // DisconnectEx or a recycled AcceptEx took too long
+  kReuseDisabled,  // gauge: auto mode gave up
+  kReusedAccepts,  // connections accepted on recycled sockets
   kZeroByteReads,
-  kSkipOnSuccess,    // gauge: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS in use
+  kSkipOnSuccess,  // gauge: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS in use
   kInlineCompletions,
   kCompletions,
   kAcceptsForwarded,  // other engines' accept completions sent on to their ports
@@ -195,16 +195,17 @@ class IocpBackend final : public Backend {
   bool PeerAddress(const Session& s, SocketAddress* out) override;
   Status Attach(Session& s, bool no_delay) override;
   Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
-                 bool no_delay) override;                                    // iocp_connect.cc
-  Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override;  // iocp_write.cc
-  Status Flush(Session& s, size_t* sent) override;                           // iocp_write.cc
-  void SetReading(Session& s, bool on) override;                             // iocp_read.cc
-  Status SetNoDelay(Session& s, bool on) override;                           // iocp_sockets.cc
-  Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override;       // iocp_sockets.cc
-  Status LocalAddress(const Session& s, SocketAddress* out) override;        // iocp_sockets.cc
-  Status ReadSocketOptions(const Session& s, SocketOptions* out) override;   // iocp_sockets.cc
-  Status ShutdownWrite(Session& s) override;                                 // iocp_write.cc
-  void Close(Session& s, bool abort) override;                               // iocp_close.cc
+                 bool no_delay) override;  // iocp_connect.cc
+  Status SendDirect(Session& s, const char* data, size_t size,
+                    size_t* sent) override;                                 // iocp_write.cc
+  Status Flush(Session& s, size_t* sent) override;                          // iocp_write.cc
+  void SetReading(Session& s, bool on) override;                            // iocp_read.cc
+  Status SetNoDelay(Session& s, bool on) override;                          // iocp_sockets.cc
+  Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override;      // iocp_sockets.cc
+  Status LocalAddress(const Session& s, SocketAddress* out) override;       // iocp_sockets.cc
+  Status ReadSocketOptions(const Session& s, SocketOptions* out) override;  // iocp_sockets.cc
+  Status ShutdownWrite(Session& s) override;                                // iocp_write.cc
+  void Close(Session& s, bool abort) override;                              // iocp_close.cc
   Status PollOnce(int timeout_ms) override;
   bool PollSaturated() const override;
   void Wake() override;

@@ -72,17 +72,10 @@ void IocpBackend::Complete(IoOp* op, uint32_t ntstatus, DWORD bytes) {
     return;
   }
   switch (op->kind) {
-    case OpKind::kRecv:
-      ProcessRead(*s, ntstatus);
-      break;
-    case OpKind::kSend:
-      ProcessWrite(*s, ntstatus, bytes);
-      break;
-    case OpKind::kConnect:
-      ProcessConnect(*s, ntstatus);
-      break;
-    default:
-      break;
+    case OpKind::kRecv: ProcessRead(*s, ntstatus); break;
+    case OpKind::kSend: ProcessWrite(*s, ntstatus, bytes); break;
+    case OpKind::kConnect: ProcessConnect(*s, ntstatus); break;
+    default: break;
   }
 }
 

@@ -154,7 +154,8 @@ Status IocpBackend::ReadSocketOptions(const Session& s, SocketOptions* out) {
   int keep_alive = 0;
   int idle = 0;
   SOCKET sock = SocketOf(s);
-  if (!GetInt(sock, IPPROTO_TCP, TCP_NODELAY, &no_delay) || !GetInt(sock, SOL_SOCKET, SO_KEEPALIVE, &keep_alive)) {
+  if (!GetInt(sock, IPPROTO_TCP, TCP_NODELAY, &no_delay) ||
+      !GetInt(sock, SOL_SOCKET, SO_KEEPALIVE, &keep_alive)) {
     return WinStatus(WSAGetLastError(), "getsockopt");
   }
   // Not every Windows (nor Wine) reads the probe delay back: 0 then.
