@@ -346,6 +346,10 @@ void StopWhileBusy(bool threaded, uint32_t threads = 1) {
   ASSERT(server.ok());
   StreamingClients clients(server.port(), 32, 2048);
   ASSERT_EQ(clients.connected(), 32u);
+  // Echo can flow before the last session's event has reached JS: with two
+  // threads on two cores shared with the clients, one thread's batch may
+  // trail the other's by many round trips.
+  ASSERT(server.AwaitSessions(32));
   ASSERT(EchoFlowing(server, clients, 4 * 1024 * 1024));
   EXPECT_EQ(server.sessions(), 32u);
   // Mid-traffic: batches in flight, echoes queued, the I/O thread polling.
@@ -432,6 +436,7 @@ void CommandsRacingBatches(uint32_t threads) {
   server.set_logging(true);
   StreamingClients clients(server.port(), 24, 2048);
   ASSERT_EQ(clients.connected(), 24u);
+  ASSERT(server.AwaitSessions(24));  // see StopWhileBusy
   ASSERT(EchoFlowing(server, clients, 1024 * 1024));
   ASSERT_EQ(server.ids().size(), 24u);
   std::vector<SessionId> closing(server.ids().begin(), server.ids().begin() + 12);
