@@ -1,23 +1,18 @@
 #include "backends/epoll/epoll_backend.h"
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
+#include "backends/linux/timer_fd.h"
 #include "backends/posix/heap.h"
 #include "backends/posix/socket_address.h"
+#include "backends/posix/socket_ops.h"
 #include "backends/posix/sys_errors.h"
 
 namespace acceptpool {
@@ -35,8 +30,6 @@ constexpr uint64_t kTagDeadline = ~0ull - 4;
 
 constexpr int kMaxEvents = 512;
 constexpr int kMaxSlices = 64;
-constexpr int kMinBackoffMs = 10;
-constexpr int kMaxBackoffMs = 1000;
 // Connections closed per EMFILE episode before backing off.
 constexpr int kMaxShedPerEpisode = 64;
 
@@ -48,23 +41,6 @@ enum Interest : uint8_t {
   kReadPaused = 1 << 1,    // SetReading(false): no EPOLLIN
   kParked = 1 << 2,        // out of the epoll set until reading resumes (see HandleSession)
 };
-
-void ArmTimerFd(int fd, int first_ms, int interval_ms) {
-  itimerspec spec{};
-  spec.it_value.tv_sec = first_ms / 1000;
-  spec.it_value.tv_nsec = static_cast<long>(first_ms % 1000) * 1000000L;
-  // An all-zero it_value would disarm: "at once" is the shortest wait.
-  if (first_ms <= 0) spec.it_value.tv_nsec = 1;
-  spec.it_interval.tv_sec = interval_ms / 1000;
-  spec.it_interval.tv_nsec = static_cast<long>(interval_ms % 1000) * 1000000L;
-  timerfd_settime(fd, 0, &spec, nullptr);
-}
-
-void DrainCounter(int fd) {
-  uint64_t value;
-  while (read(fd, &value, sizeof(value)) == sizeof(value)) {
-  }
-}
 
 class EpollBackend final : public Backend {
  public:
@@ -80,15 +56,15 @@ class EpollBackend final : public Backend {
     if (!epoll_.valid()) return ErrnoStatus(errno, "epoll_create1");
     wake_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_.valid()) return ErrnoStatus(errno, "eventfd");
-    tick_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    backoff_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    deadline_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!tick_.valid() || !backoff_.valid() || !deadline_.valid()) {
+    tick_.reset(MakeTimerFd());
+    backoff_timer_.reset(MakeTimerFd());
+    deadline_.reset(MakeTimerFd());
+    if (!tick_.valid() || !backoff_timer_.valid() || !deadline_.valid()) {
       return ErrnoStatus(errno, "timerfd_create");
     }
     for (auto [fd, tag] : {std::pair<int, uint64_t>{wake_.get(), kTagWake},
                            {tick_.get(), kTagTick},
-                           {backoff_.get(), kTagBackoff},
+                           {backoff_timer_.get(), kTagBackoff},
                            {deadline_.get(), kTagDeadline}}) {
       Status st = Control(EPOLL_CTL_ADD, fd, EPOLLIN, tag);
       if (!st.ok()) return st;
@@ -99,45 +75,19 @@ class EpollBackend final : public Backend {
 
   Status Listen(const SocketAddress& address, const ListenOptions& options,
                 SocketAddress* bound) override {
-    int family = address.family == 6 ? AF_INET6 : AF_INET;
-    UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return ErrnoStatus(errno, "socket");
-    int one = 1;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (options.reuse_port &&
-        setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-      return ErrnoStatus(errno, "setsockopt");
-    }
-    if (family == AF_INET6) {
-      int v6only = options.ipv6_only ? 1 : 0;
-      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-    }
-    sockaddr_storage ss;
-    socklen_t len = ToSockaddr(address, &ss);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
-      return ErrnoStatus(errno, "bind");
-    if (listen(fd.get(), options.backlog) != 0) return ErrnoStatus(errno, "listen");
+    UniqueFd fd;
+    Status st = OpenTcpListener(address, options, &fd);
+    if (!st.ok()) return st;
     return StartListening(fd, options, bound);
   }
 
   Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) override {
-    sockaddr_un un{};
-    un.sun_family = AF_UNIX;
-    size_t n = std::strlen(path);
-    if (n == 0 || n >= sizeof(un.sun_path)) return ErrnoStatus(EINVAL, "bind");
-    std::memcpy(un.sun_path, path, n);
-    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return ErrnoStatus(errno, "socket");
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&un), sizeof(un)) != 0)
-      return ErrnoStatus(errno, "bind");
+    UniqueFd fd;
+    Status st = OpenUnixListener(path, options.backlog, &fd);
+    if (!st.ok()) return st;
     // Ours from here: removed when listening stops, as libuv does for pipes.
     unix_path_ = path;
-    if (listen(fd.get(), options.backlog) != 0) {
-      Status st = ErrnoStatus(errno, "listen");
-      RemoveUnixPath();
-      return st;
-    }
-    Status st = StartListening(fd, options, bound);
+    st = StartListening(fd, options, bound);
     if (!st.ok()) RemoveUnixPath();
     return st;
   }
@@ -145,28 +95,19 @@ class EpollBackend final : public Backend {
   Status ListenOn(SocketHandle listener, const ListenOptions& options,
                   SocketAddress* bound) override {
     int fd = static_cast<int>(listener);
-    int accepting = 0;
-    socklen_t len = sizeof(accepting);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0)
-      return ErrnoStatus(errno, "getsockopt");
-    if (!accepting) return ErrnoStatus(EINVAL, "listen");  // a socket, but not a listening one
-    // An inherited socket may be blocking; accept4 must never block the
-    // loop. (A duplicate shares the flag with its original: it is set.)
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0)
-      return ErrnoStatus(errno, "fcntl");
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    Status st = AdoptListener(fd);
+    if (!st.ok()) return st;
     UniqueFd owned(fd);
-    Status st = StartListening(owned, options, bound);
+    st = StartListening(owned, options, bound);
     if (!st.ok()) owned.release();  // still the caller's
     return st;
   }
 
   Status DuplicateListener(SocketHandle* out) override {
-    int fd = fcntl(listener_.get(), F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return ErrnoStatus(errno, "fcntl");
-    *out = fd;
-    return Status::Ok();
+    int fd = -1;
+    Status st = DuplicateSocket(listener_.get(), &fd);
+    if (st.ok()) *out = fd;
+    return st;
   }
 
   void SetAccepting(bool on) override {
@@ -186,14 +127,7 @@ class EpollBackend final : public Backend {
   void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
 
   bool PeerAddress(const Session& s, SocketAddress* out) override {
-    sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (s.socket == kNoSocket ||
-        getpeername(static_cast<int>(s.socket), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      return false;
-    }
-    *out = FromSockaddr(ss);
-    return true;
+    return SocketPeerAddress(static_cast<int>(s.socket), out);
   }
 
   Status Attach(Session& s, bool no_delay) override {
@@ -205,29 +139,11 @@ class EpollBackend final : public Backend {
 
   Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
                  bool no_delay) override {
-    int family = remote.family == 6 ? AF_INET6 : AF_INET;
-    UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return ErrnoStatus(errno, "socket");
-    int one = 1;
-    if (no_delay) setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_storage ss;
-    if (local != nullptr) {
-      // Choose the port at connect time, so many sources can share ports.
-      if (local->port == 0 && family == AF_INET) {
-        setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-      }
-      socklen_t len = ToSockaddr(*local, &ss);
-      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
-        return ErrnoStatus(errno, "bind");
-    }
-    socklen_t len = ToSockaddr(remote, &ss);
-    int rc;
-    do {
-      rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0 && errno != EINPROGRESS) return ErrnoStatus(errno, "connect");
+    UniqueFd fd;
+    Status st = StartConnect(remote, local, no_delay, &fd);
+    if (!st.ok()) return st;
     // Writability reports the outcome (even for an immediate success).
-    Status st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN | EPOLLOUT, s.id());
+    st = Control(EPOLL_CTL_ADD, fd.get(), EPOLLIN | EPOLLOUT, s.id());
     if (!st.ok()) return st;
     InterestOf(s) = kWantWritable;
     s.socket = fd.release();
@@ -278,59 +194,24 @@ class EpollBackend final : public Backend {
 
   void SetReading(Session& s, bool on) override { SetInterest(s, kReadPaused, !on); }
 
-  Status SetNoDelay(Session& s, bool on) override {
-    int value = on ? 1 : 0;
-    return SetOption(s, IPPROTO_TCP, TCP_NODELAY, value, "setsockopt");
-  }
+  Status SetNoDelay(Session& s, bool on) override { return SetSocketNoDelay(FdOf(s), on); }
 
   Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override {
-    Status st = SetOption(s, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "setsockopt");
-    if (!st.ok() || !on || delay_s == 0) return st;
-    return SetOption(s, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(delay_s), "setsockopt");
+    return SetSocketKeepAlive(FdOf(s), on, delay_s);
   }
 
   Status LocalAddress(const Session& s, SocketAddress* out) override {
-    sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(static_cast<int>(s.socket), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      return ErrnoStatus(errno, "getsockname");
-    }
-    *out = FromSockaddr(ss);
-    return Status::Ok();
+    return SocketLocalAddress(FdOf(s), out);
   }
 
   Status ReadSocketOptions(const Session& s, SocketOptions* out) override {
-    int no_delay = 0;
-    int keep_alive = 0;
-    int idle = 0;
-    if (!GetOption(s, IPPROTO_TCP, TCP_NODELAY, &no_delay) ||
-        !GetOption(s, SOL_SOCKET, SO_KEEPALIVE, &keep_alive) ||
-        !GetOption(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle)) {
-      return ErrnoStatus(errno, "getsockopt");
-    }
-    out->no_delay = no_delay != 0;
-    out->keep_alive = keep_alive != 0;
-    out->keep_alive_delay_s = static_cast<uint32_t>(idle);
-    return Status::Ok();
+    return ReadSocketOptionsOf(FdOf(s), out);
   }
 
-  Status ShutdownWrite(Session& s) override {
-    if (shutdown(static_cast<int>(s.socket), SHUT_WR) != 0 && errno != ENOTCONN) {
-      return ErrnoStatus(errno, "shutdown");
-    }
-    return Status::Ok();
-  }
+  Status ShutdownWrite(Session& s) override { return ShutdownSocketWrite(FdOf(s)); }
 
   void Close(Session& s, bool abort) override {
-    int fd = static_cast<int>(s.socket);
-    if (fd >= 0) {
-      if (abort) {
-        // SO_LINGER 0: the close sends RST and discards unsent data.
-        linger lg{1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-      }
-      ::close(fd);  // also removes it from the epoll set
-    }
+    CloseSocket(FdOf(s), abort);  // also removes it from the epoll set
     s.socket = kNoSocket;
     events_->OnReleased(s);
   }
@@ -365,7 +246,7 @@ class EpollBackend final : public Backend {
           DrainCounter(deadline_.get());
           break;
         case kTagBackoff:
-          DrainCounter(backoff_.get());
+          DrainCounter(backoff_timer_.get());
           in_backoff_ = false;
           UpdateListener();
           break;
@@ -401,22 +282,12 @@ class EpollBackend final : public Backend {
   // Registers a bound, listening socket: the listener from now on. `fd` is
   // taken only on success.
   Status StartListening(UniqueFd& fd, const ListenOptions& options, SocketAddress* bound) {
-    if (options.no_delay) {
-      // Accepted sockets inherit it on Linux: no setsockopt per connection.
-      int one = 1;
-      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      return ErrnoStatus(errno, "getsockname");
-    }
-    *bound = FromSockaddr(ss);
-    listener_shared_ = options.shared;
-    Status st = Control(EPOLL_CTL_ADD, fd.get(), ListenerEvents(), kTagListener);
+    Status st = PrepareListener(fd.get(), options, bound);
     if (!st.ok()) return st;
-    // The reserve descriptor that EMFILE handling gives up for a moment.
-    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    listener_shared_ = options.shared;
+    st = Control(EPOLL_CTL_ADD, fd.get(), ListenerEvents(), kTagListener);
+    if (!st.ok()) return st;
+    reserve_.Hold();
     listener_ = std::move(fd);
     listener_armed_ = true;
     engine_accepting_ = true;
@@ -444,16 +315,7 @@ class EpollBackend final : public Backend {
 
   uint8_t& InterestOf(const Session& s) { return *static_cast<uint8_t*>(table_->Ext(s)); }
 
-  static Status SetOption(const Session& s, int level, int name, int value, const char* syscall) {
-    if (setsockopt(static_cast<int>(s.socket), level, name, &value, sizeof(value)) != 0) {
-      return ErrnoStatus(errno, syscall);
-    }
-    return Status::Ok();
-  }
-  static bool GetOption(const Session& s, int level, int name, int* value) {
-    socklen_t len = sizeof(*value);
-    return getsockopt(static_cast<int>(s.socket), level, name, value, &len) == 0;
-  }
+  static int FdOf(const Session& s) { return static_cast<int>(s.socket); }
 
   // Sets or clears an interest and updates the epoll set if it changed.
   Status SetInterest(Session& s, Interest interest, bool on) {
@@ -502,51 +364,30 @@ class EpollBackend final : public Backend {
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         int err = errno;
-        if (err == EINTR) continue;
-        if (err == EAGAIN || err == EWOULDBLOCK) {
+        AcceptFailure failure = ClassifyAcceptError(err);
+        if (failure == AcceptFailure::kRetry) continue;
+        if (failure == AcceptFailure::kDrained) {
           accept_budget_spent_ = false;
           return;
         }
-        if (err == EMFILE || err == ENFILE) {
-          uint32_t shed = Shed();
-          events_->OnAcceptError(ErrnoStatus(err, "accept"), shed);
-          StartBackoff();
-          return;
-        }
-        events_->OnAcceptError(ErrnoStatus(err, "accept"), 0);
-        // Errors of one connection (aborted before accept) do not stop the
-        // others; resource errors back off like EMFILE does.
-        if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+        uint32_t shed = failure == AcceptFailure::kNoDescriptors
+                            ? reserve_.Shed(listener_.get(), kMaxShedPerEpisode)
+                            : 0;
+        events_->OnAcceptError(ErrnoStatus(err, "accept"), shed);
+        // One connection's failure does not stop the others.
+        if (failure == AcceptFailure::kSkip) continue;
         StartBackoff();
         return;
       }
-      backoff_ms_ = 0;
+      backoff_.Reset();
       --budget;
       events_->OnAccepted(fd, FromSockaddr(ss));
     }
   }
 
-  // libuv's trick: give up the reserve descriptor so one accept can succeed,
-  // and close what it accepts, so waiting clients fail fast instead of
-  // hanging in the backlog.
-  uint32_t Shed() {
-    uint32_t shed = 0;
-    if (!reserve_.valid()) return 0;
-    reserve_.reset();
-    while (shed < kMaxShedPerEpisode) {
-      int fd = accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) break;
-      ::close(fd);
-      ++shed;
-    }
-    reserve_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    return shed;
-  }
-
   void StartBackoff() {
-    backoff_ms_ = backoff_ms_ == 0 ? kMinBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
     in_backoff_ = true;
-    ArmTimerFd(backoff_.get(), backoff_ms_, 0);
+    ArmTimerFd(backoff_timer_.get(), backoff_.Next(), 0);
     UpdateListener();
   }
 
@@ -561,11 +402,9 @@ class EpollBackend final : public Backend {
         s->state != SessionState::kLingering) {
       return;
     }
-    int fd = static_cast<int>(s->socket);
+    int fd = FdOf(*s);
     if ((ev & EPOLLERR) != 0) {
-      int err = 0;
-      socklen_t len = sizeof(err);
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      int err = PendingSocketError(fd);
       if (err != 0) {
         events_->OnSessionError(*s, ErrnoStatus(err, "read"));
         return;
@@ -589,9 +428,7 @@ class EpollBackend final : public Backend {
 
   void FinishConnect(Session& s, uint32_t ev) {
     if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(static_cast<int>(s.socket), SOL_SOCKET, SO_ERROR, &err, &len);
+    int err = PendingSocketError(FdOf(s));
     if (err == 0 && (ev & EPOLLERR) != 0) err = ECONNREFUSED;
     if (err != 0) {
       events_->OnSessionError(s, ErrnoStatus(err, "connect"));
@@ -634,10 +471,11 @@ class EpollBackend final : public Backend {
   UniqueFd epoll_;
   UniqueFd wake_;
   UniqueFd tick_;
-  UniqueFd backoff_;
+  UniqueFd backoff_timer_;
   UniqueFd deadline_;
   UniqueFd listener_;
-  UniqueFd reserve_;
+  AcceptReserve reserve_;
+  AcceptBackoff backoff_;
   std::string unix_path_;  // the Unix socket ListenPath created, if any
   bool listener_armed_ = false;
   bool listener_shared_ = false;  // other engines wait on it too (EPOLLEXCLUSIVE)
@@ -647,7 +485,6 @@ class EpollBackend final : public Backend {
   bool accept_budget_spent_ = false;
   bool starved_ = false;  // the last ReadOnce found no batch room
   int first_event_ = 0;   // where the next round's events start (see PollOnce)
-  int backoff_ms_ = 0;
   epoll_event events_buf_[kMaxEvents];
 };
 
