@@ -94,17 +94,29 @@ function nativeSourcesOnDisk(dir) {
   return found;
 }
 
+// Every OS name a group of the list is keyed by, and Linux and Windows.
+function listedOses(config) {
+  const groups = [config.defines, config.libraries, ...Object.values(config.components)];
+  const keys = groups.flatMap((group) => Object.keys(group || {}));
+  return [...new Set(['linux', WINDOWS, ...keys])].filter((os) => os !== ALL && os !== POSIX);
+}
+
 // Problems between the list and the tree under `dir`: a listed file that is
-// missing or listed twice, a .cc file that is not listed.
+// missing or listed twice for one OS (a file built on several OSes is listed
+// once under each), a .cc file that is not listed.
 function check(config, dir = root) {
   const problems = [];
   const listed = listedFiles(config);
-  const seen = new Set();
-  for (const file of listed) {
-    if (seen.has(file)) problems.push(`${file} is listed twice`);
-    seen.add(file);
+  const seen = new Set(listed);
+  for (const file of seen) {
     if (!fs.existsSync(path.join(dir, file))) problems.push(`${file} is listed but does not exist`);
   }
+  const twice = new Set();
+  for (const os of listedOses(config)) {
+    const forThisOs = Object.values(config.components).flatMap((component) => forOs(component, os));
+    forThisOs.filter((file, i) => forThisOs.indexOf(file) !== i).forEach((file) => twice.add(file));
+  }
+  for (const file of twice) problems.push(`${file} is listed twice`);
   for (const file of nativeSourcesOnDisk(dir)) {
     if (!seen.has(file)) problems.push(`${file} is not in native/build.json: add it to its component`);
   }
@@ -133,7 +145,7 @@ function main(argv) {
     case 'check': {
       const problems = check(config);
       if (problems.length > 0) throw new BuildConfigError(problems.join('\n'));
-      return [`native/build.json: ${listedFiles(config).length} sources, all present, none unlisted`];
+      return [`native/build.json: ${new Set(listedFiles(config)).size} sources, all present, none unlisted`];
     }
     default:
       throw new BuildConfigError('usage: node scripts/build-config.js sources|defines|libraries <os> | cflags [msvc] | check');

@@ -165,16 +165,6 @@ function editList(dir: string, edit: (list: BuildList) => void): BuildList {
   return list;
 }
 
-/** A backend built everywhere (components.backend.all), as a portable one is; returns its source. */
-function addPortableBackend(dir: string): string {
-  const source = 'native/backends/portable_stand_in.cc';
-  fs.writeFileSync(path.join(dir, source), '');
-  editList(dir, (list) => {
-    list.components.backend.all = [...(list.components.backend.all ?? []), source];
-  });
-  return source;
-}
-
 /** The target as gyp resolves binding.gyp for `os` (node-gyp configure, gyp's gypd output): what make, Xcode and MSBuild would get. */
 interface GypTarget {
   sources: string[];
@@ -256,14 +246,36 @@ function gypTarget(dir: string, os: string): GypTarget {
   it('an OS without a backend fails the configuration with a sentence naming the OS', () => {
     const dir = copyOfTree();
     try {
-      // No backend built everywhere: freebsd has none of its own.
+      // No backend built everywhere: solaris has none of its own.
       editList(dir, (list) => {
         delete list.components.backend.all;
       });
-      const r = runTool(process.execPath, [path.join(dir, 'scripts', 'build-config.js'), 'sources', 'freebsd']);
+      const r = runTool(process.execPath, [path.join(dir, 'scripts', 'build-config.js'), 'sources', 'solaris']);
       assert.equal(r.status, 1);
       assert.equal(r.stdout, '');
-      assert.match(r.stderr, /no I\/O backend for this OS \(freebsd\).*backends for linux, win only/);
+      assert.match(r.stderr, /no I\/O backend for this OS \(solaris\).*backends for linux, mac, freebsd, openbsd, netbsd, win only/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a file may be listed under several OSes, but listed twice for one OS fails the configuration', () => {
+    const dir = copyOfTree();
+    try {
+      const script = path.join(dir, 'scripts', 'build-config.js');
+      const libuv = 'native/backends/libuv/libuv_backend.cc';
+      for (const os of ['linux', 'mac', 'freebsd']) {
+        const r = runTool(process.execPath, [script, 'sources', os]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout.split('\n').filter((l) => l === libuv).length, 1, `${os}: ${r.stdout}`);
+      }
+      // posix applies on macOS too: there it would be compiled twice.
+      editList(dir, (list) => {
+        list.components.backend.posix = [...list.components.backend.posix, libuv];
+      });
+      const twice = runTool(process.execPath, [script, 'sources', 'mac']);
+      assert.equal(twice.status, 1);
+      assert.match(twice.stderr, /native\/backends\/libuv\/libuv_backend\.cc is listed twice/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -271,32 +283,30 @@ function gypTarget(dir: string, os: string): GypTarget {
 
   describe('binding.gyp on the OSes that build from source elsewhere (gyp resolves it here; no compiler for them runs)', () => {
     let dir: string;
-    let portable: string;
     let list: BuildList;
     before(() => {
       dir = copyOfTree();
-      portable = addPortableBackend(dir);
       list = editList(dir, () => {});
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     const backendSources = (target: GypTarget): string[] => target.sources.filter((s) => s.startsWith('native/backends/'));
 
-    it("macOS: the posix helpers and the portable backend, no epoll, the list's flags through Xcode", () => {
+    it("macOS: the posix helpers and the portable backend (libuv), no epoll, the list's flags through Xcode", () => {
       const target = gypTarget(dir, 'mac');
-      assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.posix].sort());
+      assert.deepEqual(backendSources(target).sort(), [...list.components.backend.posix, 'native/backends/libuv/libuv_backend.cc'].sort());
       assert.deepEqual(target.xcode_settings?.OTHER_CPLUSPLUSFLAGS?.slice(-list.cflags.length), list.cflags);
     });
 
-    it("FreeBSD: the posix helpers and the portable backend, the list's flags through make", () => {
+    it("FreeBSD: the posix helpers and the portable backend (libuv), the list's flags through make", () => {
       const target = gypTarget(dir, 'freebsd');
-      assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.posix].sort());
+      assert.deepEqual(backendSources(target).sort(), [...list.components.backend.posix, 'native/backends/libuv/libuv_backend.cc'].sort());
       assert.deepEqual(target.cflags_cc?.slice(-list.cflags.length), list.cflags);
     });
 
     it('Windows with Visual Studio: the IOCP sources, ws2_32, mswsock and iphlpapi, C++17', () => {
       const target = gypTarget(dir, 'win');
-      assert.deepEqual(backendSources(target).sort(), [portable, ...list.components.backend.win].sort());
+      assert.deepEqual(backendSources(target).sort(), [...list.components.backend.win].sort());
       for (const lib of ['ws2_32.lib', 'mswsock.lib', 'iphlpapi.lib'])
         assert.ok(target.libraries?.includes(lib), `${lib} in ${target.libraries?.join(' ')}`);
       const options = target.msvs_settings?.VCCLCompilerTool?.AdditionalOptions ?? [];

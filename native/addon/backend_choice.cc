@@ -2,8 +2,11 @@
 
 #if defined(_WIN32)
 #include "backends/iocp/iocp_backend.h"
-#elif defined(__linux__)
+#else
+#if defined(__linux__)
 #include "backends/epoll/epoll_backend.h"
+#endif
+#include "backends/libuv/libuv_backend.h"
 #endif
 
 namespace acceptpool {
@@ -13,8 +16,17 @@ namespace {
 const BackendChoice kBackends[] = {
 #if defined(_WIN32)
     {"iocp", &MakeIocpBackend, nullptr, true},
-#elif defined(__linux__)
+#else
+#if defined(__linux__)
     {"epoll", &MakeEpollBackend, nullptr, true},
+#endif
+// The portable one: where there is neither epoll nor IOCP (macOS, the
+// BSDs) 'auto' takes it; on Linux it runs only when named.
+#if defined(__linux__)
+    {"libuv", &MakeLibuvBackend, nullptr, false},
+#else
+    {"libuv", &MakeLibuvBackend, nullptr, true},
+#endif
 #endif
 };
 

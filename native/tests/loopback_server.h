@@ -1,8 +1,21 @@
 // An engine on a real backend, listening on 127.0.0.1 with an ephemeral
 // port, and the events it reported: what the loopback tests of every backend
-// (epoll_loopback_test, iocp_loopback_test) drive.
+// (epoll_loopback_test, libuv_loopback_test, iocp_loopback_test) drive. On
+// POSIX systems also the blocking clients those tests talk to it with.
 #ifndef ACCEPTPOOL_NATIVE_TESTS_LOOPBACK_SERVER_H_
 #define ACCEPTPOOL_NATIVE_TESTS_LOOPBACK_SERVER_H_
+
+#if !defined(_WIN32)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#endif
 
 #include <chrono>
 #include <functional>
@@ -132,6 +145,145 @@ class LoopbackServer {
   SocketAddress bound_;
   std::vector<Event> events_;
 };
+
+#if !defined(_WIN32)
+
+#if !defined(MSG_NOSIGNAL)
+// macOS has no MSG_NOSIGNAL; its tests ignore SIGPIPE instead.
+#define MSG_NOSIGNAL 0
+#endif
+
+// A blocking loopback client with receive and send timeouts (and, if given,
+// a small receive buffer, so the server's sends back up sooner).
+inline int Connect(uint16_t port, int rcvbuf = 0) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  timeval tv{kWaitMs / 1000, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+inline bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads exactly n bytes (or fewer on timeout / EOF).
+inline std::string RecvExactly(int fd, size_t n) {
+  std::string out;
+  char buf[65536];
+  while (out.size() < n) {
+    ssize_t r = recv(fd, buf, std::min(sizeof(buf), n - out.size()), 0);
+    if (r <= 0) break;
+    out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+// Bytes readable within `ms`, without blocking longer; -1 on EOF/error with
+// nothing read.
+inline std::string RecvAvailable(int fd, int ms, bool* eof = nullptr) {
+  std::string out;
+  pollfd p{fd, POLLIN, 0};
+  while (poll(&p, 1, ms) == 1) {
+    char buf[4096];
+    ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r <= 0) {
+      if (eof != nullptr) *eof = true;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(r));
+    ms = 20;
+  }
+  return out;
+}
+
+inline std::string Bytes(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 7;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    s[i] = static_cast<char>(x >> 23);
+  }
+  return s;
+}
+
+inline uint16_t LocalPort(int fd) {
+  sockaddr_in addr{};
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return ntohs(addr.sin_port);
+}
+
+// What a peer that uploads without pause while it reads saw of the server.
+struct UploadResult {
+  std::string received;
+  bool eof = false;
+  int error = 0;  // errno of a failed send/recv, or SO_ERROR at the end
+};
+
+// Uploads at least `min_bytes` as fast as the server takes them while
+// reading everything; ends once it has both sent that much and seen the
+// server's EOF, then waits for the connection to finish.
+inline UploadResult UploadUntilEof(int fd, size_t min_bytes) {
+  UploadResult r;
+  std::string block = Bytes(64 * 1024, 11);
+  size_t sent = 0;
+  bool shut = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!shut && r.eof && sent >= min_bytes) {
+      shutdown(fd, SHUT_WR);
+      shut = true;
+    }
+    pollfd p{fd, static_cast<short>(POLLIN | (shut ? 0 : POLLOUT)), 0};
+    if (poll(&p, 1, 100) <= 0) {
+      if (shut) break;  // quiet after both FINs: done
+      continue;
+    }
+    if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !r.eof) {
+      char buf[65536];
+      ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) r.received.append(buf, static_cast<size_t>(n));
+      if (n == 0) r.eof = true;
+      if (n < 0 && errno != EAGAIN) {
+        r.error = errno;
+        return r;
+      }
+    }
+    if ((p.revents & POLLERR) != 0 || (shut && r.eof && (p.revents & POLLHUP) != 0)) break;
+    if (!shut && (p.revents & POLLOUT) != 0) {
+      ssize_t n = send(fd, block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) sent += static_cast<size_t>(n);
+      if (n < 0 && errno != EAGAIN) {
+        r.error = errno;
+        return r;
+      }
+    }
+  }
+  int err = 0;
+  socklen_t len = sizeof(err);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  r.error = err;
+  return r;
+}
+
+#endif  // !_WIN32
 
 }  // namespace acceptpool_test
 
