@@ -45,6 +45,16 @@ struct Event {
   uint32_t token() const { return static_cast<uint32_t>(a); }
 };
 
+// 127.0.0.1:`port`.
+inline SocketAddress Loopback(uint16_t port) {
+  SocketAddress a;
+  a.family = 4;
+  a.addr[0] = 127;
+  a.addr[3] = 1;
+  a.port = port;
+  return a;
+}
+
 inline EngineConfig LoopbackConfig() {
   EngineConfig c;
   c.pool.initial = 4;
@@ -69,11 +79,7 @@ class LoopbackServer {
     status_ = engine_->Init();
     if (!status_.ok()) return;
     engine_->SetBatch(&batch_);
-    SocketAddress local;
-    local.family = 4;
-    local.addr[0] = 127;
-    local.addr[3] = 1;
-    status_ = engine_->Listen(local, &bound_);
+    status_ = engine_->Listen(Loopback(0), &bound_);
   }
 
   bool ok() const { return status_.ok(); }

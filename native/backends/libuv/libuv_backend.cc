@@ -137,7 +137,13 @@ class LibuvBackend final : public Backend {
     });
     if (rc != 0) return UvStatus(rc, "uv_poll_start");
     uv_timer_start(
-        &tick_, [](uv_timer_t* h) { Self(h)->events_->OnTick(); }, kTickMs, kTickMs);
+        &tick_,
+        [](uv_timer_t* h) {
+          LibuvBackend* self = Self(h);
+          self->CheckUnread();
+          self->events_->OnTick();
+        },
+        kTickMs, kTickMs);
     held_.resize(1024);
     later_.reserve(64);
     later_work_.reserve(64);
@@ -384,6 +390,9 @@ class LibuvBackend final : public Backend {
     in_poll_ = true;
     ++round_;
     saturated_ = false;
+    resume_at_ = first_starved_;
+    first_starved_ = 0;
+    resumed_ = false;
     accept_budget_spent_ = false;
     RunLater();
     uv_run_mode mode = UV_RUN_ONCE;
@@ -541,9 +550,25 @@ class LibuvBackend final : public Backend {
     LibuvBackend* self = Self(handle);
     buf->base = nullptr;
     buf->len = 0;
+    if (io.read_round == self->round_) {
+      self->saturated_ = true;
+      return;
+    }
+    // libuv reports ready sockets in the same order every round, so when a
+    // batch fills part-way the sessions after that point would starve: the
+    // next round's reads start at the first one that found no room, and the
+    // ones before it wait a round (epoll's backend rotates the same way).
+    if (self->resume_at_ != 0 && !self->resumed_) {
+      if (io.id != self->resume_at_) {
+        self->saturated_ = true;
+        return;
+      }
+      self->resumed_ = true;
+    }
     char* space = nullptr;
     size_t room = 0;
-    if (io.read_round == self->round_ || !self->events_->ReadSpace(&space, &room)) {
+    if (!self->events_->ReadSpace(&space, &room)) {
+      if (self->first_starved_ == 0) self->first_starved_ = io.id;
       self->saturated_ = true;
       return;
     }
@@ -593,6 +618,20 @@ class LibuvBackend final : public Backend {
     Session* s = self->Resolve(SlotOfHandle(handle));
     // The slot may be reused (or its chunk freed) from here: hands off.
     if (s != nullptr) self->events_->OnReleased(*s);
+  }
+
+  // libuv watches a stream only while it reads or writes, where epoll
+  // reports an error on a paused socket whatever its interests. So once a
+  // tick, the sessions not being read (paused, or past the peer's FIN) are
+  // asked for SO_ERROR: a reset closes a paused connection within a second.
+  void CheckUnread() {
+    table_->ForEachLive([this](Session& s) {
+      if (s.socket == kNoSocket) return;
+      SlotIo& io = Io(s);
+      if ((io.flags & (kStreaming | kReading | kClosing)) != kStreaming) return;
+      int err = PendingSocketError(static_cast<int>(s.socket));
+      if (err != 0) events_->OnSessionError(s, ErrnoStatus(err, "read"));
+    });
   }
 
   // ---- listening ----
@@ -768,6 +807,11 @@ class LibuvBackend final : public Backend {
 
   bool in_poll_ = false;
   uint64_t round_ = 0;
+  // Read fairness (see OnAlloc): the first session this round that found no
+  // room, and where this round's reads start.
+  SessionId first_starved_ = 0;
+  SessionId resume_at_ = 0;
+  bool resumed_ = false;
   bool saturated_ = true;
   bool accept_budget_spent_ = false;
   std::vector<SessionId> later_;       // slots with LaterWork, for the next round
