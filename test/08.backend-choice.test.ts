@@ -7,8 +7,8 @@ import { inspect } from 'node:util';
 
 import { backends, createClient, createServer } from '../src/index';
 import type { ServerOptions } from '../src/index';
-import { cleanupAll, trackClient } from './client-helpers';
-import { HOST4, PLATFORM_BACKEND, assertThrowsCode, connect, reader, track } from './helpers';
+import { cleanupAll, connectOk, startClient, trackClient } from './client-helpers';
+import { DRIVERS, HOST4, PLATFORM_BACKEND, assertThrowsCode, connect, reader, track } from './helpers';
 
 const INVALID = 'ERR_ACCEPTPOOL_INVALID_ARG';
 const UNSUPPORTED = 'ERR_ACCEPTPOOL_UNSUPPORTED';
@@ -97,4 +97,42 @@ describe('options.backend', function () {
       else assert.match(st.backendFallback, /^[a-z_]+: /);
     });
   });
+});
+
+// The portable backend: the automatic one where there is neither epoll nor
+// IOCP, and selectable by name on Linux so that this suite runs on it here.
+describe("options.backend 'libuv'", function () {
+  this.timeout(20_000);
+  afterEach(cleanupAll);
+
+  (process.platform === 'linux' ? it : it.skip)("on Linux it is compiled in after epoll, and 'auto' never takes it", () => {
+    const have = backends();
+    assert.ok(have.includes('libuv'), have.join(', '));
+    assert.ok(have.indexOf('libuv') > have.indexOf('epoll'), have.join(', '));
+    withEnv(undefined, () => assert.notEqual(track(createServer({ backend: 'auto' })).stats().backend, 'libuv'));
+  });
+
+  (process.platform !== 'linux' && process.platform !== 'win32' ? it : it.skip)("on macOS and the BSDs it is what 'auto' runs", () => {
+    withEnv(undefined, () => assert.equal(track(createServer({ backend: 'auto' })).stats().backend, 'libuv'));
+  });
+
+  for (const driver of DRIVERS) {
+    (backends().includes('libuv') ? it : it.skip)(
+      `named (${driver} driver), it serves a server and a client, and stats() says 'libuv' for both`,
+      async () => {
+        const server = track(createServer({ backend: 'libuv', driver, poolSize: 8 }));
+        assert.equal(server.stats().backend, 'libuv');
+        server.on('data', (s, chunk) => s.send(chunk));
+        const { port } = await server.listen(0, HOST4);
+        const h = startClient(driver, { backend: 'libuv' });
+        assert.equal(h.client.stats().backend, 'libuv');
+        const session = await connectOk(h, port);
+        session.send('over libuv both ways');
+        assert.equal((await h.readExactly(session.id, 20)).toString(), 'over libuv both ways');
+        assert.equal(server.stats().accepts, 1);
+        assert.equal(server.stats().backend, 'libuv');
+        await server.close();
+      },
+    );
+  }
 });
