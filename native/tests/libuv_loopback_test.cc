@@ -109,6 +109,8 @@ TEST(ASlotWaitsForTheCloseCallbackAndNoCallbackReachesItsNextOccupant) {
   EXPECT(server.Counter("queuedWrites") > 0u);
   EXPECT(server.engine().Close(old_id, CloseMode::kAbort));
   EXPECT_EQ(server.engine().SnapshotStats().in_use, 1u);  // not free before the callback
+  // Refused while the callbacks are outstanding, as after.
+  EXPECT(server.engine().Send(old_id, "late", 4) == SendResult::kStale);
   ASSERT(server.PollUntil([&] { return server.engine().SnapshotStats().in_use == 0; }));
   int b = Connect(server.port());
   ASSERT(b >= 0);
