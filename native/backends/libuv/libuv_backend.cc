@@ -494,7 +494,7 @@ class LibuvBackend final : public Backend {
       io.flags = static_cast<uint8_t>(io.flags | kQueued);
       later_.push_back(s.id());
     }
-    kick_ = true;
+    Touched();  // the next round must come soon
   }
 
   void RunLater() {
