@@ -150,7 +150,7 @@ export interface ProxyInfo {
 
 /** The counters of one I/O thread's engine. */
 export interface ThreadStats extends StatsCounters {
-  /** The backend's own counters (IOCP: accept pool, socket reuse), when it has any. */
+  /** The backend's own counters (IOCP: accept pool, socket reuse; libuv: queuedWrites, staleCallbacks), when it has any. */
   backendCounters?: Record<string, number>;
 }
 

@@ -3,6 +3,7 @@
  * ACCEPTPOOL_BACKEND as the default and stats() saying what runs.
  */
 import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { inspect } from 'node:util';
 
 import { backends, createClient, createServer } from '../src/index';
@@ -131,6 +132,35 @@ describe("options.backend 'libuv'", function () {
         assert.equal((await h.readExactly(session.id, 20)).toString(), 'over libuv both ways');
         assert.equal(server.stats().accepts, 1);
         assert.equal(server.stats().backend, 'libuv');
+        await server.close();
+      },
+    );
+
+    (backends().includes('libuv') ? it : it.skip)(
+      `named (${driver} driver), slots reused while writes wait reach no later occupant: backendCounters.staleCallbacks stays 0`,
+      async () => {
+        const server = track(createServer({ backend: 'libuv', driver, poolSize: 2, maxQueuedBytes: 32 << 20 }));
+        // More than loopback's socket buffers hold (the client reads only
+        // after a pause): each session queues a uv_write, then is reset: the
+        // write is cancelled and the close callback comes later.
+        const big = Buffer.alloc(16 << 20, 7);
+        server.on('session', (s) => {
+          s.send(big);
+          s.destroy();
+        });
+        const { port } = await server.listen(0, HOST4);
+        for (let i = 0; i < 10; i++) {
+          // Read until the reset (or the end, if every byte sent before it was read).
+          await new Promise<void>((resolve) => {
+            const sock = net.connect(port, HOST4);
+            sock.on('error', () => {}).on('close', () => resolve());
+            setTimeout(() => sock.resume(), 20);
+          });
+        }
+        const counters = server.stats().backendCounters ?? {};
+        assert.ok((counters.queuedWrites ?? 0) > 0, `queuedWrites ${counters.queuedWrites}`);
+        assert.equal(counters.staleCallbacks, 0);
+        assert.equal(server.stats().accepts, 10);
         await server.close();
       },
     );
