@@ -79,7 +79,10 @@ struct SlotIo {
   uint8_t later;
 };
 
-// Callbacks get the handle (or a request's handle) and find the slot from it.
+// Callbacks get the handle (or a request's handle) and find the slot from
+// it; the table's ext bytes are allocated with new[] and so aligned for it.
+static_assert(offsetof(SlotIo, handle) == 0, "the handle opens the slot");
+static_assert(alignof(SlotIo) <= alignof(std::max_align_t), "ext bytes are max_align_t aligned");
 SlotIo& SlotOfHandle(void* handle) { return *static_cast<SlotIo*>(handle); }
 
 class LibuvBackend final : public Backend {
