@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -159,6 +160,33 @@ TEST(AnOutgoingConnectOpensAndEchoesAndARefusedOneFails) {
   EXPECT(failed != nullptr || closed != nullptr);
   if (failed != nullptr) EXPECT(failed->error() == SysError::kConnRefused);
   if (closed != nullptr) EXPECT(closed->error() == SysError::kConnRefused);
+}
+
+TEST(AUnixSocketListenerServesPipeSessionsAndRemovesItsPathWhenItStops) {
+  std::string path = "/tmp/acceptpool-libuv-test-" + std::to_string(getpid()) + ".sock";
+  acceptpool_test::LoopbackServer server(LoopbackConfig(), MakeLibuvBackend(), path);
+  ASSERT(server.ok());
+  EXPECT_EQ(access(path.c_str(), F_OK), 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT(fd >= 0);
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::memcpy(un.sun_path, path.c_str(), path.size());
+  ASSERT(connect(fd, reinterpret_cast<sockaddr*>(&un), sizeof(un)) == 0);
+  ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
+  SessionId id = server.SessionAt(0);
+  ASSERT(SendAll(fd, "over a pipe"));
+  ASSERT(server.PollUntil([&] { return server.DataOf(id) == "over a pipe"; }));
+  EXPECT(server.engine().Send(id, "back", 4) == SendResult::kOk);
+  server.PollOnce(0);
+  EXPECT_EQ(RecvExactly(fd, 4), std::string("back"));
+  close(fd);
+  ASSERT(server.PollUntil([&] { return server.Find(EventType::kEnd, id) != nullptr; }));
+  EXPECT(server.engine().Close(id, CloseMode::kEnd));
+  ASSERT(server.PollUntil([&] { return server.Find(EventType::kClose, id) != nullptr; }));
+  server.engine().Shutdown();
+  ASSERT(server.PollUntil([&] { return server.engine().closed(); }));
+  EXPECT(access(path.c_str(), F_OK) != 0);
 }
 
 // What the inline driver relies on: Node's loop watches the descriptor, and

@@ -81,6 +81,16 @@ class LoopbackServer {
     engine_->SetBatch(&batch_);
     status_ = engine_->Listen(Loopback(0), &bound_);
   }
+  // Listening on a Unix domain socket at `unix_path` instead (port() is 0).
+  LoopbackServer(const EngineConfig& config, std::unique_ptr<Backend> backend,
+                 const std::string& unix_path)
+      : batch_(1024, 1 << 20), backend_(backend.get()) {
+    engine_ = std::make_unique<Engine>(config, std::move(backend));
+    status_ = engine_->Init();
+    if (!status_.ok()) return;
+    engine_->SetBatch(&batch_);
+    status_ = engine_->ListenPath(unix_path.c_str(), config.listen, &bound_);
+  }
 
   bool ok() const { return status_.ok(); }
   uint16_t port() const { return bound_.port; }
