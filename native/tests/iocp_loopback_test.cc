@@ -21,16 +21,8 @@ using namespace acceptpool;
 namespace {
 
 using acceptpool_test::Event;
+using acceptpool_test::Loopback;
 using acceptpool_test::LoopbackConfig;
-
-SocketAddress Loopback(uint16_t port) {
-  SocketAddress a;
-  a.family = 4;
-  a.addr[0] = 127;
-  a.addr[3] = 1;
-  a.port = port;
-  return a;
-}
 
 // One engine that listens, and connects to itself.
 class Rig : public acceptpool_test::LoopbackServer {

@@ -16,20 +16,14 @@
 #include "backends/epoll/epoll_backend.h"
 #include "core/engine.h"
 #include "loadgen/load_generator.h"
+#include "loopback_server.h"
 #include "test_main.h"
 
 using namespace acceptpool;
 
 namespace {
 
-SocketAddress Loopback(uint16_t port) {
-  SocketAddress a;
-  a.family = 4;
-  a.addr[0] = 127;
-  a.addr[3] = 1;
-  a.port = port;
-  return a;
-}
+using acceptpool_test::Loopback;
 
 const char kHttpResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello world\n";
 
