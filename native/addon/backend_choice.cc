@@ -4,6 +4,7 @@
 #include "backends/iocp/iocp_backend.h"
 #elif defined(__linux__)
 #include "backends/epoll/epoll_backend.h"
+#include "backends/io_uring/io_uring_backend.h"
 #endif
 
 namespace acceptpool {
@@ -14,9 +15,24 @@ const BackendChoice kBackends[] = {
 #if defined(_WIN32)
     {"iocp", &MakeIocpBackend, nullptr, true},
 #elif defined(__linux__)
+    // io_uring where the kernel lets it run (it is often blocked: seccomp
+    // profiles, gVisor, the sysctl), epoll otherwise.
+    {"io_uring", &MakeIoUringBackend, &ProbeIoUringBackend, true},
     {"epoll", &MakeEpollBackend, nullptr, true},
 #endif
 };
+
+// What an endpoint runs when neither options.backend nor ACCEPTPOOL_BACKEND
+// names one: the platform's fastest by the benchmark (README, "Backends").
+// On Linux that stays epoll until `acceptpool bench --backends
+// epoll,io_uring` shows io_uring ahead across the scenarios.
+#if defined(_WIN32)
+constexpr const char* kDefaultBackend = "iocp";
+#elif defined(__linux__)
+constexpr const char* kDefaultBackend = "epoll";
+#else
+constexpr const char* kDefaultBackend = "auto";
+#endif
 
 }  // namespace
 
@@ -24,6 +40,8 @@ const BackendChoice* CompiledBackends(size_t* count) {
   *count = sizeof(kBackends) / sizeof(kBackends[0]);
   return kBackends;
 }
+
+const char* DefaultBackend() { return kDefaultBackend; }
 
 Status ChooseBackend(const std::string& requested, const BackendChoice** chosen,
                      std::string* skipped) {

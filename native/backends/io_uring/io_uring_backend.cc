@@ -1,0 +1,1004 @@
+#include "backends/io_uring/io_uring_backend.h"
+
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "backends/io_uring/io_uring_ring.h"
+#include "backends/linux/timer_fd.h"
+#include "backends/posix/heap.h"
+#include "backends/posix/socket_address.h"
+#include "backends/posix/socket_ops.h"
+#include "backends/posix/sys_errors.h"
+
+namespace acceptpool {
+namespace {
+
+// user_data = kind << 56 | session id (ids stay below 2^53; bit 55 is the
+// ring's kNoppedBit). Listener and internal operations carry id 0 or the
+// index of their descriptor.
+enum OpKind : uint64_t {
+  kOpRecv = 1,
+  kOpSend = 2,
+  kOpConnect = 3,
+  kOpCancel = 4,  // a session's cancel
+  kOpAccept = 5,
+  kOpListenerCancel = 6,
+  kOpWatch = 7,  // a multishot poll on one of the backend's own descriptors
+};
+constexpr int kKindShift = 56;
+constexpr uint64_t kIdMask = (1ull << 53) - 1;
+
+uint64_t Tag(OpKind kind, uint64_t id) { return (static_cast<uint64_t>(kind) << kKindShift) | id; }
+
+// The descriptors watched by kOpWatch polls, by index.
+enum Watch : uint64_t { kWatchWake = 0, kWatchTick, kWatchBackoff, kWatchDeadline, kWatchCount };
+
+constexpr uint32_t kSqEntries = 512;
+constexpr uint32_t kCqEntries = 8192;
+constexpr uint16_t kBufferGroup = 0;
+constexpr int kMaxSlices = 8;
+// Completions handled per round at most (the rest wait: PollSaturated).
+constexpr int kMaxCqesPerRound = 2048;
+// Connections closed per EMFILE episode before backing off.
+constexpr uint32_t kMaxShedPerEpisode = 64;
+// Accepted sockets the engine had no budget for, held until the next round;
+// past half of it the multishot accept is cancelled until they are taken.
+constexpr size_t kPendingAccepts = 256;
+
+// Bits of SlotState::bits.
+enum SlotBit : uint8_t {
+  kRecvArmed = 1 << 0,     // a multishot receive is posted (until its last CQE)
+  kRecvCancel = 1 << 1,    // and a cancel of it has been sent
+  kSendBusy = 1 << 2,      // a sendmsg is in flight
+  kConnectBusy = 1 << 3,   // a connect is in flight
+  kClosing = 1 << 4,       // Close(): waiting for the operations above
+  kReadOff = 1 << 5,       // SetReading(false)
+  kStarved = 1 << 6,       // the receive ended for want of buffers: in starved_
+  kConnectReport = 1 << 7  // connected, but the engine could not record it yet
+};
+
+// What the backend keeps per slot (the session table's ext bytes); reset
+// when a socket becomes a session (Attach, Connect).
+struct SlotState {
+  uint8_t ops;       // operations whose last completion has not come (cancels too)
+  uint8_t bits;      // SlotBit
+  uint16_t stashed;  // stash entries of this session
+  bool abort;        // Close(abort): reset when the socket closes
+  union {
+    struct {
+      msghdr msg;
+      iovec iov[kMaxSlices];
+    } send;
+    sockaddr_storage peer;  // the connect's target, while it is in flight
+  };
+};
+
+// Received results the engine had no room (or no wish: paused) for.
+struct StashEntry {
+  SessionId id;
+  int32_t result;   // > 0: bytes in buffer `bid`; 0: the peer's FIN; < 0: -errno
+  uint32_t offset;  // bytes of the buffer already delivered
+  uint16_t bid;
+};
+
+// Backend counters for stats().backendCounters, in order.
+#define ACCEPTPOOL_IO_URING_COUNTERS(X)                                          \
+  X(kAcceptRearms, "acceptRearms")         /* multishot accept posted again */   \
+  X(kReceiveRearms, "receiveRearms")       /* multishot receive posted again */  \
+  X(kBufferRingEmpty, "bufferRingEmpty")   /* receives ended with ENOBUFS */     \
+  X(kCqOverflow, "cqOverflow")             /* completions past the CQ ring */    \
+  X(kCancellations, "cancellations")       /* cancels submitted */               \
+  X(kStrayCompletions, "strayCompletions") /* CQEs for an earlier occupant */    \
+  X(kStashed, "stashed")                   /* receives held for a later round */ \
+  X(kAcceptsHeld, "acceptsHeld")           /* accepts held for a later round */  \
+  X(kTaskRunMode, "taskRunMode")           /* 2 deferred, 1 cooperative, 0 plain */
+
+enum Counter : size_t {
+#define ACCEPTPOOL_COUNTER_ENUM(name, text) name,
+  ACCEPTPOOL_IO_URING_COUNTERS(ACCEPTPOOL_COUNTER_ENUM)
+#undef ACCEPTPOOL_COUNTER_ENUM
+      kCounterCount
+};
+
+const char* const kCounterNames[] = {
+#define ACCEPTPOOL_COUNTER_NAME(name, text) text,
+    ACCEPTPOOL_IO_URING_COUNTERS(ACCEPTPOOL_COUNTER_NAME)
+#undef ACCEPTPOOL_COUNTER_NAME
+};
+
+// The ring of provided buffers every receive draws from.
+//
+// Its entries are addressed as a plain io_uring_buf array, not through
+// struct io_uring_buf_ring: that struct's flexible array is declared with
+// __DECLARE_FLEX_ARRAY, an empty struct beside the array, and in C++ an
+// empty struct has size 1, which moves `bufs` 8 bytes on. Entries written
+// through it land between the kernel's, the ring the kernel reads looks
+// empty, and every receive ends with ENOBUFS. The tail is the first entry's
+// resv field, as the kernel's union says.
+class BufferRing {
+ public:
+  ~BufferRing() {
+    if (ring_ != nullptr) munmap(ring_, ring_bytes_);
+    if (base_ != nullptr) munmap(base_, static_cast<size_t>(count_) * size_);
+  }
+
+  Status Init(IoUringRing& ring, uint32_t count, uint32_t size) {
+    count_ = count;
+    size_ = size;
+    ring_bytes_ = count * sizeof(io_uring_buf);
+    void* r =
+        mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) return ErrnoStatus(errno, "mmap");
+    ring_ = static_cast<io_uring_buf*>(r);
+    // Pages are touched only by bytes that arrive: untouched buffers cost no RSS.
+    void* b = mmap(nullptr, static_cast<size_t>(count) * size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) return ErrnoStatus(errno, "mmap");
+    base_ = static_cast<char*>(b);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(ring_);
+    reg.ring_entries = count;
+    reg.bgid = kBufferGroup;
+    if (ring.Register(IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+      return ErrnoStatus(errno, "io_uring_register");
+    }
+    static_assert(offsetof(io_uring_buf, resv) == 14, "the ring's tail overlays entry 0's resv");
+    for (uint32_t i = 0; i < count; ++i) Stage(static_cast<uint16_t>(i));
+    Publish();
+    return Status::Ok();
+  }
+
+  char* Data(uint16_t bid) const { return base_ + static_cast<size_t>(bid) * size_; }
+  // Gives a buffer back; the kernel sees it at the next Publish.
+  void Put(uint16_t bid) {
+    Stage(bid);
+    --out_;
+  }
+  void Taken() { ++out_; }
+  // The tail store the kernel reads: release, so the entries are visible first.
+  void Publish() { __atomic_store_n(&ring_[0].resv, tail_, __ATOMIC_RELEASE); }
+  uint32_t available() const { return count_ - out_; }
+  uint32_t count() const { return count_; }
+
+ private:
+  void Stage(uint16_t bid) {
+    io_uring_buf* buf = &ring_[tail_ & (count_ - 1)];
+    buf->addr = reinterpret_cast<uint64_t>(Data(bid));
+    buf->len = size_;
+    buf->bid = bid;
+    ++tail_;
+  }
+
+  io_uring_buf* ring_ = nullptr;
+  size_t ring_bytes_ = 0;
+  char* base_ = nullptr;
+  uint32_t count_ = 0;
+  uint32_t size_ = 0;
+  uint16_t tail_ = 0;
+  uint32_t out_ = 0;  // buffers the kernel has filled and we hold
+};
+
+// A fixed-capacity FIFO (no allocation once made).
+template <typename T>
+class Fifo {
+ public:
+  void Reserve(size_t capacity) { items_.resize(capacity); }
+  bool Push(const T& item) {
+    if (count_ == items_.size()) return false;
+    items_[(head_ + count_) % items_.size()] = item;
+    ++count_;
+    return true;
+  }
+  T Pop() {
+    T item = items_[head_];
+    head_ = (head_ + 1) % items_.size();
+    --count_;
+    return item;
+  }
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+ private:
+  std::vector<T> items_;
+  size_t head_ = 0;
+  size_t count_ = 0;
+};
+
+class IoUringBackend final : public Backend {
+ public:
+  explicit IoUringBackend(const IoUringConfig& config) : config_(config) {}
+  ~IoUringBackend() override { RemoveUnixPath(); }
+
+  const char* name() const override { return "io_uring"; }
+  size_t SessionExtBytes() const override { return sizeof(SlotState); }
+  size_t CounterNames(const char* const** names) const override {
+    *names = kCounterNames;
+    return kCounterCount;
+  }
+  void ReadCounters(uint64_t* values, size_t max) const override {
+    uint64_t now[kCounterCount];
+    std::copy(counters_, counters_ + kCounterCount, now);
+    now[kCqOverflow] = ring_.Overflows();
+    now[kTaskRunMode] = ring_.mode();
+    std::copy(now, now + std::min<size_t>(max, kCounterCount), values);
+  }
+  uint32_t SettingCounters() const override { return 1u << kTaskRunMode; }
+  bool Quiescent() const override { return listener_ops_ == 0; }
+
+  Status Init(BackendEvents* events, SessionTable* table) override {
+    events_ = events;
+    table_ = table;
+    std::string why;
+    Status st = ring_.Init(kSqEntries, kCqEntries, &why);
+    if (!st.ok()) return st;
+    st = buffers_.Init(ring_, config_.buffers, config_.buffer_bytes);
+    if (!st.ok()) return st;
+    // Each stashed result holds a buffer, or ends its session's receive
+    // (FIN or error) after a buffer: twice the buffers bound it.
+    stash_.Reserve(2 * static_cast<size_t>(config_.buffers));
+    held_accepts_.Reserve(kPendingAccepts);
+    poll_fd_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!poll_fd_.valid()) return ErrnoStatus(errno, "eventfd");
+    int efd = poll_fd_.get();
+    if (ring_.Register(IORING_REGISTER_EVENTFD, &efd, 1) < 0) {
+      return ErrnoStatus(errno, "io_uring_register");
+    }
+    watched_[kWatchWake].reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    for (uint64_t w = kWatchTick; w < kWatchCount; ++w) {
+      watched_[w].reset(MakeTimerFd());
+    }
+    for (uint64_t w = 0; w < kWatchCount; ++w) {
+      if (!watched_[w].valid()) return ErrnoStatus(errno, "timerfd_create");
+      if (!ArmWatch(w)) return Status::Of(Code::kNoMemory);
+    }
+    ArmTimerFd(watched_[kWatchTick].get(), 1000, 1000);
+    return Status::Ok();
+  }
+
+  // ---- listening ----
+
+  Status Listen(const SocketAddress& address, const ListenOptions& options,
+                SocketAddress* bound) override {
+    UniqueFd fd;
+    Status st = OpenTcpListener(address, options, &fd);
+    if (!st.ok()) return st;
+    return StartListening(fd, options, bound);
+  }
+
+  Status ListenPath(const char* path, const ListenOptions& options, SocketAddress* bound) override {
+    UniqueFd fd;
+    Status st = OpenUnixListener(path, options.backlog, &fd);
+    if (!st.ok()) return st;
+    unix_path_ = path;  // ours from here: removed when listening stops
+    st = StartListening(fd, options, bound);
+    if (!st.ok()) RemoveUnixPath();
+    return st;
+  }
+
+  Status ListenOn(SocketHandle listener, const ListenOptions& options,
+                  SocketAddress* bound) override {
+    int fd = static_cast<int>(listener);
+    Status st = AdoptListener(fd);
+    if (!st.ok()) return st;
+    UniqueFd owned(fd);
+    st = StartListening(owned, options, bound);
+    if (!st.ok()) owned.release();  // still the caller's
+    return st;
+  }
+
+  Status DuplicateListener(SocketHandle* out) override {
+    int fd = -1;
+    Status st = DuplicateSocket(listener_.get(), &fd);
+    if (st.ok()) *out = fd;
+    return st;
+  }
+
+  void SetAccepting(bool on) override {
+    engine_accepting_ = on;
+    UpdateAccept();
+    if (on && !held_accepts_.empty()) RequestRound();
+    Kick();
+  }
+
+  void StopListening() override {
+    engine_accepting_ = false;
+    CancelAccept();
+    if (listener_.valid()) {
+      ring_.ForgetFd(listener_.get());
+      Kick();
+      listener_.reset();
+    }
+    RemoveUnixPath();
+    while (!held_accepts_.empty()) ::close(held_accepts_.Pop());
+  }
+
+  void DiscardSocket(SocketHandle socket) override { ::close(static_cast<int>(socket)); }
+
+  bool PeerAddress(const Session& s, SocketAddress* out) override {
+    return SocketPeerAddress(FdOf(s), out);
+  }
+
+  // ---- sessions ----
+
+  Status Attach(Session& s, bool no_delay) override {
+    (void)no_delay;  // inherited from the listener (StartListening)
+    std::memset(&StateOf(s), 0, sizeof(SlotState));
+    if (!ArmRecv(s)) return Status::Of(Code::kNoMemory);
+    Kick();
+    return Status::Ok();
+  }
+
+  Status Connect(Session& s, const SocketAddress& remote, const SocketAddress* local,
+                 bool no_delay) override {
+    UniqueFd fd;
+    Status opened = OpenClientSocket(remote, local, no_delay, &fd);
+    if (!opened.ok()) return opened;
+    SlotState& st = StateOf(s);
+    std::memset(&st, 0, sizeof(st));
+    socklen_t len = ToSockaddr(remote, &st.peer);
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return Status::System(SysError::kNoBufs, ENOBUFS, "connect");
+    sqe->opcode = IORING_OP_CONNECT;
+    sqe->fd = fd.get();
+    sqe->addr = reinterpret_cast<uint64_t>(&st.peer);
+    sqe->off = len;
+    sqe->user_data = Tag(kOpConnect, s.id());
+    ++st.ops;
+    st.bits |= kConnectBusy;
+    s.socket = fd.release();
+    Kick();
+    return Status::Ok();
+  }
+
+  // No direct path: every send is a ring operation, so the sends of one
+  // round (one batch of JS handlers) go to the kernel in one submit.
+  Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override {
+    (void)s;
+    (void)data;
+    (void)size;
+    *sent = 0;
+    return Status::Ok();
+  }
+
+  Status Flush(Session& s, size_t* sent) override {
+    *sent = 0;  // reported by the completion (OnSendProgress)
+    SlotState& st = StateOf(s);
+    if ((st.bits & (kSendBusy | kClosing | kConnectBusy)) != 0) return Status::Ok();
+    IoSlice slices[kMaxSlices];
+    int count = s.queue.Peek(slices, kMaxSlices);
+    if (count == 0) return Status::Ok();
+    for (int i = 0; i < count; ++i) {
+      st.send.iov[i].iov_base = const_cast<char*>(slices[i].data);
+      st.send.iov[i].iov_len = slices[i].size;
+    }
+    std::memset(&st.send.msg, 0, sizeof(st.send.msg));
+    st.send.msg.msg_iov = st.send.iov;
+    st.send.msg.msg_iovlen = static_cast<size_t>(count);
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return Status::System(SysError::kNoBufs, ENOBUFS, "sendmsg");
+    sqe->opcode = IORING_OP_SENDMSG;
+    sqe->fd = static_cast<int>(s.socket);
+    sqe->addr = reinterpret_cast<uint64_t>(&st.send.msg);
+    sqe->len = 1;
+    sqe->msg_flags = MSG_NOSIGNAL;
+    sqe->user_data = Tag(kOpSend, s.id());
+    ++st.ops;
+    st.bits |= kSendBusy;
+    Kick();
+    return Status::Ok();
+  }
+
+  void SetReading(Session& s, bool on) override {
+    SlotState& st = StateOf(s);
+    if (on) {
+      st.bits &= static_cast<uint8_t>(~kReadOff);
+      if (st.stashed > 0) RequestRound();
+      if ((st.bits & (kRecvArmed | kClosing | kConnectBusy | kConnectReport)) == 0 &&
+          s.socket != kNoSocket && s.state != SessionState::kConnecting) {
+        ArmRecv(s);
+      }
+      // A receive still being cancelled is posted again when it ends.
+    } else {
+      st.bits |= kReadOff;
+      if ((st.bits & (kRecvArmed | kRecvCancel)) == kRecvArmed) CancelOp(s, kOpRecv, kRecvCancel);
+    }
+    Kick();
+  }
+
+  Status SetNoDelay(Session& s, bool on) override { return SetSocketNoDelay(FdOf(s), on); }
+
+  Status SetKeepAlive(Session& s, bool on, uint32_t delay_s) override {
+    return SetSocketKeepAlive(FdOf(s), on, delay_s);
+  }
+
+  Status LocalAddress(const Session& s, SocketAddress* out) override {
+    return SocketLocalAddress(FdOf(s), out);
+  }
+
+  Status ReadSocketOptions(const Session& s, SocketOptions* out) override {
+    return ReadSocketOptionsOf(FdOf(s), out);
+  }
+
+  Status ShutdownWrite(Session& s) override { return ShutdownSocketWrite(FdOf(s)); }
+
+  void Close(Session& s, bool abort) override {
+    SlotState& st = StateOf(s);
+    st.bits |= kClosing;
+    st.abort = abort;
+    if (st.ops == 0) {
+      FinishClose(s);
+      return;
+    }
+    // The descriptor stays open until the last completion: no entry can
+    // then name a number the process has reused.
+    if ((st.bits & (kRecvArmed | kRecvCancel)) == kRecvArmed) CancelOp(s, kOpRecv, kRecvCancel);
+    if ((st.bits & kSendBusy) != 0) CancelOp(s, kOpSend, 0);
+    if ((st.bits & kConnectBusy) != 0) CancelOp(s, kOpConnect, 0);
+    Kick();
+  }
+
+  // ---- polling ----
+
+  Status PollOnce(int timeout_ms) override {
+    in_poll_ = true;
+    kick_pending_ = false;
+    more_ = false;
+    budget_known_ = false;
+    // Reset first: whatever completes from here signals it again.
+    DrainCounter(poll_fd_.get());
+    TakeHeldAccepts();
+    ReportConnects();
+    DeliverStash();
+    RearmStarved();
+    bool ready = more_ || ring_.PeekCqe() != nullptr;
+    Status st = ring_.Enter(!ready, ready ? 0 : timeout_ms);
+    if (st.ok()) Reap();
+    buffers_.Publish();
+    // What the handlers queued (re-arms, sends, cancels) goes in now: an
+    // inline loop waits on the descriptor, which only completions signal.
+    if (st.ok() && ring_.HasUnsubmitted()) st = ring_.SubmitNow();
+    saturated_ =
+        more_ || ring_.PeekCqe() != nullptr || (!held_accepts_.empty() && engine_accepting_);
+    // The poll descriptor is an edge (a counter reset above); work left
+    // behind must keep it readable for a loop that watches it.
+    if (saturated_) SignalPollFd();
+    in_poll_ = false;
+    return st;
+  }
+
+  bool PollSaturated() const override { return saturated_; }
+
+  void Wake() override {
+    uint64_t one = 1;
+    ssize_t r = write(watched_[kWatchWake].get(), &one, sizeof(one));
+    (void)r;  // EAGAIN means a wake is already pending
+  }
+
+  int PollDescriptor() const override { return poll_fd_.get(); }
+
+  void ArmTimer(int delay_ms) override { ArmTimerFd(watched_[kWatchDeadline].get(), delay_ms, 0); }
+
+  void ReturnFreedMemory() override { ReturnFreedHeapMemory(); }
+
+ private:
+  SlotState& StateOf(const Session& s) { return *static_cast<SlotState*>(table_->Ext(s)); }
+
+  static int FdOf(const Session& s) { return static_cast<int>(s.socket); }
+
+  void RemoveUnixPath() {
+    if (unix_path_.empty()) return;
+    ::unlink(unix_path_.c_str());
+    unix_path_.clear();
+  }
+
+  // Entries queued outside a poll round (the inline driver's JS commands,
+  // between rounds) go in with the next round, which the poll descriptor
+  // asks for once: a batch of handlers' sends is one submit. (Inside a
+  // round PollOnce submits at its end; a threaded engine runs its commands
+  // inside rounds.)
+  void Kick() {
+    if (in_poll_ || kick_pending_) return;
+    kick_pending_ = true;
+    SignalPollFd();
+  }
+  // Another round is wanted soon (stashed bytes may now be delivered).
+  void RequestRound() {
+    if (in_poll_) {
+      more_ = true;
+    } else {
+      SignalPollFd();
+      Wake();  // a threaded engine waits in the ring, not on the descriptor
+    }
+  }
+  void SignalPollFd() {
+    uint64_t one = 1;
+    ssize_t r = write(poll_fd_.get(), &one, sizeof(one));
+    (void)r;
+  }
+
+  bool ArmWatch(uint64_t w) {
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return false;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = watched_[w].get();
+    sqe->poll32_events = POLLIN;
+    sqe->len = IORING_POLL_ADD_MULTI;
+    sqe->user_data = Tag(kOpWatch, w);
+    return true;
+  }
+
+  bool ArmRecv(Session& s) {
+    SlotState& st = StateOf(s);
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return false;
+    sqe->opcode = IORING_OP_RECV;
+    sqe->fd = static_cast<int>(s.socket);
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->flags = IOSQE_BUFFER_SELECT;
+    sqe->buf_group = kBufferGroup;
+    sqe->user_data = Tag(kOpRecv, s.id());
+    ++st.ops;
+    st.bits = static_cast<uint8_t>((st.bits | kRecvArmed) & ~kRecvCancel);
+    return true;
+  }
+
+  // Cancels the session's operation of `kind` (its tag is unique: one of
+  // each kind at a time); `mark` is a bit to set once sent.
+  void CancelOp(Session& s, OpKind kind, uint8_t mark) {
+    SlotState& st = StateOf(s);
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return;  // a full ring: the close waits for the op itself
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = Tag(kind, s.id());
+    sqe->user_data = Tag(kOpCancel, s.id());
+    ++st.ops;
+    st.bits |= mark;
+    ++counters_[kCancellations];
+  }
+
+  void FinishClose(Session& s) {
+    if (s.socket != kNoSocket) CloseSocket(FdOf(s), StateOf(s).abort);
+    s.socket = kNoSocket;
+    events_->OnReleased(s);
+  }
+
+  // One of the session's operations has had its last completion.
+  // False if that finished a close (the session is released).
+  bool OpDone(Session& s) {
+    SlotState& st = StateOf(s);
+    --st.ops;
+    if (st.ops == 0 && (st.bits & kClosing) != 0) {
+      FinishClose(s);
+      return false;
+    }
+    return true;
+  }
+
+  // ---- accepting ----
+
+  // Takes a bound, listening socket as the listener (`fd` only on success).
+  Status StartListening(UniqueFd& fd, const ListenOptions& options, SocketAddress* bound) {
+    Status st = PrepareListener(fd.get(), options, bound);
+    if (!st.ok()) return st;
+    reserve_.Hold();
+    listener_ = std::move(fd);
+    engine_accepting_ = true;
+    UpdateAccept();
+    Kick();
+    return Status::Ok();
+  }
+
+  bool WantAccept() const {
+    return listener_.valid() && engine_accepting_ && !in_backoff_ &&
+           held_accepts_.size() < kPendingAccepts / 2;
+  }
+
+  void UpdateAccept() {
+    if (WantAccept()) {
+      if (!accept_armed_) ArmAccept();
+    } else {
+      CancelAccept();
+    }
+  }
+
+  void ArmAccept() {
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return;
+    sqe->opcode = IORING_OP_ACCEPT;
+    sqe->fd = listener_.get();
+    sqe->ioprio = IORING_ACCEPT_MULTISHOT;
+    sqe->accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+    sqe->user_data = Tag(kOpAccept, 0);
+    accept_armed_ = true;
+    accept_cancelled_ = false;
+    ++listener_ops_;
+  }
+
+  void CancelAccept() {
+    if (!accept_armed_ || accept_cancelled_) return;
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return;
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->fd = -1;
+    sqe->addr = Tag(kOpAccept, 0);
+    sqe->user_data = Tag(kOpListenerCancel, 0);
+    accept_cancelled_ = true;
+    ++listener_ops_;
+    ++counters_[kCancellations];
+  }
+
+  uint32_t& Budget() {
+    if (!budget_known_) {
+      budget_ = events_->AcceptBudget();
+      budget_known_ = true;
+    }
+    return budget_;
+  }
+
+  void TakeAccepted(int fd) {
+    // Multishot accepts carry no address: ask for it.
+    SocketAddress peer{};
+    SocketPeerAddress(fd, &peer);
+    --Budget();
+    events_->OnAccepted(fd, peer);
+  }
+
+  void TakeHeldAccepts() {
+    if (held_accepts_.empty()) return;
+    while (!held_accepts_.empty() && Budget() > 0) TakeAccepted(held_accepts_.Pop());
+    if (!held_accepts_.empty()) more_ = more_ || Budget() > 0;
+    UpdateAccept();
+  }
+
+  void HandleAccept(int res, bool more) {
+    if (!more) {
+      accept_armed_ = false;
+      --listener_ops_;
+    }
+    if (res >= 0) {
+      backoff_.Reset();
+      if (!listener_.valid()) {
+        ::close(res);
+      } else if (held_accepts_.empty() && Budget() > 0) {
+        TakeAccepted(res);
+      } else if (held_accepts_.Push(res)) {
+        ++counters_[kAcceptsHeld];
+      } else {
+        ::close(res);  // cannot happen: the accept is cancelled at half
+        events_->OnAcceptError(Status::System(SysError::kNoBufs, ENOBUFS, "accept"), 1);
+      }
+    } else if (res != -ECANCELED) {
+      int err = -res;
+      AcceptFailure failure = ClassifyAcceptError(err);
+      uint32_t shed = failure == AcceptFailure::kNoDescriptors && listener_.valid()
+                          ? reserve_.Shed(listener_.get(), kMaxShedPerEpisode)
+                          : 0;
+      if (failure != AcceptFailure::kRetry)
+        events_->OnAcceptError(ErrnoStatus(err, "accept"), shed);
+      // One connection's failure does not stop the others.
+      if (failure == AcceptFailure::kNoDescriptors || failure == AcceptFailure::kBackOff) {
+        StartBackoff();
+      }
+    }
+    if (!more && WantAccept()) {
+      ++counters_[kAcceptRearms];
+      ArmAccept();
+    } else if (more && !WantAccept()) {
+      CancelAccept();
+    }
+  }
+
+  void StartBackoff() {
+    in_backoff_ = true;
+    ArmTimerFd(watched_[kWatchBackoff].get(), backoff_.Next(), 0);
+    UpdateAccept();
+  }
+
+  // ---- completions ----
+
+  void Reap() {
+    for (int i = 0; i < kMaxCqesPerRound; ++i) {
+      const io_uring_cqe* cqe = ring_.PeekCqe();
+      if (cqe == nullptr) return;
+      io_uring_cqe c = *cqe;
+      ring_.PopCqe();
+      Handle(c);
+    }
+  }
+
+  void Handle(const io_uring_cqe& c) {
+    uint64_t tag = c.user_data;
+    int res = c.res;
+    bool more = (c.flags & IORING_CQE_F_MORE) != 0;
+    if ((tag & kNoppedBit) != 0) {
+      // Entries ForgetFd neutralised: as if cancelled.
+      tag &= ~kNoppedBit;
+      res = -ECANCELED;
+      more = false;
+    }
+    OpKind kind = static_cast<OpKind>(tag >> kKindShift);
+    uint64_t id = tag & kIdMask;
+    switch (kind) {
+      case kOpAccept: HandleAccept(res, more); return;
+      case kOpListenerCancel: --listener_ops_; return;
+      case kOpWatch: HandleWatch(id, more); return;
+      default: break;
+    }
+    Session* s = table_->LookupTaken(id);
+    if (s == nullptr) {
+      // A completion for an earlier occupant: never applied.
+      ++counters_[kStrayCompletions];
+      if ((c.flags & IORING_CQE_F_BUFFER) != 0) {
+        buffers_.Taken();
+        buffers_.Put(static_cast<uint16_t>(c.flags >> IORING_CQE_BUFFER_SHIFT));
+      }
+      return;
+    }
+    switch (kind) {
+      case kOpRecv: HandleRecv(*s, res, more, c.flags); break;
+      case kOpSend: HandleSend(*s, res); break;
+      case kOpConnect: HandleConnect(*s, res); break;
+      case kOpCancel: OpDone(*s); break;
+      default: break;
+    }
+  }
+
+  void HandleWatch(uint64_t w, bool more) {
+    if (w >= kWatchCount) return;
+    if (!more) ArmWatch(w);
+    DrainCounter(watched_[w].get());
+    switch (w) {
+      case kWatchWake: events_->OnWake(); break;
+      case kWatchTick: events_->OnTick(); break;
+      case kWatchBackoff:
+        in_backoff_ = false;
+        UpdateAccept();
+        break;
+      default: break;  // the deadline: the engine runs its deadlines after every poll
+    }
+  }
+
+  void HandleRecv(Session& s, int res, bool more, uint32_t flags) {
+    SessionId id = s.id();
+    SlotState& st = StateOf(s);
+    bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
+    uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (has_buffer) buffers_.Taken();
+    bool ended = !more;
+    if (ended) st.bits &= static_cast<uint8_t>(~(kRecvArmed | kRecvCancel));
+    bool closing = (st.bits & kClosing) != 0;
+    if (closing || res == -ECANCELED) {
+      if (has_buffer) buffers_.Put(bid);
+    } else if (res == -ENOBUFS) {
+      // Every buffer is out (in the stash or in completions not yet
+      // reaped): posted again once some come back.
+      ++counters_[kBufferRingEmpty];
+      if ((st.bits & kStarved) == 0) {
+        st.bits |= kStarved;
+        starved_.push_back(id);
+      }
+    } else if (st.stashed > 0 || (st.bits & kReadOff) != 0) {
+      Stash(s, res, bid, 0);  // behind what waits, or until reading resumes
+    } else if (res > 0) {
+      Deliver(s, buffers_.Data(bid), static_cast<size_t>(res), bid, 0);
+    } else if (res == 0) {
+      events_->OnPeerEnd(s);
+    } else {
+      events_->OnSessionError(s, ErrnoStatus(-res, "read"));
+    }
+    if (!ended) return;
+    Session* again = table_->LookupTaken(id);
+    if (again == nullptr || !OpDone(*again)) return;
+    SlotState& now = StateOf(*again);
+    bool finished = res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS);
+    if (!finished && (now.bits & (kReadOff | kClosing | kStarved)) == 0) {
+      ++counters_[kReceiveRearms];
+      ArmRecv(*again);
+    }
+  }
+
+  // Copies what it can of buffer `bid` (from `offset` on: `data`, `size`
+  // bytes) into the engine's read space and returns the buffer; what does
+  // not fit waits in the stash.
+  void Deliver(Session& s, const char* data, size_t size, uint16_t bid, uint32_t offset) {
+    SessionId id = s.id();
+    size_t done = 0;
+    while (done < size) {
+      char* space;
+      size_t room;
+      if (!events_->ReadSpace(&space, &room)) break;
+      size_t n = std::min(room, size - done);
+      std::memcpy(space, data + done, n);
+      events_->OnReceived(s, n);
+      done += n;
+      if (table_->LookupTaken(id) == nullptr || (StateOf(s).bits & kClosing) != 0) {
+        done = size;  // closed meanwhile: the rest is discarded
+      }
+    }
+    if (done == size) {
+      buffers_.Put(bid);
+      return;
+    }
+    Stash(s, static_cast<int32_t>(size + offset), bid, static_cast<uint32_t>(done) + offset);
+  }
+
+  void Stash(Session& s, int32_t result, uint16_t bid, uint32_t offset) {
+    if (!stash_.Push(StashEntry{s.id(), result, offset, bid})) {
+      // Cannot happen (see Init): never lose the buffer.
+      if (result > 0) buffers_.Put(bid);
+      return;
+    }
+    ++StateOf(s).stashed;
+    ++counters_[kStashed];
+  }
+
+  // Delivers what earlier rounds stashed, in order, before anything new:
+  // one pass; what cannot go now goes to the back, its order kept.
+  void DeliverStash() {
+    size_t n = stash_.size();
+    bool room = true;
+    for (size_t i = 0; i < n; ++i) {
+      StashEntry e = stash_.Pop();
+      Session* s = table_->LookupTaken(e.id);
+      if (s == nullptr || (StateOf(*s).bits & kClosing) != 0) {
+        if (e.result > 0) buffers_.Put(e.bid);
+        if (s != nullptr) --StateOf(*s).stashed;
+        continue;
+      }
+      SlotState& st = StateOf(*s);
+      if (!room || (st.bits & kReadOff) != 0) {
+        stash_.Push(e);
+        continue;
+      }
+      --st.stashed;
+      if (e.result > 0) {
+        size_t before = stash_.size();
+        Deliver(*s, buffers_.Data(e.bid) + e.offset, static_cast<size_t>(e.result) - e.offset,
+                e.bid, e.offset);
+        if (stash_.size() > before) {
+          room = false;  // the read space is full: the rest next round
+          more_ = true;
+        }
+      } else if (e.result == 0) {
+        events_->OnPeerEnd(*s);
+      } else {
+        events_->OnSessionError(*s, ErrnoStatus(-e.result, "read"));
+      }
+    }
+  }
+
+  // Receives that ended for want of buffers, posted again now that some are
+  // back.
+  void RearmStarved() {
+    if (starved_.empty() || buffers_.available() == 0) return;
+    std::vector<SessionId> ids;
+    ids.swap(starved_);
+    for (SessionId id : ids) {
+      Session* s = table_->LookupTaken(id);
+      if (s == nullptr) continue;
+      SlotState& st = StateOf(*s);
+      st.bits &= static_cast<uint8_t>(~kStarved);
+      if ((st.bits & (kReadOff | kClosing | kRecvArmed)) == 0 && s->socket != kNoSocket) {
+        ++counters_[kReceiveRearms];
+        ArmRecv(*s);
+      }
+    }
+    ids.clear();
+    if (starved_.empty()) starved_.swap(ids);  // keep the capacity
+  }
+
+  void HandleSend(Session& s, int res) {
+    SlotState& st = StateOf(s);
+    st.bits &= static_cast<uint8_t>(~kSendBusy);
+    if (!OpDone(s)) return;
+    if ((st.bits & kClosing) != 0 || res == -ECANCELED) return;
+    if (res < 0) {
+      events_->OnSessionError(s, ErrnoStatus(-res, "write"));
+      return;
+    }
+    events_->OnSendProgress(s, static_cast<size_t>(res));
+  }
+
+  void HandleConnect(Session& s, int res) {
+    SlotState& st = StateOf(s);
+    st.bits &= static_cast<uint8_t>(~kConnectBusy);
+    if (!OpDone(s)) return;
+    if ((st.bits & kClosing) != 0 || res == -ECANCELED) return;
+    if (res < 0) {
+      events_->OnSessionError(s, ErrnoStatus(-res, "connect"));
+      return;
+    }
+    if (!ReportConnect(s.id())) {
+      st.bits |= kConnectReport;
+      connected_.push_back(s.id());
+    }
+  }
+
+  // Tells the engine a connect completed and starts reading. False if the
+  // engine could not record it now (batch full).
+  bool ReportConnect(SessionId id) {
+    Session* s = table_->LookupTaken(id);
+    if (s == nullptr || (StateOf(*s).bits & kClosing) != 0) return true;
+    if (!events_->OnConnected(*s)) return false;
+    s = table_->LookupTaken(id);
+    if (s == nullptr) return true;
+    SlotState& st = StateOf(*s);
+    st.bits &= static_cast<uint8_t>(~kConnectReport);
+    if ((st.bits & (kReadOff | kClosing | kRecvArmed)) == 0) ArmRecv(*s);
+    return true;
+  }
+
+  // Connects the engine could not record yet, reported again each round.
+  void ReportConnects() {
+    size_t kept = 0;
+    for (size_t i = 0; i < connected_.size(); ++i) {
+      if (!ReportConnect(connected_[i])) connected_[kept++] = connected_[i];
+    }
+    connected_.resize(kept);
+    if (kept > 0) more_ = true;
+  }
+
+  IoUringConfig config_;
+  BackendEvents* events_ = nullptr;
+  SessionTable* table_ = nullptr;
+  IoUringRing ring_;
+  BufferRing buffers_;
+  Fifo<StashEntry> stash_;
+  Fifo<int> held_accepts_;
+  std::vector<SessionId> starved_;
+  std::vector<SessionId> connected_;
+  UniqueFd poll_fd_;  // registered with the ring: readable when completions arrive
+  UniqueFd watched_[kWatchCount];
+  UniqueFd listener_;
+  AcceptReserve reserve_;
+  AcceptBackoff backoff_;
+  std::string unix_path_;
+  uint64_t counters_[kCounterCount] = {};
+  uint32_t listener_ops_ = 0;  // the accept and its cancels not yet complete
+  uint32_t budget_ = 0;
+  bool budget_known_ = false;
+  bool accept_armed_ = false;
+  bool accept_cancelled_ = false;
+  bool engine_accepting_ = false;
+  bool in_backoff_ = false;
+  bool in_poll_ = false;
+  bool kick_pending_ = false;  // the poll descriptor was signalled for queued entries
+  bool more_ = false;
+  bool saturated_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeIoUringBackend() { return MakeIoUringBackend(IoUringConfig()); }
+
+std::unique_ptr<Backend> MakeIoUringBackend(const IoUringConfig& config) {
+  return std::make_unique<IoUringBackend>(config);
+}
+
+Status ProbeIoUringBackend(std::string* why) {
+  // The kernel's answer does not change while the process runs: ask once.
+  struct Answer {
+    Status status;
+    std::string why;
+  };
+  static const Answer answer = [] {
+    Answer a;
+    a.status = ProbeIoUring(&a.why);
+    return a;
+  }();
+  *why = answer.why;
+  return answer.status;
+}
+
+}  // namespace acceptpool
