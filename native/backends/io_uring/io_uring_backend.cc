@@ -33,7 +33,8 @@ enum OpKind : uint64_t {
   kOpCancel = 4,  // a session's cancel
   kOpAccept = 5,
   kOpListenerCancel = 6,
-  kOpWatch = 7,  // a multishot poll on one of the backend's own descriptors
+  kOpWatch = 7,      // a multishot poll on one of the backend's own descriptors
+  kOpErrorPoll = 8,  // a paused session's watch for errors (see SetReading)
 };
 constexpr int kKindShift = 56;
 constexpr uint64_t kIdMask = (1ull << 53) - 1;
@@ -51,29 +52,42 @@ constexpr int kMaxSlices = 8;
 constexpr int kMaxCqesPerRound = 2048;
 // Connections closed per EMFILE episode before backing off.
 constexpr uint32_t kMaxShedPerEpisode = 64;
-// Accepted sockets the engine had no budget for, held until the next round;
-// past half of it the multishot accept is cancelled until they are taken.
-constexpr size_t kPendingAccepts = 256;
+// Accepted sockets the engine had no budget for, held until it has. A
+// multishot accept takes the whole backlog at each wakeup (the kernel goes
+// on while the queue is not empty), so this holds more than the largest
+// backlog; past kHoldPause held the accept is cancelled until they are
+// taken. A socket that finds it full is closed and counted (shed).
+constexpr size_t kPendingAccepts = 8192;
+constexpr size_t kHoldPause = 1024;
 
 // Bits of SlotState::bits.
-enum SlotBit : uint8_t {
-  kRecvArmed = 1 << 0,     // a multishot receive is posted (until its last CQE)
-  kRecvCancel = 1 << 1,    // and a cancel of it has been sent
-  kSendBusy = 1 << 2,      // a sendmsg is in flight
-  kConnectBusy = 1 << 3,   // a connect is in flight
-  kClosing = 1 << 4,       // Close(): waiting for the operations above
-  kReadOff = 1 << 5,       // SetReading(false)
-  kStarved = 1 << 6,       // the receive ended for want of buffers: in starved_
-  kConnectReport = 1 << 7  // connected, but the engine could not record it yet
+enum SlotBit : uint16_t {
+  kRecvArmed = 1 << 0,      // a multishot receive is posted (until its last CQE)
+  kRecvCancel = 1 << 1,     // and a cancel of it has been sent
+  kSendBusy = 1 << 2,       // a sendmsg is in flight
+  kConnectBusy = 1 << 3,    // a connect is in flight
+  kClosing = 1 << 4,        // Close(): waiting for the operations above
+  kReadOff = 1 << 5,        // SetReading(false)
+  kStarved = 1 << 6,        // the receive ended for want of buffers: in starved_
+  kConnectReport = 1 << 7,  // connected, but the engine could not record it yet
+  kErrorPoll = 1 << 8,      // an error poll is posted (until its completion)
+  kErrorPollCancel = 1 << 9,
 };
+
+// Stash entries one session may hold before its receive is cancelled (and
+// posted again once they are delivered): a paused or fast session pins at
+// most this many shared buffers, plus what one round brings.
+constexpr uint16_t kMaxStashedPerSession = 2;
 
 // What the backend keeps per slot (the session table's ext bytes); reset
 // when a socket becomes a session (Attach, Connect).
 struct SlotState {
-  uint8_t ops;       // operations whose last completion has not come (cancels too)
-  uint8_t bits;      // SlotBit
-  uint16_t stashed;  // stash entries of this session
-  bool abort;        // Close(abort): reset when the socket closes
+  uint8_t ops;          // operations whose last completion has not come (cancels too)
+  bool abort;           // Close(abort): reset when the socket closes
+  uint16_t bits;        // SlotBit
+  uint16_t stashed;     // stash entries of this session
+  uint16_t round;       // the poll round of its last delivery (low bits) ...
+  uint32_t round_left;  // ... and the bytes it may still take in that round
   union {
     struct {
       msghdr msg;
@@ -92,15 +106,16 @@ struct StashEntry {
 };
 
 // Backend counters for stats().backendCounters, in order.
-#define ACCEPTPOOL_IO_URING_COUNTERS(X)                                          \
-  X(kAcceptRearms, "acceptRearms")         /* multishot accept posted again */   \
-  X(kReceiveRearms, "receiveRearms")       /* multishot receive posted again */  \
-  X(kBufferRingEmpty, "bufferRingEmpty")   /* receives ended with ENOBUFS */     \
-  X(kCqOverflow, "cqOverflow")             /* completions past the CQ ring */    \
-  X(kCancellations, "cancellations")       /* cancels submitted */               \
-  X(kStrayCompletions, "strayCompletions") /* CQEs for an earlier occupant */    \
-  X(kStashed, "stashed")                   /* receives held for a later round */ \
-  X(kAcceptsHeld, "acceptsHeld")           /* accepts held for a later round */  \
+#define ACCEPTPOOL_IO_URING_COUNTERS(X)                                               \
+  X(kAcceptRearms, "acceptRearms")         /* multishot accept posted again */        \
+  X(kReceiveRearms, "receiveRearms")       /* multishot receive posted again */       \
+  X(kBufferRingEmpty, "bufferRingEmpty")   /* receives ended with ENOBUFS */          \
+  X(kCqOverflow, "cqOverflow")             /* completions past the CQ ring */         \
+  X(kCancellations, "cancellations")       /* cancels submitted */                    \
+  X(kStrayCompletions, "strayCompletions") /* CQEs for an earlier occupant */         \
+  X(kStashed, "stashed")                   /* receives held for a later round */      \
+  X(kSingleShots, "receiveSingleShots")    /* receives posted one buffer at a time */ \
+  X(kAcceptsHeld, "acceptsHeld")           /* accepts held for a later round */       \
   X(kTaskRunMode, "taskRunMode")           /* 2 deferred, 1 cooperative, 0 plain */
 
 enum Counter : size_t {
@@ -360,14 +375,11 @@ class IoUringBackend final : public Backend {
     return Status::Ok();
   }
 
-  // No direct path: every send is a ring operation, so the sends of one
-  // round (one batch of JS handlers) go to the kernel in one submit.
+  // The engine sends straight from the caller's memory only when the
+  // queue is empty, and so no sendmsg of the session is in flight: the
+  // bytes cannot overtake queued ones. A broken connection shows at once.
   Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override {
-    (void)s;
-    (void)data;
-    (void)size;
-    *sent = 0;
-    return Status::Ok();
+    return SendSome(FdOf(s), data, size, sent);
   }
 
   Status Flush(Session& s, size_t* sent) override {
@@ -398,19 +410,27 @@ class IoUringBackend final : public Backend {
     return Status::Ok();
   }
 
+  // Reading off cancels the receive; bytes already taken wait in the stash.
+  // A paused socket is still watched for errors (a poll that reports only
+  // POLLERR/POLLHUP), as epoll reports EPOLLERR whatever the interests: a
+  // reset while paused closes the session rather than waiting for resume.
   void SetReading(Session& s, bool on) override {
     SlotState& st = StateOf(s);
     if (on) {
-      st.bits &= static_cast<uint8_t>(~kReadOff);
+      st.bits &= static_cast<uint16_t>(~kReadOff);
       if (st.stashed > 0) RequestRound();
-      if ((st.bits & (kRecvArmed | kClosing | kConnectBusy | kConnectReport)) == 0 &&
-          s.socket != kNoSocket && s.state != SessionState::kConnecting) {
-        ArmRecv(s);
+      if ((st.bits & (kErrorPoll | kErrorPollCancel)) == kErrorPoll) {
+        CancelOp(s, kOpErrorPoll, kErrorPollCancel);
       }
       // A receive still being cancelled is posted again when it ends.
+      MaybeArmRecv(s);
     } else {
       st.bits |= kReadOff;
       if ((st.bits & (kRecvArmed | kRecvCancel)) == kRecvArmed) CancelOp(s, kOpRecv, kRecvCancel);
+      if ((st.bits & (kErrorPoll | kClosing | kConnectBusy | kConnectReport)) == 0 &&
+          s.socket != kNoSocket && s.state != SessionState::kConnecting) {
+        ArmErrorPoll(s);
+      }
     }
     Kick();
   }
@@ -444,6 +464,9 @@ class IoUringBackend final : public Backend {
     if ((st.bits & (kRecvArmed | kRecvCancel)) == kRecvArmed) CancelOp(s, kOpRecv, kRecvCancel);
     if ((st.bits & kSendBusy) != 0) CancelOp(s, kOpSend, 0);
     if ((st.bits & kConnectBusy) != 0) CancelOp(s, kOpConnect, 0);
+    if ((st.bits & (kErrorPoll | kErrorPollCancel)) == kErrorPoll) {
+      CancelOp(s, kOpErrorPoll, kErrorPollCancel);
+    }
     Kick();
   }
 
@@ -454,13 +477,17 @@ class IoUringBackend final : public Backend {
     kick_pending_ = false;
     more_ = false;
     budget_known_ = false;
+    if (++round_ == 0) round_ = 1;  // 0 is a fresh slot's: never a round
     // Reset first: whatever completes from here signals it again.
     DrainCounter(poll_fd_.get());
     TakeHeldAccepts();
     ReportConnects();
     DeliverStash();
     RearmStarved();
-    bool ready = more_ || ring_.PeekCqe() != nullptr;
+    buffers_.Publish();
+    // Work the last round left (held accepts, stashed bytes) must not wait
+    // for a completion: a threaded engine would block in the ring.
+    bool ready = more_ || saturated_ || ring_.PeekCqe() != nullptr;
     Status st = ring_.Enter(!ready, ready ? 0 : timeout_ms);
     if (st.ok()) Reap();
     buffers_.Publish();
@@ -543,18 +570,52 @@ class IoUringBackend final : public Backend {
     if (sqe == nullptr) return false;
     sqe->opcode = IORING_OP_RECV;
     sqe->fd = static_cast<int>(s.socket);
-    sqe->ioprio = IORING_RECV_MULTISHOT;
+    // Multishot while buffers are plenty. When they run short, one buffer
+    // per posting: a multishot receive of a fast peer takes buffer after
+    // buffer as bytes arrive, and the sessions that came later would find
+    // the ring empty round after round (seen: 12 of 50 uploaders served).
+    if (buffers_.available() > buffers_.count() / 2 && starved_.empty()) {
+      sqe->ioprio = IORING_RECV_MULTISHOT;
+    } else {
+      ++counters_[kSingleShots];
+    }
     sqe->flags = IOSQE_BUFFER_SELECT;
     sqe->buf_group = kBufferGroup;
     sqe->user_data = Tag(kOpRecv, s.id());
     ++st.ops;
-    st.bits = static_cast<uint8_t>((st.bits | kRecvArmed) & ~kRecvCancel);
+    st.bits = static_cast<uint16_t>((st.bits | kRecvArmed) & ~kRecvCancel);
+    return true;
+  }
+
+  // Posts the receive if the session reads and nothing stops it: reading
+  // on, not closing, not connecting, not starved, its stash not full.
+  void MaybeArmRecv(Session& s) {
+    SlotState& st = StateOf(s);
+    constexpr uint16_t kStops =
+        kRecvArmed | kClosing | kReadOff | kStarved | kConnectBusy | kConnectReport;
+    if ((st.bits & kStops) != 0 || st.stashed >= kMaxStashedPerSession || s.socket == kNoSocket ||
+        s.state == SessionState::kConnecting) {
+      return;
+    }
+    ArmRecv(s);
+  }
+
+  bool ArmErrorPoll(Session& s) {
+    SlotState& st = StateOf(s);
+    io_uring_sqe* sqe = ring_.NextSqe();
+    if (sqe == nullptr) return false;
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = FdOf(s);
+    sqe->poll32_events = 0;  // POLLERR and POLLHUP are always reported
+    sqe->user_data = Tag(kOpErrorPoll, s.id());
+    ++st.ops;
+    st.bits = static_cast<uint16_t>((st.bits | kErrorPoll) & ~kErrorPollCancel);
     return true;
   }
 
   // Cancels the session's operation of `kind` (its tag is unique: one of
   // each kind at a time); `mark` is a bit to set once sent.
-  void CancelOp(Session& s, OpKind kind, uint8_t mark) {
+  void CancelOp(Session& s, OpKind kind, uint16_t mark) {
     SlotState& st = StateOf(s);
     io_uring_sqe* sqe = ring_.NextSqe();
     if (sqe == nullptr) return;  // a full ring: the close waits for the op itself
@@ -601,7 +662,7 @@ class IoUringBackend final : public Backend {
 
   bool WantAccept() const {
     return listener_.valid() && engine_accepting_ && !in_backoff_ &&
-           held_accepts_.size() < kPendingAccepts / 2;
+           held_accepts_.size() < kHoldPause;
   }
 
   void UpdateAccept() {
@@ -675,7 +736,7 @@ class IoUringBackend final : public Backend {
       } else if (held_accepts_.Push(res)) {
         ++counters_[kAcceptsHeld];
       } else {
-        ::close(res);  // cannot happen: the accept is cancelled at half
+        ::close(res);
         events_->OnAcceptError(Status::System(SysError::kNoBufs, ENOBUFS, "accept"), 1);
       }
     } else if (res != -ECANCELED) {
@@ -750,6 +811,7 @@ class IoUringBackend final : public Backend {
       case kOpSend: HandleSend(*s, res); break;
       case kOpConnect: HandleConnect(*s, res); break;
       case kOpCancel: OpDone(*s); break;
+      case kOpErrorPoll: HandleErrorPoll(*s, res); break;
       default: break;
     }
   }
@@ -776,7 +838,7 @@ class IoUringBackend final : public Backend {
     uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
     if (has_buffer) buffers_.Taken();
     bool ended = !more;
-    if (ended) st.bits &= static_cast<uint8_t>(~(kRecvArmed | kRecvCancel));
+    if (ended) st.bits &= static_cast<uint16_t>(~(kRecvArmed | kRecvCancel));
     bool closing = (st.bits & kClosing) != 0;
     if (closing || res == -ECANCELED) {
       if (has_buffer) buffers_.Put(bid);
@@ -788,8 +850,8 @@ class IoUringBackend final : public Backend {
         st.bits |= kStarved;
         starved_.push_back(id);
       }
-    } else if (st.stashed > 0 || (st.bits & kReadOff) != 0) {
-      Stash(s, res, bid, 0);  // behind what waits, or until reading resumes
+    } else if (st.stashed > 0 || (st.bits & kReadOff) != 0 || RoundShareSpent(st)) {
+      Stash(s, res, bid, 0);  // behind what waits, until reading resumes, or next round
     } else if (res > 0) {
       Deliver(s, buffers_.Data(bid), static_cast<size_t>(res), bid, 0);
     } else if (res == 0) {
@@ -800,12 +862,22 @@ class IoUringBackend final : public Backend {
     if (!ended) return;
     Session* again = table_->LookupTaken(id);
     if (again == nullptr || !OpDone(*again)) return;
-    SlotState& now = StateOf(*again);
     bool finished = res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS);
-    if (!finished && (now.bits & (kReadOff | kClosing | kStarved)) == 0) {
+    if (!finished && (StateOf(*again).bits & kRecvArmed) == 0) {
       ++counters_[kReceiveRearms];
-      ArmRecv(*again);
+      MaybeArmRecv(*again);
     }
+  }
+
+  void HandleErrorPoll(Session& s, int res) {
+    SlotState& st = StateOf(s);
+    st.bits &= static_cast<uint16_t>(~(kErrorPoll | kErrorPollCancel));
+    if (!OpDone(s) || (st.bits & kClosing) != 0 || res < 0) return;
+    // POLLHUP alone (both directions shut while paused): nothing more can
+    // happen; the resume reads what is left. An error closes the session.
+    if ((res & POLLERR) == 0) return;
+    int err = PendingSocketError(FdOf(s));
+    events_->OnSessionError(s, ErrnoStatus(err != 0 ? err : ECONNRESET, "read"));
   }
 
   // Copies what it can of buffer `bid` (from `offset` on: `data`, `size`
@@ -815,11 +887,21 @@ class IoUringBackend final : public Backend {
     SessionId id = s.id();
     size_t done = 0;
     while (done < size) {
+      SlotState& st = StateOf(s);
+      if (RoundShareSpent(st)) break;
       char* space;
       size_t room;
       if (!events_->ReadSpace(&space, &room)) break;
-      size_t n = std::min(room, size - done);
+      // A session's share of a round is what the engine's first ReadSpace
+      // offers it (its read chunk), as epoll reads once per session per
+      // round: one busy peer cannot take a whole batch.
+      if (st.round != round_) {
+        st.round = round_;
+        st.round_left = static_cast<uint32_t>(room);
+      }
+      size_t n = std::min({room, size - done, static_cast<size_t>(st.round_left)});
       std::memcpy(space, data + done, n);
+      st.round_left -= static_cast<uint32_t>(n);
       events_->OnReceived(s, n);
       done += n;
       if (table_->LookupTaken(id) == nullptr || (StateOf(s).bits & kClosing) != 0) {
@@ -833,14 +915,23 @@ class IoUringBackend final : public Backend {
     Stash(s, static_cast<int32_t>(size + offset), bid, static_cast<uint32_t>(done) + offset);
   }
 
+  bool RoundShareSpent(const SlotState& st) const {
+    return st.round == round_ && st.round_left == 0;
+  }
+
   void Stash(Session& s, int32_t result, uint16_t bid, uint32_t offset) {
     if (!stash_.Push(StashEntry{s.id(), result, offset, bid})) {
       // Cannot happen (see Init): never lose the buffer.
       if (result > 0) buffers_.Put(bid);
       return;
     }
-    ++StateOf(s).stashed;
+    SlotState& st = StateOf(s);
+    ++st.stashed;
     ++counters_[kStashed];
+    if (st.stashed >= kMaxStashedPerSession &&
+        (st.bits & (kRecvArmed | kRecvCancel)) == kRecvArmed) {
+      CancelOp(s, kOpRecv, kRecvCancel);
+    }
   }
 
   // Delivers what earlier rounds stashed, in order, before anything new:
@@ -857,8 +948,10 @@ class IoUringBackend final : public Backend {
         continue;
       }
       SlotState& st = StateOf(*s);
-      if (!room || (st.bits & kReadOff) != 0) {
+      // Behind an entry of its own that stayed, an entry stays too.
+      if (!room || (st.bits & kReadOff) != 0 || RoundShareSpent(st)) {
         stash_.Push(e);
+        if ((st.bits & kReadOff) == 0) more_ = true;  // deliverable next round
         continue;
       }
       --st.stashed;
@@ -867,14 +960,16 @@ class IoUringBackend final : public Backend {
         Deliver(*s, buffers_.Data(e.bid) + e.offset, static_cast<size_t>(e.result) - e.offset,
                 e.bid, e.offset);
         if (stash_.size() > before) {
-          room = false;  // the read space is full: the rest next round
           more_ = true;
+          if (!RoundShareSpent(StateOf(*s))) room = false;  // the read space is full
         }
       } else if (e.result == 0) {
         events_->OnPeerEnd(*s);
       } else {
         events_->OnSessionError(*s, ErrnoStatus(-e.result, "read"));
       }
+      s = table_->LookupTaken(e.id);
+      if (s != nullptr) MaybeArmRecv(*s);
     }
   }
 
@@ -887,12 +982,9 @@ class IoUringBackend final : public Backend {
     for (SessionId id : ids) {
       Session* s = table_->LookupTaken(id);
       if (s == nullptr) continue;
-      SlotState& st = StateOf(*s);
-      st.bits &= static_cast<uint8_t>(~kStarved);
-      if ((st.bits & (kReadOff | kClosing | kRecvArmed)) == 0 && s->socket != kNoSocket) {
-        ++counters_[kReceiveRearms];
-        ArmRecv(*s);
-      }
+      StateOf(*s).bits &= static_cast<uint16_t>(~kStarved);
+      ++counters_[kReceiveRearms];
+      MaybeArmRecv(*s);
     }
     ids.clear();
     if (starved_.empty()) starved_.swap(ids);  // keep the capacity
@@ -900,7 +992,7 @@ class IoUringBackend final : public Backend {
 
   void HandleSend(Session& s, int res) {
     SlotState& st = StateOf(s);
-    st.bits &= static_cast<uint8_t>(~kSendBusy);
+    st.bits &= static_cast<uint16_t>(~kSendBusy);
     if (!OpDone(s)) return;
     if ((st.bits & kClosing) != 0 || res == -ECANCELED) return;
     if (res < 0) {
@@ -912,7 +1004,7 @@ class IoUringBackend final : public Backend {
 
   void HandleConnect(Session& s, int res) {
     SlotState& st = StateOf(s);
-    st.bits &= static_cast<uint8_t>(~kConnectBusy);
+    st.bits &= static_cast<uint16_t>(~kConnectBusy);
     if (!OpDone(s)) return;
     if ((st.bits & kClosing) != 0 || res == -ECANCELED) return;
     if (res < 0) {
@@ -934,8 +1026,12 @@ class IoUringBackend final : public Backend {
     s = table_->LookupTaken(id);
     if (s == nullptr) return true;
     SlotState& st = StateOf(*s);
-    st.bits &= static_cast<uint8_t>(~kConnectReport);
-    if ((st.bits & (kReadOff | kClosing | kRecvArmed)) == 0) ArmRecv(*s);
+    st.bits &= static_cast<uint16_t>(~kConnectReport);
+    if ((st.bits & kReadOff) != 0) {
+      ArmErrorPoll(*s);
+    } else {
+      MaybeArmRecv(*s);
+    }
     return true;
   }
 
@@ -975,7 +1071,8 @@ class IoUringBackend final : public Backend {
   bool in_poll_ = false;
   bool kick_pending_ = false;  // the poll descriptor was signalled for queued entries
   bool more_ = false;
-  bool saturated_ = true;
+  bool saturated_ = false;
+  uint16_t round_ = 0;  // poll rounds, from 1
 };
 
 }  // namespace
