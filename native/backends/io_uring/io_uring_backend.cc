@@ -505,10 +505,16 @@ class IoUringBackend final : public Backend {
 
   bool PollSaturated() const override { return saturated_; }
 
+  // The wake eventfd's poll completes in the ring (a thread waiting in
+  // io_uring_enter returns; PollOnce reports OnWake). The poll descriptor is
+  // signalled directly as well: the kernel signals a registered eventfd from
+  // inside another eventfd's wake-up only later, deferred (seen: an inline
+  // engine's Shutdown() waited for a round that never came).
   void Wake() override {
     uint64_t one = 1;
     ssize_t r = write(watched_[kWatchWake].get(), &one, sizeof(one));
     (void)r;  // EAGAIN means a wake is already pending
+    SignalPollFd();
   }
 
   int PollDescriptor() const override { return poll_fd_.get(); }
@@ -543,8 +549,7 @@ class IoUringBackend final : public Backend {
     if (in_poll_) {
       more_ = true;
     } else {
-      SignalPollFd();
-      Wake();  // a threaded engine waits in the ring, not on the descriptor
+      Wake();  // both the descriptor and a thread waiting in the ring
     }
   }
   void SignalPollFd() {
@@ -590,14 +595,23 @@ class IoUringBackend final : public Backend {
   // Posts the receive if the session reads and nothing stops it: reading
   // on, not closing, not connecting, not starved, its stash not full.
   void MaybeArmRecv(Session& s) {
-    SlotState& st = StateOf(s);
-    constexpr uint16_t kStops =
-        kRecvArmed | kClosing | kReadOff | kStarved | kConnectBusy | kConnectReport;
-    if ((st.bits & kStops) != 0 || st.stashed >= kMaxStashedPerSession || s.socket == kNoSocket ||
-        s.state == SessionState::kConnecting) {
+    if (!CanArmRecv(s)) return;
+    if (!starved_.empty()) {
+      // Sessions wait for buffers in line: the ones that found none first
+      // get the ones that come back first (RearmStarved).
+      StateOf(s).bits |= kStarved;
+      starved_.push_back(s.id());
       return;
     }
     ArmRecv(s);
+  }
+
+  bool CanArmRecv(Session& s) {
+    const SlotState& st = StateOf(s);
+    constexpr uint16_t kStops =
+        kRecvArmed | kClosing | kReadOff | kStarved | kConnectBusy | kConnectReport;
+    return (st.bits & kStops) == 0 && st.stashed < kMaxStashedPerSession && s.socket != kNoSocket &&
+           s.state != SessionState::kConnecting;
   }
 
   bool ArmErrorPoll(Session& s) {
@@ -708,9 +722,16 @@ class IoUringBackend final : public Backend {
   }
 
   void TakeAccepted(int fd) {
-    // Multishot accepts carry no address: ask for it.
+    // Multishot accepts carry no address: ask for it. A connection reset
+    // before it was taken has none any more; accept4 would still have named
+    // it, so count it as what it is, an aborted accept (epoll's EPROTO /
+    // ECONNABORTED), rather than serve a session with no peer.
     SocketAddress peer{};
-    SocketPeerAddress(fd, &peer);
+    if (!SocketPeerAddress(fd, &peer)) {
+      ::close(fd);
+      events_->OnAcceptError(ErrnoStatus(ECONNABORTED, "accept"), 0);
+      return;
+    }
     --Budget();
     events_->OnAccepted(fd, peer);
   }
@@ -976,18 +997,17 @@ class IoUringBackend final : public Backend {
   // Receives that ended for want of buffers, posted again now that some are
   // back.
   void RearmStarved() {
-    if (starved_.empty() || buffers_.available() == 0) return;
-    std::vector<SessionId> ids;
-    ids.swap(starved_);
-    for (SessionId id : ids) {
-      Session* s = table_->LookupTaken(id);
+    size_t n = std::min<size_t>(starved_.size(), buffers_.available());
+    if (n == 0) return;
+    for (size_t i = 0; i < n; ++i) {
+      Session* s = table_->LookupTaken(starved_[i]);
       if (s == nullptr) continue;
       StateOf(*s).bits &= static_cast<uint16_t>(~kStarved);
+      if (!CanArmRecv(*s)) continue;  // paused or closing meanwhile
       ++counters_[kReceiveRearms];
-      MaybeArmRecv(*s);
+      ArmRecv(*s);
     }
-    ids.clear();
-    if (starved_.empty()) starved_.swap(ids);  // keep the capacity
+    starved_.erase(starved_.begin(), starved_.begin() + static_cast<long>(n));
   }
 
   void HandleSend(Session& s, int res) {
