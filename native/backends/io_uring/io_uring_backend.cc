@@ -33,8 +33,10 @@ enum OpKind : uint64_t {
   kOpCancel = 4,  // a session's cancel
   kOpAccept = 5,
   kOpListenerCancel = 6,
-  kOpWatch = 7,      // a multishot poll on one of the backend's own descriptors
-  kOpErrorPoll = 8,  // a paused session's watch for errors (see SetReading)
+  kOpWatch = 7,        // a multishot poll on one of the backend's own descriptors
+  kOpErrorPoll = 8,    // a paused session's watch for errors (see SetReading)
+  kOpCancelRecv = 9,   // a cancel of the session's receive
+  kOpCancelPoll = 10,  // a cancel of its error poll
 };
 constexpr int kKindShift = 56;
 constexpr uint64_t kIdMask = (1ull << 53) - 1;
@@ -636,7 +638,10 @@ class IoUringBackend final : public Backend {
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = -1;
     sqe->addr = Tag(kind, s.id());
-    sqe->user_data = Tag(kOpCancel, s.id());
+    OpKind cancel = kind == kOpRecv        ? kOpCancelRecv
+                    : kind == kOpErrorPoll ? kOpCancelPoll
+                                           : kOpCancel;
+    sqe->user_data = Tag(cancel, s.id());
     ++st.ops;
     st.bits |= mark;
     ++counters_[kCancellations];
@@ -832,6 +837,8 @@ class IoUringBackend final : public Backend {
       case kOpSend: HandleSend(*s, res); break;
       case kOpConnect: HandleConnect(*s, res); break;
       case kOpCancel: OpDone(*s); break;
+      case kOpCancelRecv:
+      case kOpCancelPoll: HandleCancel(*s, kind, res); break;
       case kOpErrorPoll: HandleErrorPoll(*s, res); break;
       default: break;
     }
@@ -888,6 +895,22 @@ class IoUringBackend final : public Backend {
       ++counters_[kReceiveRearms];
       MaybeArmRecv(*again);
     }
+  }
+
+  // A cancel that found its operation gone or running (-ENOENT, -EALREADY)
+  // while it is still posted: its last completion may be on its way, or it
+  // goes on, and then a close would wait for it; cancel again.
+  void HandleCancel(Session& s, OpKind kind, int res) {
+    SlotState& st = StateOf(s);
+    bool recv = kind == kOpCancelRecv;
+    uint16_t mark = recv ? kRecvCancel : kErrorPollCancel;
+    uint16_t armed = recv ? kRecvArmed : kErrorPoll;
+    st.bits &= static_cast<uint16_t>(~mark);
+    if (!OpDone(s) || res >= 0 || (st.bits & armed) == 0) return;
+    bool unwanted = (st.bits & kClosing) != 0 ||
+                    (recv ? (st.bits & kReadOff) != 0 || st.stashed >= kMaxStashedPerSession
+                          : (st.bits & kReadOff) == 0);
+    if (unwanted) CancelOp(s, recv ? kOpRecv : kOpErrorPoll, mark);
   }
 
   void HandleErrorPoll(Session& s, int res) {
