@@ -1109,8 +1109,10 @@ class IoUringBackend final : public Backend {
   IoUringConfig config_;
   BackendEvents* events_ = nullptr;
   SessionTable* table_ = nullptr;
-  IoUringRing ring_;
+  // Declared before the ring, so destroyed after it: no operation of a
+  // closed ring can still land in the buffers.
   BufferRing buffers_;
+  IoUringRing ring_;
   Fifo<StashEntry> stash_;
   Fifo<StashEntry> rotated_;  // RotateStash's scratch, as large as the stash
   Fifo<int> held_accepts_;
