@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -480,8 +481,14 @@ class IoUringBackend final : public Backend {
     kick_pending_ = false;
     more_ = false;
     if (++round_ == 0) round_ = 1;  // 0 is a fresh slot's: never a round
+    // An engine that waits here (the threaded driver: a timeout other than
+    // 0) has no loop watching the poll descriptor: leave it alone from now
+    // on, a read and a write fewer per round and per wake.
+    if (timeout_ms != 0 && !waits_in_ring_.load(std::memory_order_relaxed)) {
+      waits_in_ring_.store(true, std::memory_order_relaxed);
+    }
     // Reset first: whatever completes from here signals it again.
-    DrainCounter(poll_fd_.get());
+    if (!waits_in_ring_.load(std::memory_order_relaxed)) DrainCounter(poll_fd_.get());
     TakeHeldAccepts();
     ReportConnects();
     DeliverStash();
@@ -555,6 +562,7 @@ class IoUringBackend final : public Backend {
     }
   }
   void SignalPollFd() {
+    if (waits_in_ring_.load(std::memory_order_relaxed)) return;
     uint64_t one = 1;
     ssize_t r = write(poll_fd_.get(), &one, sizeof(one));
     (void)r;
@@ -1134,6 +1142,9 @@ class IoUringBackend final : public Backend {
   bool kick_pending_ = false;  // the poll descriptor was signalled for queued entries
   bool more_ = false;
   bool saturated_ = false;
+  // PollOnce has waited in the ring: no loop watches the poll descriptor.
+  // Read by Wake() on other threads.
+  std::atomic<bool> waits_in_ring_{false};
   uint16_t round_ = 0;  // poll rounds, from 1
 };
 
