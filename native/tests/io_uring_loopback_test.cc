@@ -95,7 +95,7 @@ TEST(ListensEchoesAndNamesItself) {
   ASSERT(fd >= 0);
   ASSERT(server.PollUntil([&] { return server.Sessions() == 1; }));
   SessionId id = server.SessionAt(0);
-  std::string message = Bytes(40 * 1024 + 3, 1);  // more than one 16 KiB buffer
+  std::string message = Bytes(40 * 1024 + 3, 1);  // several of the default buffers
   ASSERT(SendAll(fd, message));
   ASSERT(server.PollUntil([&] { return server.DataOf(id).size() >= message.size(); }));
   EXPECT(server.DataOf(id) == message);

@@ -32,8 +32,11 @@ namespace acceptpool {
 
 struct IoUringConfig {
   // Provided receive buffers shared by every session: a power of two.
-  uint32_t buffers = 256;
-  uint32_t buffer_bytes = 16 * 1024;
+  // 4 MiB in all. Small ones: a multishot receive takes up to 32 of them
+  // per wake-up of a fast peer (the kernel's MULTISHOT_MAX_RETRY) before a
+  // pause's cancel lands, and all of that is read into the process.
+  uint32_t buffers = 512;
+  uint32_t buffer_bytes = 8 * 1024;
 };
 
 std::unique_ptr<Backend> MakeIoUringBackend();
