@@ -17,7 +17,7 @@ export type { CloseReason, SendData, SessionCloseHandler } from './session';
 export { SessionSocket } from './session-socket';
 export type { ConnectionTarget, SessionSocketOptions } from './session-socket';
 export type { BackendName, ClientOptions, CloseOptions, ServerOptions, Driver, ProxyProtocolOptions } from './options';
-export { DEFAULT_DRIVER, backends } from './options';
+export { DEFAULT_DRIVER, backends, defaultBackend } from './options';
 export {
   AcceptPoolError,
   AcceptPoolSystemError,

@@ -220,6 +220,8 @@ export interface NativeBinding {
   wire: NativeWire;
   /** The backends compiled in, 'auto''s choices first, in its order. */
   backends: BackendName[];
+  /** What runs when neither options.backend nor ACCEPTPOOL_BACKEND names a backend: the platform's fastest by the benchmark. */
+  defaultBackend: BackendName | 'auto';
   /** The soft RLIMIT_NOFILE (descriptors this process may hold), or null when there is none (Windows) or it is unlimited. */
   descriptorLimit(): number | null;
 }

@@ -35,10 +35,12 @@ export interface ServerOptions {
   /** 'inline' (on Node's loop) or 'threaded' (I/O threads: see `threads`). */
   driver?: Driver;
   /**
-   * The OS I/O backend (README, "Backends"): 'auto' (default) takes the
-   * first this machine can run, in the order of `backends()`; a name runs
-   * that one or fails (ERR_ACCEPTPOOL_UNSUPPORTED, saying why). The
-   * environment variable ACCEPTPOOL_BACKEND changes the default.
+   * The OS I/O backend (README, "Backends"): a name runs that one or fails
+   * (ERR_ACCEPTPOOL_UNSUPPORTED, saying why); 'auto' takes the first this
+   * machine can run, in the order of `backends()` (io_uring, then epoll on
+   * Linux). The default is the platform's fastest by the benchmark
+   * (`defaultBackend()`: epoll on Linux, iocp on Windows); the environment
+   * variable ACCEPTPOOL_BACKEND changes it.
    */
   backend?: BackendName | 'auto';
   /**
@@ -159,7 +161,7 @@ export const OPTION_DEFAULTS = {
   highWaterMark: 64 * 1024,
   maxQueuedBytes: 4 * 1024 * 1024,
   driver: DEFAULT_DRIVER,
-  backend: 'auto',
+  backend: binding.defaultBackend,
   idleTimeout: 0,
   allowHalfOpen: false,
   ipv6Only: false,
@@ -239,6 +241,11 @@ const BACKEND_NAMES: readonly BackendName[] = ['epoll', 'io_uring', 'iocp', 'lib
 /** The backends this build of the addon has, 'auto''s choices first, in its order. */
 export function backends(): BackendName[] {
   return [...binding.backends];
+}
+
+/** What an endpoint runs when neither options.backend nor ACCEPTPOOL_BACKEND names a backend. */
+export function defaultBackend(): BackendName | 'auto' {
+  return binding.defaultBackend;
 }
 
 /** options.backend, or ACCEPTPOOL_BACKEND when it is absent, checked against this build. */

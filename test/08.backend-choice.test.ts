@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { inspect } from 'node:util';
 
-import { backends, createClient, createServer } from '../src/index';
+import { backends, createClient, createServer, defaultBackend } from '../src/index';
 import type { ServerOptions } from '../src/index';
 import { cleanupAll, connectOk, startClient, trackClient } from './client-helpers';
 import { DRIVERS, HOST4, PLATFORM_BACKEND, assertThrowsCode, connect, reader, track } from './helpers';
@@ -88,6 +88,23 @@ describe('options.backend', function () {
       assert.equal(track(createServer({ backend: first })).stats().backend, first);
       assert.equal(trackClient(createClient({ backend: first })).stats().backend, first);
     });
+  });
+
+  it('without options.backend or ACCEPTPOOL_BACKEND an endpoint runs defaultBackend(), the platform default from the native table', () => {
+    const def = defaultBackend();
+    if (process.platform === 'linux') assert.equal(def, 'epoll', 'Linux stays on epoll until the benchmark shows io_uring ahead');
+    if (process.platform === 'win32') assert.equal(def, 'iocp');
+    withEnv(undefined, () => {
+      const server = track(createServer());
+      if (def !== 'auto') assert.equal(server.stats().backend, def);
+      assert.ok(backends().includes(server.stats().backend));
+      assert.equal(trackClient(createClient()).stats().backend, server.stats().backend);
+    });
+  });
+
+  it("on Linux 'auto' tries io_uring before epoll", function () {
+    if (process.platform !== 'linux') this.skip(); // the order is Linux's table
+    assert.deepEqual(backends().slice(0, 2), ['io_uring', 'epoll']);
   });
 
   it("'auto' runs the first backend this machine can run", () => {

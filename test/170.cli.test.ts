@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { Child } from '../src/cli/children';
 import type { ServeMode, ServerName } from '../src/cli/servers';
 import { SERVERS, serverCommand } from '../src/cli/servers';
+import { backends } from '../src/index';
 import { binding } from '../src/native';
 import { PLATFORM_BACKEND, connect, delay, reader, waitFor, withTimeout } from './helpers';
 
@@ -454,6 +455,35 @@ function runCommand(command: string, args: readonly string[], cwd: string, timeo
         md,
         /^\| echo 16 B, 100 connections, msg\/s \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \|$/m,
       );
+    });
+
+    it('--backends epoll,io_uring: every acceptpool server once per backend, each against node:net in the same run', async function () {
+      if (!backends().includes('io_uring')) this.skip(); // a build without io_uring (not Linux) has one backend to compare
+      const json = path.join(dir, 'backends.json');
+      const args = ['bench', '--backends', 'epoll,io_uring', '--servers', 'threaded,node', '--only', 'echo100'];
+      const r = await run([...args, '--rounds', '1', '--duration', '0.2', '--warmup', '0.05', '--json', json, '--no-progress'], 40_000);
+      assert.equal(r.code, 0, r.stderr);
+      const report = readReport(json);
+      assert.deepEqual(
+        report.servers.map((s) => [s.name, s.label, s.engine]),
+        [
+          ['node', 'node:net', 'libuv'],
+          ['threaded@epoll', 'acceptpool threaded (epoll)', 'epoll · threaded'],
+          ['threaded@io_uring', 'acceptpool threaded (io_uring)', 'io_uring · threaded'],
+        ],
+      );
+      const echo = report.rows.find((row) => row.id === 'echo100.rate');
+      assert.ok(echo !== undefined);
+      for (const name of ['threaded@epoll', 'threaded@io_uring']) {
+        assert.ok(echo.values[name].median > 0, `${name} echoed`);
+        assert.ok(Math.abs(echo.ratios[name] - echo.values[name].median / echo.values.node.median) < 1e-9, `${name} against node:net`);
+      }
+    });
+
+    it('--backends refuses a backend this build lacks, naming what it has', async () => {
+      const r = await run(['bench', '--backends', 'kqueue'], 10_000);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /kqueue/);
     });
 
     it('without a C compiler the c server is skipped with a note, and the others are measured', async () => {

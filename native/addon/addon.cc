@@ -52,14 +52,17 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_value generator = NativeLoadGenerator::Define(env);
   napi_value wire = MakeWire(env);
   napi_value backends = Backends(env);
+  napi_value default_backend = js::String(env, DefaultBackend());
   napi_value descriptor_limit = nullptr;
   if (server == nullptr || generator == nullptr || wire == nullptr || backends == nullptr ||
+      default_backend == nullptr ||
       napi_create_function(env, "descriptorLimit", NAPI_AUTO_LENGTH, &DescriptorLimit, nullptr,
                            &descriptor_limit) != napi_ok ||
       napi_set_named_property(env, exports, "NativeServer", server) != napi_ok ||
       napi_set_named_property(env, exports, "NativeLoadGenerator", generator) != napi_ok ||
       napi_set_named_property(env, exports, "wire", wire) != napi_ok ||
       napi_set_named_property(env, exports, "backends", backends) != napi_ok ||
+      napi_set_named_property(env, exports, "defaultBackend", default_backend) != napi_ok ||
       napi_set_named_property(env, exports, "descriptorLimit", descriptor_limit) != napi_ok) {
     return nullptr;
   }

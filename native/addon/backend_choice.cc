@@ -5,6 +5,7 @@
 #else
 #if defined(__linux__)
 #include "backends/epoll/epoll_backend.h"
+#include "backends/io_uring/io_uring_backend.h"
 #endif
 #include "backends/libuv/libuv_backend.h"
 #endif
@@ -18,6 +19,9 @@ const BackendChoice kBackends[] = {
     {"iocp", &MakeIocpBackend, nullptr, true},
 #else
 #if defined(__linux__)
+    // io_uring where the kernel lets it run (it is often blocked: seccomp
+    // profiles, gVisor, the sysctl), epoll otherwise.
+    {"io_uring", &MakeIoUringBackend, &ProbeIoUringBackend, true},
     {"epoll", &MakeEpollBackend, nullptr, true},
 #endif
 // The portable one: where there is neither epoll nor IOCP (macOS, the
@@ -30,12 +34,26 @@ const BackendChoice kBackends[] = {
 #endif
 };
 
+// What an endpoint runs when neither options.backend nor ACCEPTPOOL_BACKEND
+// names one: the platform's fastest by the benchmark (README, "Backends").
+// On Linux that stays epoll until `acceptpool bench --backends
+// epoll,io_uring` shows io_uring ahead across the scenarios.
+#if defined(_WIN32)
+constexpr const char* kDefaultBackend = "iocp";
+#elif defined(__linux__)
+constexpr const char* kDefaultBackend = "epoll";
+#else
+constexpr const char* kDefaultBackend = "auto";
+#endif
+
 }  // namespace
 
 const BackendChoice* CompiledBackends(size_t* count) {
   *count = sizeof(kBackends) / sizeof(kBackends[0]);
   return kBackends;
 }
+
+const char* DefaultBackend() { return kDefaultBackend; }
 
 Status ChooseBackend(const std::string& requested, const BackendChoice** chosen,
                      std::string* skipped) {

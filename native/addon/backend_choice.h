@@ -25,6 +25,9 @@ struct BackendChoice {
 // Every backend compiled in, 'auto''s choices first, in its order.
 const BackendChoice* CompiledBackends(size_t* count);
 
+// The backend ('auto' or a name) an endpoint runs when nothing names one.
+const char* DefaultBackend();
+
 // `requested` is "auto" or a name from CompiledBackends. 'auto' takes the
 // first automatic backend whose probe passes and sets *skipped to why each
 // one before it could not run ("" when none was skipped). A named backend

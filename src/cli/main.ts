@@ -16,10 +16,11 @@ import { stopAllChildren } from './children';
 import { NOISY_PCT } from './machine';
 import { formatMarkdown, formatReport, renderSvg } from './report';
 import { serve, SERVE_USAGE } from './serve';
-import { DEFAULT_BACKLOG, DEFAULT_SERVERS, SERVERS } from './servers';
+import { DEFAULT_BACKLOG, DEFAULT_SERVERS, SERVERS, isAcceptpool, onBackend } from './servers';
 import type { ServerName } from './servers';
 import { binding } from '../native';
-import { LOAD_OPTION_RANGES } from '../options';
+import { LOAD_OPTION_RANGES, backends, defaultBackend } from '../options';
+import type { BackendName } from '../options';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -45,6 +46,14 @@ const BENCH_SPECS: readonly OptionSpec[] = [
       `servers side by side (default ${DEFAULT_SERVERS.join(',')}): threaded, inline (acceptpool's drivers), ` +
       'threaded2 (two I/O threads, a listener each), threaded2-shared (two I/O threads, one listener), ' +
       'node (node:net, what every ratio is against), c (a minimal C epoll server, compiled here with cc)',
+  },
+  {
+    name: 'backends',
+    kind: 'list',
+    choices: backends(),
+    help:
+      `run every acceptpool server once per backend listed (this build has ${backends().join(', ')}; ` +
+      `default: the platform's, ${defaultBackend()}), each beside node:net in the same run`,
   },
   { name: 'rounds', kind: 'integer', min: 1, max: 100, value: 'N', help: 'rounds per scenario and server (default 3)' },
   { name: 'duration', kind: 'number', min: 0.1, max: 3600, value: 'S', help: 'measured seconds per run (default 3)' },
@@ -137,6 +146,12 @@ interface BenchCall {
   outputs: { json?: string; markdown?: string; svg?: string };
 }
 
+/** With --backends, each acceptpool server once per backend, in that order (node:net and C as they are). */
+function perBackend(servers: readonly ServerName[], list: readonly BackendName[] | undefined): ServerName[] {
+  if (list === undefined) return [...servers];
+  return servers.flatMap((name) => (isAcceptpool(name) ? list.map((b) => onBackend(name, b)) : [name]));
+}
+
 function benchOptions(argv: readonly string[]): BenchCall | null {
   const args = parseArgs(argv, BENCH_SPECS);
   if (args.flag('help')) return null;
@@ -151,7 +166,7 @@ function benchOptions(argv: readonly string[]): BenchCall | null {
     threads: args.number('threads', 1),
     sources: args.number('sources', 8),
     only: (args.list('only') ?? [...DEFAULT_SCENARIOS]) as ScenarioId[],
-    servers: (args.list('servers') ?? [...DEFAULT_SERVERS]) as ServerName[],
+    servers: perBackend((args.list('servers') ?? [...DEFAULT_SERVERS]) as ServerName[], args.list('backends') as BackendName[] | undefined),
     waitQuietMs: Math.round(args.number('wait-quiet', 0) * 1000),
     retryNoisy: args.number('retry-noisy', 0),
     emitCalls: quick ? 1_000_000 : 2_000_000,

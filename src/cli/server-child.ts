@@ -7,12 +7,12 @@
  *   gc    -> after a full collection (node runs with --expose-gc)
  */
 import { reply, serveParent } from './children';
-import { SERVE_MODES, SERVERS } from './servers';
+import { SERVE_MODES, serverEntry } from './servers';
 import type { ServeMode, ServerName } from './servers';
 
 async function main(): Promise<void> {
   const [name, mode, backlog, lifetime] = process.argv.slice(2);
-  const start = SERVERS.get(name as ServerName)?.start;
+  const start = serverEntry(name as ServerName).start;
   if (start === undefined) throw new Error(`no in-process server "${name}"`);
   if (!SERVE_MODES.includes(mode as ServeMode)) throw new Error(`no mode "${mode}"`);
   const server = await start({ mode: mode as ServeMode, host: '127.0.0.1', port: 0, backlog: Number(backlog) });

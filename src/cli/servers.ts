@@ -21,7 +21,7 @@ import * as path from 'node:path';
 
 import { createServer } from '../index';
 import { DEFAULT_DRIVER, kThreadListeners, resolveOptions } from '../options';
-import type { Driver, ServerOptions } from '../options';
+import type { BackendName, Driver, ServerOptions } from '../options';
 import type { Launch } from './children';
 import { prepareCServer } from './cserver';
 import type { Unavailable } from './cserver';
@@ -150,8 +150,8 @@ async function startNet(setup: ServerSetup): Promise<RunningServer> {
 export interface ServerEntry {
   /** Column heading in reports. */
   label: string;
-  /** Runs in the calling process: for serve, and for server-child in the bench. */
-  start?: (setup: ServerSetup) => Promise<RunningServer>;
+  /** Runs in the calling process: for serve, and for server-child in the bench; `more`: further options (an acceptpool server's backend). */
+  start?: (setup: ServerSetup, more?: ServerOptions) => Promise<RunningServer>;
   /**
    * How the bench runs it in a process of its own (see serverCommand), or
    * why it cannot run here.
@@ -167,7 +167,10 @@ function nodeChild(name: string): () => Launch {
   return () => ({ command: process.execPath, args: ['--expose-gc', path.join(__dirname, 'server-child.js'), name] });
 }
 
-export type ServerName = Driver | 'threaded2' | 'threaded2-shared' | 'node' | 'c';
+/** The acceptpool servers: what `--backends` runs once per backend. */
+export type AcceptpoolServerName = Driver | 'threaded2' | 'threaded2-shared';
+/** A table entry, or an acceptpool server on a named backend (`threaded@io_uring`, see onBackend). */
+export type ServerName = AcceptpoolServerName | 'node' | 'c' | `${AcceptpoolServerName}@${BackendName}`;
 
 /** Two I/O threads need a kernel that shares a port between engines (README, "Scaling and deployment"). */
 function twoThreads(name: ServerName): () => Launch | Unavailable {
@@ -176,12 +179,12 @@ function twoThreads(name: ServerName): () => Launch | Unavailable {
 }
 
 export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName, ServerEntry>([
-  ['threaded', { label: 'acceptpool threaded', start: (s) => startAcceptpool(s, 'threaded'), prepare: nodeChild('threaded') }],
+  ['threaded', { label: 'acceptpool threaded', start: (s, more) => startAcceptpool(s, 'threaded', more), prepare: nodeChild('threaded') }],
   [
     'inline',
     {
       label: 'acceptpool inline',
-      start: (s) => startAcceptpool(s, 'inline'),
+      start: (s, more) => startAcceptpool(s, 'inline', more),
       prepare: () =>
         process.platform === 'win32'
           ? { unavailable: 'the inline driver needs a pollable descriptor, which IOCP has not' }
@@ -192,7 +195,7 @@ export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName,
     'threaded2',
     {
       label: 'acceptpool threaded, 2 threads',
-      start: (s) => startAcceptpool(s, 'threaded', { threads: 2 }),
+      start: (s, more) => startAcceptpool(s, 'threaded', { threads: 2, ...more }),
       prepare: twoThreads('threaded2'),
     },
   ],
@@ -201,7 +204,7 @@ export const SERVERS: ReadonlyMap<ServerName, ServerEntry> = new Map<ServerName,
     'threaded2-shared',
     {
       label: 'acceptpool threaded, 2 threads, 1 listener',
-      start: (s) => startAcceptpool(s, 'threaded', { threads: 2, [kThreadListeners]: 'shared' } as ServerOptions),
+      start: (s, more) => startAcceptpool(s, 'threaded', { threads: 2, [kThreadListeners]: 'shared', ...more } as ServerOptions),
       prepare: twoThreads('threaded2-shared'),
     },
   ],
@@ -225,7 +228,34 @@ export function serves(name: ServerName, mode: ServeMode): boolean {
 }
 
 export function serverEntry(name: ServerName): ServerEntry {
+  const at = name.indexOf('@');
+  if (at >= 0) return onBackendEntry(name.slice(0, at) as AcceptpoolServerName, name.slice(at + 1) as BackendName);
   const entry = SERVERS.get(name);
   if (entry === undefined) throw new Error(`no server "${name}"`);
   return entry;
+}
+
+/** Whether `name` is one of acceptpool's servers (not node:net's or C's). */
+export function isAcceptpool(name: ServerName): name is AcceptpoolServerName {
+  return name !== 'node' && name !== 'c' && !name.includes('@');
+}
+
+/** `name` on `backend`: its own column of the bench (`acceptpool bench --backends`). */
+export function onBackend(name: AcceptpoolServerName, backend: BackendName): ServerName {
+  return `${name}@${backend}`;
+}
+
+/** The entry of an acceptpool server run on a named backend, in a process of its own like its base. */
+function onBackendEntry(base: AcceptpoolServerName, backend: BackendName): ServerEntry {
+  const entry = SERVERS.get(base);
+  const start = entry?.start;
+  if (entry === undefined || start === undefined) throw new Error(`no acceptpool server "${base}"`);
+  return {
+    label: `${entry.label} (${backend})`,
+    start: (s, more) => start(s, { ...more, backend }),
+    prepare: () => {
+      const launch = entry.prepare();
+      return 'unavailable' in launch ? launch : nodeChild(onBackend(base, backend))();
+    },
+  };
 }

@@ -151,17 +151,7 @@ class EpollBackend final : public Backend {
   }
 
   Status SendDirect(Session& s, const char* data, size_t size, size_t* sent) override {
-    *sent = 0;
-    for (;;) {
-      ssize_t n = ::send(static_cast<int>(s.socket), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n >= 0) {
-        *sent = static_cast<size_t>(n);
-        return Status::Ok();
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::Ok();
-      return ErrnoStatus(errno, "send");
-    }
+    return SendSome(FdOf(s), data, size, sent);
   }
 
   Status Flush(Session& s, size_t* sent) override {

@@ -220,6 +220,20 @@ Status ReadSocketOptionsOf(int fd, SocketOptions* out) {
   return Status::Ok();
 }
 
+Status SendSome(int fd, const char* data, size_t size, size_t* sent) {
+  *sent = 0;
+  for (;;) {
+    ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      *sent = static_cast<size_t>(n);
+      return Status::Ok();
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::Ok();
+    return ErrnoStatus(errno, "send");
+  }
+}
+
 Status ShutdownSocketWrite(int fd) {
   if (shutdown(fd, SHUT_WR) != 0 && errno != ENOTCONN) return ErrnoStatus(errno, "shutdown");
   return Status::Ok();

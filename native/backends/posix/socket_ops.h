@@ -5,6 +5,7 @@
 #ifndef ACCEPTPOOL_BACKENDS_POSIX_SOCKET_OPS_H_
 #define ACCEPTPOOL_BACKENDS_POSIX_SOCKET_OPS_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "backends/posix/socket_address.h"
@@ -49,6 +50,9 @@ Status SocketLocalAddress(int fd, SocketAddress* out);
 // False if the OS cannot tell (not connected, closed).
 bool SocketPeerAddress(int fd, SocketAddress* out);
 Status ReadSocketOptionsOf(int fd, SocketOptions* out);
+// A non-blocking send of what the socket takes now: *sent bytes (0 if it
+// would block); an error status means the connection is broken.
+Status SendSome(int fd, const char* data, size_t size, size_t* sent);
 // shutdown(SHUT_WR); a socket the peer already reset (ENOTCONN) is no error.
 Status ShutdownSocketWrite(int fd);
 // close(); abort = SO_LINGER 0 first, so the close sends RST and discards
