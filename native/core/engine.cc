@@ -264,9 +264,14 @@ void Engine::OnAccepted(SocketHandle socket, const SocketAddress& peer) {
     AddRejectRecord(peer, ProxyReject::kUntrusted, ProxyError::kNone);
     return;
   }
-  Session* s = table_->Acquire();
+  // AcceptBudget() promised a slot and room for the session's record; if a
+  // backend took more than it was given, refuse the socket rather than hold
+  // a session JS would never hear of.
+  bool announced_later = config_.proxy_protocol;  // once its header is in
+  Session* s = announced_later || (batch_ != nullptr && batch_->CanAddCopy(sizeof(peer)))
+                   ? table_->Acquire()
+                   : nullptr;
   if (s == nullptr) {
-    // AcceptBudget() promised a slot; never leak the socket if it lied.
     backend_->DiscardSocket(socket);
     ++stats_.accept_errors;
     return;

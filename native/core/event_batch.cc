@@ -88,13 +88,23 @@ void EventBatch::AddData(SessionId id, size_t length) {
   used_ += length;
 }
 
+namespace {
+
+// Copies start 8-byte aligned, so JS can view them with typed arrays.
+size_t Aligned(size_t offset) { return (offset + 7) & ~static_cast<size_t>(7); }
+
+}  // namespace
+
 char* EventBatch::Append(size_t length, size_t* offset) {
-  // 8-byte aligned so JS can view copies with typed arrays.
-  size_t at = (used_ + 7) & ~static_cast<size_t>(7);
+  size_t at = Aligned(used_);
   if (at + length > data_bytes_) return nullptr;
   used_ = at + length;
   *offset = at;
   return data_.get() + at;
+}
+
+bool EventBatch::CanAddCopy(size_t length) const {
+  return HasRecordRoom() && Aligned(used_) + length <= data_bytes_;
 }
 
 bool EventBatch::AddCopy(EventType type, SessionId id, const void* bytes, size_t length) {

@@ -135,6 +135,8 @@ class EventBatch {
   void Add(EventType type, SessionId id, double a = 0, double b = 0);
   // Records `length` bytes already read into ReadSpace().
   void AddData(SessionId id, size_t length);
+  // Whether AddCopy of `length` bytes would fit now.
+  bool CanAddCopy(size_t length) const;
   // Copies bytes into the arena and records them (false if no room).
   bool AddCopy(EventType type, SessionId id, const void* bytes, size_t length);
   // Leaves `length` bytes read into ReadSpace() where they are, unrecorded

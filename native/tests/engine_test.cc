@@ -182,6 +182,25 @@ TEST(AcceptEmitsSessionRecordWithPeerAddress) {
   EXPECT(NoViolations(*rig.fake));
 }
 
+TEST(AnAcceptBeyondTheBudgetIsRefusedNotHeldUnannounced) {
+  // A backend that takes a connection the budget did not allow (the batch
+  // has no room for its kSession record) gets the socket refused: no slot
+  // is held for a session JS would never hear of.
+  Rig rig(SmallConfig(), /*records=*/2);
+  rig.batch.Add(EventType::kTotals, 0);
+  rig.batch.Add(EventType::kTotals, 0);
+  ASSERT_EQ(rig.engine->AcceptBudget(), 0u);
+  SocketHandle h = rig.fake->Connect();
+  rig.engine->OnAccepted(h, rig.fake->Sock(h).peer);
+  EXPECT(rig.fake->Sock(h).discarded);
+  EXPECT_FALSE(rig.fake->Sock(h).attached);
+  Stats st = rig.stats();
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.accepts, 0u);
+  EXPECT_EQ(st.accept_errors, 1u);
+  EXPECT(NoViolations(*rig.fake));
+}
+
 TEST(ManyAcceptsInOneRoundGetDistinctIdsLowestSlotsFirst) {
   Rig rig(SmallConfig());
   for (int i = 0; i < 3; ++i) rig.fake->Connect();
